@@ -1,0 +1,191 @@
+"""The one interface every anti-collapse regularizer implements.
+
+The literature has three kinds of anti-collapse component, and one base class
+covers them all:
+
+``"penalty"``
+    adds a term to the training loss computed from the batch embeddings
+    (LogDet, uniformity/DirectAU, singular-value variance, ...).
+``"transform"``
+    rewrites the batch embeddings before the loss during training only
+    (DirectSpec/DirectSpec+ in their reference code); inference uses the raw tables.
+``"layer"``
+    a layer applied in training *and* inference, with running statistics for
+    inference (decorrelated batch normalisation).
+
+Contract with the estimators (CF recommenders and CTR classifiers)
+------------------------------------------------------------------
+* ``setup(info)`` is called once per fit, after the regularizer is built and before
+  the first batch. ``info`` is a dict describing the data: CF estimators pass
+  ``{"n_users", "n_items", "interactions"}`` (the training interactions as a
+  ``scipy.sparse.csr_matrix`` of shape ``(n_users, n_items)``); CTR estimators pass
+  ``{"field_dims"}``. ``tables`` lists the table names and their dimensions.
+* On each training batch the estimator calls
+  ``embeddings, penalty = regularizer(embeddings, context)``.
+  ``embeddings`` maps a *table name* (the same names as ``get_embeddings()``:
+  ``"user"``/``"item"`` for CF; one per field and embedding set for CTR) to a
+  ``(batch, dim)`` tensor. For CF, row ``b`` of ``"user"`` and row ``b`` of
+  ``"item"`` form an observed (positive) pair. ``context`` carries batch ids
+  (CF: ``"user_ids"``, ``"item_ids"``; CTR: ``"X"``) and may be ``None``.
+  The returned penalty is already multiplied by ``weight``.
+* Other rows of a table that enter the loss (e.g. sampled negative items) go
+  through ``transform_extra(name, x)``; in training it applies the transform of the
+  current batch (e.g. DBN's batch whitening), in eval mode the inference transform.
+* For ``kind == "layer"`` estimators also apply ``transform_extra(name, table)`` in
+  eval mode to whole tables when predicting, recommending and in
+  ``get_embeddings()``; ``"penalty"`` and ``"transform"`` regularizers never touch
+  inference.
+* ``last_penalty_`` holds the most recent unweighted penalty (detached)
+  as a float so estimators can log it in ``net.history``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+_KINDS = ("penalty", "transform", "layer")
+
+
+class Regularizer(nn.Module):
+    """Base class of anti-collapse regularizers.
+
+    Subclasses override :meth:`penalty` and/or :meth:`transform` (and
+    :meth:`transform_extra` when the transform must also reach rows outside the
+    batch), and set the class attribute ``kind``. Register a subclass under a
+    name with :func:`register_regularizer` to make it available as
+    ``regularizer="name"``.
+
+    Parameters
+    ----------
+    weight : float, default=1.0
+        Multiplier of the penalty added to the loss. Transform- and layer-only
+        regularizers ignore it.
+    """
+
+    kind: ClassVar[str] = "penalty"
+
+    def __init__(self, *, weight: float = 1.0):
+        super().__init__()
+        self.weight = weight
+        self.last_penalty_ = 0.0
+        self._check_weight()
+
+    def _check_weight(self):
+        try:
+            w = float(self.weight)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"weight must be a real number, got {self.weight!r}.") from exc
+        if not w >= 0 or w == float("inf"):
+            raise ValueError(f"weight must be a finite number >= 0, got {self.weight!r}.")
+
+    # -- hooks for subclasses -------------------------------------------------
+    def setup(self, info: dict) -> None:  # noqa: B027 - optional hook
+        """Receive a description of the training data once per fit."""
+
+    def transform(self, embeddings: dict, context: dict | None = None) -> dict:
+        """Return the (possibly rewritten) batch embeddings; identity by default."""
+        return embeddings
+
+    def penalty(self, embeddings: dict, context: dict | None = None) -> torch.Tensor:
+        """Return the unweighted penalty of the batch; zero by default."""
+        first = next(iter(embeddings.values()))
+        return first.new_zeros(())
+
+    def transform_extra(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Apply the transform to other rows of table ``name``; identity by default."""
+        return x
+
+    # -- the call the estimators make ------------------------------------------
+    def forward(self, embeddings: dict, context: dict | None = None):
+        if not isinstance(embeddings, dict) or not embeddings:
+            raise TypeError(
+                "a regularizer takes a non-empty dict of table name -> (batch, dim) tensor."
+            )
+        out = self.transform(embeddings, context)
+        pen = self.penalty(out, context)
+        self.last_penalty_ = float(pen.detach())
+        return out, pen * float(self.weight)
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}"
+
+
+class CallableRegularizer(Regularizer):
+    """Wrap a plain callable ``f(embeddings: dict, context) -> scalar tensor`` as a penalty.
+
+    This is what ``regularizer=some_function`` becomes, so a few lines of user code
+    are a working regularizer.
+    """
+
+    kind = "penalty"
+
+    def __init__(self, func=None, *, weight: float = 1.0):
+        super().__init__(weight=weight)
+        if func is None or not callable(func):
+            raise TypeError(f"func must be a callable, got {func!r}.")
+        self.func = func
+
+    def penalty(self, embeddings, context=None):
+        value = self.func(embeddings, context)
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            raise TypeError(
+                "a regularizer callable must return a scalar torch tensor, got "
+                f"{type(value).__name__}."
+            )
+        return value
+
+
+_REGISTRY: dict[str, type[Regularizer]] = {}
+
+
+def register_regularizer(name: str):
+    """Class decorator registering a :class:`Regularizer` subclass under ``name``."""
+
+    def decorator(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
+            raise TypeError(f"{cls!r} is not a Regularizer subclass.")
+        if cls.kind not in _KINDS:
+            raise ValueError(f"{cls.__name__}.kind must be one of {_KINDS}, got {cls.kind!r}.")
+        _REGISTRY[name.lower()] = cls
+        return cls
+
+    return decorator
+
+
+def get_regularizer_names() -> list[str]:
+    """Sorted names accepted by ``regularizer=``."""
+    return sorted(_REGISTRY)
+
+
+def resolve_regularizer(spec):
+    """Turn a ``regularizer=`` value into a class, an instance or ``None``.
+
+    Accepts ``None``, a registered name, a :class:`Regularizer` subclass, an
+    instance, or a callable (wrapped in :class:`CallableRegularizer`). The result is
+    what skorch's ``initialized_instance`` expects (class or instance).
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key not in _REGISTRY:
+            raise ValueError(
+                f"regularizer={spec!r} is not a registered name; choose one of "
+                f"{get_regularizer_names()}, None, a Regularizer class or instance."
+            )
+        return _REGISTRY[key]
+    if isinstance(spec, type):
+        if issubclass(spec, Regularizer):
+            return spec
+        raise TypeError(f"regularizer class {spec!r} must subclass skcollapse Regularizer.")
+    if isinstance(spec, Regularizer):
+        return spec
+    if callable(spec):
+        return CallableRegularizer(spec)
+    raise TypeError(
+        f"regularizer must be None, a name, a Regularizer class/instance or a callable; "
+        f"got {type(spec).__name__}."
+    )
