@@ -1,0 +1,3 @@
+"""Synthetic generators (``make_*``) and real-data loaders (``fetch_*``/``load_*``)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Plain ``torch.nn.Module`` building blocks (no skorch here)."""
+
+__all__ = []

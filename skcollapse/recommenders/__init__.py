@@ -1,0 +1,3 @@
+"""skorch estimators: collaborative-filtering recommenders and CTR classifiers."""
+
+__all__ = []
