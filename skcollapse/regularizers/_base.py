@@ -82,7 +82,7 @@ class Regularizer(nn.Module):
             raise ValueError(f"weight must be a finite number >= 0, got {self.weight!r}.")
 
     # -- hooks for subclasses -------------------------------------------------
-    def setup(self, info: dict) -> None:  # noqa: B027 - optional hook
+    def setup(self, info: dict) -> None:
         """Receive a description of the training data once per fit."""
 
     def transform(self, embeddings: dict, context: dict | None = None) -> dict:
