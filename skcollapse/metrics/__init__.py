@@ -1,6 +1,36 @@
 """Collapse metrics (pure functions) and the scorers built on them."""
 
 from skcollapse.metrics._collapse import effective_rank, information_abundance
+from skcollapse.metrics._ranking import (
+    RankingScorer,
+    average_popularity,
+    catalog_coverage,
+    evaluate_ranking,
+    gini_index,
+    hit_rate_at_k,
+    long_tail_share,
+    map_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    ranking_scorer,
+    recall_at_k,
+)
 from skcollapse.metrics._spectrum import singular_values
 
-__all__ = ["effective_rank", "information_abundance", "singular_values"]
+__all__ = [
+    "RankingScorer",
+    "average_popularity",
+    "catalog_coverage",
+    "effective_rank",
+    "evaluate_ranking",
+    "gini_index",
+    "hit_rate_at_k",
+    "information_abundance",
+    "long_tail_share",
+    "map_at_k",
+    "ndcg_at_k",
+    "precision_at_k",
+    "ranking_scorer",
+    "recall_at_k",
+    "singular_values",
+]

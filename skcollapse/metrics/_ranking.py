@@ -1,0 +1,812 @@
+"""Top-k ranking metrics, beyond-accuracy (popularity bias) metrics and their scorers.
+
+Accuracy metrics compare, per evaluated user, a ranked list of recommended item ids
+with the set of held-out ("relevant") items:
+
+* ``relevant`` is a sparse matrix (CSR preferred; any scipy sparse format or a dense
+  array is converted) of shape ``(n_users_eval, n_items)``; every stored non-zero
+  entry marks a relevant item (values are treated as binary).
+* ``recommended`` is an integer array of shape ``(n_users_eval, >= k)`` holding item
+  ids in rank order; ``-1`` is padding and always counts as a miss. Only the first
+  ``k`` columns are used.
+
+Accuracy metrics average over users with at least one relevant item; users without
+any held-out item are left out (they are not counted as zeros).
+
+Beyond-accuracy metrics describe the set of recommendation lists as a whole, in the
+popularity-bias view that Zhang et al. (NeurIPS 2023) connect to dimensional
+collapse: catalogue coverage, the Gini index of recommendation counts, the average
+popularity of recommended items and the share of long-tail items.
+
+The scorers (:func:`ranking_scorer`) and :func:`evaluate_ranking` only need an
+estimator with ``recommend(users, n=k, filter_already_liked_items=True)`` returning
+``(item_ids, scores)``, fitted ``n_users_`` / ``n_items_`` and, for popularity
+metrics, ``item_popularity_``. This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "average_popularity",
+    "catalog_coverage",
+    "evaluate_ranking",
+    "gini_index",
+    "hit_rate_at_k",
+    "long_tail_share",
+    "map_at_k",
+    "ndcg_at_k",
+    "precision_at_k",
+    "ranking_scorer",
+    "recall_at_k",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------
+def _to_numpy(array):
+    """Convert array-likes (including CPU/CUDA torch tensors, by duck typing)."""
+    if hasattr(array, "detach") and hasattr(array, "cpu"):
+        array = array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def _check_k(k):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be a positive integer, got {k!r}.")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}.")
+    return int(k)
+
+
+def _check_recommended(recommended, k, n_items=None, *, name="recommended"):
+    """Validate the ranked id array and return its first ``k`` columns as int64."""
+    rec = _to_numpy(recommended)
+    if rec.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_users, >= k) holding item ids, "
+            f"got an array with {rec.ndim} dimension(s)."
+        )
+    if rec.shape[1] < k:
+        raise ValueError(
+            f"{name} has {rec.shape[1]} columns but k={k}; give at least k item ids "
+            "per user (pad with -1)."
+        )
+    rec = rec[:, :k]
+    if rec.dtype.kind in "iu":
+        rec = rec.astype(np.int64, copy=False)
+    elif rec.dtype.kind == "f":
+        if not np.all(np.isfinite(rec)):
+            raise ValueError(f"{name} contains NaN or infinite values.")
+        if not np.all(rec == np.round(rec)):
+            raise TypeError(
+                f"{name} must hold integer item ids, got non-integer floats."
+            )
+        rec = rec.astype(np.int64)
+    elif rec.dtype.kind == "b":
+        raise TypeError(f"{name} must hold integer item ids, got a boolean array.")
+    else:
+        raise TypeError(f"{name} must hold integer item ids, got dtype {rec.dtype}.")
+    if rec.size and rec.min() < -1:
+        raise ValueError(
+            f"{name} contains negative item ids other than the padding value -1 "
+            f"(minimum {rec.min()})."
+        )
+    if n_items is not None and rec.size and rec.max() >= n_items:
+        raise ValueError(
+            f"{name} contains item id {rec.max()} but there are only {n_items} items "
+            f"(valid ids are 0..{n_items - 1}, -1 for padding)."
+        )
+    if rec.shape[1] > 1:
+        srt = np.sort(rec, axis=1)
+        dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
+        if dup.any():
+            row = int(np.flatnonzero(dup.any(axis=1))[0])
+            raise ValueError(
+                f"{name} repeats an item id within a user's top-{k} list (first in row "
+                f"{row}); each item may appear at most once per user."
+            )
+    return rec
+
+
+def _check_relevant(relevant):
+    """Return a canonical binary CSR matrix (sorted indices, no duplicates/zeros)."""
+    if sp.issparse(relevant):
+        rel = sp.csr_matrix(relevant, copy=True)
+    else:
+        dense = _to_numpy(relevant)
+        if dense.ndim != 2:
+            raise ValueError(
+                "relevant must be a 2-D (n_users, n_items) sparse matrix, got an array "
+                f"with {dense.ndim} dimension(s)."
+            )
+        if dense.dtype.kind not in "biuf":
+            raise TypeError(f"relevant must be numeric, got dtype {dense.dtype}.")
+        rel = sp.csr_matrix(dense)
+    if rel.dtype.kind == "f" and not np.all(np.isfinite(rel.data)):
+        raise ValueError("relevant contains NaN or infinite values.")
+    if rel.dtype.kind not in "biuf":
+        raise TypeError(f"relevant must be numeric, got dtype {rel.dtype}.")
+    if rel.nnz and rel.data.min() < 0:
+        raise ValueError(
+            "relevant must be binary/non-negative, found negative entries."
+        )
+    rel.sum_duplicates()
+    rel.eliminate_zeros()
+    rel.sort_indices()
+    rel.data = np.ones_like(rel.data, dtype=np.float64)
+    return rel
+
+
+def _check_pair(relevant, recommended, k):
+    k = _check_k(k)
+    rel = _check_relevant(relevant)
+    rec = _check_recommended(recommended, k, rel.shape[1])
+    if rec.shape[0] != rel.shape[0]:
+        raise ValueError(
+            f"relevant and recommended must have the same number of users (rows); got "
+            f"{rel.shape[0]} and {rec.shape[0]}."
+        )
+    return rel, rec, k
+
+
+def _hits(rel, rec):
+    """Boolean (n_users, k) matrix: is ``rec[u, j]`` a relevant item of user ``u``."""
+    n_users, n_items = rel.shape
+    if rel.nnz == 0 or rec.size == 0:
+        return np.zeros(rec.shape, dtype=bool)
+    rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(rel.indptr))
+    keys = rows * n_items + rel.indices.astype(np.int64)  # sorted: canonical CSR
+    valid = rec >= 0
+    query = np.arange(n_users, dtype=np.int64)[:, None] * n_items + np.where(
+        valid, rec, 0
+    )
+    pos = np.minimum(np.searchsorted(keys, query), keys.shape[0] - 1)
+    return valid & (keys[pos] == query)
+
+
+def _per_user_accuracy(rel, rec, k):
+    """Per-user accuracy metrics for users with >= 1 relevant item."""
+    n_rel = np.diff(rel.indptr)
+    mask = n_rel > 0
+    if not mask.any():
+        raise ValueError(
+            "relevant has no user with a held-out item; the ranking metrics are "
+            "undefined."
+        )
+    hits = _hits(rel, rec)[mask].astype(np.float64)
+    n_rel = n_rel[mask].astype(np.float64)
+    n_hits = hits.sum(axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+    dcg = hits @ discounts
+    ideal_len = np.minimum(n_rel, k).astype(np.int64)
+    idcg = np.concatenate([[0.0], np.cumsum(discounts)])[ideal_len]
+    precision_at_j = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    ap = (precision_at_j * hits).sum(axis=1) / np.minimum(n_rel, k)
+    return {
+        "recall": n_hits / n_rel,
+        "precision": n_hits / k,
+        "hit_rate": (n_hits > 0).astype(np.float64),
+        "ndcg": dcg / idcg,
+        "map": ap,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Accuracy metrics
+# --------------------------------------------------------------------------------------
+_ACC_PARAMS_DOC = """
+    Parameters
+    ----------
+    relevant : sparse matrix of shape (n_users, n_items)
+        Held-out items per evaluated user; every stored non-zero is relevant.
+        A dense array is accepted too.
+    recommended : array-like of int of shape (n_users, >= k)
+        Recommended item ids in rank order; ``-1`` is padding (a miss). Only the
+        first ``k`` columns are used; an item may appear at most once per row.
+    k : int, default=20
+        Cut-off.
+
+    Returns
+    -------
+    score : float
+        Mean over users with at least one relevant item.
+"""
+
+
+def recall_at_k(relevant, recommended, *, k=20):
+    """Recall@k: share of a user's held-out items found in the top ``k``.
+
+    ``recall_u = |top_k(u) ∩ rel(u)| / |rel(u)|``. The denominator is the number of
+    relevant items, not ``min(|rel(u)|, k)``: this is the convention of the
+    LightGCN/NGCF code and of RecBole, so a user with more than ``k`` held-out items
+    cannot reach 1.0.
+    {params}
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> rel = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 0, 1]]))
+    >>> recall_at_k(rel, np.array([[0, 2], [3, 1]]), k=2)
+    0.75
+    """
+    rel, rec, k = _check_pair(relevant, recommended, k)
+    return float(_per_user_accuracy(rel, rec, k)["recall"].mean())
+
+
+def precision_at_k(relevant, recommended, *, k=20):
+    """Precision@k: share of the ``k`` recommended slots that are relevant.
+
+    ``precision_u = |top_k(u) ∩ rel(u)| / k`` (padding slots count as misses).
+    {params}
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> rel = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 0, 1]]))
+    >>> precision_at_k(rel, np.array([[0, 2], [3, 1]]), k=2)
+    0.5
+    """
+    rel, rec, k = _check_pair(relevant, recommended, k)
+    return float(_per_user_accuracy(rel, rec, k)["precision"].mean())
+
+
+def hit_rate_at_k(relevant, recommended, *, k=20):
+    """Hit rate@k: share of users with at least one relevant item in the top ``k``.
+    {params}
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> rel = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 0, 1]]))
+    >>> hit_rate_at_k(rel, np.array([[2, 0], [0, 1]]), k=2)
+    0.5
+    """
+    rel, rec, k = _check_pair(relevant, recommended, k)
+    return float(_per_user_accuracy(rel, rec, k)["hit_rate"].mean())
+
+
+def ndcg_at_k(relevant, recommended, *, k=20):
+    """NDCG@k with binary relevance.
+
+    ``DCG_u = sum_j hit_j / log2(j + 2)`` over ranks ``j = 0..k-1``, divided by the
+    ideal DCG of ``min(|rel(u)|, k)`` hits at the top ranks (the LightGCN/RecBole
+    convention), so a perfect ranking scores 1.0.
+    {params}
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> rel = sp.csr_matrix(np.array([[1, 0, 0, 0]]))
+    >>> round(ndcg_at_k(rel, np.array([[2, 0]]), k=2), 4)
+    0.6309
+    """
+    rel, rec, k = _check_pair(relevant, recommended, k)
+    return float(_per_user_accuracy(rel, rec, k)["ndcg"].mean())
+
+
+def map_at_k(relevant, recommended, *, k=20):
+    """Mean average precision at ``k``.
+
+    ``AP_u = sum_j P@(j+1) * hit_j / min(|rel(u)|, k)``: the mean precision at the
+    ranks of the hits, normalised by the number of hits a perfect list would have
+    (RecBole's and ``ml_metrics.apk``'s convention).
+    {params}
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> rel = sp.csr_matrix(np.array([[1, 1, 0, 0]]))
+    >>> map_at_k(rel, np.array([[0, 3, 1]]), k=3)
+    0.8333333333333333
+    """
+    rel, rec, k = _check_pair(relevant, recommended, k)
+    return float(_per_user_accuracy(rel, rec, k)["map"].mean())
+
+
+for _func in (recall_at_k, precision_at_k, hit_rate_at_k, ndcg_at_k, map_at_k):
+    _func.__doc__ = _func.__doc__.replace("{params}", _ACC_PARAMS_DOC)
+del _func
+
+
+# --------------------------------------------------------------------------------------
+# Beyond-accuracy metrics
+# --------------------------------------------------------------------------------------
+def _check_n_items(n_items):
+    if isinstance(n_items, bool) or not isinstance(n_items, numbers.Integral):
+        raise TypeError(f"n_items must be a positive integer, got {n_items!r}.")
+    if n_items < 1:
+        raise ValueError(f"n_items must be >= 1, got {n_items}.")
+    return int(n_items)
+
+
+def _check_popularity(item_popularity):
+    pop = _to_numpy(item_popularity)
+    if pop.ndim != 1 or pop.shape[0] == 0:
+        raise ValueError(
+            "item_popularity must be a non-empty 1-D array with one value per item, "
+            f"got shape {pop.shape}."
+        )
+    if pop.dtype.kind not in "biuf":
+        raise TypeError(f"item_popularity must be numeric, got dtype {pop.dtype}.")
+    pop = pop.astype(np.float64)
+    if not np.all(np.isfinite(pop)):
+        raise ValueError("item_popularity contains NaN or infinite values.")
+    if pop.min() < 0:
+        raise ValueError("item_popularity must be non-negative.")
+    return pop
+
+
+def _recommendation_counts(rec, n_items):
+    ids = rec[rec >= 0]
+    if ids.size == 0:
+        raise ValueError(
+            "recommended holds only padding (-1); the metric is undefined without "
+            "any recommended item."
+        )
+    return np.bincount(ids, minlength=n_items)
+
+
+def catalog_coverage(recommended, n_items, *, k=20):
+    """Catalogue coverage@k: share of all items recommended to at least one user.
+
+    Parameters
+    ----------
+    recommended : array-like of int of shape (n_users, >= k)
+        Recommended item ids in rank order; ``-1`` is padding.
+    n_items : int
+        Size of the catalogue.
+    k : int, default=20
+        Cut-off.
+
+    Returns
+    -------
+    coverage : float
+        In ``[0, 1]``; 0.0 when every slot is padding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> catalog_coverage(np.array([[0, 1], [1, 2]]), 8, k=2)
+    0.375
+    """
+    k = _check_k(k)
+    n_items = _check_n_items(n_items)
+    rec = _check_recommended(recommended, k, n_items)
+    ids = rec[rec >= 0]
+    return float(np.unique(ids).shape[0] / n_items)
+
+
+def gini_index(recommended, n_items, *, k=20):
+    """Gini index of how often each item of the catalogue is recommended.
+
+    The counts ``c_i`` of every item (zeros included) in the top-``k`` lists give
+    ``G = sum_i (2 i - n - 1) c_(i) / (n sum_i c_i)`` with the counts sorted in
+    ascending order (``i = 1..n``). 0 means every item is recommended equally often;
+    values near 1 mean a few items take all slots (popularity concentration).
+    Lower is better in the popularity-bias view; the scorer is ``"neg_gini"``.
+
+    Parameters
+    ----------
+    recommended : array-like of int of shape (n_users, >= k)
+        Recommended item ids in rank order; ``-1`` is padding.
+    n_items : int
+        Size of the catalogue.
+    k : int, default=20
+        Cut-off.
+
+    Returns
+    -------
+    gini : float
+        In ``[0, 1 - 1/n_items]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gini_index(np.array([[0], [1]]), 2, k=1)
+    0.0
+    >>> gini_index(np.array([[0], [0]]), 2, k=1)
+    0.5
+    """
+    k = _check_k(k)
+    n_items = _check_n_items(n_items)
+    rec = _check_recommended(recommended, k, n_items)
+    counts = np.sort(_recommendation_counts(rec, n_items)).astype(np.float64)
+    n = counts.shape[0]
+    weights = 2.0 * np.arange(1, n + 1) - n - 1
+    return float(weights @ counts / (n * counts.sum()))
+
+
+def _per_user_mean(rec, values):
+    """Mean of ``values[item]`` over each user's non-padding slots, then over users."""
+    valid = rec >= 0
+    n_valid = valid.sum(axis=1)
+    keep = n_valid > 0
+    if not keep.any():
+        raise ValueError(
+            "recommended holds only padding (-1); the metric is undefined without "
+            "any recommended item."
+        )
+    per_slot = np.where(valid, values[np.where(valid, rec, 0)], 0.0)
+    return float((per_slot.sum(axis=1)[keep] / n_valid[keep]).mean())
+
+
+def average_popularity(recommended, item_popularity, *, k=20):
+    """Average recommendation popularity (ARP) of the top-``k`` lists.
+
+    ``ARP = mean_u mean_{i in L_u} pop(i)`` over the non-padding items of each list
+    (Abdollahpouri et al., 2019); users whose list is all padding are left out.
+    Lower means less popularity bias; the scorer is ``"neg_average_popularity"``.
+
+    Parameters
+    ----------
+    recommended : array-like of int of shape (n_users, >= k)
+        Recommended item ids in rank order; ``-1`` is padding.
+    item_popularity : array-like of shape (n_items,)
+        Popularity of every item, e.g. its number of training interactions.
+    k : int, default=20
+        Cut-off.
+
+    Returns
+    -------
+    arp : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> average_popularity(np.array([[0, 1], [2, -1]]), np.array([10, 2, 4]), k=2)
+    5.0
+    """
+    k = _check_k(k)
+    pop = _check_popularity(item_popularity)
+    rec = _check_recommended(recommended, k, pop.shape[0])
+    return _per_user_mean(rec, pop)
+
+
+def _tail_mask(pop, head_fraction):
+    if not isinstance(head_fraction, numbers.Real) or not 0.0 <= head_fraction < 1.0:
+        raise ValueError(f"head_fraction must be in [0, 1), got {head_fraction!r}.")
+    n_items = pop.shape[0]
+    n_head = int(np.ceil(head_fraction * n_items))
+    order = np.lexsort((np.arange(n_items), -pop))  # most popular first, ties by id
+    tail = np.ones(n_items, dtype=bool)
+    tail[order[:n_head]] = False
+    return tail
+
+
+def long_tail_share(recommended, item_popularity, *, k=20, head_fraction=0.2):
+    """Average percentage of long-tail items (APLT) in the top-``k`` lists.
+
+    The head is the ``ceil(head_fraction * n_items)`` most popular items (ties
+    broken by the smaller item id); every other item is long tail. Per user, the
+    share of non-padding slots holding a long-tail item, averaged over users
+    (Abdollahpouri et al., 2019). Higher means less popularity bias.
+
+    Parameters
+    ----------
+    recommended : array-like of int of shape (n_users, >= k)
+        Recommended item ids in rank order; ``-1`` is padding.
+    item_popularity : array-like of shape (n_items,)
+        Popularity of every item, e.g. its number of training interactions.
+    k : int, default=20
+        Cut-off.
+    head_fraction : float, default=0.2
+        Fraction of the catalogue, by popularity rank, that forms the head.
+
+    Returns
+    -------
+    share : float
+        In ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pop = np.array([50, 1, 2, 3, 4])
+    >>> long_tail_share(np.array([[0, 1], [2, 3]]), pop, k=2)
+    0.75
+    """
+    k = _check_k(k)
+    pop = _check_popularity(item_popularity)
+    rec = _check_recommended(recommended, k, pop.shape[0])
+    tail = _tail_mask(pop, head_fraction).astype(np.float64)
+    return _per_user_mean(rec, tail)
+
+
+# --------------------------------------------------------------------------------------
+# Scorers
+# --------------------------------------------------------------------------------------
+_ACCURACY = ("recall", "precision", "ndcg", "hit_rate", "map")
+_BEYOND = ("coverage", "gini", "average_popularity", "long_tail_share")
+_SCORER_NAMES = (
+    *_ACCURACY,
+    "coverage",
+    "long_tail_share",
+    "neg_gini",
+    "neg_average_popularity",
+)
+_METRIC_NAMES = (*_ACCURACY, *_BEYOND, "neg_gini", "neg_average_popularity")
+
+
+def _validate_interactions(X):
+    """Return (users, items) int64 arrays from held-out (user, item[, ...]) pairs."""
+    if hasattr(X, "iloc") and hasattr(X, "columns"):
+        if X.shape[1] < 2:
+            raise ValueError(
+                "X must have at least two columns (user, item), got "
+                f"{X.shape[1]} column(s)."
+            )
+        arr = np.column_stack([np.asarray(X.iloc[:, 0]), np.asarray(X.iloc[:, 1])])
+    else:
+        arr = _to_numpy(X)
+        if arr.ndim != 2 or arr.shape[1] < 2:
+            raise ValueError(
+                "X must be a 2-D array of (user, item) pairs with shape (n, >= 2), "
+                f"got shape {arr.shape}."
+            )
+        arr = arr[:, :2]
+    if arr.shape[0] == 0:
+        raise ValueError("X is empty; give at least one held-out (user, item) pair.")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("X contains NaN or infinite user/item ids.")
+        if not np.all(arr == np.round(arr)):
+            raise ValueError(
+                "X must hold integer user/item ids, got non-integer floats."
+            )
+    elif arr.dtype.kind not in "iu":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"X must hold integer user/item ids, got dtype {arr.dtype}."
+            ) from None
+        return _validate_interactions(arr)
+    arr = arr.astype(np.int64)
+    if arr.min() < 0:
+        raise ValueError("X contains negative user or item ids.")
+    return arr[:, 0], arr[:, 1]
+
+
+def _check_ranking_estimator(estimator, need_popularity):
+    missing = [
+        name
+        for name in ("recommend", "n_users_", "n_items_")
+        if not hasattr(estimator, name)
+    ]
+    if need_popularity and not hasattr(estimator, "item_popularity_"):
+        missing.append("item_popularity_")
+    if missing:
+        raise TypeError(
+            f"{type(estimator).__name__} cannot be scored by ranking: it lacks "
+            f"{', '.join(missing)} (is it a fitted recommender?)."
+        )
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    return int(batch_size)
+
+
+def _recommend_for_heldout(estimator, X, k, batch_size):
+    """Build the relevant CSR and the (padded) top-k ids of the held-out users."""
+    users, items = _validate_interactions(X)
+    n_users_fit = int(estimator.n_users_)
+    n_items_fit = int(estimator.n_items_)
+    eval_users, rows = np.unique(users, return_inverse=True)
+    n_cols = max(n_items_fit, int(items.max()) + 1)
+    rel = sp.csr_matrix(
+        (np.ones(users.shape[0]), (rows, items)), shape=(eval_users.shape[0], n_cols)
+    )
+    rel = _check_relevant(rel)
+    unknown_users = eval_users >= n_users_fit
+    n_unknown_items = int(np.count_nonzero(items >= n_items_fit))
+    if unknown_users.any() or n_unknown_items:
+        warnings.warn(
+            f"{int(unknown_users.sum())} held-out user(s) and {n_unknown_items} "
+            f"held-out interaction(s) with an item outside the fitted range "
+            f"(n_users_={n_users_fit}, n_items_={n_items_fit}) are counted as misses.",
+            UserWarning,
+            stacklevel=3,
+        )
+    rec = np.full((eval_users.shape[0], k), -1, dtype=np.int64)
+    known_rows = np.flatnonzero(~unknown_users)
+    n_req = min(k, n_items_fit)
+    for start in range(0, known_rows.shape[0], batch_size):
+        batch_rows = known_rows[start : start + batch_size]
+        ids, _ = estimator.recommend(
+            eval_users[batch_rows], n=n_req, filter_already_liked_items=True
+        )
+        ids = _to_numpy(ids)
+        if ids.ndim == 1:
+            ids = ids.reshape(batch_rows.shape[0], -1)
+        if ids.shape[0] != batch_rows.shape[0] or ids.shape[1] > k:
+            raise ValueError(
+                f"{type(estimator).__name__}.recommend returned ids of shape "
+                f"{ids.shape} for {batch_rows.shape[0]} users and n={n_req}."
+            )
+        rec[batch_rows, : ids.shape[1]] = ids
+    rec = _check_recommended(rec, k, n_items_fit, name="recommended ids")
+    return rel, rec, n_items_fit
+
+
+def _compute_metrics(names, rel, rec, k, n_items, estimator, head_fraction):
+    results = {}
+    per_user = None
+    pop = None
+    for name in names:
+        base = name.removeprefix("neg_")
+        sign = -1.0 if name.startswith("neg_") else 1.0
+        if base in _ACCURACY:
+            if per_user is None:
+                per_user = _per_user_accuracy(rel, rec, k)
+            value = float(per_user[base].mean())
+        elif base == "coverage":
+            value = float(np.unique(rec[rec >= 0]).shape[0] / n_items)
+        elif base == "gini":
+            value = gini_index(rec, n_items, k=k)
+        else:
+            if pop is None:
+                pop = _check_popularity(estimator.item_popularity_)
+                if pop.shape[0] != n_items:
+                    raise ValueError(
+                        f"item_popularity_ has {pop.shape[0]} entries but the "
+                        f"estimator has n_items_={n_items}."
+                    )
+            if base == "average_popularity":
+                value = average_popularity(rec, pop, k=k)
+            else:
+                value = long_tail_share(rec, pop, k=k, head_fraction=head_fraction)
+        results[name] = sign * value
+    return results
+
+
+def _check_metric_name(metric, allowed):
+    if not isinstance(metric, str) or metric not in allowed:
+        hint = ""
+        if metric in ("gini", "average_popularity"):
+            hint = f" Scorers are greater-is-better: use 'neg_{metric}'."
+        raise ValueError(
+            f"Unknown ranking metric {metric!r}; choose one of {sorted(allowed)}.{hint}"
+        )
+
+
+class RankingScorer:
+    """Callable ``(estimator, X, y=None) -> float`` computing a top-k metric.
+
+    Build it with :func:`ranking_scorer`. Greater is better: ``neg_*`` metrics are
+    sign-flipped.
+    """
+
+    def __init__(self, metric, *, k=20, batch_size=1024, head_fraction=0.2):
+        self.metric = metric
+        self.k = k
+        self.batch_size = batch_size
+        self.head_fraction = head_fraction
+
+    def __call__(self, estimator, X, y=None):
+        _check_metric_name(self.metric, _SCORER_NAMES)
+        k = _check_k(self.k)
+        batch_size = _check_batch_size(self.batch_size)
+        base = self.metric.removeprefix("neg_")
+        _check_ranking_estimator(
+            estimator, base in ("average_popularity", "long_tail_share")
+        )
+        rel, rec, n_items = _recommend_for_heldout(estimator, X, k, batch_size)
+        return _compute_metrics(
+            [self.metric], rel, rec, k, n_items, estimator, self.head_fraction
+        )[self.metric]
+
+    def __repr__(self):
+        return (
+            f"ranking_scorer({self.metric!r}, k={self.k}, batch_size={self.batch_size})"
+        )
+
+
+def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
+    """Scorer for ``GridSearchCV(scoring=...)`` from a top-k ranking metric.
+
+    The scorer receives held-out ``(user, item)`` pairs ``X``, builds the relevant
+    matrix, asks ``estimator.recommend(users, n=k, filter_already_liked_items=True)``
+    for the top-``k`` items of every held-out user in batches (the estimator ranks
+    all items on its own device), and computes the metric. Users or items outside
+    the fitted range (``estimator.n_users_``, ``estimator.n_items_``) count as misses
+    and trigger one ``UserWarning`` per call.
+
+    Parameters
+    ----------
+    metric : str
+        One of ``"recall"``, ``"precision"``, ``"ndcg"``, ``"hit_rate"``, ``"map"``,
+        ``"coverage"``, ``"long_tail_share"``, ``"neg_gini"`` or
+        ``"neg_average_popularity"`` (popularity-concentration metrics are negated so
+        that greater is better).
+    k : int, default=20
+        Cut-off.
+    batch_size : int, default=1024
+        Users ranked per ``recommend`` call.
+    head_fraction : float, default=0.2
+        Head share of the catalogue for ``"long_tail_share"``.
+
+    Returns
+    -------
+    scorer : RankingScorer
+        Callable ``(estimator, X, y=None) -> float``.
+
+    Examples
+    --------
+    >>> scorer = ranking_scorer("ndcg", k=20)
+    >>> scorer
+    ranking_scorer('ndcg', k=20, batch_size=1024)
+    """
+    _check_metric_name(metric, _SCORER_NAMES)
+    _check_k(k)
+    _check_batch_size(batch_size)
+    return RankingScorer(
+        metric, k=k, batch_size=batch_size, head_fraction=head_fraction
+    )
+
+
+def evaluate_ranking(
+    estimator,
+    X,
+    *,
+    k=20,
+    metrics=(
+        "recall",
+        "ndcg",
+        "precision",
+        "hit_rate",
+        "map",
+        "coverage",
+        "gini",
+        "average_popularity",
+        "long_tail_share",
+    ),
+    batch_size=1024,
+    head_fraction=0.2,
+):
+    """Compute several top-k metrics from one ranking pass, for reports.
+
+    Parameters
+    ----------
+    estimator : fitted recommender
+        Has ``recommend``, ``n_users_``, ``n_items_`` (and ``item_popularity_`` for
+        popularity metrics).
+    X : array-like or DataFrame of shape (n_pairs, >= 2)
+        Held-out ``(user, item)`` pairs; extra columns (e.g. a timestamp) are ignored.
+    k : int, default=20
+        Cut-off.
+    metrics : sequence of str
+        Names among ``"recall"``, ``"precision"``, ``"ndcg"``, ``"hit_rate"``,
+        ``"map"``, ``"coverage"``, ``"gini"``, ``"average_popularity"``,
+        ``"long_tail_share"`` and the negated ``"neg_gini"``,
+        ``"neg_average_popularity"``. Values are returned unsigned unless the
+        ``neg_`` name is used.
+    batch_size : int, default=1024
+        Users ranked per ``recommend`` call.
+    head_fraction : float, default=0.2
+        Head share of the catalogue for ``"long_tail_share"``.
+
+    Returns
+    -------
+    results : dict of str to float
+        One entry per requested metric, keyed by its name.
+    """
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    metrics = tuple(metrics)
+    if not metrics:
+        raise ValueError("metrics is empty; name at least one ranking metric.")
+    for name in metrics:
+        _check_metric_name(name, _METRIC_NAMES)
+    k = _check_k(k)
+    batch_size = _check_batch_size(batch_size)
+    bases = {name.removeprefix("neg_") for name in metrics}
+    _check_ranking_estimator(
+        estimator, bool(bases & {"average_popularity", "long_tail_share"})
+    )
+    rel, rec, n_items = _recommend_for_heldout(estimator, X, k, batch_size)
+    return _compute_metrics(metrics, rel, rec, k, n_items, estimator, head_fraction)
