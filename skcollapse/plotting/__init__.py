@@ -1,0 +1,11 @@
+"""scikit-learn style Display objects that make embedding collapse visible.
+
+matplotlib is an optional dependency (``pip install skcollapse[plot]``); it is
+imported only when something is drawn, so ``import skcollapse.plotting`` works
+without it.
+"""
+
+from skcollapse.plotting._projection import EmbeddingProjectionDisplay
+from skcollapse.plotting._spectrum import SpectrumDisplay
+
+__all__ = ["EmbeddingProjectionDisplay", "SpectrumDisplay"]

@@ -1,0 +1,287 @@
+"""Display objects: they draw on Agg and expose exactly the metrics they plot."""
+
+import sys
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from skcollapse.plotting import (
+    EmbeddingProjectionDisplay,
+    SpectrumDisplay,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _erank_reference(E):
+    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def _ia_reference(E):
+    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
+    return float(s.sum() / s.max())
+
+
+def _planted(rng, n, d, rank):
+    return rng.normal(size=(n, rank)) @ rng.normal(size=(rank, d))
+
+
+class FakeModel:
+    """Any object with get_embeddings() is enough for the displays."""
+
+    def __init__(self, tables):
+        self._tables = tables
+
+    def get_embeddings(self):
+        return dict(self._tables)
+
+
+# --------------------------------------------------------------------------- spectrum
+def test_spectrum_plotted_values_equal_svd_reference(rng):
+    full = rng.normal(size=(300, 12))
+    low = _planted(rng, 300, 12, 3)
+    disp = SpectrumDisplay.from_embeddings({"full": full, "rank 3": low})
+    assert disp.names == ["full", "rank 3"]
+    assert len(disp.lines_) == 2
+    for line, E in zip(disp.lines_, [full, low], strict=True):
+        s = np.linalg.svd(E, compute_uv=False)
+        np.testing.assert_allclose(line.get_ydata(), s / s[0], rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(1, 13))
+    np.testing.assert_allclose(
+        disp.effective_ranks, [_erank_reference(full), _erank_reference(low)], rtol=1e-8
+    )
+    np.testing.assert_allclose(
+        disp.information_abundances,
+        [_ia_reference(full), _ia_reference(low)],
+        rtol=1e-8,
+    )
+    # the planted rank shows: three values near the top, the rest at noise level
+    assert disp.normalized_singular_values[1][2] > 1e-2
+    assert disp.normalized_singular_values[1][3] < 1e-6
+    assert disp.ax_.get_yscale() == "log"
+    assert disp.figure_ is disp.ax_.figure
+
+
+def test_spectrum_legend_shows_erank_and_ia(rng):
+    E = _planted(rng, 200, 8, 2)
+    disp = SpectrumDisplay.from_embeddings(E, names="two")
+    text = disp.ax_.get_legend().get_texts()[0].get_text()
+    assert text == (f"two (erank {_erank_reference(E):.2f}, IA {_ia_reference(E):.2f})")
+
+
+def test_spectrum_list_input_default_names_and_fraction_axis(rng):
+    a, b = rng.normal(size=(50, 4)), rng.normal(size=(80, 16))
+    disp = SpectrumDisplay.from_embeddings([a, b], x="fraction", legend=False)
+    assert disp.names == ["table 0", "table 1"]
+    np.testing.assert_allclose(disp.lines_[1].get_xdata(), np.arange(1, 17) / 16)
+    assert disp.ax_.get_legend() is None
+
+
+def test_spectrum_center_and_row_normalize_are_passed_to_the_metrics(rng):
+    E = rng.normal(size=(100, 6)) + 5.0
+    disp = SpectrumDisplay.from_embeddings(E, center=True)
+    s = np.linalg.svd(E - E.mean(axis=0), compute_uv=False)
+    np.testing.assert_allclose(disp.lines_[0].get_ydata(), s / s[0], rtol=1e-6)
+    disp = SpectrumDisplay.from_embeddings(E, row_normalize=True)
+    En = E / np.linalg.norm(E, axis=1, keepdims=True)
+    assert disp.effective_ranks[0] == pytest.approx(_erank_reference(En), rel=1e-8)
+
+
+def test_spectrum_all_zero_table_plots_zeros():
+    disp = SpectrumDisplay.from_embeddings(np.zeros((10, 4)), names="dead")
+    np.testing.assert_array_equal(disp.normalized_singular_values[0], np.zeros(4))
+    assert disp.effective_ranks == [0.0]
+    assert disp.information_abundances == [0.0]
+
+
+def test_spectrum_from_estimator_reads_get_embeddings_only(rng):
+    user, item = rng.normal(size=(30, 5)), _planted(rng, 40, 5, 1)
+    model = FakeModel({"user": user, "item": item})
+    disp = SpectrumDisplay.from_estimator(model)
+    assert disp.names == ["FakeModel user", "FakeModel item"]
+    disp = SpectrumDisplay.from_estimator(model, tables="item", name="MF")
+    assert disp.names == ["MF item"]
+    assert disp.effective_ranks[0] == pytest.approx(_erank_reference(item), rel=1e-8)
+
+
+def test_spectrum_several_estimators_on_one_axes(rng):
+    a = FakeModel({"item": rng.normal(size=(40, 6))})
+    b = FakeModel({"item": _planted(rng, 40, 6, 2)})
+    fig, ax = plt.subplots()
+    disp = SpectrumDisplay.from_estimator({"A": a, "B": b}, tables=["item"], ax=ax)
+    assert disp.ax_ is ax and disp.figure_ is fig
+    assert disp.names == ["A item", "B item"]
+    assert len(ax.get_lines()) == 2
+    disp = SpectrumDisplay.from_estimator([a, b])
+    assert disp.names == ["FakeModel #0 item", "FakeModel #1 item"]
+
+
+def test_spectrum_accepts_torch_tensors(rng):
+    torch = pytest.importorskip("torch")
+    E = rng.normal(size=(20, 5))
+    disp = SpectrumDisplay.from_embeddings(torch.as_tensor(E))
+    s = np.linalg.svd(E, compute_uv=False)
+    np.testing.assert_allclose(disp.lines_[0].get_ydata(), s / s[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"embeddings": {}}, ValueError, "empty dict"),
+        (
+            {"embeddings": [np.ones((3, 2))] * 2, "names": ["a"]},
+            ValueError,
+            "names has 1",
+        ),
+        (
+            {"embeddings": [np.ones((3, 2))] * 2, "names": ["a", "a"]},
+            ValueError,
+            "unique",
+        ),
+        ({"embeddings": np.ones(3)}, ValueError, "2-D"),
+        ({"embeddings": np.array([[1.0, np.nan]])}, ValueError, "NaN"),
+        ({"embeddings": np.ones((3, 2)), "x": "log"}, ValueError, "x must be"),
+        ({"embeddings": np.ones((3, 2)), "ax": "axes"}, TypeError, "ax must be"),
+    ],
+)
+def test_spectrum_bad_input(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        SpectrumDisplay.from_embeddings(**kwargs)
+
+
+def test_spectrum_from_estimator_bad_input(rng):
+    with pytest.raises(TypeError, match="get_embeddings"):
+        SpectrumDisplay.from_estimator(object())
+    model = FakeModel({"user": rng.normal(size=(5, 2))})
+    with pytest.raises(ValueError, match=r"\['item'\] not found"):
+        SpectrumDisplay.from_estimator(model, tables="item")
+    with pytest.raises(ValueError, match="name has 2"):
+        SpectrumDisplay.from_estimator(model, name=["a", "b"])
+    with pytest.raises(TypeError, match="non-empty dict"):
+        SpectrumDisplay.from_estimator(FakeModel({}))
+
+
+def test_spectrum_constructor_then_plot_checks_lengths():
+    disp = SpectrumDisplay(
+        singular_values=[np.array([2.0, 1.0])],
+        names=["a", "b"],
+        effective_ranks=[1.9],
+        information_abundances=[1.5],
+    )
+    with pytest.raises(ValueError, match="names has 2"):
+        disp.plot()
+    disp.names = ["a"]
+    disp.plot()
+    np.testing.assert_allclose(disp.lines_[0].get_ydata(), [1.0, 0.5])
+
+
+def test_missing_matplotlib_gives_install_hint(monkeypatch, rng):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"pip install skcollapse\[plot\]"):
+        SpectrumDisplay.from_embeddings(rng.normal(size=(5, 2)))
+
+
+# ------------------------------------------------------------------------- projection
+def test_projection_matches_sklearn_pca(rng):
+    from sklearn.decomposition import PCA
+
+    E = rng.normal(size=(400, 6)) * np.arange(1, 7)
+    disp = EmbeddingProjectionDisplay.from_embeddings(E, max_points=None)
+    ref = PCA(n_components=2).fit(E)
+    expected = ref.transform(E)
+    # principal axes are defined up to sign
+    signs = np.sign((disp.projection * expected).sum(axis=0))
+    np.testing.assert_allclose(disp.projection, expected * signs, atol=1e-8)
+    np.testing.assert_allclose(
+        disp.explained_variance_ratio, ref.explained_variance_ratio_, rtol=1e-8
+    )
+    offsets = disp.scatter_.get_offsets()
+    np.testing.assert_allclose(np.asarray(offsets), disp.projection)
+
+
+def test_projection_shows_complete_collapse(rng):
+    collapsed = np.outer(rng.normal(size=500), rng.normal(size=16))
+    disp = EmbeddingProjectionDisplay.from_embeddings(collapsed)
+    assert disp.explained_variance_ratio[0] == pytest.approx(1.0, abs=1e-9)
+    assert (
+        np.abs(disp.projection[:, 1]).max() < 1e-6 * np.abs(disp.projection[:, 0]).max()
+    )
+    assert "100% of variance" in disp.ax_.get_xlabel()
+
+
+def test_projection_popularity_from_interactions(rng):
+    item = rng.normal(size=(7, 4))
+    model = FakeModel({"user": rng.normal(size=(5, 4)), "item": item})
+    X = np.array([[0, 1], [1, 1], [2, 3], [4, 1], [3, 6]])
+    disp = EmbeddingProjectionDisplay.from_estimator(model, X, table="item")
+    np.testing.assert_array_equal(disp.popularity, [0, 3, 0, 1, 0, 0, 1])
+    # colours are plotted sorted by popularity (popular items on top)
+    order = np.argsort(disp.popularity, kind="stable")
+    np.testing.assert_array_equal(disp.scatter_.get_array(), disp.popularity[order])
+    assert disp.colorbar_ is not None
+    assert disp.ax_.get_title() == "FakeModel item"
+    disp = EmbeddingProjectionDisplay.from_estimator(model, X, table="user")
+    np.testing.assert_array_equal(disp.popularity, [1, 1, 1, 1, 1])
+
+
+def test_projection_subsample_keeps_popularity_aligned(rng):
+    E = rng.normal(size=(1000, 3))
+    pop = np.arange(1000.0)
+    full = EmbeddingProjectionDisplay.from_embeddings(
+        E, popularity=pop, max_points=None
+    )
+    sub = EmbeddingProjectionDisplay.from_embeddings(
+        E, popularity=pop, max_points=100, random_state=1
+    )
+    assert sub.projection.shape == (100, 2)
+    rows = sub.popularity.astype(int)
+    np.testing.assert_allclose(sub.projection, full.projection[rows])
+
+
+def test_projection_single_feature_and_no_popularity():
+    E = np.arange(10.0).reshape(-1, 1)
+    disp = EmbeddingProjectionDisplay.from_embeddings(E)
+    np.testing.assert_array_equal(disp.projection[:, 1], np.zeros(10))
+    assert disp.colorbar_ is None
+
+
+@pytest.mark.parametrize(
+    ("X", "exc", "match"),
+    [
+        (np.array([[0, -1]]), ValueError, "negative"),
+        (np.array([[0, 9]]), ValueError, "only 3 rows"),
+        (np.array([0, 1]), ValueError, "shape"),
+        (np.array([[0.0, 1.5]]), ValueError, "integer"),
+        (np.array([["a", "b"]]), TypeError, "integer"),
+    ],
+)
+def test_projection_bad_interactions(X, exc, match, rng):
+    model = FakeModel({"item": rng.normal(size=(3, 2))})
+    with pytest.raises(exc, match=match):
+        EmbeddingProjectionDisplay.from_estimator(model, X)
+
+
+def test_projection_bad_input(rng):
+    E = rng.normal(size=(10, 3))
+    with pytest.raises(ValueError, match="popularity has 3"):
+        EmbeddingProjectionDisplay.from_embeddings(E, popularity=[1, 2, 3])
+    with pytest.raises(ValueError, match="max_points"):
+        EmbeddingProjectionDisplay.from_embeddings(E, max_points=0)
+    model = FakeModel({"field_0": E})
+    with pytest.raises(ValueError, match="pass popularity"):
+        EmbeddingProjectionDisplay.from_estimator(
+            model, np.zeros((2, 2), int), table="field_0"
+        )
+    with pytest.raises(TypeError, match="table must be a str"):
+        EmbeddingProjectionDisplay.from_estimator(model, table=["field_0"])
