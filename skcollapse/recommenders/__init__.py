@@ -1,3 +1,5 @@
 """skorch estimators: collaborative-filtering recommenders and CTR classifiers."""
 
-__all__ = []
+from skcollapse.recommenders._base import ModelFitError, RegularizedNetMixin
+
+__all__ = ["ModelFitError", "RegularizedNetMixin"]
