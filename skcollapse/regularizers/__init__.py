@@ -7,10 +7,23 @@ from skcollapse.regularizers._base import (
     register_regularizer,
     resolve_regularizer,
 )
+from skcollapse.regularizers._dbn import DecorrelatedBatchNorm
+from skcollapse.regularizers._directau import DirectAU, UniformityRegularizer
+from skcollapse.regularizers._directspec import DirectSpec, DirectSpecPlus
+from skcollapse.regularizers._logdet import LogDetRegularizer
+from skcollapse.regularizers._spectral import CodingRate, SingularValueVariance
 
 __all__ = [
     "CallableRegularizer",
+    "CodingRate",
+    "DecorrelatedBatchNorm",
+    "DirectAU",
+    "DirectSpec",
+    "DirectSpecPlus",
+    "LogDetRegularizer",
     "Regularizer",
+    "SingularValueVariance",
+    "UniformityRegularizer",
     "get_regularizer_names",
     "register_regularizer",
     "resolve_regularizer",
