@@ -1,0 +1,388 @@
+"""CTR models with single or multiple embedding sets (Guo et al., ICML 2024).
+
+Every model follows the multi-embedding (ME) recipe of the paper: with ``M``
+embedding sets, set ``m`` has its own tables ``E^(m)``, its own interaction
+module ``I^(m)`` and its own non-linear projection (one
+``Linear -> BatchNorm -> ReLU -> Dropout`` layer of width ``hidden_units[0]``); the
+``M`` set outputs are averaged and a shared head ``F`` (the remaining MLP layers
+and the output layer) gives the logit::
+
+    h = mean_m P^(m)(I^(m)(e^(m)_1, ..., e^(m)_N)),   logit = F(h)
+
+With ``M = 1`` every model is exactly its single-embedding (SE) form: the
+projection layer is then simply the first layer of the SE model's MLP. Per-model
+forms (reference code ``thuml/Multi-Embedding``, ``torchfm/model``):
+
+========  ==============================================  =========================
+model     per set                                         shared
+========  ==============================================  =========================
+FM        FM second-order term                            first-order term, mean
+DNN       flatten -> MLP(h0)                              MLP(h1..) -> logit
+IPNN      [flatten ++] inner products -> MLP(h0)          MLP(h1..) -> logit
+NFwFM     FwFM pooling -> BN -> Dropout -> MLP(h0)        MLP(h1..) -> logit
+xDeepFM   CIN; flatten -> MLP(h0)                         Linear(CIN mean) +
+                                                          MLP(h1..)(MLP mean)
+DCNv2     flatten -> CrossNetV2 -> MLP(h0)                MLP(h1..) -> logit
+FinalMLP  two streams MLP(h0..) each                      bilinear fusion of the
+                                                          set-averaged streams
+========  ==============================================  =========================
+
+FM has no non-linear projection: its interaction is bilinear, so its ME form is
+exactly an SE FM of dimension ``M * K`` (scaled by ``1/sqrt(M)``), which is the
+paper's point that ME only helps with non-linear interactions.
+
+All models return logits of shape ``(batch,)``. ``forward(x, embeddings=None)``
+accepts precomputed (possibly regularizer-transformed) embeddings of shape
+``(M, batch, n_fields, K)`` as produced by :meth:`CTRModel.embed`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from skcollapse.nn._ctr_blocks import (
+    CIN,
+    BilinearFusion,
+    CrossNetV2,
+    FinalMLPStreams,
+    FMInteraction,
+    FwFMPooling,
+    InnerProduct,
+    MLPBlock,
+    _as_units,
+)
+from skcollapse.nn._ctr_embedding import FieldEmbedding, FieldLinear
+
+
+class CTRModel(nn.Module):
+    """Base of the CTR models: one :class:`FieldEmbedding` with ``M`` sets.
+
+    Subclasses build ``self.set_blocks`` (one module per set mapping
+    ``(batch, n_fields, K)`` to a feature tensor) and ``self.head`` (mapping the
+    set-averaged features to logits), or override :meth:`forward_embedded`.
+
+    Parameters
+    ----------
+    field_dims : sequence of int
+        Known categories per field.
+    embedding_dim : int, default=10
+        ``K``.
+    n_embedding_sets : int, default=1
+        ``M``; 1 is the single-embedding model.
+    """
+
+    def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1):
+        super().__init__()
+        self.embedding = FieldEmbedding(
+            field_dims, embedding_dim, n_sets=n_embedding_sets
+        )
+        self.field_dims = self.embedding.field_dims
+        self.n_fields = self.embedding.n_fields
+        self.embedding_dim = self.embedding.embedding_dim
+        self.n_embedding_sets = self.embedding.n_sets
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Batch embeddings ``(M, batch, n_fields, K)`` of an integer field matrix."""
+        return self.embedding(x)
+
+    def set_features(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Per-set interaction + projection, averaged over the sets."""
+        feats = [block(embeddings[m]) for m, block in enumerate(self.set_blocks)]
+        if len(feats) == 1:
+            return feats[0]
+        return torch.stack(feats, dim=0).mean(dim=0)
+
+    def forward_embedded(self, x, embeddings):
+        return self.head(self.set_features(embeddings)).reshape(-1)
+
+    def forward(self, x, embeddings=None):
+        if embeddings is None:
+            embeddings = self.embed(x)
+        return self.forward_embedded(x, embeddings)
+
+    # helpers for subclasses ----------------------------------------------------
+    def _shared_head(self, hidden_units, dropout, batch_norm):
+        return MLPBlock(hidden_units[0], hidden_units[1:], dropout=dropout,
+                        batch_norm=batch_norm, output_layer=True)
+
+
+def _units_with_projection(hidden_units):
+    units = _as_units(tuple(hidden_units))
+    if not units:
+        raise ValueError(
+            "hidden_units must hold at least one layer: the first one is the "
+            "per-set non-linear projection of the multi-embedding design."
+        )
+    return units
+
+
+class _Flatten(nn.Module):
+    def forward(self, e):
+        return e.flatten(1)
+
+
+class FM(CTRModel):
+    """Factorization machine: ``b + sum_f w[x_f] + mean_m sum_{i<j} <e_i^m, e_j^m>``.
+
+    The first-order term is shared by all sets.
+    """
+
+    def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1):
+        super().__init__(field_dims, embedding_dim, n_embedding_sets)
+        self.linear = FieldLinear(field_dims)
+        self.fm = FMInteraction(reduce_sum=True)
+
+    def forward_embedded(self, x, embeddings):
+        second = self.fm(embeddings.flatten(0, 1)).view(self.n_embedding_sets, -1)
+        return self.linear(x) + second.mean(dim=0)
+
+
+class DNN(CTRModel):
+    """Embedding + MLP. Per set: ``flatten -> MLP(h0)``; shared ``MLP(h1..) -> logit``.
+
+    Parameters
+    ----------
+    field_dims, embedding_dim, n_embedding_sets
+        See :class:`CTRModel`.
+    hidden_units : sequence of int, default=(400, 400)
+        MLP widths; the first layer is per set.
+    dropout : float, default=0.2
+    batch_norm : bool, default=True
+    """
+
+    def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True):
+        super().__init__(field_dims, embedding_dim, n_embedding_sets)
+        units = _units_with_projection(hidden_units)
+        d = self.n_fields * self.embedding_dim
+        self.set_blocks = nn.ModuleList(
+            nn.Sequential(_Flatten(), MLPBlock(d, units[:1], dropout=dropout,
+                                               batch_norm=batch_norm))
+            for _ in range(self.n_embedding_sets)
+        )
+        self.head = self._shared_head(units, dropout, batch_norm)
+
+
+class _ProductSet(nn.Module):
+    def __init__(self, n_fields, embedding_dim, unit, dropout, batch_norm,
+                 concat_embeddings):
+        super().__init__()
+        self.product = InnerProduct(n_fields)
+        self.concat_embeddings = concat_embeddings
+        d = self.product.output_dim + (n_fields * embedding_dim if concat_embeddings
+                                       else 0)
+        self.mlp = MLPBlock(d, (unit,), dropout=dropout, batch_norm=batch_norm)
+
+    def forward(self, e):
+        p = self.product(e)
+        if self.concat_embeddings:
+            p = torch.cat([e.flatten(1), p], dim=1)
+        return self.mlp(p)
+
+
+class IPNN(CTRModel):
+    """Inner-product neural network.
+
+    Per set: ``[flatten(e) ++] (<e_i, e_j>)_{i<j} -> MLP(h0)``; shared
+    ``MLP(h1..) -> logit``.
+
+    Parameters
+    ----------
+    field_dims, embedding_dim, n_embedding_sets
+        See :class:`CTRModel`.
+    hidden_units : sequence of int, default=(400, 400)
+    dropout : float, default=0.2
+    batch_norm : bool, default=True
+    concat_embeddings : bool, default=True
+        Feed the flattened embeddings next to the inner products (the SE IPNN of
+        Qu et al.). The reference ME-IPNN of Guo et al. feeds the products only
+        (``False``).
+    """
+
+    def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True,
+                 concat_embeddings=True):
+        super().__init__(field_dims, embedding_dim, n_embedding_sets)
+        if self.n_fields < 2 and not concat_embeddings:
+            raise ValueError("IPNN without concat_embeddings needs at least 2 fields.")
+        units = _units_with_projection(hidden_units)
+        self.set_blocks = nn.ModuleList(
+            _ProductSet(self.n_fields, self.embedding_dim, units[0], dropout,
+                        batch_norm, bool(concat_embeddings))
+            for _ in range(self.n_embedding_sets)
+        )
+        self.head = self._shared_head(units, dropout, batch_norm)
+
+
+class NFwFM(CTRModel):
+    """Neural field-weighted FM.
+
+    Per set: ``FwFM pooling (K) -> BN -> Dropout -> MLP(h0)``; shared
+    ``MLP(h1..) -> logit``. Guo et al. use ``K = 50`` for this model.
+
+    Parameters
+    ----------
+    field_dims, embedding_dim, n_embedding_sets
+        See :class:`CTRModel`.
+    hidden_units : sequence of int, default=(400, 400)
+    dropout : float, default=0.2
+    batch_norm : bool, default=True
+    """
+
+    def __init__(self, field_dims, embedding_dim=50, n_embedding_sets=1, *,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True):
+        super().__init__(field_dims, embedding_dim, n_embedding_sets)
+        if self.n_fields < 2:
+            raise ValueError("NFwFM needs at least 2 fields to form field pairs.")
+        units = _units_with_projection(hidden_units)
+        k = self.embedding_dim
+        blocks = []
+        for _ in range(self.n_embedding_sets):
+            layers = [FwFMPooling(self.n_fields)]
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(k))
+            if dropout > 0:
+                layers.append(nn.Dropout(float(dropout)))
+            layers.append(MLPBlock(k, units[:1], dropout=dropout,
+                                   batch_norm=batch_norm))
+            blocks.append(nn.Sequential(*layers))
+        self.set_blocks = nn.ModuleList(blocks)
+        self.head = self._shared_head(units, dropout, batch_norm)
+
+
+class XDeepFM(CTRModel):
+    """xDeepFM without the first-order term, as in Guo et al.
+
+    Per set: ``CIN`` and ``flatten -> MLP(h0)``. Shared: a linear layer on the
+    set-averaged CIN output plus ``MLP(h1..) -> logit`` on the set-averaged MLP
+    output; the two logits are summed.
+
+    Parameters
+    ----------
+    field_dims, embedding_dim, n_embedding_sets
+        See :class:`CTRModel`.
+    cin_layer_sizes : sequence of int, default=(16, 16)
+    hidden_units : sequence of int, default=(400, 400)
+    dropout : float, default=0.2
+    batch_norm : bool, default=True
+    split_half : bool, default=False
+    """
+
+    def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
+                 cin_layer_sizes=(16, 16), hidden_units=(400, 400), dropout=0.2,
+                 batch_norm=True, split_half=False):
+        super().__init__(field_dims, embedding_dim, n_embedding_sets)
+        units = _units_with_projection(hidden_units)
+        d = self.n_fields * self.embedding_dim
+        self.cins = nn.ModuleList(
+            CIN(self.n_fields, cin_layer_sizes, split_half=split_half)
+            for _ in range(self.n_embedding_sets)
+        )
+        self.cin_out = nn.Linear(self.cins[0].output_dim, 1)
+        self.set_blocks = nn.ModuleList(
+            nn.Sequential(_Flatten(), MLPBlock(d, units[:1], dropout=dropout,
+                                               batch_norm=batch_norm))
+            for _ in range(self.n_embedding_sets)
+        )
+        self.head = self._shared_head(units, dropout, batch_norm)
+
+    def forward_embedded(self, x, embeddings):
+        cin = [c(embeddings[m]) for m, c in enumerate(self.cins)]
+        cin = cin[0] if len(cin) == 1 else torch.stack(cin, dim=0).mean(dim=0)
+        deep = self.head(self.set_features(embeddings))
+        return (self.cin_out(cin) + deep).reshape(-1)
+
+
+class _CrossSet(nn.Module):
+    def __init__(self, d, n_layers, unit, dropout, batch_norm):
+        super().__init__()
+        self.cross = CrossNetV2(d, n_layers)
+        self.mlp = MLPBlock(d, (unit,), dropout=dropout, batch_norm=batch_norm)
+
+    def forward(self, e):
+        return self.mlp(self.cross(e.flatten(1)))
+
+
+class DCNv2(CTRModel):
+    """DCN-V2, stacked form (cross network, then MLP), as in Guo et al.
+
+    Per set: ``flatten -> CrossNetV2 (full-rank W) -> MLP(h0)``; shared
+    ``MLP(h1..) -> logit``.
+
+    Parameters
+    ----------
+    field_dims, embedding_dim, n_embedding_sets
+        See :class:`CTRModel`.
+    n_cross_layers : int, default=4
+    hidden_units : sequence of int, default=(400, 400)
+    dropout : float, default=0.2
+    batch_norm : bool, default=True
+    """
+
+    def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
+                 n_cross_layers=4, hidden_units=(400, 400), dropout=0.2,
+                 batch_norm=True):
+        super().__init__(field_dims, embedding_dim, n_embedding_sets)
+        units = _units_with_projection(hidden_units)
+        d = self.n_fields * self.embedding_dim
+        self.set_blocks = nn.ModuleList(
+            _CrossSet(d, n_cross_layers, units[0], dropout, batch_norm)
+            for _ in range(self.n_embedding_sets)
+        )
+        self.head = self._shared_head(units, dropout, batch_norm)
+
+    def sub_embeddings(self, field: int, embedding_set: int = 0) -> torch.Tensor:
+        """Field ``field``'s table projected by the first cross layer.
+
+        In the first cross layer field ``j`` of the output receives
+        ``e_j * sum_i W_{j,i} e_i``; ``W_{j,i} e_i`` is field ``i``'s
+        *sub-embedding* for its interaction with field ``j`` (Guo et al., §4).
+        Returns a tensor ``(n_fields, field_dims[field], K)`` whose slice ``j`` is
+        ``E_field @ W_{j,field}^T``.
+        """
+        cross = self.set_blocks[embedding_set].cross
+        if cross.n_layers == 0:
+            raise ValueError("sub-embeddings need n_cross_layers >= 1.")
+        k = self.embedding_dim
+        table = self.embedding.table(field, embedding_set)  # (card, K)
+        w = cross.weights[0][:, field * k : (field + 1) * k]  # (N*K, K)
+        w = w.reshape(self.n_fields, k, k)  # block j: W_{j, field}
+        return torch.einsum("ck,jdk->jcd", table, w)
+
+
+class _FinalMLPSet(nn.Module):
+    def __init__(self, d, units, dropout, batch_norm):
+        super().__init__()
+        self.streams = FinalMLPStreams(d, units, dropout=dropout,
+                                       batch_norm=batch_norm)
+
+    def forward(self, e):
+        return self.streams(e.flatten(1))
+
+
+class FinalMLP(CTRModel):
+    """FinalMLP: two MLP streams and a bilinear fusion (feature gating disabled).
+
+    Per set: both streams ``MLP(hidden_units)`` on the flattened embeddings; the
+    stream outputs are averaged over sets and fused by :class:`BilinearFusion`.
+
+    Parameters
+    ----------
+    field_dims, embedding_dim, n_embedding_sets
+        See :class:`CTRModel`.
+    hidden_units : sequence of int, default=(400, 400)
+    dropout : float, default=0.2
+    batch_norm : bool, default=True
+    """
+
+    def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True):
+        super().__init__(field_dims, embedding_dim, n_embedding_sets)
+        units = _units_with_projection(hidden_units)
+        d = self.n_fields * self.embedding_dim
+        self.set_blocks = nn.ModuleList(
+            _FinalMLPSet(d, units, dropout, batch_norm)
+            for _ in range(self.n_embedding_sets)
+        )
+        self.head = BilinearFusion(units[-1])
