@@ -1,3 +1,6 @@
 """Synthetic generators (``make_*``) and real-data loaders (``fetch_*``/``load_*``)."""
 
-__all__ = []
+from skcollapse.datasets._ctr import make_ctr
+from skcollapse.datasets._libfm import load_libfm
+
+__all__ = ["load_libfm", "make_ctr"]
