@@ -11,8 +11,10 @@ import matplotlib.pyplot as plt
 
 from skcollapse.plotting import (
     EmbeddingProjectionDisplay,
+    FieldSpectrumDisplay,
     SpectrumDisplay,
 )
+from skcollapse.plotting._field_spectrum import split_field_and_set
 
 
 @pytest.fixture(autouse=True)
@@ -285,3 +287,114 @@ def test_projection_bad_input(rng):
         )
     with pytest.raises(TypeError, match="table must be a str"):
         EmbeddingProjectionDisplay.from_estimator(model, table=["field_0"])
+
+
+# ---------------------------------------------------------------------- field spectra
+def _svd_normalized(E):
+    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
+    return s / s[0]
+
+
+def test_field_spectrum_heatmap_equals_per_field_svd(rng):
+    tables = {
+        "big": _planted(rng, 300, 8, 2),
+        "tiny": rng.normal(size=(3, 8)),
+        "mid": rng.normal(size=(40, 8)),
+    }
+    disp = FieldSpectrumDisplay.from_embeddings(tables, name="DCNv2")
+    # fields sorted by cardinality, as in Guo et al.
+    assert list(disp.singular_values["DCNv2"]) == ["tiny", "mid", "big"]
+    mat = disp.normalized_singular_values["DCNv2"]
+    assert mat.shape == (3, 8)
+    np.testing.assert_allclose(mat[0, :3], _svd_normalized(tables["tiny"]), rtol=1e-6)
+    assert np.isnan(mat[0, 3:]).all()  # a 3-row table has 3 singular values
+    np.testing.assert_allclose(mat[1], _svd_normalized(tables["mid"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        mat[2, :2], _svd_normalized(tables["big"])[:2], rtol=1e-6
+    )
+    for field, E in tables.items():
+        assert disp.information_abundances["DCNv2"][field] == pytest.approx(
+            _ia_reference(E), rel=1e-8
+        )
+    # the image shows the same matrix (NaN padding masked)
+    shown = disp.images_[0].get_array()
+    assert shown.mask[0, 3:].all()
+    np.testing.assert_allclose(shown[1].filled(), mat[1], rtol=1e-12)
+    labels = [t.get_text() for t in disp.ax_.get_yticklabels()]
+    ia_tiny = _ia_reference(tables["tiny"])
+    assert labels[0] == f"tiny (IA {ia_tiny:.1f})"
+    assert disp.colorbar_ is not None
+
+
+def test_field_spectrum_concatenates_embedding_sets(rng):
+    sets = {f"C1/set{m}": rng.normal(size=(30, 4)) for m in (1, 0)}
+    sets["C2/set0"] = rng.normal(size=(5, 4))
+    disp = FieldSpectrumDisplay.from_embeddings(sets, order=None)
+    joint = np.concatenate([sets["C1/set0"], sets["C1/set1"]], axis=1)
+    mat = disp.normalized_singular_values["embeddings"]
+    assert list(disp.singular_values["embeddings"]) == ["C1", "C2"]
+    np.testing.assert_allclose(mat[0], _svd_normalized(joint), rtol=1e-6)
+    assert disp.information_abundances["embeddings"]["C1"] == pytest.approx(
+        _ia_reference(joint), rel=1e-8
+    )
+    sep = FieldSpectrumDisplay.from_embeddings(sets, sets="separate", order=None)
+    assert list(sep.singular_values["embeddings"]) == ["C1/set1", "C1/set0", "C2/set0"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("C1/set0", ("C1", 0)),
+        ("field_3_set_12", ("field_3", 12)),
+        ("user id set 2", ("user id", 2)),
+        ("C1", ("C1", None)),
+        ("offset", ("offset", None)),
+    ],
+)
+def test_split_field_and_set(name, expected):
+    assert split_field_and_set(name) == expected
+
+
+def test_field_spectrum_single_vs_multi_side_by_side(rng):
+    se = FakeModel({"C0": rng.normal(size=(20, 8)), "C1": _planted(rng, 50, 8, 1)})
+    me = FakeModel(
+        {
+            f"C{f}/set{m}": rng.normal(size=(n, 4))
+            for f, n in ((0, 20), (1, 50))
+            for m in range(2)
+        }
+    )
+    disp = FieldSpectrumDisplay.from_estimators({"single": se, "multi": me})
+    assert len(disp.axes_) == 2 and len(disp.images_) == 2
+    assert disp.images_[0].norm is disp.images_[1].norm  # one colour scale
+    assert disp.normalized_singular_values["multi"].shape == (2, 8)
+    ia = disp.information_abundances
+    assert ia["multi"]["C1"] > ia["single"]["C1"]
+    assert disp.axes_[1].get_title().startswith("multi (mean IA")
+    fig, axes = plt.subplots(1, 2)
+    disp = FieldSpectrumDisplay.from_estimators(
+        {"single": se, "multi": me}, ax=axes, colorbar=False
+    )
+    assert disp.figure_ is fig and disp.colorbar_ is None
+    disp = FieldSpectrumDisplay.from_estimator(se, tables=["C0"])
+    assert list(disp.singular_values) == ["FakeModel"]
+
+
+def test_field_spectrum_bad_input(rng):
+    tables = {"a": rng.normal(size=(5, 3))}
+    with pytest.raises(ValueError, match="sets must be"):
+        FieldSpectrumDisplay.from_embeddings(tables, sets="mean")
+    with pytest.raises(ValueError, match="order must be"):
+        FieldSpectrumDisplay.from_embeddings(tables, order="name")
+    with pytest.raises(ValueError, match="vmin"):
+        FieldSpectrumDisplay.from_embeddings(tables, vmin=2.0)
+    with pytest.raises(TypeError, match="non-empty dict"):
+        FieldSpectrumDisplay.from_embeddings(rng.normal(size=(5, 3)))
+    bad_sets = {"a/set0": rng.normal(size=(5, 3)), "a/set1": rng.normal(size=(6, 3))}
+    with pytest.raises(ValueError, match="different numbers of rows"):
+        FieldSpectrumDisplay.from_embeddings(bad_sets)
+    with pytest.raises(TypeError, match="non-empty dict"):
+        FieldSpectrumDisplay.from_estimators([FakeModel(tables)])
+    _, axes = plt.subplots(1, 3)
+    with pytest.raises(ValueError, match="3 axes but there are 1 panels"):
+        FieldSpectrumDisplay.from_embeddings(tables, ax=axes)

@@ -5,7 +5,12 @@ imported only when something is drawn, so ``import skcollapse.plotting`` works
 without it.
 """
 
+from skcollapse.plotting._field_spectrum import FieldSpectrumDisplay
 from skcollapse.plotting._projection import EmbeddingProjectionDisplay
 from skcollapse.plotting._spectrum import SpectrumDisplay
 
-__all__ = ["EmbeddingProjectionDisplay", "SpectrumDisplay"]
+__all__ = [
+    "EmbeddingProjectionDisplay",
+    "FieldSpectrumDisplay",
+    "SpectrumDisplay",
+]
