@@ -37,7 +37,9 @@ class _InvSqrtPSD(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_W):
         U, s = ctx.saved_tensors
-        K = -1.0 / (s.unsqueeze(-1) * s.unsqueeze(-2) * (s.unsqueeze(-1) + s.unsqueeze(-2)))
+        K = -1.0 / (
+            s.unsqueeze(-1) * s.unsqueeze(-2) * (s.unsqueeze(-1) + s.unsqueeze(-2))
+        )
         inner = U.transpose(-1, -2) @ grad_W @ U
         grad = U @ (K * inner) @ U.transpose(-1, -2)
         return 0.5 * (grad + grad.transpose(-1, -2)), None
@@ -128,15 +130,16 @@ class DecorrelatedBatchNorm(Regularizer):
     >>> from skcollapse.regularizers import DecorrelatedBatchNorm
     >>> dbn = DecorrelatedBatchNorm(group_size=4)
     >>> out, _ = dbn({"item": torch.randn(512, 8) @ torch.randn(8, 8)})
-    >>> cov = out["item"].T.cov(correction=0)
-    >>> bool(torch.allclose(cov, torch.eye(8), atol=1e-2))
+    >>> cov = out["item"].T.cov(correction=0)  # identity within each group of 4
+    >>> bool(torch.allclose(cov[:4, :4], torch.eye(4), atol=1e-3))
     True
     """
 
     kind = "layer"
 
-    def __init__(self, *, weight=1.0, group_size=None, eps=1e-5, momentum=0.1,
-                 tables=None):
+    def __init__(
+        self, *, weight=1.0, group_size=None, eps=1e-5, momentum=0.1, tables=None
+    ):
         super().__init__(weight=weight)
         self.group_size = group_size
         self.eps = eps
@@ -206,7 +209,7 @@ class DecorrelatedBatchNorm(Regularizer):
             S = G.transpose(1, 2) @ G / n
             blocks.extend(inv_sqrt_psd(S, float(self.eps)).unbind(0))
         if rest:
-            R = Xc[:, n_full * m:]
+            R = Xc[:, n_full * m :]
             blocks.append(inv_sqrt_psd(R.T @ R / n, float(self.eps)))
         W = torch.block_diag(*blocks)
         return mu, W
@@ -227,7 +230,9 @@ class DecorrelatedBatchNorm(Regularizer):
                 self._batch_stats[name] = (mu, W)
                 with torch.no_grad():
                     mom = float(self.momentum)
-                    state.running_mean.mul_(1 - mom).add_(mom * mu.to(state.running_mean))
+                    state.running_mean.mul_(1 - mom).add_(
+                        mom * mu.to(state.running_mean)
+                    )
                     state.running_whitening.mul_(1 - mom).add_(
                         mom * W.to(state.running_whitening)
                     )
@@ -261,6 +266,4 @@ class DecorrelatedBatchNorm(Regularizer):
         return (x - state.running_mean.to(x)) @ state.running_whitening.to(x)
 
     def extra_repr(self):
-        return (
-            f"group_size={self.group_size}, eps={self.eps}, momentum={self.momentum}"
-        )
+        return f"group_size={self.group_size}, eps={self.eps}, momentum={self.momentum}"

@@ -33,7 +33,9 @@ def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     return torch.logsumexp(vals, dim=0) - math.log(vals.numel())
 
 
-def alignment_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+def alignment_loss(
+    x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0
+) -> torch.Tensor:
     r"""Wang & Isola's alignment :math:`\frac1n\sum_b\|\hat x_b-\hat y_b\|^\alpha`."""
     zx = F.normalize(x, dim=1)
     zy = F.normalize(y, dim=1)
@@ -155,8 +157,18 @@ class DirectAU(UniformityRegularizer):
     contribution is small, to reproduce the reference).
     """
 
-    def __init__(self, *, weight=1.0, gamma=1.0, alpha=2.0, t=2.0, alignment=True,
-                 pairs=None, tables=None, table_weights=None):
+    def __init__(
+        self,
+        *,
+        weight=1.0,
+        gamma=1.0,
+        alpha=2.0,
+        t=2.0,
+        alignment=True,
+        pairs=None,
+        tables=None,
+        table_weights=None,
+    ):
         super().__init__(weight=weight, t=t, tables=tables, table_weights=table_weights)
         self.gamma = gamma
         self.alpha = alpha
@@ -178,7 +190,9 @@ class DirectAU(UniformityRegularizer):
                 f"pairs must be a list of (table, table) tuples, got {pairs!r}."
             ) from exc
         if not all(len(p) == 2 and all(isinstance(n, str) for n in p) for p in out):
-            raise ValueError(f"pairs must be a list of (table, table) tuples, got {pairs!r}.")
+            raise ValueError(
+                f"pairs must be a list of (table, table) tuples, got {pairs!r}."
+            )
         return out
 
     def penalty(self, embeddings, context=None):

@@ -132,8 +132,9 @@ class DirectSpec(_SpectrumBalancing):
     """
 
     def __init__(self, *, weight=1.0, alpha=1.0, tau=3.0, shrink_norm=0.0, tables=None):
-        super().__init__(weight=weight, alpha=alpha, shrink_norm=shrink_norm,
-                         tables=tables)
+        super().__init__(
+            weight=weight, alpha=alpha, shrink_norm=shrink_norm, tables=tables
+        )
         self.tau = tau
         check_real(tau, "tau")
 
@@ -216,10 +217,12 @@ class DirectSpecPlus(_SpectrumBalancing):
     :math:`\tau_1`.
     """
 
-    def __init__(self, *, weight=1.0, alpha=1.0, tau0=2.5, tau1=3.0, shrink_norm=0.0,
-                 tables=None):
-        super().__init__(weight=weight, alpha=alpha, shrink_norm=shrink_norm,
-                         tables=tables)
+    def __init__(
+        self, *, weight=1.0, alpha=1.0, tau0=2.5, tau1=3.0, shrink_norm=0.0, tables=None
+    ):
+        super().__init__(
+            weight=weight, alpha=alpha, shrink_norm=shrink_norm, tables=tables
+        )
         self.tau0 = tau0
         self.tau1 = tau1
         check_real(tau0, "tau0")

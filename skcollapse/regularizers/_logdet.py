@@ -180,7 +180,9 @@ class LogDetRegularizer(Regularizer):
         S = X.T @ X
         if self.normalize:
             S = S / X.shape[0]
-        return S + float(self.eps) * torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
+        return S + float(self.eps) * torch.eye(
+            X.shape[1], dtype=X.dtype, device=X.device
+        )
 
     def penalty(self, embeddings, context=None):
         names = select_tables(embeddings, self.tables)

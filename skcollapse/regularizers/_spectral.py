@@ -127,8 +127,9 @@ class CodingRate(_PerTableMean):
     Cholesky in float64 (it is always positive definite).
     """
 
-    def __init__(self, *, weight=1.0, eps=0.5, normalize=True, tables=None,
-                 table_weights=None):
+    def __init__(
+        self, *, weight=1.0, eps=0.5, normalize=True, tables=None, table_weights=None
+    ):
         super().__init__(weight=weight, tables=tables, table_weights=table_weights)
         self.eps = eps
         self.normalize = normalize

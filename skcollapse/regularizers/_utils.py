@@ -21,8 +21,9 @@ import numbers
 import torch
 
 
-def check_real(value, name: str, *, low=None, high=None, strict_low=False,
-               allow_none=False):
+def check_real(
+    value, name: str, *, low=None, high=None, strict_low=False, allow_none=False
+):
     """Validate a real scalar constructor parameter and return it as float."""
     if value is None and allow_none:
         return None
@@ -152,8 +153,7 @@ def table_dims(info) -> dict:
             name, dim = item
         except (TypeError, ValueError) as exc:
             raise TypeError(
-                "info['tables'] must map table names to dimensions, got "
-                f"{tables!r}."
+                f"info['tables'] must map table names to dimensions, got {tables!r}."
             ) from exc
         out[str(name)] = int(dim)
     return out
