@@ -28,6 +28,9 @@ Contract with the estimators (CF recommenders and CTR classifiers)
   ``"item"`` form an observed (positive) pair. ``context`` carries batch ids
   (CF: ``"user_ids"``, ``"item_ids"``; CTR: ``"X"``) and may be ``None``.
   The returned penalty is already multiplied by ``weight``.
+* When ``regularizer.needs_tables`` is True (e.g. LogDet with ``source="table"``),
+  ``context["tables"]`` must also map each table name to the full table
+  ``(n_rows, dim)`` as the loss sees it (with gradient); otherwise it may be absent.
 * Other rows of a table that enter the loss (e.g. sampled negative items) go
   through ``transform_extra(name, x)``; in training it applies the transform of the
   current batch (e.g. DBN's batch whitening), in eval mode the inference transform.
@@ -66,6 +69,8 @@ class Regularizer(nn.Module):
     """
 
     kind: ClassVar[str] = "penalty"
+    #: whether the estimator must pass full tables in ``context["tables"]``
+    needs_tables: ClassVar[bool] = False
 
     def __init__(self, *, weight: float = 1.0):
         super().__init__()
