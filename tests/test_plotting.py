@@ -10,11 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from skcollapse.plotting import (
+    CollapseHistoryDisplay,
     EmbeddingProjectionDisplay,
     FieldSpectrumDisplay,
     SpectrumDisplay,
 )
 from skcollapse.plotting._field_spectrum import split_field_and_set
+from skcollapse.plotting._history import metric_of_column
 
 
 @pytest.fixture(autouse=True)
@@ -398,3 +400,120 @@ def test_field_spectrum_bad_input(rng):
     _, axes = plt.subplots(1, 3)
     with pytest.raises(ValueError, match="3 axes but there are 1 panels"):
         FieldSpectrumDisplay.from_embeddings(tables, ax=axes)
+
+
+# ---------------------------------------------------------------------------- history
+def _fake_history(rng, n_epochs, every=1):
+    rows = []
+    for epoch in range(1, n_epochs + 1):
+        row = {"epoch": epoch, "train_loss": float(rng.random())}
+        if epoch % every == 0:
+            row.update(
+                user_erank=float(rng.uniform(1, 64)),
+                item_erank=float(rng.uniform(1, 64)),
+                user_ia=float(rng.uniform(1, 64)),
+                item_ia=float(rng.uniform(1, 64)),
+            )
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("column", "metric"),
+    [
+        ("item_erank", "erank"),
+        ("erank_user", "erank"),
+        ("effective_rank", "erank"),
+        ("item_ia", "ia"),
+        ("ia", "ia"),
+        ("train_loss", None),
+        ("media_score", None),
+        ("valid_acc", None),
+    ],
+)
+def test_metric_of_column(column, metric):
+    assert metric_of_column(column) == metric
+
+
+def test_history_lines_equal_recorded_values(rng):
+    rows = _fake_history(rng, 6, every=2)
+    disp = CollapseHistoryDisplay.from_history(rows, name="MF")
+    assert len(disp.axes_) == 2
+    assert disp.axes_[0].get_ylabel() == "effective rank"
+    assert disp.axes_[1].get_ylabel() == "information abundance"
+    assert set(disp.lines_) == {
+        ("MF", c) for c in ("user_erank", "item_erank", "user_ia", "item_ia")
+    }
+    for (_, column), line in disp.lines_.items():
+        recorded = [(r["epoch"], r[column]) for r in rows if column in r]
+        np.testing.assert_array_equal(line.get_xdata(), [e for e, _ in recorded])
+        np.testing.assert_array_equal(line.get_ydata(), [v for _, v in recorded])
+    assert disp.lines_["MF", "item_erank"] in disp.axes_[0].get_lines()
+    assert disp.lines_["MF", "item_ia"] in disp.axes_[1].get_lines()
+    legend = [t.get_text() for t in disp.axes_[0].get_legend().get_texts()]
+    assert legend == ["user", "item"]
+
+
+def test_history_one_colour_per_run(rng):
+    runs = {"MF": _fake_history(rng, 3), "MF + LogDet": _fake_history(rng, 4)}
+    disp = CollapseHistoryDisplay.from_histories(runs, columns=["item_erank"])
+    assert len(disp.axes_) == 1
+    a, b = disp.lines_["MF", "item_erank"], disp.lines_["MF + LogDet", "item_erank"]
+    assert a.get_color() != b.get_color()
+    assert len(b.get_xdata()) == 4
+    legend = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
+    assert legend == ["MF item", "MF + LogDet item"]
+
+
+def test_history_from_skorch_net(rng):
+    skorch = pytest.importorskip("skorch")
+    torch = pytest.importorskip("torch")
+    from skorch.callbacks import Callback
+
+    from skcollapse.metrics import effective_rank
+
+    class RecordErank(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            W = net.module_.weight.detach().numpy()
+            net.history.record("weight_erank", effective_rank(W))
+
+    X = rng.normal(size=(64, 5)).astype(np.float32)
+    y = X.sum(axis=1).astype(np.float32)
+    net = skorch.NeuralNetRegressor(
+        torch.nn.Linear(5, 1),
+        max_epochs=3,
+        callbacks=[RecordErank()],
+        train_split=None,
+        verbose=0,
+    )
+    net.fit(X, y.reshape(-1, 1))
+    disp = CollapseHistoryDisplay.from_estimator(net, name="linear")
+    np.testing.assert_array_equal(
+        disp.lines_["linear", "weight_erank"].get_ydata(),
+        net.history[:, "weight_erank"],
+    )
+    np.testing.assert_array_equal(
+        disp.lines_["linear", "weight_erank"].get_xdata(), [1, 2, 3]
+    )
+    unfitted = skorch.NeuralNetRegressor(torch.nn.Linear(5, 1))
+    with pytest.raises(ValueError, match="fit it first"):
+        CollapseHistoryDisplay.from_estimator(unfitted)
+
+
+def test_history_bad_input(rng):
+    rows = _fake_history(rng, 2)
+    with pytest.raises(ValueError, match="no erank/IA columns"):
+        CollapseHistoryDisplay.from_history([{"epoch": 1, "train_loss": 0.5}])
+    with pytest.raises(ValueError, match=r"columns \['valid_erank'\] not found"):
+        CollapseHistoryDisplay.from_history(rows, columns="valid_erank")
+    with pytest.raises(ValueError, match="empty"):
+        CollapseHistoryDisplay.from_history([])
+    with pytest.raises(TypeError, match="list of per-epoch dicts"):
+        CollapseHistoryDisplay.from_history("history")
+    with pytest.raises(TypeError, match="not numbers"):
+        CollapseHistoryDisplay.from_history([{"epoch": 1, "item_erank": "high"}])
+    with pytest.raises(TypeError, match="non-empty dict"):
+        CollapseHistoryDisplay.from_histories([rows])
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match="1 axes but 2 metrics"):
+        CollapseHistoryDisplay.from_history(rows, ax=ax)

@@ -6,10 +6,12 @@ without it.
 """
 
 from skcollapse.plotting._field_spectrum import FieldSpectrumDisplay
+from skcollapse.plotting._history import CollapseHistoryDisplay
 from skcollapse.plotting._projection import EmbeddingProjectionDisplay
 from skcollapse.plotting._spectrum import SpectrumDisplay
 
 __all__ = [
+    "CollapseHistoryDisplay",
     "EmbeddingProjectionDisplay",
     "FieldSpectrumDisplay",
     "SpectrumDisplay",

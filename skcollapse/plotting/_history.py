@@ -1,0 +1,307 @@
+"""Effective rank and information abundance over training epochs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from skcollapse.plotting._base import check_matplotlib_support, estimator_name
+
+#: Which metric a ``net.history`` column holds, from its name.
+_METRIC_PATTERNS = {
+    "erank": re.compile(r"(^|_)(erank|effective_rank|rankme)(_|$)", re.IGNORECASE),
+    "ia": re.compile(r"(^|_)(ia|information_abundance)(_|$)", re.IGNORECASE),
+}
+_METRIC_LABELS = {"erank": "effective rank", "ia": "information abundance"}
+
+
+def metric_of_column(column: str):
+    """``"erank"``, ``"ia"`` or None for a history column name."""
+    for metric, pattern in _METRIC_PATTERNS.items():
+        if pattern.search(str(column)):
+            return metric
+    return None
+
+
+def _history_rows(history, *, name):
+    """Return the list of per-epoch dicts of a skorch net, History or list."""
+    if not isinstance(history, (list, tuple)) and hasattr(history, "get_params"):
+        history = getattr(history, "history", None)  # a skorch net
+        if history is None:
+            raise ValueError(f"{name}: the net has no history; fit it first.")
+    if isinstance(history, Sequence) and not isinstance(history, (str, bytes)):
+        rows = list(history)
+        if rows and not all(isinstance(r, Mapping) for r in rows):
+            raise TypeError(
+                f"{name} must be a skorch net, its History or a list of per-epoch "
+                "dicts."
+            )
+        if not rows:
+            raise ValueError(f"{name} is empty; no epoch was recorded.")
+        return rows
+    raise TypeError(
+        f"{name} must be a skorch net, its History or a list of per-epoch dicts, "
+        f"got {type(history).__name__}."
+    )
+
+
+def _extract(rows, columns, *, name):
+    """Epoch numbers and values of each column (NaN where an epoch lacks it)."""
+    available = []
+    for row in rows:
+        for key in row:
+            if key not in available:
+                available.append(key)
+    if columns is None:
+        columns = [c for c in available if metric_of_column(c) is not None]
+        if not columns:
+            raise ValueError(
+                f"{name} has no erank/IA columns (found {available}); add a "
+                "CollapseMonitor callback to the net, or name the columns with "
+                "columns=[...]."
+            )
+    else:
+        columns = [columns] if isinstance(columns, str) else list(columns)
+        missing = [c for c in columns if c not in available]
+        if missing:
+            raise ValueError(
+                f"columns {missing} not found in {name}; it has {available}."
+            )
+    epochs = np.array(
+        [row.get("epoch", i + 1) for i, row in enumerate(rows)], dtype=np.float64
+    )
+    values = {}
+    for column in columns:
+        vals = []
+        for row in rows:
+            v = row.get(column)
+            try:
+                vals.append(np.nan if v is None else float(v))
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"column {column!r} of {name} holds {type(v).__name__}, not numbers."
+                ) from exc
+        values[column] = np.asarray(vals)
+    return epochs, values
+
+
+class CollapseHistoryDisplay:
+    """Effective rank and information abundance over epochs, one line per run.
+
+    Reads the columns that :class:`~skcollapse.callbacks.CollapseMonitor` writes
+    into ``net.history`` (any column whose name contains ``erank`` or ``ia`` as a
+    word, e.g. ``"item_erank"``). Effective-rank columns go to the left axes and
+    IA columns to the right one; each run gets one colour and each table one
+    line style.
+
+    It is recommended to create a display with :meth:`from_estimator`,
+    :meth:`from_estimators` or :meth:`from_history`.
+
+    Parameters
+    ----------
+    epochs : dict of str -> ndarray of shape (n_epochs,)
+        Per run, the epoch numbers.
+    values : dict of str -> dict of str -> ndarray of shape (n_epochs,)
+        Per run, each history column's values (NaN where an epoch did not record
+        it).
+
+    Attributes
+    ----------
+    lines_ : dict of (str, str) -> matplotlib Line2D
+        The line of each ``(run, column)``.
+    axes_ : ndarray of matplotlib Axes
+        One axes per metric present (erank, IA).
+    ax_ : matplotlib Axes
+        The first axes.
+    figure_ : matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skcollapse.plotting import CollapseHistoryDisplay
+    >>> history = [{"epoch": 1, "item_erank": 20.0}, {"epoch": 2, "item_erank": 12.5}]
+    >>> disp = CollapseHistoryDisplay.from_history(history, name="MF")
+    >>> disp.lines_["MF", "item_erank"].get_ydata().tolist()
+    [20.0, 12.5]
+    """
+
+    def __init__(self, *, epochs, values):
+        self.epochs = epochs
+        self.values = values
+
+    def _check_data(self):
+        if not isinstance(self.values, Mapping) or not self.values:
+            raise ValueError("values must be a non-empty dict of run -> columns.")
+        for run, cols in self.values.items():
+            if run not in self.epochs:
+                raise ValueError(f"epochs has no entry for run {run!r}.")
+            n = np.asarray(self.epochs[run]).shape[0]
+            for column, vals in cols.items():
+                if np.asarray(vals).shape != (n,):
+                    raise ValueError(
+                        f"values[{run!r}][{column!r}] has shape "
+                        f"{np.asarray(vals).shape}, expected ({n},)."
+                    )
+
+    def plot(self, ax=None, *, marker="o", **kwargs):
+        """Draw the curves.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or array-like of Axes, default=None
+            One axes per metric present (erank, IA); a new figure is created
+            when None.
+        marker : str, default="o"
+            Marker of the recorded epochs.
+        **kwargs : dict
+            Passed to :meth:`matplotlib.axes.Axes.plot`.
+
+        Returns
+        -------
+        display : CollapseHistoryDisplay
+        """
+        plt = check_matplotlib_support("CollapseHistoryDisplay.plot")
+        self._check_data()
+        metrics = []
+        for cols in self.values.values():
+            for column in cols:
+                metric = metric_of_column(column) or "other"
+                if metric not in metrics:
+                    metrics.append(metric)
+        metrics.sort(key=["erank", "ia", "other"].index)
+        if ax is None:
+            fig, axes = plt.subplots(
+                1,
+                len(metrics),
+                figsize=(5.2 * len(metrics), 3.8),
+                squeeze=False,
+                layout="constrained",
+            )
+            axes = axes.ravel()
+        else:
+            axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
+            if axes.size != len(metrics):
+                raise ValueError(
+                    f"ax holds {axes.size} axes but {len(metrics)} metrics are "
+                    f"plotted ({metrics})."
+                )
+            fig = axes[0].figure
+        by_metric = dict(zip(metrics, axes, strict=True))
+        colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+        styles = ["-", "--", ":", "-."]
+        table_style: dict = {}
+        self.lines_ = {}
+        for i, (run, cols) in enumerate(self.values.items()):
+            epochs = np.asarray(self.epochs[run], dtype=np.float64)
+            for column, vals in cols.items():
+                metric = metric_of_column(column) or "other"
+                pattern = _METRIC_PATTERNS.get(metric)
+                table = pattern.sub("_", column).strip("_") if pattern else column
+                style = table_style.setdefault(table, styles[len(table_style) % 4])
+                vals = np.asarray(vals, dtype=np.float64)
+                keep = np.isfinite(vals)
+                parts = [run] if len(self.values) > 1 else []
+                parts += [table] if table else []
+                label = " ".join(parts) or column
+                (line,) = by_metric[metric].plot(
+                    epochs[keep],
+                    vals[keep],
+                    linestyle=style,
+                    color=colors[i % len(colors)],
+                    marker=marker,
+                    markersize=3,
+                    label=label,
+                    **kwargs,
+                )
+                self.lines_[run, column] = line
+        for metric, axis in by_metric.items():
+            axis.set_xlabel("epoch")
+            axis.set_ylabel(_METRIC_LABELS.get(metric, "value"))
+            axis.grid(True, alpha=0.3)
+            axis.legend(fontsize="small")
+        self.axes_ = axes
+        self.ax_ = axes[0]
+        self.figure_ = fig
+        return self
+
+    @classmethod
+    def from_history(cls, history, *, columns=None, name="run", ax=None, **kwargs):
+        """Plot one run from a history.
+
+        Parameters
+        ----------
+        history : skorch History, list of dict, or a net with ``.history``
+            Per-epoch records.
+        columns : str or list of str, default=None
+            Columns to draw; by default every erank/IA column.
+        name : str, default="run"
+            Name of the run in the legend.
+        ax : matplotlib Axes or array-like of Axes, default=None
+            One axes per metric.
+        **kwargs : dict
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : CollapseHistoryDisplay
+        """
+        return cls.from_histories({name: history}, columns=columns, ax=ax, **kwargs)
+
+    @classmethod
+    def from_histories(cls, histories, *, columns=None, ax=None, **kwargs):
+        """Plot several runs: ``{run name: history}``.
+
+        Parameters are as in :meth:`from_history`.
+
+        Returns
+        -------
+        display : CollapseHistoryDisplay
+        """
+        if not isinstance(histories, Mapping) or not histories:
+            raise TypeError(
+                "histories must be a non-empty dict of run name -> history."
+            )
+        epochs, values = {}, {}
+        for run, history in histories.items():
+            label = f"history of run {run!r}"
+            rows = _history_rows(history, name=label)
+            epochs[str(run)], values[str(run)] = _extract(rows, columns, name=label)
+        disp = cls(epochs=epochs, values=values)
+        return disp.plot(ax=ax, **kwargs)
+
+    @classmethod
+    def from_estimator(cls, estimator, *, name=None, columns=None, ax=None, **kwargs):
+        """Plot a fitted skorch net's collapse history.
+
+        Parameters
+        ----------
+        estimator : skorch net
+            Fitted with a :class:`~skcollapse.callbacks.CollapseMonitor` callback.
+        name : str, default=None
+            Run name; the class name by default.
+        columns, ax, **kwargs
+            As in :meth:`from_history`.
+
+        Returns
+        -------
+        display : CollapseHistoryDisplay
+        """
+        return cls.from_histories(
+            {name or estimator_name(estimator): estimator},
+            columns=columns,
+            ax=ax,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_estimators(cls, estimators, *, columns=None, ax=None, **kwargs):
+        """Plot several fitted nets, one colour per run: ``{run name: net}``.
+
+        Returns
+        -------
+        display : CollapseHistoryDisplay
+        """
+        return cls.from_histories(estimators, columns=columns, ax=ax, **kwargs)
