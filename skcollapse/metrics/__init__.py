@@ -1,6 +1,15 @@
 """Collapse metrics (pure functions) and the scorers built on them."""
 
-from skcollapse.metrics._collapse import effective_rank, information_abundance
+from skcollapse.metrics._collapse import (
+    alignment,
+    collapse_metrics,
+    condition_number,
+    effective_rank,
+    information_abundance,
+    normalized_std,
+    stable_rank,
+    uniformity,
+)
 from skcollapse.metrics._ranking import (
     RankingScorer,
     average_popularity,
@@ -15,12 +24,16 @@ from skcollapse.metrics._ranking import (
     ranking_scorer,
     recall_at_k,
 )
+from skcollapse.metrics._reference import random_reference
 from skcollapse.metrics._spectrum import singular_values
 
 __all__ = [
     "RankingScorer",
+    "alignment",
     "average_popularity",
     "catalog_coverage",
+    "collapse_metrics",
+    "condition_number",
     "effective_rank",
     "evaluate_ranking",
     "gini_index",
@@ -29,8 +42,12 @@ __all__ = [
     "long_tail_share",
     "map_at_k",
     "ndcg_at_k",
+    "normalized_std",
     "precision_at_k",
+    "random_reference",
     "ranking_scorer",
     "recall_at_k",
     "singular_values",
+    "stable_rank",
+    "uniformity",
 ]

@@ -1,12 +1,47 @@
-"""Collapse metrics computed from the singular spectrum."""
+"""Collapse metrics computed from the singular spectrum, and row-level diagnostics.
+
+Every function takes one embedding table ``(n_samples, n_features)`` -- a numpy
+array (``np.memmap`` streamed), a torch tensor (computed on its device) or a dask
+array (computed blockwise) -- or a list/tuple/dict of tables, for which it returns
+a list/dict of per-table values (e.g. one IA per CTR field). Results are Python
+floats.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
-from skcollapse.metrics._spectrum import singular_values
+from skcollapse.metrics._spectrum import (
+    _chunk_rows,
+    _mmap_release,
+    _row_normalize_np,
+    _spectrum_single,
+)
+from skcollapse.utils._validation import check_embedding_matrix
+
+__all__ = [
+    "alignment",
+    "collapse_metrics",
+    "condition_number",
+    "effective_rank",
+    "information_abundance",
+    "normalized_std",
+    "stable_rank",
+    "uniformity",
+]
+
+
+# --------------------------------------------------------------------------- tables
+def _is_table_collection(embeddings):
+    if isinstance(embeddings, Mapping):
+        return True
+    if isinstance(embeddings, (list, tuple)) and embeddings:
+        first = embeddings[0]
+        return hasattr(first, "shape") and len(getattr(first, "shape", ())) == 2
+    return False
 
 
 def _per_table(func, embeddings, **kwargs):
@@ -15,51 +50,161 @@ def _per_table(func, embeddings, **kwargs):
         if not embeddings:
             raise ValueError("embeddings is an empty dict; give at least one table.")
         return {key: func(value, **kwargs) for key, value in embeddings.items()}
-    if isinstance(embeddings, (list, tuple)) and embeddings and not isinstance(
-        embeddings[0], (int, float, np.number)
-    ):
-        first = embeddings[0]
-        if hasattr(first, "shape") and len(getattr(first, "shape", ())) == 2:
-            return [func(value, **kwargs) for value in embeddings]
+    if _is_table_collection(embeddings):
+        return [func(value, **kwargs) for value in embeddings]
     return func(embeddings, **kwargs)
 
 
-def _spectrum_probabilities(sigma: np.ndarray, spectrum: str) -> np.ndarray | None:
-    if spectrum not in {"sv", "eig"}:
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+# ------------------------------------------------------------ metrics of a spectrum
+def _max_rank(sigma, center, n_samples):
+    """Largest attainable rank: ``min(n, d)``, or ``min(n - 1, d)`` when centered."""
+    k = sigma.shape[0]
+    if center and n_samples is not None and n_samples <= k:
+        k = n_samples - 1
+    return max(k, 1)
+
+
+def _check_spectrum(spectrum):
+    if spectrum not in ("sv", "eig"):
         raise ValueError(f"spectrum must be 'sv' or 'eig', got {spectrum!r}.")
+
+
+def erank_from_spectrum(
+    sigma, *, spectrum="sv", normalize=False, center=False, n_samples=None
+):
+    """Effective rank from singular values (0.0 for an all-zero spectrum)."""
+    _check_spectrum(spectrum)
+    sigma = np.asarray(sigma, dtype=np.float64)
     values = sigma**2 if spectrum == "eig" else sigma
     total = values.sum()
-    if total <= 0:
-        return None
-    return values / total
-
-
-def _effective_rank_single(
-    embeddings, *, spectrum="sv", center=False, row_normalize=False, normalize=False
-):
-    sigma = singular_values(embeddings, center=center, row_normalize=row_normalize)
-    p = _spectrum_probabilities(sigma, spectrum)
-    if p is None:
+    if not total > 0:
         return 0.0
-    p = p[p > 0]
+    p = values[values > 0] / total
     value = float(np.exp(-np.sum(p * np.log(p))))
     if normalize:
-        value /= sigma.shape[0]
+        value /= _max_rank(sigma, center, n_samples)
     return value
+
+
+def ia_from_spectrum(sigma, *, normalize=False, center=False, n_samples=None):
+    """Information abundance ``sum(sigma) / max(sigma)`` (0.0 for all-zero)."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    top = sigma.max() if sigma.size else 0.0
+    if not top > 0:
+        return 0.0
+    value = float(sigma.sum() / top)
+    if normalize:
+        value /= _max_rank(sigma, center, n_samples)
+    return value
+
+
+def stable_rank_from_spectrum(sigma, *, normalize=False, center=False, n_samples=None):
+    """Stable rank ``sum(sigma**2) / max(sigma)**2`` (0.0 for all-zero)."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    top = sigma.max() if sigma.size else 0.0
+    if not top > 0:
+        return 0.0
+    value = float(np.sum((sigma / top) ** 2))
+    if normalize:
+        value /= _max_rank(sigma, center, n_samples)
+    return value
+
+
+def condition_number_from_spectrum(sigma, *, normalize=False, center=False,
+                                   n_samples=None):
+    """``sigma_max / sigma_min`` over the attainable rank (inf when singular)."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    k = _max_rank(sigma, center, n_samples)
+    kept = np.sort(sigma)[::-1][:k]
+    if kept.size == 0 or not kept[-1] > 0:
+        return float("inf")
+    return float(kept[0] / kept[-1])
+
+
+_SPECTRAL_FUNCS = {
+    "effective_rank": erank_from_spectrum,
+    "information_abundance": ia_from_spectrum,
+    "stable_rank": stable_rank_from_spectrum,
+    "condition_number": condition_number_from_spectrum,
+}
+
+
+def _spectral_metric(
+    embeddings,
+    *,
+    metric,
+    center=False,
+    row_normalize=False,
+    normalize=False,
+    relative=False,
+    method="auto",
+    spectrum=None,
+):
+    center = _check_bool(center, "center")
+    row_normalize = _check_bool(row_normalize, "row_normalize")
+    normalize = _check_bool(normalize, "normalize")
+    relative = _check_bool(relative, "relative")
+    kwargs = {} if spectrum is None else {"spectrum": spectrum}
+    if spectrum is not None:
+        _check_spectrum(spectrum)
+    E, kind = check_embedding_matrix(embeddings, check_finite=False)
+    sigma = _spectrum_single(
+        E, kind, center=center, row_normalize=row_normalize, method=method,
+        chunk_size=None,
+    )
+    n = int(E.shape[0])
+    value = _SPECTRAL_FUNCS[metric](
+        sigma, normalize=normalize, center=center, n_samples=n, **kwargs
+    )
+    if relative:
+        from skcollapse.metrics._reference import random_reference
+
+        ref = random_reference(
+            (n, int(E.shape[1])), metric, center=center, row_normalize=row_normalize,
+            normalize=normalize, **kwargs,
+        )
+        value = value / ref if ref > 0 else float("nan")
+    return value
+
+
+_COMMON_PARAMS = """center : bool, default=False
+        Subtract the column mean first (spectrum of the covariance). RankMe,
+        DirectSpec and RecScope do not center.
+    row_normalize : bool, default=False
+        L2-normalise rows first (RecScope's IA analysis does this).
+    normalize : bool, default=False
+        Divide by the largest attainable value, ``min(n_samples, n_features)``
+        (``min(n_samples - 1, n_features)`` when centered), so that tables of
+        different sizes compare; 1.0 means no collapse at all.
+    relative : bool, default=False
+        Divide by the expected value for a random Gaussian table of the same shape
+        and options (:func:`random_reference`): 0.35 reads "35% of a random
+        table's value".
+    method : {"auto", "gram", "svd"}, default="auto"
+        How the spectrum is computed; see :func:`singular_values`."""
 
 
 def effective_rank(
     embeddings,
     *,
-    spectrum: str = "sv",
-    center: bool = False,
-    row_normalize: bool = False,
-    normalize: bool = False,
+    spectrum="sv",
+    center=False,
+    row_normalize=False,
+    normalize=False,
+    relative=False,
+    method="auto",
 ):
     """Effective rank of Roy & Vetterli (2007), also known as RankMe.
 
-    ``erank(E) = exp(-sum_k p_k log p_k)`` with ``p_k = sigma_k / ||sigma||_1``. It lies
-    in ``[1, rank(E)]``; an all-zero matrix (complete collapse) returns ``0.0``.
+    ``erank(E) = exp(-sum_k p_k log p_k)`` with ``p_k = sigma_k / ||sigma||_1``. It
+    lies in ``[1, rank(E)]``. An all-zero matrix (complete collapse) returns
+    ``0.0``, below every non-zero matrix. Scale and row-order invariant.
 
     Parameters
     ----------
@@ -69,68 +214,242 @@ def effective_rank(
     spectrum : {"sv", "eig"}, default="sv"
         ``"sv"`` uses singular values (Roy & Vetterli, RankMe). ``"eig"`` uses their
         squares (eigenvalues of the Gram/covariance matrix), which some monitors
-        report; it is never larger than the ``"sv"`` value and not comparable with it.
-    center : bool, default=False
-        Subtract the column mean first.
-    row_normalize : bool, default=False
-        L2-normalise rows first.
-    normalize : bool, default=False
-        Divide by ``min(n_samples, n_features)`` so that tables of different sizes
-        compare (1.0 means no collapse).
+        report; it is never larger than the ``"sv"`` value and not comparable.
+    {common}
 
     Returns
     -------
     float, or list/dict of float for several tables.
+
+    See Also
+    --------
+    information_abundance : ``||sigma||_1 / sigma_max``.
+    ErankScorer : The same metric as an estimator and scorer.
 
     References
     ----------
     O. Roy and M. Vetterli, "The effective rank: a measure of effective
     dimensionality", EUSIPCO 2007.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import effective_rank
+    >>> effective_rank(np.eye(4))
+    4.0...
+    >>> effective_rank(np.ones((5, 3)))
+    1.0
     """
     return _per_table(
-        _effective_rank_single,
-        embeddings,
-        spectrum=spectrum,
-        center=center,
-        row_normalize=row_normalize,
-        normalize=normalize,
+        _spectral_metric, embeddings, metric="effective_rank", spectrum=spectrum,
+        center=center, row_normalize=row_normalize, normalize=normalize,
+        relative=relative, method=method,
     )
-
-
-def _information_abundance_single(
-    embeddings, *, center=False, row_normalize=False, normalize=False
-):
-    sigma = singular_values(embeddings, center=center, row_normalize=row_normalize)
-    top = sigma[0] if sigma.size else 0.0
-    if top <= 0:
-        return 0.0
-    value = float(sigma.sum() / top)
-    if normalize:
-        value /= sigma.shape[0]
-    return value
 
 
 def information_abundance(
     embeddings,
     *,
-    center: bool = False,
-    row_normalize: bool = False,
-    normalize: bool = False,
+    center=False,
+    row_normalize=False,
+    normalize=False,
+    relative=False,
+    method="auto",
 ):
-    """Information abundance of Guo et al. (ICML 2024): ``||sigma||_1 / ||sigma||_inf``.
+    """Information abundance of Guo et al. (ICML 2024): ``||sigma||_1 / sigma_max``.
 
-    It lies in ``[1, min(n_samples, n_features)]``; an all-zero matrix returns ``0.0``.
+    It lies in ``[1, rank(E)]``; an all-zero matrix (complete collapse) returns
+    ``0.0``. Guo et al. report it per field table and compare it with a randomly
+    initialised table (``relative=True``).
 
     Parameters
     ----------
     embeddings : array-like, torch.Tensor, dask array, or a list/dict of them
         One table, or several (the paper reports one value per field table).
+    {common}
+
+    Returns
+    -------
+    float, or list/dict of float for several tables.
+
+    See Also
+    --------
+    effective_rank : Entropy-based effective dimensionality.
+    IAScorer : The same metric as an estimator and scorer.
+
+    References
+    ----------
+    X. Guo et al., "On the Embedding Collapse when Scaling up Recommendation
+    Models", ICML 2024.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import information_abundance
+    >>> information_abundance(np.diag([2.0, 1.0, 1.0]))
+    2.0
+    """
+    return _per_table(
+        _spectral_metric, embeddings, metric="information_abundance",
+        center=center, row_normalize=row_normalize, normalize=normalize,
+        relative=relative, method=method,
+    )
+
+
+def stable_rank(
+    embeddings,
+    *,
+    center=False,
+    row_normalize=False,
+    normalize=False,
+    relative=False,
+    method="auto",
+):
+    """Stable (numerical) rank ``||E||_F^2 / ||E||_2^2 = sum(sigma^2) / sigma_max^2``.
+
+    The squared analogue of information abundance (TF-GNN's ``numerical_rank``);
+    it weighs the top directions more and is robust to tiny singular values. An
+    all-zero matrix returns ``0.0``.
+
+    Parameters
+    ----------
+    embeddings : array-like, torch.Tensor, dask array, or a list/dict of them
+        One table, or several.
+    {common}
+
+    Returns
+    -------
+    float, or list/dict of float for several tables.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import stable_rank
+    >>> stable_rank(np.diag([2.0, 1.0, 1.0]))
+    1.5
+    """
+    return _per_table(
+        _spectral_metric, embeddings, metric="stable_rank", center=center,
+        row_normalize=row_normalize, normalize=normalize, relative=relative,
+        method=method,
+    )
+
+
+def condition_number(
+    embeddings,
+    *,
+    center=False,
+    row_normalize=False,
+    relative=False,
+    method="auto",
+):
+    """Condition number ``sigma_max / sigma_min`` of an embedding table.
+
+    Taken over the attainable rank ``min(n_samples, n_features)`` (minus one when
+    centered). A rank-deficient or all-zero table returns ``inf``: some direction
+    is completely collapsed. Lower is healthier (LogDet regularisers keep it small).
+
+    Parameters
+    ----------
+    embeddings : array-like, torch.Tensor, dask array, or a list/dict of them
+        One table, or several.
     center : bool, default=False
         Subtract the column mean first.
     row_normalize : bool, default=False
-        L2-normalise rows first, as the RecScope analysis notebook does.
-    normalize : bool, default=False
-        Divide by ``min(n_samples, n_features)``.
+        L2-normalise rows first.
+    relative : bool, default=False
+        Divide by the expected value for a random Gaussian table of the same shape.
+    method : {"auto", "gram", "svd"}, default="auto"
+        The Gram route (tall tables) resolves singular values down to about
+        ``1e-8 * sigma_max``; use ``"svd"`` for very ill-conditioned tables.
+
+    Returns
+    -------
+    float, or list/dict of float for several tables.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import condition_number
+    >>> condition_number(np.diag([4.0, 2.0, 1.0]))
+    4.0
+    """
+    return _per_table(
+        _spectral_metric, embeddings, metric="condition_number", center=center,
+        row_normalize=row_normalize, relative=relative, method=method,
+    )
+
+
+for _func in (effective_rank, information_abundance, stable_rank):
+    _func.__doc__ = _func.__doc__.replace("{common}", _COMMON_PARAMS)
+
+
+# ------------------------------------------------------------- normalized std
+def _moments_numpy(E, chunk_rows):
+    d = E.shape[1]
+    release = _mmap_release(E) if isinstance(E, np.memmap) else None
+    n_tot, mean, m2 = 0, np.zeros(d), np.zeros(d)
+    for start in range(0, E.shape[0], chunk_rows):
+        stop = min(start + chunk_rows, E.shape[0])
+        X = np.asarray(E[start:stop], dtype=np.float64)
+        if not np.isfinite(X).all():
+            raise ValueError("embeddings contains NaN or infinite values.")
+        X = _row_normalize_np(X)
+        rows = X.shape[0]
+        bmean = X.mean(axis=0)
+        bm2 = ((X - bmean) ** 2).sum(axis=0)
+        total = n_tot + rows
+        delta = bmean - mean
+        m2 += bm2 + delta**2 * (n_tot * rows / total)
+        mean += delta * (rows / total)
+        n_tot = total
+        if release is not None:
+            release(start, stop)
+    return n_tot, mean, m2
+
+
+def _normalized_std_single(embeddings, *, relative=False):
+    relative = _check_bool(relative, "relative")
+    E, kind = check_embedding_matrix(embeddings, check_finite=False)
+    n, d = E.shape
+    if kind == "torch":
+        import torch
+
+        with torch.no_grad():
+            X = E.detach().to(torch.float64)
+            if not bool(torch.isfinite(X).all()):
+                raise ValueError("embeddings contains NaN or infinite values.")
+            X = torch.nn.functional.normalize(X, dim=1)
+            std = X.std(dim=0, correction=1) if n > 1 else torch.zeros(d)
+            value = float(std.mean())
+    else:
+        if kind == "dask":
+            from skcollapse.metrics._dask import dask_row_moments
+
+            count, _, m2 = dask_row_moments(E)
+        else:
+            count, _, m2 = _moments_numpy(E, _chunk_rows(d, None))
+        value = float(np.mean(np.sqrt(m2 / (count - 1)))) if count > 1 else 0.0
+    if relative:
+        value *= np.sqrt(d)
+    return value
+
+
+def normalized_std(embeddings, *, relative=False):
+    """Mean column std of the L2-normalised rows (Chen & He, SimSiam, 2021).
+
+    ``mean_j std_i(e_ij / ||e_i||)`` with the unbiased std. A completely
+    collapsed table (all rows along one direction) gives ``0.0``; zero-mean
+    isotropic embeddings give about ``1 / sqrt(n_features)``. All-zero rows stay
+    zero; a single row gives ``0.0``.
+
+    Parameters
+    ----------
+    embeddings : array-like, torch.Tensor, dask array, or a list/dict of them
+        One table, or several.
+    relative : bool, default=False
+        Multiply by ``sqrt(n_features)``, i.e. divide by the isotropic reference
+        ``1 / sqrt(n_features)``; about 1.0 means no collapse.
 
     Returns
     -------
@@ -138,13 +457,290 @@ def information_abundance(
 
     References
     ----------
-    X. Guo et al., "On the Embedding Collapse when Scaling up Recommendation
-    Models", ICML 2024.
+    X. Chen and K. He, "Exploring Simple Siamese Representation Learning",
+    CVPR 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import normalized_std
+    >>> normalized_std(np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]))
+    0.0
     """
+    return _per_table(_normalized_std_single, embeddings, relative=relative)
+
+
+# ------------------------------------------------------- alignment and uniformity
+def _to_numpy_or_torch(E, name):
+    E, kind = check_embedding_matrix(E, name=name)
+    if kind == "dask":
+        return np.asarray(E.compute()), "numpy"
+    return E, kind
+
+
+def _l2n(X, kind):
+    if kind == "torch":
+        import torch
+
+        return torch.nn.functional.normalize(X, dim=1)
+    return _row_normalize_np(X)
+
+
+def alignment(x, y, *, alpha=2.0, normalize=True):
+    """Alignment of positive pairs, ``E ||x_i - y_i||^alpha`` (Wang & Isola, 2020).
+
+    Lower is better (positives close together). Rows of ``x`` and ``y`` are paired.
+
+    Parameters
+    ----------
+    x, y : array-like, torch.Tensor or dask array of shape (n_pairs, n_features)
+        Embeddings of the two sides of each positive pair (e.g. user and item).
+    alpha : float, default=2.0
+        Exponent of the distance.
+    normalize : bool, default=True
+        L2-normalise the rows first, as the definition assumes.
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    T. Wang and P. Isola, "Understanding Contrastive Representation Learning
+    through Alignment and Uniformity on the Hypersphere", ICML 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import alignment
+    >>> alignment(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]))
+    2.0...
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
+        raise ValueError(f"alpha must be a positive number, got {alpha!r}.")
+    normalize = _check_bool(normalize, "normalize")
+    X, kx = _to_numpy_or_torch(x, "x")
+    Y, ky = _to_numpy_or_torch(y, "y")
+    if tuple(X.shape) != tuple(Y.shape):
+        raise ValueError(
+            f"x and y must have the same shape, got {tuple(X.shape)} and "
+            f"{tuple(Y.shape)}."
+        )
+    if kx != ky:
+        raise TypeError("x and y must both be numpy-like or both torch tensors.")
+    if kx == "torch":
+        import torch
+
+        with torch.no_grad():
+            X, Y = X.detach().to(torch.float64), Y.detach().to(torch.float64)
+            if normalize:
+                X, Y = _l2n(X, kx), _l2n(Y, kx)
+            return float((X - Y).norm(dim=1).pow(alpha).mean())
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    if normalize:
+        X, Y = _l2n(X, kx), _l2n(Y, kx)
+    return float(np.mean(np.linalg.norm(X - Y, axis=1) ** alpha))
+
+
+def uniformity(embeddings, *, t=2.0, normalize=True, max_samples=10_000,
+               random_state=None):
+    """Uniformity ``log E_{i<j} exp(-t ||e_i - e_j||^2)`` (Wang & Isola, 2020).
+
+    Lower (more negative) is more uniform on the sphere; a completely collapsed
+    table gives ``0.0``, the largest possible value. Pairs are processed in
+    blocks with a log-sum-exp, so memory stays ``O(block^2)``.
+
+    Parameters
+    ----------
+    embeddings : array-like, torch.Tensor or dask array of shape (n_samples, n_features)
+        One table, or a list/dict of tables.
+    t : float, default=2.0
+        Temperature of the Gaussian potential.
+    normalize : bool, default=True
+        L2-normalise the rows first, as the definition assumes.
+    max_samples : int or None, default=10_000
+        Use a random subset of this many rows when the table is larger (all
+        ``n (n - 1) / 2`` pairs are otherwise used); ``None`` uses every row.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the row subset.
+
+    Returns
+    -------
+    float, or list/dict of float for several tables.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import uniformity
+    >>> uniformity(np.array([[1.0, 0.0], [-1.0, 0.0]]))  # distance 2: log exp(-8)
+    -8.0
+    """
+    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not t > 0:
+        raise ValueError(f"t must be a positive number, got {t!r}.")
+    if max_samples is not None and (
+        isinstance(max_samples, bool)
+        or not isinstance(max_samples, numbers.Integral)
+        or max_samples < 2
+    ):
+        raise ValueError(f"max_samples must be an integer >= 2 or None, got {max_samples!r}.")
+    normalize = _check_bool(normalize, "normalize")
     return _per_table(
-        _information_abundance_single,
-        embeddings,
-        center=center,
-        row_normalize=row_normalize,
-        normalize=normalize,
+        _uniformity_single, embeddings, t=float(t), normalize=normalize,
+        max_samples=max_samples, random_state=random_state,
     )
+
+
+def _uniformity_single(embeddings, *, t, normalize, max_samples, random_state):
+    from sklearn.utils import check_random_state
+
+    E, kind = check_embedding_matrix(embeddings)
+    n = E.shape[0]
+    if n < 2:
+        raise ValueError("uniformity needs at least 2 rows (it averages over pairs).")
+    if max_samples is not None and n > max_samples:
+        idx = np.sort(check_random_state(random_state).choice(n, max_samples,
+                                                              replace=False))
+        if kind == "torch":
+            import torch
+
+            E = E[torch.as_tensor(idx, device=E.device)]
+        else:
+            E = E[idx]
+    if kind == "dask":
+        E, kind = np.asarray(E.compute()), "numpy"
+        if not np.isfinite(E).all():
+            raise ValueError("embeddings contains NaN or infinite values.")
+    if kind == "torch":
+        import torch
+
+        with torch.no_grad():
+            X = E.detach().to(torch.float64)
+            if normalize:
+                X = _l2n(X, kind)
+            return _uniformity_blocks(X, t, torch)
+    X = np.asarray(E, dtype=np.float64)
+    if normalize:
+        X = _l2n(X, kind)
+    return _uniformity_blocks(X, t, np)
+
+
+def _uniformity_blocks(X, t, xp):
+    """``log mean_{i<j} exp(-t d_ij^2)`` over row blocks with a running log-sum-exp."""
+    n = X.shape[0]
+    sq = (X * X).sum(1)
+    block = 2048
+    log_terms = []
+    for i in range(0, n, block):
+        Xi, sqi = X[i : i + block], sq[i : i + block]
+        for j in range(i, n, block):
+            d2 = sqi[:, None] + sq[j : j + block][None, :] - 2.0 * (Xi @ X[j : j + block].T)
+            d2 = d2.clip(0.0, None) if xp is np else d2.clamp_min(0.0)
+            vals = -t * d2
+            if j == i:  # strict upper triangle only
+                rows, cols = vals.shape
+                mask = np.triu(np.ones((rows, cols), dtype=bool), k=1)
+                if xp is not np:
+                    mask = xp.as_tensor(mask, device=vals.device)
+                vals = vals[mask]
+            else:
+                vals = vals.reshape(-1)
+            if vals.shape[0]:
+                log_terms.append(float(_logsumexp(vals, xp)))
+    total = _logsumexp(np.asarray(log_terms), np)
+    return float(total - np.log(n * (n - 1) / 2.0))
+
+
+def _logsumexp(v, xp):
+    if xp is np:
+        m = v.max()
+        return m + np.log(np.exp(v - m).sum())
+    return xp.logsumexp(v, dim=0)
+
+
+# --------------------------------------------------------------- several at once
+_ROW_METRICS = ("normalized_std",)
+DEFAULT_METRICS = ("effective_rank", "information_abundance", "normalized_std")
+
+
+def collapse_metrics(
+    embeddings,
+    *,
+    metrics=DEFAULT_METRICS,
+    center=False,
+    row_normalize=False,
+    relative=False,
+    method="auto",
+):
+    """Several collapse metrics of a table from a single pass over its spectrum.
+
+    One Gram/SVD computation feeds every spectral metric (effective rank,
+    information abundance, stable rank, condition number); ``normalized_std``
+    costs one more pass over the rows. Use this instead of calling each function
+    when the table is large.
+
+    Parameters
+    ----------
+    embeddings : array-like, torch.Tensor, dask array, or a list/dict of them
+        One table, or several.
+    metrics : sequence of str, default=("effective_rank", \
+"information_abundance", "normalized_std")
+        Any of ``"effective_rank"``, ``"information_abundance"``,
+        ``"stable_rank"``, ``"condition_number"``, ``"normalized_std"``.
+    center, row_normalize : bool, default=False
+        Options of the spectral metrics (see :func:`effective_rank`).
+    relative : bool, default=False
+        Report each value relative to a random Gaussian table of the same shape.
+    method : {"auto", "gram", "svd"}, default="auto"
+        How the spectrum is computed.
+
+    Returns
+    -------
+    dict of str to float, or a list/dict of such dicts for several tables.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import collapse_metrics
+    >>> out = collapse_metrics(np.eye(3), metrics=["effective_rank", "stable_rank"])
+    >>> {k: round(v, 6) for k, v in out.items()}
+    {'effective_rank': 3.0, 'stable_rank': 3.0}
+    """
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    metrics = list(metrics)
+    known = (*_SPECTRAL_FUNCS, *_ROW_METRICS)
+    unknown = [m for m in metrics if m not in known]
+    if unknown or not metrics:
+        raise ValueError(
+            f"metrics must be a non-empty list of {sorted(known)}, got {metrics!r}."
+        )
+    return _per_table(
+        _collapse_metrics_single, embeddings, metrics=metrics,
+        center=_check_bool(center, "center"),
+        row_normalize=_check_bool(row_normalize, "row_normalize"),
+        relative=_check_bool(relative, "relative"), method=method,
+    )
+
+
+def _collapse_metrics_single(embeddings, *, metrics, center, row_normalize, relative,
+                             method):
+    E, kind = check_embedding_matrix(embeddings, check_finite=False)
+    n, d = (int(s) for s in E.shape)
+    out = {}
+    if any(m in _SPECTRAL_FUNCS for m in metrics):
+        sigma = _spectrum_single(
+            E, kind, center=center, row_normalize=row_normalize, method=method,
+            chunk_size=None,
+        )
+        for m in metrics:
+            if m in _SPECTRAL_FUNCS:
+                out[m] = _SPECTRAL_FUNCS[m](sigma, center=center, n_samples=n)
+                if relative:
+                    from skcollapse.metrics._reference import random_reference
+
+                    ref = random_reference((n, d), m, center=center,
+                                           row_normalize=row_normalize)
+                    out[m] = out[m] / ref if ref > 0 else float("nan")
+    if "normalized_std" in metrics:
+        out["normalized_std"] = _normalized_std_single(E, relative=relative)
+    return {m: out[m] for m in metrics}

@@ -25,7 +25,9 @@ def array_namespace_kind(x) -> str:
     return "numpy"
 
 
-def check_embedding_matrix(E, *, name: str = "embeddings", allow_empty: bool = False):
+def check_embedding_matrix(
+    E, *, name: str = "embeddings", allow_empty: bool = False, check_finite: bool = True
+):
     """Validate a 2-D embedding matrix without copying it when avoidable.
 
     Accepts numpy arrays (including ``np.memmap``), array-likes, torch tensors and
@@ -34,7 +36,9 @@ def check_embedding_matrix(E, *, name: str = "embeddings", allow_empty: bool = F
     kept, integers and bools cast to float64). Raises ``TypeError`` for non-numeric
     dtypes and ``ValueError`` for wrong dimensionality, emptiness or non-finite
     values (NaN/inf are checked for numpy and torch inputs; dask inputs are checked
-    while they are streamed).
+    while they are streamed). ``check_finite=False`` skips the NaN/inf pass for
+    callers that detect non-finite values themselves while streaming (the float64
+    Gram diagonal of any non-finite input is non-finite).
     """
     kind = array_namespace_kind(E)
     if kind == "torch":
@@ -45,7 +49,7 @@ def check_embedding_matrix(E, *, name: str = "embeddings", allow_empty: bool = F
         if not E.is_floating_point():
             E = E.to(torch.float64)
         _check_shape(tuple(E.shape), name, allow_empty)
-        if E.numel() and not bool(torch.isfinite(E).all()):
+        if check_finite and E.numel() and not bool(torch.isfinite(E).all()):
             raise ValueError(f"{name} contains NaN or infinite values.")
         return E, kind
     if kind == "dask":
@@ -53,7 +57,7 @@ def check_embedding_matrix(E, *, name: str = "embeddings", allow_empty: bool = F
             raise TypeError(f"{name} must have a numeric dtype, got {E.dtype}.")
         _check_shape(tuple(E.shape), name, allow_empty)
         return E, kind
-    if isinstance(E, (str, bytes)) or isinstance(E, numbers.Number):
+    if isinstance(E, (str, bytes, numbers.Number)):
         raise TypeError(
             f"{name} must be a 2-D array of shape (n_samples, n_features), "
             f"got {type(E).__name__}."
@@ -71,12 +75,15 @@ def check_embedding_matrix(E, *, name: str = "embeddings", allow_empty: bool = F
             f"{name} must have a numeric dtype, got {E.dtype}; convert it with "
             "np.asarray(..., dtype=float) after checking its content."
         )
-    if E.dtype.kind != "f":
-        E = E.astype(np.float64)
-    elif E.dtype not in (np.float32, np.float64):
+    if E.dtype not in (np.float32, np.float64):
         E = E.astype(np.float64)
     _check_shape(E.shape, name, allow_empty)
-    if E.size and not isinstance(E, np.memmap) and not np.isfinite(E).all():
+    if (
+        check_finite
+        and E.size
+        and not isinstance(E, np.memmap)
+        and not np.isfinite(E).all()
+    ):
         raise ValueError(f"{name} contains NaN or infinite values.")
     return E, kind
 

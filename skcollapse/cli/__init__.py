@@ -1,0 +1,83 @@
+"""The ``skcollapse`` command line (also ``python -m skcollapse``).
+
+Sub-commands live in their own modules, listed in :data:`_COMMANDS`. Each module
+defines ``add_parser(subparsers)``, which registers its sub-parser and sets
+``func=handler`` where ``handler(args) -> int`` returns the exit code. Modules are
+imported when :func:`main` runs, so a listed module that is missing fails loudly.
+
+User errors (:class:`CLIError`, and ``ValueError``/``TypeError``/``OSError`` such
+as a missing file) print one line ``skcollapse: error: ...`` on stderr and exit
+with code 2, like argparse's own usage errors; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["CLIError", "main"]
+
+#: Modules that each contribute one sub-command through ``add_parser(subparsers)``.
+_COMMANDS = [
+    "skcollapse.cli._score",
+]
+
+#: Exit code for bad user input (same as argparse usage errors).
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every sub-command of :data:`_COMMANDS`."""
+    from skcollapse import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="skcollapse",
+        description="Measure, watch and fix embedding collapse in recommender models.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"skcollapse {__version__}"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in _COMMANDS:
+        module = importlib.import_module(module_name)
+        module.add_parser(subparsers)
+    return parser
+
+
+def _error(message) -> int:
+    text = " ".join(str(message).split()) or "unknown error"
+    print(f"skcollapse: error: {text}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 on success, 2 for bad input.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and argparse usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as exc:
+        return _error(exc)
+    except FileNotFoundError as exc:
+        name = exc.filename if exc.filename is not None else exc
+        return _error(f"no such file: {name}")
+    except (ValueError, TypeError, OSError) as exc:
+        return _error(exc)
+    except KeyboardInterrupt:
+        print("skcollapse: interrupted", file=sys.stderr)
+        return 130
