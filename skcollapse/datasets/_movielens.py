@@ -1,0 +1,481 @@
+"""MovieLens loaders: ``fetch_movielens`` (download, verify, cache) and ``load_movielens``.
+
+The archives are the official GroupLens ones, pinned by SHA-256 (the same digests
+TensorFlow Datasets records in ``url_checksums/movielens.txt``, and for
+ml-100k/ml-1m also pinned by several independent projects).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import Bunch
+
+from skcollapse.datasets._base import (
+    RemoteFileMetadata,
+    extract_archive,
+    fetch_file,
+    get_data_home,
+)
+
+__all__ = ["fetch_movielens", "load_movielens"]
+
+_BASE_URL = "https://files.grouplens.org/datasets/movielens/"
+
+# size in bytes in the comment: the archive as served by GroupLens
+ARCHIVES = {
+    # 4,924,029 bytes
+    "100k": RemoteFileMetadata(
+        filename="ml-100k.zip",
+        url=_BASE_URL + "ml-100k.zip",
+        sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+    ),
+    # 5,917,549 bytes
+    "1m": RemoteFileMetadata(
+        filename="ml-1m.zip",
+        url=_BASE_URL + "ml-1m.zip",
+        sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+    ),
+    # 978,202 bytes; the 2018-09-26 release of the "latest" small data set
+    "latest-small": RemoteFileMetadata(
+        filename="ml-latest-small.zip",
+        url=_BASE_URL + "ml-latest-small.zip",
+        sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+    ),
+    # 198,702,078 bytes
+    "20m": RemoteFileMetadata(
+        filename="ml-20m.zip",
+        url=_BASE_URL + "ml-20m.zip",
+        sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+    ),
+    # 261,978,986 bytes
+    "25m": RemoteFileMetadata(
+        filename="ml-25m.zip",
+        url=_BASE_URL + "ml-25m.zip",
+        sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+    ),
+}
+
+_FOLDERS = {
+    "100k": "ml-100k",
+    "1m": "ml-1m",
+    "latest-small": "ml-latest-small",
+    "20m": "ml-20m",
+    "25m": "ml-25m",
+}
+_RATINGS_FILE = {
+    "100k": "u.data",
+    "1m": "ratings.dat",
+    "latest-small": "ratings.csv",
+    "20m": "ratings.csv",
+    "25m": "ratings.csv",
+}
+
+_SUMMARY = {
+    "100k": (
+        "100,000 ratings (1-5) from 943 users on 1,682 movies, collected 1997-1998; "
+        "every user rated at least 20 movies. Side information: age, gender, "
+        "occupation and zip code of users; title, release date, IMDb URL and 19 "
+        "genres of movies."
+    ),
+    "1m": (
+        "1,000,209 ratings (1-5) from 6,040 users on 3,706 movies, collected in "
+        "2000; every user rated at least 20 movies. Side information: gender, age "
+        "group, occupation code and zip code of users; title and genres of movies."
+    ),
+    "latest-small": (
+        "100,836 ratings (0.5-5 in half stars) from 610 users on 9,724 movies, "
+        "1996-2018 (release of 2018-09-26). Side information: title, genres, "
+        "IMDb/TMDb ids of movies; no user information."
+    ),
+    "20m": (
+        "20,000,263 ratings (0.5-5 in half stars) from 138,493 users on 26,744 "
+        "movies, 1995-2015. Side information: title, genres, IMDb/TMDb ids of "
+        "movies; no user information."
+    ),
+    "25m": (
+        "25,000,095 ratings (0.5-5 in half stars) from 162,541 users on 59,047 "
+        "movies, 1995-2019. Side information: title, genres, IMDb/TMDb ids of "
+        "movies; no user information."
+    ),
+}
+
+_DESCR_TEMPLATE = """.. _movielens_{variant}_dataset:
+
+MovieLens {variant} (GroupLens Research, University of Minnesota)
+-----------------------------------------------------------------
+
+{summary}
+
+**Bunch fields**
+
+- ``data``: (n_ratings, 2) int64 array of (user, item) codes, 0-based and
+  contiguous over the users/items that have at least one rating;
+- ``target``: the ratings; ``timestamp``: Unix seconds;
+- ``frame`` (``as_frame=True``): DataFrame with columns user, item, rating,
+  timestamp;
+- ``user_info`` / ``item_info``: side information indexed by code (``None`` when the
+  variant has none), with the original ids in ``user_id`` / ``item_id``;
+- ``user_ids`` / ``item_ids``: original id of every code.
+
+**Licence (summary; the README in the archive is authoritative)**
+
+GroupLens usage licence: the data may be used for research purposes only; any
+publication must acknowledge the data set (citation below); it may not be
+redistributed, including in a modified form, without separate permission, nor
+used for commercial or revenue-bearing purposes without permission. The data
+are provided "as is" without warranty. skcollapse downloads it from GroupLens
+and never redistributes it.
+
+Source: {url} (sha256 {sha256})
+
+**Citation**
+
+F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History
+and Context. ACM Transactions on Interactive Intelligent Systems (TiiS) 5, 4,
+Article 19, 19 pages. https://doi.org/10.1145/2827872
+"""
+
+
+def _check_variant(variant):
+    if not isinstance(variant, str) or variant not in ARCHIVES:
+        raise ValueError(
+            f"Unknown MovieLens variant {variant!r}; choose one of {sorted(ARCHIVES)}."
+        )
+    return variant
+
+
+def _read_double_colon(path, names, dtypes, encoding):
+    """Read a ``a::b::c`` file fast (C parser on a tab-separated copy)."""
+    with open(path, encoding=encoding) as fh:
+        text = fh.read().replace("::", "\t")
+    return pd.read_csv(
+        io.StringIO(text),
+        sep="\t",
+        header=None,
+        names=names,
+        dtype=dtypes,
+        quoting=3,
+        keep_default_na=False,
+    )
+
+
+def _read_ratings(folder, variant):
+    path = os.path.join(folder, _RATINGS_FILE[variant])
+    if not os.path.isfile(path):
+        raise OSError(
+            f"{path} is missing: {folder!r} is not a complete MovieLens {variant} "
+            "folder."
+        )
+    names = ["user_id", "item_id", "rating", "timestamp"]
+    if variant == "100k":
+        ratings = pd.read_csv(
+            path, sep="\t", header=None, names=names, dtype={"rating": np.float64}
+        )
+    elif variant == "1m":
+        ratings = _read_double_colon(
+            path,
+            names,
+            {
+                "user_id": np.int64,
+                "item_id": np.int64,
+                "rating": np.float64,
+                "timestamp": np.int64,
+            },
+            "latin-1",
+        )
+    else:
+        ratings = pd.read_csv(
+            path,
+            dtype={
+                "userId": np.int64,
+                "movieId": np.int64,
+                "rating": np.float64,
+                "timestamp": np.int64,
+            },
+        )
+        ratings.columns = names
+    if ratings.empty:
+        raise ValueError(f"{path} holds no ratings.")
+    for column in ("user_id", "item_id", "timestamp"):
+        if ratings[column].dtype.kind not in "iu":
+            raise ValueError(f"{path}: column {column} is not integer-valued.")
+    if not np.all(np.isfinite(ratings["rating"].to_numpy())):
+        raise ValueError(f"{path}: ratings contain missing or non-finite values.")
+    return ratings
+
+
+def _read_items(folder, variant):
+    if variant == "100k":
+        genre_path = os.path.join(folder, "u.genre")
+        item_path = os.path.join(folder, "u.item")
+        if not os.path.isfile(item_path):
+            return None
+        if os.path.isfile(genre_path):
+            genres = pd.read_csv(
+                genre_path,
+                sep="|",
+                header=None,
+                names=["genre", "index"],
+                encoding="latin-1",
+            ).dropna()
+            genre_names = genres.sort_values("index")["genre"].tolist()
+        else:
+            genre_names = [f"genre_{i}" for i in range(19)]
+        names = [
+            "item_id",
+            "title",
+            "release_date",
+            "video_release_date",
+            "imdb_url",
+            *genre_names,
+        ]
+        items = pd.read_csv(
+            item_path,
+            sep="|",
+            header=None,
+            names=names,
+            encoding="latin-1",
+            keep_default_na=False,
+        )
+        flags = items[genre_names].to_numpy().astype(bool)
+        labels = np.array(genre_names, dtype=object)
+        items["genres"] = ["|".join(labels[row]) for row in flags]
+        return items.drop(columns=["video_release_date"])
+    if variant == "1m":
+        path = os.path.join(folder, "movies.dat")
+        if not os.path.isfile(path):
+            return None
+        return _read_double_colon(
+            path,
+            ["item_id", "title", "genres"],
+            {"item_id": np.int64, "title": str, "genres": str},
+            "latin-1",
+        )
+    path = os.path.join(folder, "movies.csv")
+    if not os.path.isfile(path):
+        return None
+    items = pd.read_csv(path, dtype={"movieId": np.int64, "title": str, "genres": str})
+    items = items.rename(columns={"movieId": "item_id"})
+    links_path = os.path.join(folder, "links.csv")
+    if os.path.isfile(links_path):
+        links = pd.read_csv(links_path, dtype={"imdbId": str}).rename(
+            columns={"movieId": "item_id", "imdbId": "imdb_id", "tmdbId": "tmdb_id"}
+        )
+        items = items.merge(links, on="item_id", how="left")
+    return items
+
+
+def _read_users(folder, variant):
+    if variant == "100k":
+        path = os.path.join(folder, "u.user")
+        if not os.path.isfile(path):
+            return None
+        return pd.read_csv(
+            path,
+            sep="|",
+            header=None,
+            names=["user_id", "age", "gender", "occupation", "zip_code"],
+            dtype={"zip_code": str},
+            encoding="latin-1",
+        )
+    if variant == "1m":
+        path = os.path.join(folder, "users.dat")
+        if not os.path.isfile(path):
+            return None
+        return _read_double_colon(
+            path,
+            ["user_id", "gender", "age", "occupation", "zip_code"],
+            {
+                "user_id": np.int64,
+                "gender": str,
+                "age": np.int64,
+                "occupation": np.int64,
+                "zip_code": str,
+            },
+            "latin-1",
+        )
+    return None
+
+
+def _side_info(table, ids, key):
+    if table is None:
+        return None
+    table = table.drop_duplicates(subset=key).set_index(key)
+    table = table.reindex(ids)
+    table.index.name = None
+    table.insert(0, key, ids)
+    return table.reset_index(drop=True)
+
+
+def _detect_variant(folder):
+    for variant, filename in (
+        ("100k", "u.data"),
+        ("1m", "ratings.dat"),
+    ):
+        if os.path.isfile(os.path.join(folder, filename)):
+            return variant
+    if os.path.isfile(os.path.join(folder, "ratings.csv")):
+        name = os.path.basename(os.path.normpath(folder))
+        for variant in ("20m", "25m"):
+            if name == _FOLDERS[variant]:
+                return variant
+        return "latest-small"
+    raise OSError(
+        f"{folder!r} does not look like an extracted MovieLens folder (no u.data, "
+        "ratings.dat or ratings.csv)."
+    )
+
+
+def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
+    """Load an extracted MovieLens folder (``ml-100k/``, ``ml-1m/``, ...).
+
+    Use it for a copy already on disk; :func:`fetch_movielens` downloads,
+    verifies and caches the official archive and then calls this function.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Folder holding ``u.data`` (100k), ``ratings.dat`` (1m) or ``ratings.csv``
+        (latest-small, 20m, 25m) and, where present, the side-information files.
+    variant : {"100k", "1m", "latest-small", "20m", "25m"} or None, default=None
+        Format of the folder; ``None`` detects it from the files present.
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+    as_frame : bool, default=False
+        Return pandas objects: ``frame`` becomes a DataFrame with columns
+        user, item, rating, timestamp; ``data``/``target`` its slices.
+
+    Returns
+    -------
+    data : Bunch
+        See :func:`fetch_movielens`.
+    (data, target) : tuple if ``return_X_y`` is True
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise OSError(f"{folder!r} is not an existing folder.")
+    variant = _detect_variant(folder) if variant is None else _check_variant(variant)
+    ratings = _read_ratings(folder, variant)
+    user_ids, users = np.unique(ratings["user_id"].to_numpy(), return_inverse=True)
+    item_ids, items = np.unique(ratings["item_id"].to_numpy(), return_inverse=True)
+    frame = pd.DataFrame(
+        {
+            "user": users.astype(np.int64),
+            "item": items.astype(np.int64),
+            "rating": ratings["rating"].to_numpy(np.float64),
+            "timestamp": ratings["timestamp"].to_numpy(np.int64),
+        }
+    )
+    meta = ARCHIVES[variant]
+    descr = _DESCR_TEMPLATE.format(
+        variant=variant, summary=_SUMMARY[variant], url=meta.url, sha256=meta.sha256
+    )
+    if as_frame:
+        data, target = frame[["user", "item"]], frame["rating"]
+    else:
+        data = frame[["user", "item"]].to_numpy()
+        target = frame["rating"].to_numpy()
+    if return_X_y:
+        return data, target
+    return Bunch(
+        data=data,
+        target=target,
+        timestamp=frame["timestamp"].to_numpy(),
+        frame=frame if as_frame else None,
+        user_info=_side_info(_read_users(folder, variant), user_ids, "user_id"),
+        item_info=_side_info(_read_items(folder, variant), item_ids, "item_id"),
+        user_ids=user_ids,
+        item_ids=item_ids,
+        n_users=int(user_ids.shape[0]),
+        n_items=int(item_ids.shape[0]),
+        feature_names=["user", "item"],
+        target_names=["rating"],
+        variant=variant,
+        DESCR=descr,
+    )
+
+
+def fetch_movielens(
+    variant="100k",
+    *,
+    data_home=None,
+    download_if_missing=True,
+    return_X_y=False,
+    as_frame=False,
+):
+    """Load a MovieLens data set, downloading the official archive once.
+
+    The archive is fetched from GroupLens into ``<data_home>/movielens/``,
+    verified against its pinned SHA-256 (a corrupted or partial download is
+    removed and reported with an ``OSError``), extracted safely, and parsed.
+    Later calls read the extracted folder without network access.
+
+    Parameters
+    ----------
+    variant : {"100k", "1m", "latest-small", "20m", "25m"}, default="100k"
+        Which MovieLens release. ``"latest-small"`` is pinned to the 2018-09-26
+        release; if GroupLens replaces it, the checksum check fails loudly.
+    data_home : str or path-like, default=None
+        Cache folder; see :func:`skcollapse.datasets.get_data_home`
+        (``SKCOLLAPSE_DATA`` environment variable, else ``~/skcollapse_data``).
+    download_if_missing : bool, default=True
+        If False, raise an ``OSError`` when the data is not cached instead of
+        downloading it.
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+    as_frame : bool, default=False
+        Return pandas objects (``frame`` DataFrame with user, item, rating,
+        timestamp; ``data`` and ``target`` as its slices).
+
+    Returns
+    -------
+    data : Bunch
+        data : ndarray or DataFrame of shape (n_ratings, 2)
+            ``(user, item)`` codes, 0-based and contiguous; ready for the CF
+            recommenders and the splitters of :mod:`skcollapse.model_selection`.
+        target : ndarray or Series of shape (n_ratings,)
+            Ratings.
+        timestamp : ndarray of shape (n_ratings,)
+            Unix time of each rating (for temporal splits).
+        frame : DataFrame or None
+            All four columns, when ``as_frame=True``.
+        user_info, item_info : DataFrame or None
+            Side information indexed by code; ``None`` where the variant has none.
+        user_ids, item_ids : ndarray
+            Original MovieLens id of each code.
+        n_users, n_items : int
+        DESCR : str
+            Description with the licence terms and the citation.
+    (data, target) : tuple if ``return_X_y`` is True
+
+    Examples
+    --------
+    >>> from skcollapse.datasets import fetch_movielens
+    >>> ml = fetch_movielens("100k")  # doctest: +SKIP
+    >>> ml.data.shape, ml.n_users, ml.n_items  # doctest: +SKIP
+    ((100000, 2), 943, 1682)
+    """
+    variant = _check_variant(variant)
+    root = os.path.join(get_data_home(data_home), "movielens")
+    folder = os.path.join(root, _FOLDERS[variant])
+    ratings_path = os.path.join(folder, _RATINGS_FILE[variant])
+    if not os.path.isfile(ratings_path):
+        if not download_if_missing:
+            raise OSError(
+                f"MovieLens {variant} is not in {root!r} and download_if_missing=False."
+            )
+        archive = fetch_file(ARCHIVES[variant], root)
+        extract_archive(archive, root)
+        os.remove(archive)
+        if not os.path.isfile(ratings_path):
+            raise OSError(
+                f"The MovieLens {variant} archive did not contain "
+                f"{_FOLDERS[variant]}/{_RATINGS_FILE[variant]}."
+            )
+    return load_movielens(
+        folder, variant=variant, return_X_y=return_X_y, as_frame=as_frame
+    )
