@@ -1,0 +1,380 @@
+"""The report of a run: comparison table (CSV, Markdown), plots (PNG), one HTML page.
+
+:func:`write_report` is what ``skcollapse demo --report DIR`` calls; it only needs
+the table of results and, for the plots, the fitted models (read through
+``get_embeddings()`` and ``history``), so other commands can reuse it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import math
+import numbers
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from skcollapse.cli import CLIError
+
+#: Files every report holds, whatever the models.
+TABLE_CSV = "results.csv"
+TABLE_MARKDOWN = "results.md"
+HTML_PAGE = "index.html"
+
+
+# ------------------------------------------------------------------ the table
+def _as_records(table):
+    """Rows of a DataFrame / list of dicts as ``(columns, list of dicts)``."""
+    if hasattr(table, "to_dict") and hasattr(table, "columns"):
+        import pandas as pd
+
+        frame = table
+        if frame.empty:
+            raise ValueError("table is empty; nothing to report.")
+        if not (isinstance(frame.index, pd.RangeIndex) and frame.index.name is None):
+            frame = frame.reset_index()  # a model-name index becomes a column
+        columns = [str(c) for c in frame.columns]
+        records = [
+            {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
+        ]
+        return columns, records
+    if isinstance(table, (Mapping, str, bytes)):
+        raise TypeError(
+            "table must be a pandas DataFrame or a list of dicts (one per model), "
+            f"got {type(table).__name__}."
+        )
+    records = list(table)
+    if not records:
+        raise ValueError("table is empty; nothing to report.")
+    if not all(isinstance(r, Mapping) for r in records):
+        raise TypeError("table must be a list of dicts (one per model).")
+    columns = []
+    for r in records:
+        for key in r:
+            if str(key) not in columns:
+                columns.append(str(key))
+    return columns, [{str(k): v for k, v in r.items()} for r in records]
+
+
+def format_value(value) -> str:
+    """Short text of a table cell (4 significant figures for floats)."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(columns, records) -> str:
+    """A GitHub-flavoured Markdown table; numbers right-aligned."""
+
+    def cell(text):
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    numeric = [
+        all(
+            isinstance(r.get(c), numbers.Real) and not isinstance(r.get(c), bool)
+            for r in records
+            if r.get(c) is not None
+        )
+        for c in columns
+    ]
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |"]
+    lines.append("|" + "|".join("---:" if num else ":---" for num in numeric) + "|")
+    for r in records:
+        lines.append(
+            "| " + " | ".join(cell(format_value(r.get(c))) for c in columns) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _html_table(columns, records) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for r in records:
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            cls = ' class="num"' if isinstance(v, numbers.Real) else ""
+            cells.append(f"<td{cls}>{html.escape(format_value(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        "<table>\n<thead><tr>"
+        + head
+        + "</tr></thead>\n<tbody>\n"
+        + "\n".join(body)
+        + "\n</tbody>\n</table>"
+    )
+
+
+# ------------------------------------------------------------------ the plots
+def _new_figure(figsize):
+    from matplotlib.figure import Figure
+
+    # A bare Figure (no pyplot): no GUI backend, no global figure list to leak.
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _common_tables(models):
+    """Table names present in every model, in the first model's order."""
+    names = None
+    for model in models.values():
+        tables = list(model.get_embeddings())
+        names = tables if names is None else [n for n in names if n in tables]
+    return names or []
+
+
+def _spectrum_plots(models, directory):
+    from skcollapse.plotting import SpectrumDisplay
+
+    written = {}
+    for table in _common_tables(models):
+        fig = _new_figure((7.5, 4.8))
+        ax = fig.subplots()
+        SpectrumDisplay.from_estimator(models, tables=table, ax=ax)
+        ax.set_title(f"Singular spectrum of the {table} embeddings")
+        path = directory / f"spectrum_{_slug(table)}.png"
+        fig.savefig(path, dpi=110)
+        written[f"spectrum_{table}"] = path
+    return written
+
+
+def _projection_plot(models, directory, interactions, table):
+    from skcollapse.plotting import EmbeddingProjectionDisplay
+
+    names = [n for n, m in models.items() if table in m.get_embeddings()]
+    if not names:
+        return {}
+    n_cols = min(3, len(names))
+    n_rows = math.ceil(len(names) / n_cols)
+    fig = _new_figure((4.6 * n_cols, 3.9 * n_rows))
+    axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        EmbeddingProjectionDisplay.from_estimator(
+            models[name], interactions, table=table, name=name, ax=ax, max_points=3000
+        )
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"{table} embeddings on their two principal axes (colour: popularity)")
+    path = directory / f"projection_{_slug(table)}.png"
+    fig.savefig(path, dpi=110)
+    return {f"projection_{table}": path}
+
+
+def _history_plot(models, directory):
+    from skcollapse.plotting import CollapseHistoryDisplay
+    from skcollapse.plotting._history import metric_of_column
+
+    runs = {}
+    for name, model in models.items():
+        history = getattr(model, "history", None)
+        if not history:
+            continue
+        columns = {k for row in history for k in row}
+        if any(metric_of_column(c) for c in columns):
+            runs[name] = history
+    if not runs:
+        return {}
+    n_metrics = len(
+        {
+            metric_of_column(c)
+            for h in runs.values()
+            for row in h
+            for c in row
+            if metric_of_column(c)
+        }
+    )
+    fig = _new_figure((5.4 * n_metrics, 4.0))
+    axes = fig.subplots(1, n_metrics, squeeze=False).ravel()
+    CollapseHistoryDisplay.from_histories(runs, ax=axes)
+    fig.suptitle("Collapse during training")
+    path = directory / "history.png"
+    fig.savefig(path, dpi=110)
+    return {"history": path}
+
+
+def _slug(text) -> str:
+    out = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))
+    return out.strip("_") or "table"
+
+
+# ------------------------------------------------------------------ the page
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; }
+th { background: #f2f2f2; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1.5em 0; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dl.meta dt { font-weight: 600; }
+"""
+
+_CAPTIONS = {
+    "spectrum": (
+        "Normalised singular values of each model's {table} table (log scale). "
+        "A curve that drops after a few values is a collapsed table; erank and "
+        "IA in the legend summarise it."
+    ),
+    "projection": (
+        "Each {table} embedding projected on the table's two principal axes, "
+        "coloured by its number of training interactions. Points on a line "
+        "(PC 1 near 100%) mean complete collapse."
+    ),
+    "history": "Effective rank and information abundance after each epoch.",
+}
+
+
+def _caption(key):
+    kind, _, table = key.partition("_")
+    return _CAPTIONS.get(kind, "").format(table=table)
+
+
+def _html_page(title, meta, columns, records, figures, notes):
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if meta:
+        parts.append('<dl class="meta">')
+        for key, value in meta.items():
+            parts.append(
+                f"<dt>{html.escape(str(key))}</dt><dd>{html.escape(str(value))}</dd>"
+            )
+        parts.append("</dl>")
+    parts.append("<h2>Results</h2>")
+    parts.append(_html_table(columns, records))
+    parts.append(
+        f'<p>Also as <a href="{TABLE_CSV}">CSV</a> and '
+        f'<a href="{TABLE_MARKDOWN}">Markdown</a>.</p>'
+    )
+    for note in notes:
+        parts.append(f"<p>{html.escape(note)}</p>")
+    if figures:
+        parts.append("<h2>Plots</h2>")
+    for key, path in figures.items():
+        name = html.escape(Path(path).name)
+        parts.append(
+            f'<figure id="{html.escape(_slug(key))}"><img src="{name}" '
+            f'alt="{html.escape(key)}"><figcaption>{html.escape(_caption(key))}'
+            "</figcaption></figure>"
+        )
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ entry point
+def write_report(
+    directory,
+    table,
+    *,
+    models=None,
+    interactions=None,
+    title="skcollapse report",
+    meta=None,
+    notes=(),
+    projection_table="item",
+):
+    """Write the comparison table, the plots and an HTML page into ``directory``.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Output folder; created (with parents) when missing. Existing report files
+        in it are overwritten.
+    table : pandas.DataFrame or list of dict
+        One row per model: the numbers of the run.
+    models : dict of str -> fitted estimator, default=None
+        The models behind the rows, read through ``get_embeddings()`` (and
+        ``history`` for the training curves). Without them only the table is
+        written.
+    interactions : array-like of shape (n_interactions, 2), default=None
+        Training interactions (user id, item id); colours the projection by
+        item popularity.
+    title : str, default="skcollapse report"
+        Page title.
+    meta : dict, default=None
+        Facts about the run shown above the table (command, data, seed, ...).
+    notes : sequence of str, default=()
+        Paragraphs shown under the table.
+    projection_table : str or None, default="item"
+        Table projected in 2-D; None skips the projection plot.
+
+    Returns
+    -------
+    files : dict of str -> Path
+        Every file written, by role: ``"csv"``, ``"markdown"``, ``"html"`` and
+        one entry per plot (``"spectrum_item"``, ``"projection_item"``,
+        ``"history"``, ...).
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CLIError(f"report directory {directory} exists and is not a directory")
+    columns, records = _as_records(table)
+    if models is not None and not isinstance(models, Mapping):
+        raise TypeError(
+            f"models must be a dict of name -> fitted estimator, got "
+            f"{type(models).__name__}."
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {}
+
+    import pandas as pd
+
+    csv_path = directory / TABLE_CSV
+    pd.DataFrame.from_records(records, columns=columns).to_csv(csv_path, index=False)
+    files["csv"] = csv_path
+    md_path = directory / TABLE_MARKDOWN
+    md_path.write_text(
+        f"# {title}\n\n" + markdown_table(columns, records), encoding="utf-8"
+    )
+    files["markdown"] = md_path
+
+    figures = {}
+    if models:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise CLIError(
+                "the report's plots need matplotlib: pip install skcollapse[plot]"
+            ) from None
+        figures.update(_spectrum_plots(models, directory))
+        if projection_table is not None:
+            figures.update(
+                _projection_plot(models, directory, interactions, projection_table)
+            )
+        figures.update(_history_plot(models, directory))
+    files.update(figures)
+
+    meta = dict(meta or {})
+    meta.setdefault(
+        "written", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    )
+    page = _html_page(title, meta, columns, records, figures, list(notes))
+    html_path = directory / HTML_PAGE
+    html_path.write_text(page, encoding="utf-8")
+    files["html"] = html_path
+    return files

@@ -1,0 +1,156 @@
+"""The run report: table files, plots and one HTML page with the run's numbers."""
+
+import csv
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from skcollapse.cli import CLIError
+from skcollapse.cli._report import (
+    HTML_PAGE,
+    TABLE_CSV,
+    TABLE_MARKDOWN,
+    format_value,
+    markdown_table,
+    write_report,
+)
+
+
+class FakeModel:
+    def __init__(self, tables, history=None):
+        self._tables = tables
+        self.history = history
+
+    def get_embeddings(self):
+        return dict(self._tables)
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.fixture
+def run(rng):
+    models = {
+        "MF": FakeModel(
+            {"user": rng.normal(size=(30, 8)), "item": rng.normal(size=(40, 8))},
+            history=[
+                {"epoch": e, "item_erank": 8.0 - e, "item_ia": 6.0 - e}
+                for e in (1, 2, 3)
+            ],
+        ),
+        "LightGCN": FakeModel(
+            {"user": rng.normal(size=(30, 8)), "item": rng.normal(size=(40, 8))},
+        ),
+    }
+    table = [
+        {"model": "MF", "ndcg@20": 0.123456, "item_erank": 7.25, "fit_s": 1.5},
+        {"model": "LightGCN", "ndcg@20": 0.2, "item_erank": 6.0, "fit_s": 12.0},
+    ]
+    X = np.c_[rng.integers(0, 30, 200), rng.integers(0, 40, 200)]
+    return models, table, X
+
+
+def test_report_writes_every_file_with_the_numbers(tmp_path, run):
+    models, table, X = run
+    out = tmp_path / "new" / "report"
+    files = write_report(
+        out, table, models=models, interactions=X, meta={"command": "demo"}
+    )
+    expected = {
+        "csv",
+        "markdown",
+        "html",
+        "spectrum_user",
+        "spectrum_item",
+        "projection_item",
+        "history",
+    }
+    assert set(files) == expected
+    assert files["csv"] == out / TABLE_CSV and files["html"] == out / HTML_PAGE
+    for key in expected - {"csv", "markdown", "html"}:
+        width, height = _png_size(files[key])
+        assert width > 300 and height > 200
+    with open(files["csv"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["model"] for r in rows] == ["MF", "LightGCN"]
+    assert float(rows[0]["ndcg@20"]) == table[0]["ndcg@20"]  # full precision
+    assert float(rows[1]["fit_s"]) == 12.0
+    md = (out / TABLE_MARKDOWN).read_text()
+    assert "| MF | 0.1235 | 7.25 | 1.5 |" in md
+    page = files["html"].read_text()
+    for key in expected - {"csv", "markdown", "html"}:
+        assert f'src="{files[key].name}"' in page
+    assert "<td>MF</td>" in page and ">0.1235</td>" in page
+    assert "<dt>command</dt><dd>demo</dd>" in page
+
+
+def test_report_without_models_writes_only_the_table(tmp_path, run):
+    _, table, _ = run
+    files = write_report(tmp_path, table)
+    assert set(files) == {"csv", "markdown", "html"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [TABLE_CSV, TABLE_MARKDOWN, HTML_PAGE]
+    )
+    assert "<img" not in files["html"].read_text()
+
+
+def test_report_accepts_a_dataframe_with_a_named_index(tmp_path, run):
+    pd = pytest.importorskip("pandas")
+    _, table, _ = run
+    frame = pd.DataFrame(table).set_index("model")
+    files = write_report(tmp_path, frame)
+    header = files["csv"].read_text().splitlines()[0]
+    assert header == "model,ndcg@20,item_erank,fit_s"
+
+
+def test_report_escapes_html(tmp_path):
+    files = write_report(tmp_path, [{"model": "<b>x</b>", "v": 1.0}], title="a & b")
+    page = files["html"].read_text()
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    assert "<title>a &amp; b</title>" in page
+
+
+def test_report_bad_input(tmp_path, run):
+    _, table, _ = run
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CLIError, match="not a directory"):
+        write_report(blocker, table)
+    with pytest.raises(ValueError, match="empty"):
+        write_report(tmp_path / "a", [])
+    with pytest.raises(TypeError, match="list of dicts"):
+        write_report(tmp_path / "b", {"model": "MF"})
+    with pytest.raises(TypeError, match="models must be a dict"):
+        write_report(tmp_path / "c", table, models=[FakeModel({})])
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.123456, "0.1235"),
+        (12.0, "12"),
+        (3, "3"),
+        (1.5e-5, "1.500e-05"),
+        (float("nan"), "nan"),
+        (None, ""),
+        (True, "True"),
+        ("MF", "MF"),
+        (np.float32(0.5), "0.5"),
+    ],
+)
+def test_format_value(value, text):
+    assert format_value(value) == text
+
+
+def test_markdown_table_alignment_and_pipes():
+    md = markdown_table(["name", "x"], [{"name": "a|b", "x": 1.0}])
+    lines = md.splitlines()
+    assert lines[1] == "|:---|---:|"
+    assert lines[2] == r"| a\|b | 1 |"
+    assert re.fullmatch(r"\| name \| x \|", lines[0])
