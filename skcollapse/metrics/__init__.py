@@ -25,9 +25,17 @@ from skcollapse.metrics._ranking import (
     recall_at_k,
 )
 from skcollapse.metrics._reference import random_reference
+from skcollapse.metrics._scorers import (
+    ErankScorer,
+    IAScorer,
+    get_scorer,
+    get_scorer_names,
+)
 from skcollapse.metrics._spectrum import singular_values
 
 __all__ = [
+    "ErankScorer",
+    "IAScorer",
     "RankingScorer",
     "alignment",
     "average_popularity",
@@ -36,6 +44,8 @@ __all__ = [
     "condition_number",
     "effective_rank",
     "evaluate_ranking",
+    "get_scorer",
+    "get_scorer_names",
     "gini_index",
     "hit_rate_at_k",
     "information_abundance",

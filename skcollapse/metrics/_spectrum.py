@@ -149,12 +149,36 @@ class GramAccumulator:
         if not np.isfinite(diag).all():
             raise _non_finite_error()
         eig = np.linalg.eigvalsh(self.gram)[::-1]
-        return np.sqrt(np.clip(eig, 0.0, None))
+        return _gram_eig_to_sigma(eig, np)
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_buffer"] = None
         return state
+
+
+def _gram_eig_to_sigma(eig, xp):
+    """Square roots of Gram eigenvalues (descending), rounding noise set to 0.
+
+    Eigenvalues below ``d * eps * lambda_max`` are below the rounding error of a
+    float64 symmetric eigensolver and are exact zeros of the true spectrum as far
+    as can be told (``numpy.linalg.matrix_rank`` uses the same kind of tolerance).
+    """
+    if eig.shape[0] == 0:
+        return eig
+    tol = eig[0] * eig.shape[0] * np.finfo(np.float64).eps
+    if xp is np:
+        return np.sqrt(np.where(eig > tol, eig, 0.0))
+    return xp.sqrt(xp.where(eig > tol, eig, xp.zeros_like(eig)))
+
+
+def _svd_tolerance_zero(sigma, shape):
+    """Singular values below ``sigma_max * max(shape) * eps`` set to 0 (numpy's
+    ``matrix_rank`` tolerance), so that a rank-r matrix scores exactly r."""
+    if sigma.shape[0] == 0:
+        return sigma
+    tol = sigma[0] * max(shape) * np.finfo(np.float64).eps
+    return sigma * (sigma > tol)
 
 
 def _mmap_release(arr):
@@ -205,6 +229,37 @@ def _numpy_gram_accumulate(E, acc, chunk_rows):
     return acc
 
 
+def _torch_accumulator(E, *, center, row_normalize, chunk_rows):
+    """:class:`GramAccumulator` of a torch tensor, summed on the tensor's device."""
+    import torch
+
+    with torch.no_grad():
+        gram, mean, seen = _torch_gram(
+            E.detach(), center=center, row_normalize=row_normalize,
+            chunk_rows=chunk_rows,
+        )
+    acc = GramAccumulator(E.shape[1], center=center, row_normalize=row_normalize)
+    acc.gram[...] = gram.cpu().numpy()
+    acc.mean[...] = mean.cpu().numpy()
+    acc.n_samples_seen = seen
+    return acc
+
+
+def accumulate(E, kind, acc, *, chunk_size=None):
+    """Add the rows of a validated table ``E`` (numpy, torch or dask) to ``acc``."""
+    rows = _chunk_rows(E.shape[1], chunk_size)
+    opts = {"center": acc.center, "row_normalize": acc.row_normalize}
+    if kind == "torch":
+        other = _torch_accumulator(E, chunk_rows=rows, **opts)
+    elif kind == "dask":
+        from skcollapse.metrics._dask import dask_gram_accumulator
+
+        other = dask_gram_accumulator(E, **opts).compute()
+    else:
+        other = _numpy_gram_accumulate(E, GramAccumulator(E.shape[1], **opts), rows)
+    return acc.merge(other)
+
+
 def _numpy_gram_spectrum(E, *, center, row_normalize, chunk_rows):
     acc = GramAccumulator(E.shape[1], center=center, row_normalize=row_normalize)
     _numpy_gram_accumulate(E, acc, chunk_rows)
@@ -228,7 +283,37 @@ def _numpy_svd_spectrum(E, *, center, row_normalize):
         A = _row_normalize_np(A)
     if center:
         A -= A.mean(axis=0)
-    return np.linalg.svd(A, compute_uv=False)
+    return _svd_tolerance_zero(np.linalg.svd(A, compute_uv=False), A.shape)
+
+
+def _torch_gram(E, *, center, row_normalize, chunk_rows):
+    """Float64 Gram (or centered scatter), mean and row count, on ``E``'s device."""
+    import torch
+
+    n, d = E.shape
+    gram = torch.zeros((d, d), dtype=torch.float64, device=E.device)
+    mean = torch.zeros(d, dtype=torch.float64, device=E.device)
+    seen = 0
+    for start in range(0, n, chunk_rows):
+        X = E[start : start + chunk_rows].to(torch.float64)
+        rows = X.shape[0]
+        if row_normalize:
+            X = torch.nn.functional.normalize(X, dim=1)
+        if not center:
+            gram.addmm_(X.T, X)
+            seen += rows
+            continue
+        block_mean = X.mean(dim=0)
+        X = X - block_mean
+        total = seen + rows
+        delta = block_mean - mean
+        gram.addmm_(X.T, X)
+        gram.add_(torch.outer(delta, delta), alpha=seen * rows / total)
+        mean.add_(delta, alpha=rows / total)
+        seen = total
+    if not bool(torch.isfinite(torch.diagonal(gram)).all()):
+        raise _non_finite_error()
+    return gram, mean, seen
 
 
 def _torch_spectrum(E, *, center, row_normalize, chunk_rows, use_gram):
@@ -237,7 +322,6 @@ def _torch_spectrum(E, *, center, row_normalize, chunk_rows, use_gram):
 
     with torch.no_grad():
         E = E.detach()
-        n, d = E.shape
         if not use_gram:
             A = E.to(torch.float64)
             if not bool(torch.isfinite(A).all()):
@@ -246,30 +330,12 @@ def _torch_spectrum(E, *, center, row_normalize, chunk_rows, use_gram):
                 A = torch.nn.functional.normalize(A, dim=1)
             if center:
                 A = A - A.mean(dim=0)
-            return torch.linalg.svdvals(A)
-        gram = torch.zeros((d, d), dtype=torch.float64, device=E.device)
-        mean = torch.zeros(d, dtype=torch.float64, device=E.device)
-        seen = 0
-        for start in range(0, n, chunk_rows):
-            X = E[start : start + chunk_rows].to(torch.float64)
-            rows = X.shape[0]
-            if row_normalize:
-                X = torch.nn.functional.normalize(X, dim=1)
-            if not center:
-                gram.addmm_(X.T, X)
-                continue
-            block_mean = X.mean(dim=0)
-            X = X - block_mean
-            total = seen + rows
-            delta = block_mean - mean
-            gram.addmm_(X.T, X)
-            gram.add_(torch.outer(delta, delta), alpha=seen * rows / total)
-            mean.add_(delta, alpha=rows / total)
-            seen = total
-        if not bool(torch.isfinite(torch.diagonal(gram)).all()):
-            raise _non_finite_error()
+            return _svd_tolerance_zero(torch.linalg.svdvals(A), tuple(A.shape))
+        gram, _, _ = _torch_gram(
+            E, center=center, row_normalize=row_normalize, chunk_rows=chunk_rows
+        )
         eig = torch.linalg.eigvalsh(gram).flip(0)
-        return eig.clamp_min(0.0).sqrt()
+        return _gram_eig_to_sigma(eig, torch)
 
 
 def _spectrum_single(E, kind, *, center, row_normalize, method, chunk_size):
@@ -340,11 +406,15 @@ def singular_values(
 
     Notes
     -----
-    On the Gram route a singular value below about ``1e-8 * sigma_max`` is not
-    resolved (it is the square root of an eigenvalue known to ``1e-16`` relative);
-    this changes effective rank and information abundance by less than ``1e-7``
-    relative, but use ``method="svd"`` for condition numbers of ill-conditioned
-    matrices.
+    Values below the numerical tolerance are returned as exact zeros, so a
+    rank-``r`` matrix has exactly ``r`` non-zero singular values: below
+    ``sigma_max * max(n_samples, n_features) * eps`` on the SVD route (the
+    tolerance of ``numpy.linalg.matrix_rank``), and below
+    ``sigma_max * sqrt(n_features * eps)`` (about ``1.7e-7 * sigma_max`` for
+    128 features) on the Gram route, whose eigenvalues are only known to
+    ``n_features * eps * sigma_max**2``. Use ``method="svd"`` when singular values
+    smaller than that matter, e.g. for the condition number of an
+    ill-conditioned table.
 
     Examples
     --------

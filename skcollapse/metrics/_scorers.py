@@ -1,0 +1,499 @@
+"""``ErankScorer`` and ``IAScorer``: collapse metrics as estimators *and* scorers.
+
+As estimators they sit at the end of a ``Pipeline`` as a probe: ``fit`` stores the
+spectrum of the matrix it sees, ``transform`` passes it through unchanged and
+``score`` returns the metric, so ``GridSearchCV`` without ``scoring=`` ranks the
+upstream steps by collapse. As callables ``scorer(estimator, X, y=None)`` they read
+``estimator.get_embeddings()`` (the embeddings protocol of DESIGN.md) and work in
+``GridSearchCV(scoring=...)`` and skorch's ``EpochScoring``. Larger is better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+
+from skcollapse.metrics._collapse import (
+    _SPECTRAL_FUNCS,
+    effective_rank,
+    information_abundance,
+)
+from skcollapse.metrics._spectrum import (
+    GramAccumulator,
+    _spectrum_single,
+    _use_gram,
+    accumulate,
+)
+from skcollapse.utils._sklearn_compat import (
+    StrOptions,
+    _fit_context,
+    check_is_fitted,
+    validate_data,
+)
+from skcollapse.utils._validation import array_namespace_kind, check_embedding_matrix
+
+__all__ = ["ErankScorer", "IAScorer", "get_scorer", "get_scorer_names"]
+
+_REDUCERS = {"mean": np.mean, "min": np.min, "max": np.max, "median": np.median}
+
+
+def _find_embeddings(estimator):
+    """``estimator.get_embeddings()``, looking into Pipelines and fitted searches."""
+    seen = estimator
+    for _ in range(8):
+        if hasattr(seen, "get_embeddings"):
+            return seen
+        if hasattr(seen, "best_estimator_"):
+            seen = seen.best_estimator_
+        elif hasattr(seen, "steps") and seen.steps:
+            seen = seen.steps[-1][1]
+        else:
+            break
+    return None
+
+
+class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Shared implementation; subclasses set ``_metric`` and ``_score_attr``."""
+
+    _metric = None
+    _score_attr = None
+
+    _parameter_constraints: ClassVar[dict] = {
+        "table": [str, list, tuple, None],
+        "reduce": [StrOptions(set(_REDUCERS))],
+        "center": ["boolean"],
+        "row_normalize": ["boolean"],
+        "normalize": ["boolean"],
+    }
+
+    # ------------------------------------------------------------ metric options
+    def _metric_kwargs(self):
+        return {
+            "center": self.center,
+            "row_normalize": self.row_normalize,
+            "normalize": self.normalize,
+        }
+
+    def _metric_of(self, E):
+        raise NotImplementedError
+
+    def _metric_from_spectrum(self, sigma, n_samples):
+        kwargs = self._metric_kwargs()
+        kwargs.pop("row_normalize")
+        return _SPECTRAL_FUNCS[self._metric](sigma, n_samples=n_samples, **kwargs)
+
+    @property
+    def __name__(self):
+        """Name used by skorch's ``EpochScoring`` for the history column."""
+        table = self.table
+        if table is None:
+            return self._metric
+        if isinstance(table, str):
+            return f"{self._metric}_{table}"
+        return f"{self._metric}_{'_'.join(map(str, table))}"
+
+    # ------------------------------------------------------------ validation
+    def _check_input(self, X, *, reset):
+        """Validate X; numpy-likes through ``validate_data``, torch/dask as they are."""
+        kind = array_namespace_kind(X)
+        if kind == "numpy":
+            X = validate_data(
+                self, X, dtype=[np.float64, np.float32], reset=reset,
+                ensure_min_samples=1,
+            )
+            return X, kind
+        X, kind = check_embedding_matrix(X, name="X")
+        d = int(X.shape[1])
+        if reset:
+            self.n_features_in_ = d
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif d != self.n_features_in_:
+            raise ValueError(
+                f"X has {d} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X, kind
+
+    def _update_fitted(self):
+        acc = self._accumulator
+        self.singular_values_ = acc.singular_values()[
+            : min(acc.n_samples_seen, acc.n_features)
+        ]
+        self.n_samples_seen_ = acc.n_samples_seen
+        setattr(
+            self, self._score_attr,
+            self._metric_from_spectrum(self.singular_values_, acc.n_samples_seen),
+        )
+
+    # ------------------------------------------------------------ estimator API
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Compute the singular spectrum of ``X`` and the metric.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor or dask array of shape (n_samples, n_features)
+            The embedding matrix.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted scorer.
+        """
+        X, kind = self._check_input(X, reset=True)
+        n, d = (int(s) for s in X.shape)
+        acc = GramAccumulator(d, center=self.center, row_normalize=self.row_normalize)
+        self._accumulator = accumulate(X, kind, acc)
+        self._update_fitted()
+        if not _use_gram(n, d, "auto"):
+            # Wide or small: the SVD resolves tiny singular values exactly.
+            self.singular_values_ = _spectrum_single(
+                X, kind, center=self.center, row_normalize=self.row_normalize,
+                method="svd", chunk_size=None,
+            )
+            setattr(
+                self, self._score_attr,
+                self._metric_from_spectrum(self.singular_values_, n),
+            )
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add the rows of ``X`` to the spectrum (float64 Gram accumulation).
+
+        Calling ``partial_fit`` on successive row chunks gives the spectrum of
+        their concatenation; memory stays ``O(n_features^2)``.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor or dask array of shape (n_samples, n_features)
+            A chunk of rows of the embedding matrix.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The updated scorer.
+        """
+        first = not hasattr(self, "_accumulator")
+        X, kind = self._check_input(X, reset=first)
+        if first:
+            self._accumulator = GramAccumulator(
+                X.shape[1], center=self.center, row_normalize=self.row_normalize
+            )
+        accumulate(X, kind, self._accumulator)
+        self._update_fitted()
+        return self
+
+    def transform(self, X):
+        """Return ``X`` unchanged (the scorer is a probe inside a Pipeline).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        X : array-like of shape (n_samples, n_features)
+            The validated input, same values and dtype.
+        """
+        check_is_fitted(self)
+        X, _ = self._check_input(X, reset=False)
+        return X
+
+    def score(self, X, y=None):
+        """The metric of ``X`` (larger is better).
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor or dask array of shape (n_samples, n_features)
+            The embedding matrix, e.g. the output of the previous Pipeline step.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+            The metric of ``X``.
+        """
+        check_is_fitted(self)
+        X, _ = self._check_input(X, reset=False)
+        return float(self._metric_of(X))
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_accumulator")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.sparse = False
+        tags.requires_fit = True
+        return tags
+
+    # ------------------------------------------------------------ scorer API
+    def __call__(self, estimator, X=None, y=None):
+        """Score a fitted estimator's embedding table(s).
+
+        Parameters
+        ----------
+        estimator : object
+            A fitted estimator with ``get_embeddings() -> dict[str, array]`` (or a
+            Pipeline/search whose last step/best estimator has it).
+        X, y : ignored
+            Present for the scorer signature ``(estimator, X, y)``.
+
+        Returns
+        -------
+        float
+            The metric of the chosen table, or of all chosen tables reduced by
+            ``reduce``.
+        """
+        self._validate_params()
+        owner = _find_embeddings(estimator)
+        if owner is None:
+            raise TypeError(
+                f"{self!r} scores embeddings, but {type(estimator).__name__} has no "
+                "get_embeddings() method (expected get_embeddings() -> dict of "
+                "name -> (n_rows, dim) array); use it as a Pipeline step instead."
+            )
+        tables = owner.get_embeddings()
+        if not isinstance(tables, Mapping):
+            tables = {"embeddings": tables}
+        if not tables:
+            raise ValueError(
+                f"{type(owner).__name__}.get_embeddings() returned no tables."
+            )
+        names = self._selected(tables)
+        values = [float(self._metric_of(tables[name])) for name in names]
+        if len(values) == 1:
+            return values[0]
+        return float(_REDUCERS[self.reduce](values))
+
+    def _selected(self, tables):
+        if self.table is None:
+            return list(tables)
+        wanted = [self.table] if isinstance(self.table, str) else list(self.table)
+        if not wanted:
+            raise ValueError("table is an empty list; give None or table names.")
+        missing = [t for t in wanted if t not in tables]
+        if missing:
+            raise ValueError(
+                f"table={missing[0]!r} is not among the estimator's embedding tables "
+                f"{sorted(map(str, tables))}."
+            )
+        return wanted
+
+
+_COMMON = """table : str, list of str or None, default=None
+        When called as ``scorer(estimator, X, y)``: which table of
+        ``estimator.get_embeddings()`` to score (e.g. ``"item"`` or a field name);
+        ``None`` scores every table and combines them with ``reduce``. Ignored by
+        ``fit``/``score``, which read the matrix they are given.
+    reduce : {"mean", "min", "max", "median"}, default="mean"
+        How several tables are combined into one number.
+    center : bool, default=False
+        Subtract the column mean before the spectrum.
+    row_normalize : bool, default=False
+        L2-normalise rows before the spectrum (RecScope's IA).
+    normalize : bool, default=False
+        Divide by the largest attainable value ``min(n_samples, n_features)``, so
+        runs with different embedding sizes compare (1.0 = no collapse)."""
+
+_ATTRS = """singular_values_ : ndarray of shape (min(n_samples_seen_, n_features_in_),)
+        Float64 singular values of the fitted matrix, largest first.
+    n_samples_seen_ : int
+        Rows seen by ``fit`` or all ``partial_fit`` calls.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit`` (only for inputs with string
+        column names)."""
+
+
+class ErankScorer(_CollapseScorerMixin):
+    """Effective rank as a scikit-learn estimator and scorer (larger is better).
+
+    Parameters
+    ----------
+    spectrum : {"sv", "eig"}, default="sv"
+        Singular values (Roy & Vetterli, RankMe) or their squares.
+    {common}
+
+    Attributes
+    ----------
+    effective_rank_ : float
+        Effective rank of the fitted matrix (0.0 for an all-zero matrix).
+    {attrs}
+
+    See Also
+    --------
+    skcollapse.metrics.effective_rank : The metric as a function.
+    IAScorer : Information abundance.
+
+    Notes
+    -----
+    ``transform`` is the identity, so ``get_feature_names_out`` returns the input
+    feature names and ``set_output(transform="pandas")`` keeps the columns.
+
+    References
+    ----------
+    O. Roy and M. Vetterli, "The effective rank: a measure of effective
+    dimensionality", EUSIPCO 2007.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skcollapse.metrics import ErankScorer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> pipe = make_pipeline(StandardScaler(), PCA(16), ErankScorer()).fit(X)
+    >>> round(pipe.score(X), 1)
+    15.3
+    """
+
+    _metric = "effective_rank"
+    _score_attr = "effective_rank_"
+    _parameter_constraints: ClassVar[dict] = {
+        **_CollapseScorerMixin._parameter_constraints,
+        "spectrum": [StrOptions({"sv", "eig"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        table=None,
+        reduce="mean",
+        spectrum="sv",
+        center=False,
+        row_normalize=False,
+        normalize=False,
+    ):
+        self.table = table
+        self.reduce = reduce
+        self.spectrum = spectrum
+        self.center = center
+        self.row_normalize = row_normalize
+        self.normalize = normalize
+
+    def _metric_kwargs(self):
+        return {**super()._metric_kwargs(), "spectrum": self.spectrum}
+
+    def _metric_of(self, E):
+        return effective_rank(E, **self._metric_kwargs())
+
+
+class IAScorer(_CollapseScorerMixin):
+    """Information abundance as a scikit-learn estimator and scorer.
+
+    ``IA = ||sigma||_1 / sigma_max`` (Guo et al., ICML 2024); larger is better.
+
+    Parameters
+    ----------
+    {common}
+
+    Attributes
+    ----------
+    information_abundance_ : float
+        Information abundance of the fitted matrix (0.0 for an all-zero matrix).
+    {attrs}
+
+    See Also
+    --------
+    skcollapse.metrics.information_abundance : The metric as a function.
+    ErankScorer : Effective rank.
+
+    References
+    ----------
+    X. Guo et al., "On the Embedding Collapse when Scaling up Recommendation
+    Models", ICML 2024.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import IAScorer
+    >>> IAScorer().fit(np.diag([2.0, 1.0, 1.0])).information_abundance_
+    2.0
+    """
+
+    _metric = "information_abundance"
+    _score_attr = "information_abundance_"
+
+    def __init__(
+        self,
+        *,
+        table=None,
+        reduce="mean",
+        center=False,
+        row_normalize=False,
+        normalize=False,
+    ):
+        self.table = table
+        self.reduce = reduce
+        self.center = center
+        self.row_normalize = row_normalize
+        self.normalize = normalize
+
+    def _metric_of(self, E):
+        return information_abundance(E, **self._metric_kwargs())
+
+
+for _cls in (ErankScorer, IAScorer):
+    _cls.__doc__ = _cls.__doc__.replace("{common}", _COMMON).replace("{attrs}", _ATTRS)
+
+
+_SCORERS = {
+    "effective_rank": ErankScorer,
+    "erank": ErankScorer,
+    "information_abundance": IAScorer,
+    "ia": IAScorer,
+}
+
+
+def get_scorer_names():
+    """Names accepted by :func:`get_scorer`.
+
+    Returns
+    -------
+    list of str
+        Sorted scorer names (aliases included).
+    """
+    return sorted(_SCORERS)
+
+
+def get_scorer(name, **params):
+    """A fresh collapse scorer by name, e.g. ``get_scorer("ia", table="item")``.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`get_scorer_names`: ``"effective_rank"`` (alias ``"erank"``) or
+        ``"information_abundance"`` (alias ``"ia"``).
+    **params
+        Parameters of the scorer (``table``, ``reduce``, ``normalize``, ...).
+
+    Returns
+    -------
+    ErankScorer or IAScorer
+        An unfitted scorer, usable as ``scoring=`` or in ``EpochScoring``.
+
+    Examples
+    --------
+    >>> from skcollapse.metrics import get_scorer
+    >>> get_scorer("erank", table="item")
+    ErankScorer(table='item')
+    """
+    if not isinstance(name, str) or name not in _SCORERS:
+        raise ValueError(
+            f"{name!r} is not a collapse scorer name; use one of {get_scorer_names()}."
+        )
+    return _SCORERS[name](**params)
