@@ -13,6 +13,7 @@ or special files.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import stat
@@ -230,7 +231,7 @@ def fetch_file(remote, folder, *, n_retries=3, delay=1.0, timeout=60):
     for attempt in range(n_retries + 1):
         try:
             tmp_path, got = _download_once(remote, folder, timeout)
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, urllib.error.HTTPError) and exc.code == 404:
                 raise OSError(f"{remote.url} does not exist (HTTP 404).") from exc
             last_error = exc
