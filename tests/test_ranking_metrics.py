@@ -450,3 +450,36 @@ def test_scorer_is_picklable_and_works_in_grid_search():
     scores = search.cv_results_["mean_test_ndcg"]
     assert np.all((scores >= 0) & (scores <= 1))
     assert hasattr(search, "best_estimator_")
+
+
+def test_multi_metric_scorer_matches_single_scorers_and_grid_search():
+    rng = np.random.default_rng(4)
+    prefs, train, test = _scorer_case(rng)
+    est = FakeRecommender(prefs).fit(train)
+    names = ["ndcg", "recall", "neg_gini", "long_tail_share"]
+    multi = ranking_scorer(names, k=5)
+    values = multi(est, test)
+    assert list(values) == names
+    for name in names:
+        assert values[name] == pytest.approx(ranking_scorer(name, k=5)(est, test))
+    n_calls = len(est.calls_)
+    multi(est, test)
+    assert len(est.calls_) - n_calls == 1  # one ranking pass for all metrics
+    with pytest.raises(ValueError, match="twice"):
+        ranking_scorer(["ndcg", "ndcg"])
+    with pytest.raises(ValueError, match="empty"):
+        ranking_scorer([])
+    with pytest.raises(ValueError, match="Unknown ranking metric"):
+        ranking_scorer(["ndcg", "gini"])
+
+    n_users, n_items = prefs.shape
+    X = np.vstack([train, test])
+    search = GridSearchCV(
+        FakeRecommender(prefs, n_users=n_users, n_items=n_items),
+        {"preferences": [prefs, -prefs]},
+        scoring=ranking_scorer(["ndcg", "recall"], k=5),
+        refit="ndcg",
+        cv=KFold(3, shuffle=True, random_state=0),
+    )
+    search.fit(X)
+    assert {"mean_test_ndcg", "mean_test_recall"} <= set(search.cv_results_)

@@ -674,11 +674,27 @@ def _check_metric_name(metric, allowed):
         )
 
 
+def _scorer_metrics(metric):
+    """Validate a scorer's metric: a name, or a list/tuple of names."""
+    if isinstance(metric, (list, tuple)):
+        if not metric:
+            raise ValueError("metric is an empty list; name at least one metric.")
+        for name in metric:
+            _check_metric_name(name, _SCORER_NAMES)
+        if len(set(metric)) != len(metric):
+            raise ValueError(f"metric lists a name twice: {list(metric)}.")
+        return tuple(metric)
+    _check_metric_name(metric, _SCORER_NAMES)
+    return (metric,)
+
+
 class RankingScorer:
-    """Callable ``(estimator, X, y=None) -> float`` computing a top-k metric.
+    """Callable ``(estimator, X, y=None)`` computing top-k ranking metrics.
 
     Build it with :func:`ranking_scorer`. Greater is better: ``neg_*`` metrics are
-    sign-flipped.
+    sign-flipped. With one metric name it returns a float; with a list of names
+    it returns a dict (scikit-learn's multi-metric scorer protocol) computed from
+    one ranking pass.
     """
 
     def __init__(self, metric, *, k=20, batch_size=1024, head_fraction=0.2):
@@ -688,17 +704,20 @@ class RankingScorer:
         self.head_fraction = head_fraction
 
     def __call__(self, estimator, X, y=None):
-        _check_metric_name(self.metric, _SCORER_NAMES)
+        names = _scorer_metrics(self.metric)
         k = _check_k(self.k)
         batch_size = _check_batch_size(self.batch_size)
-        base = self.metric.removeprefix("neg_")
+        bases = {name.removeprefix("neg_") for name in names}
         _check_ranking_estimator(
-            estimator, base in ("average_popularity", "long_tail_share")
+            estimator, bool(bases & {"average_popularity", "long_tail_share"})
         )
         rel, rec, n_items = _recommend_for_heldout(estimator, X, k, batch_size)
-        return _compute_metrics(
-            [self.metric], rel, rec, k, n_items, estimator, self.head_fraction
-        )[self.metric]
+        values = _compute_metrics(
+            names, rel, rec, k, n_items, estimator, self.head_fraction
+        )
+        if isinstance(self.metric, str):
+            return values[self.metric]
+        return values
 
     def __repr__(self):
         return (
@@ -707,7 +726,7 @@ class RankingScorer:
 
 
 def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
-    """Scorer for ``GridSearchCV(scoring=...)`` from a top-k ranking metric.
+    """Scorer for ``GridSearchCV(scoring=...)`` from top-k ranking metrics.
 
     The scorer receives held-out ``(user, item)`` pairs ``X``, builds the relevant
     matrix, asks ``estimator.recommend(users, n=k, filter_already_liked_items=True)``
@@ -718,11 +737,13 @@ def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
 
     Parameters
     ----------
-    metric : str
+    metric : str or list of str
         One of ``"recall"``, ``"precision"``, ``"ndcg"``, ``"hit_rate"``, ``"map"``,
         ``"coverage"``, ``"long_tail_share"``, ``"neg_gini"`` or
         ``"neg_average_popularity"`` (popularity-concentration metrics are negated so
-        that greater is better).
+        that greater is better). A list of names gives a multi-metric scorer that
+        returns a dict from a single ranking pass: pass it as
+        ``GridSearchCV(scoring=ranking_scorer(["ndcg", "recall"]), refit="ndcg")``.
     k : int, default=20
         Cut-off.
     batch_size : int, default=1024
@@ -733,7 +754,8 @@ def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
     Returns
     -------
     scorer : RankingScorer
-        Callable ``(estimator, X, y=None) -> float``.
+        Callable ``(estimator, X, y=None)`` returning a float (one metric) or a
+        dict of floats (a list of metrics).
 
     Examples
     --------
@@ -741,9 +763,11 @@ def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
     >>> scorer
     ranking_scorer('ndcg', k=20, batch_size=1024)
     """
-    _check_metric_name(metric, _SCORER_NAMES)
+    _scorer_metrics(metric)
     _check_k(k)
     _check_batch_size(batch_size)
+    if isinstance(metric, list):
+        metric = tuple(metric)
     return RankingScorer(
         metric, k=k, batch_size=batch_size, head_fraction=head_fraction
     )
