@@ -232,7 +232,14 @@ def _size(given, org_ids, max_id, name):
     return int(given)
 
 
-def fetch_lightgcn(dataset="gowalla", *, data_home=None, download_if_missing=True):
+def fetch_lightgcn(
+    dataset="gowalla",
+    *,
+    data_home=None,
+    download_if_missing=True,
+    n_retries=3,
+    delay=1.0,
+):
     """Download (once) and load a LightGCN split: Gowalla, Yelp2018 or Amazon-book.
 
     Files come from the LightGCN authors' repository at a fixed commit and are
@@ -246,6 +253,10 @@ def fetch_lightgcn(dataset="gowalla", *, data_home=None, download_if_missing=Tru
         Cache folder; see :func:`skcollapse.datasets.get_data_home`.
     download_if_missing : bool, default=True
         If False, raise an ``OSError`` when the files are not cached.
+    n_retries : int, default=3
+        Extra download attempts after a network error.
+    delay : float, default=1.0
+        Seconds between download attempts.
 
     Returns
     -------
@@ -267,5 +278,5 @@ def fetch_lightgcn(dataset="gowalla", *, data_home=None, download_if_missing=Tru
         remote = RemoteFileMetadata(
             filename=filename, url=f"{_RAW}{dataset}/{filename}", **digests
         )
-        fetch_file(remote, folder)
+        fetch_file(remote, folder, n_retries=n_retries, delay=delay)
     return load_lightgcn(folder)

@@ -406,6 +406,8 @@ def fetch_movielens(
     download_if_missing=True,
     return_X_y=False,
     as_frame=False,
+    n_retries=3,
+    delay=1.0,
 ):
     """Load a MovieLens data set, downloading the official archive once.
 
@@ -468,7 +470,7 @@ def fetch_movielens(
             raise OSError(
                 f"MovieLens {variant} is not in {root!r} and download_if_missing=False."
             )
-        archive = fetch_file(ARCHIVES[variant], root)
+        archive = fetch_file(ARCHIVES[variant], root, n_retries=n_retries, delay=delay)
         extract_archive(archive, root)
         os.remove(archive)
         if not os.path.isfile(ratings_path):
