@@ -1,0 +1,790 @@
+"""CTR classifiers with single or multiple embedding sets, as skorch estimators.
+
+Input is an integer field matrix ``X`` of shape ``(n_samples, n_fields)`` (ndarray
+or DataFrame, e.g. the output of ``OrdinalEncoder(handle_unknown=
+"use_encoded_value", unknown_value=-1)``) and binary clicks ``y`` (0/1). Field
+``f`` has ``cardinalities[f]`` known codes ``0..cardinalities[f]-1``; every other
+code (negative, too large, unseen at fit) is looked up in that field's
+out-of-vocabulary (OOV) row, never an index error.
+
+Embedding tables are named like the fields (DataFrame column names, else
+``"x0", "x1", ...``) for one embedding set, and ``"<field>/set<m>"`` for
+``n_embedding_sets > 1``; these names key ``get_embeddings()`` and the dict
+of ``(batch, embedding_dim)`` tensors a regularizer receives.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import ClassVar
+
+import numpy as np
+import torch
+from skorch import NeuralNetBinaryClassifier
+from skorch.dataset import unpack_data
+from skorch.utils import to_device, to_numpy, to_tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from skcollapse.nn._ctr_models import DNN, FM, IPNN, DCNv2, FinalMLP, NFwFM, XDeepFM
+from skcollapse.recommenders._base import RegularizedNetMixin
+from skcollapse.utils._sklearn_compat import check_is_fitted, validate_data
+
+__all__ = [
+    "DCNv2Classifier",
+    "DNNClassifier",
+    "FMClassifier",
+    "FinalMLPClassifier",
+    "IPNNClassifier",
+    "NFwFMClassifier",
+    "xDeepFMClassifier",
+]
+
+# A field whose inferred cardinality exceeds this many codes per training row (and
+# this absolute floor) almost surely holds raw ids instead of category codes.
+_MAX_CODES_PER_ROW = 10
+_MAX_CODES_FLOOR = 100_000
+
+
+def _check_field_matrix(X, name="X"):
+    """Return ``X`` (already 2-D, finite) as an int64 array of category codes."""
+    X = np.asarray(X)
+    if X.dtype.kind == "b":
+        return X.astype(np.int64)
+    if X.dtype.kind in "iu":
+        if X.dtype.kind == "u" and X.size and X.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name} holds codes too large for int64.")
+        return X.astype(np.int64, copy=False)
+    if X.dtype.kind == "f":
+        if X.size and not np.array_equal(X, np.floor(X)):
+            raise ValueError(
+                f"{name} must hold integer category codes; it has non-integral "
+                "values. Encode numeric columns first (e.g. KBinsDiscretizer("
+                "encode='ordinal')) and categories with OrdinalEncoder."
+            )
+        if X.size and np.abs(X).max() > 2**53:
+            raise ValueError(f"{name} holds codes too large to be exact in float64.")
+        return X.astype(np.int64)
+    raise TypeError(
+        f"{name} must be an integer field matrix (category codes), got dtype "
+        f"{X.dtype}. Encode categories with OrdinalEncoder(handle_unknown="
+        "'use_encoded_value', unknown_value=-1) first."
+    )
+
+
+def _check_binary_target(y):
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {y.shape}.")
+    if y.dtype.kind not in "biuf":
+        raise ValueError(
+            f"y must hold binary 0/1 labels (clicks), got dtype {y.dtype}; "
+            "encode labels with LabelEncoder first."
+        )
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError("y contains NaN or infinite values.")
+    bad = ~np.isin(y, (0, 1))
+    if bad.any():
+        raise ValueError(
+            "y must hold binary 0/1 labels (clicks); found "
+            f"{np.unique(y[bad])[:5].tolist()}. Map other labels to 0/1 first."
+        )
+    return y.astype(np.float32)
+
+
+def _sigmoid_proba(logits):
+    """``(n,)`` logits to ``(n, 2)`` class probabilities."""
+    p = torch.sigmoid(logits)
+    return torch.stack((1 - p, p), dim=1)
+
+
+class _FieldDataset(Dataset):
+    """Field matrix and targets as tensors; batches are read by slicing."""
+
+    def __init__(self, X, y=None):
+        self.X = torch.as_tensor(X, dtype=torch.long)
+        self.y = None if y is None else torch.as_tensor(y, dtype=torch.float32)
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def __getitem__(self, i):
+        return self.X[i], (self.y[i] if self.y is not None else torch.zeros(()))
+
+
+class _BatchLoader:
+    """Vectorised mini-batches of a :class:`_FieldDataset` (or a Subset of one).
+
+    Each batch is one index-select of the stored tensors instead of the
+    per-sample ``__getitem__`` + collate of a ``DataLoader``.
+    """
+
+    def __init__(self, dataset, indices, batch_size, shuffle, generator):
+        self.dataset = dataset
+        self.indices = indices
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        n = len(self.dataset) if self.indices is None else len(self.indices)
+        return (n + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        X, y = self.dataset.X, self.dataset.y
+        idx = self.indices
+        n = X.shape[0] if idx is None else idx.shape[0]
+        if self.shuffle:
+            perm = torch.randperm(n, generator=self.generator)
+            idx = perm if idx is None else idx[perm]
+        for start in range(0, n, self.batch_size):
+            if idx is None:
+                sl = slice(start, start + self.batch_size)
+                yield X[sl], (None if y is None else y[sl])
+            else:
+                b = idx[start : start + self.batch_size]
+                yield X[b], (None if y is None else y[b])
+
+
+def _unwrap_dataset(dataset):
+    """``(base _FieldDataset, index tensor or None)`` or ``(None, None)``."""
+    if isinstance(dataset, _FieldDataset):
+        return dataset, None
+    if isinstance(dataset, Subset):
+        base, idx = _unwrap_dataset(dataset.dataset)
+        if base is None:
+            return None, None
+        sub = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
+        return base, (sub if idx is None else idx[sub])
+    return None, None
+
+
+class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
+    """Shared machinery of the CTR classifiers (see the concrete classes)."""
+
+    #: constructor parameters forwarded to the module
+    _module_params: ClassVar[tuple[str, ...]] = ()
+    _fitted_attributes = ("field_dims_", "embedding_names_")
+
+    def __init__(
+        self,
+        module,
+        *,
+        embedding_dim=10,
+        n_embedding_sets=1,
+        cardinalities=None,
+        regularizer=None,
+        random_state=None,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=2048,
+        train_split=None,
+        device="cpu",
+        verbose=0,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            device=device,
+            verbose=verbose,
+            **kwargs,
+        )
+        self.embedding_dim = embedding_dim
+        self.n_embedding_sets = n_embedding_sets
+        self.cardinalities = cardinalities
+        self.regularizer = regularizer
+        self.random_state = random_state
+
+    # ------------------------------------------------------------ validation
+    def _validate_params(self):
+        super()._validate_params()
+        for name in ("embedding_dim", "n_embedding_sets"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name} must be an integer, got {value!r}.")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value!r}.")
+        self._cardinalities_spec()
+        self._torch_seed()
+
+    def _cardinalities_spec(self):
+        """``None``, an int, or a list of ints from ``cardinalities``."""
+        c = self.cardinalities
+        if c is None:
+            return None
+        if isinstance(c, numbers.Integral) and not isinstance(c, bool):
+            if c < 1:
+                raise ValueError(f"cardinalities must be >= 1, got {c!r}.")
+            return int(c)
+        if isinstance(c, (str, bytes)) or not hasattr(c, "__iter__"):
+            raise TypeError(
+                "cardinalities must be None, an int or a sequence of ints (one per "
+                f"field), got {type(c).__name__}."
+            )
+        out = []
+        for i, v in enumerate(c):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(
+                    f"cardinalities[{i}] must be an integer >= 1, got {v!r}."
+                )
+            out.append(int(v))
+        if not out:
+            raise ValueError("cardinalities is empty; give one value per field.")
+        return out
+
+    def _torch_seed(self):
+        rs = self.random_state
+        if rs is None:
+            return None
+        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
+            if not 0 <= rs < 2**32:
+                raise ValueError(f"random_state must be in [0, 2**32), got {rs!r}.")
+            return int(rs)
+        if isinstance(rs, np.random.RandomState):
+            # a seed read from the state, without advancing the caller's generator
+            return int(rs.get_state()[1][0]) % (2**31 - 1)
+        raise TypeError(
+            f"random_state must be None, an int or a RandomState, got {rs!r}."
+        )
+
+    # ------------------------------------------------------------ module
+    def _field_dims_without_data(self):
+        spec = self._cardinalities_spec()
+        if isinstance(spec, list):
+            return spec
+        # two-field placeholder (pair models need two) until on_train_begin
+        return [spec if isinstance(spec, int) else 1] * 2
+
+    def _module_kwargs(self, field_dims):
+        kwargs = {
+            "field_dims": list(field_dims),
+            "embedding_dim": self.embedding_dim,
+            "n_embedding_sets": self.n_embedding_sets,
+        }
+        for name in self._module_params:
+            kwargs[name] = getattr(self, name)
+        kwargs.update(self.get_params_for("module"))
+        return kwargs
+
+    def initialize_module(self):
+        """Build the module for the data's field cardinalities.
+
+        Before the training data is known (``initialize()`` of a fresh fit) the
+        module is built from ``cardinalities`` when it is a full sequence, else
+        from a one-field placeholder that :meth:`on_train_begin` replaces.
+        """
+        dims = getattr(self, "_pending_field_dims_", None)
+        from_data = dims is not None
+        if dims is None:
+            dims = self._field_dims_without_data()
+        kwargs = self._module_kwargs(dims)
+        seed = self._torch_seed()
+        if seed is None:
+            module = self.initialized_instance(self.module, kwargs)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                module = self.initialized_instance(self.module, kwargs)
+        self.module_ = module
+        self._module_from_data_ = from_data or isinstance(
+            self._cardinalities_spec(), list
+        )
+        return self
+
+    def _infer_field_dims(self, X):
+        n_samples, n_fields = X.shape
+        spec = self._cardinalities_spec()
+        if isinstance(spec, list):
+            if len(spec) != n_fields:
+                raise ValueError(
+                    f"cardinalities has {len(spec)} entries but X has {n_fields} "
+                    "fields."
+                )
+            return spec
+        if isinstance(spec, int):
+            return [spec] * n_fields
+        dims = np.maximum(np.where(X >= 0, X, -1).max(axis=0) + 1, 1)
+        limit = max(_MAX_CODES_PER_ROW * n_samples, _MAX_CODES_FLOOR)
+        if (dims > limit).any():
+            f = int(np.argmax(dims))
+            raise ValueError(
+                f"field {f} of X has codes up to {int(dims[f]) - 1} for only "
+                f"{n_samples} rows: X looks like raw ids, not category codes. Encode "
+                "it with OrdinalEncoder or pass cardinalities=."
+            )
+        return [int(d) for d in dims]
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Validate the training data and size the embedding tables from it."""
+        if isinstance(X, Dataset):
+            raise TypeError(
+                "CTR classifiers take an integer field matrix (ndarray or "
+                "DataFrame) as X, not a torch Dataset."
+            )
+        fresh = not getattr(self, "_module_from_data_", False) or not hasattr(
+            self, "field_dims_"
+        )
+        Xc = validate_data(self, X, reset=fresh, dtype=None, ensure_min_features=1)
+        Xc = _check_field_matrix(Xc)
+        if fresh:
+            dims = self._infer_field_dims(Xc)
+            self._pending_field_dims_ = dims
+            try:
+                with self._current_init_context("module"):
+                    self.initialize_module()
+                    self.module_ = self.torch_compile(
+                        to_device(self.module_, self.device), name="module"
+                    )
+                with self._current_init_context("optimizer"):
+                    self.initialize_optimizer()
+            finally:
+                del self._pending_field_dims_
+            self.field_dims_ = dims
+            names = [str(c) for c in getattr(self, "feature_names_in_", [])] or [
+                f"x{f}" for f in range(len(dims))
+            ]
+            self.field_names_ = names
+            self.embedding_names_ = self._table_names(names)
+        seed = self._torch_seed()
+        if seed is not None:
+            torch.manual_seed(seed + 1)  # dropout of this fit
+            self._shuffle_generator_ = torch.Generator().manual_seed(seed + 2)
+        else:
+            self._shuffle_generator_ = None
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def _table_names(self, field_names):
+        if self.module_.n_embedding_sets == 1:
+            return list(field_names)
+        return [
+            f"{f}/set{m}"
+            for m in range(self.module_.n_embedding_sets)
+            for f in field_names
+        ]
+
+    def get_regularizer_info(self, X, y=None):
+        return {
+            "field_dims": list(self.field_dims_),
+            "tables": {name: self.module_.embedding_dim
+                       for name in self.embedding_names_},
+        }
+
+    # ------------------------------------------------------------ data
+    def get_dataset(self, X, y=None):
+        """Validate ``X`` (and ``y``) and wrap them in a sliceable dataset."""
+        if isinstance(X, Dataset):
+            return super().get_dataset(X, y)
+        Xc = validate_data(self, X, reset=False, dtype=None, ensure_min_features=1)
+        Xc = _check_field_matrix(Xc)
+        yc = None if y is None else _check_binary_target(y)
+        if yc is not None and yc.shape[0] != Xc.shape[0]:
+            raise ValueError(
+                f"X has {Xc.shape[0]} rows but y has {yc.shape[0]} entries."
+            )
+        return _FieldDataset(Xc, yc)
+
+    def get_iterator(self, dataset, training=False):
+        """Batches by slicing the stored tensors (no per-sample collate).
+
+        Falls back to skorch's iterator for other datasets, custom iterator
+        classes or iterator arguments other than ``batch_size``/``shuffle``.
+        """
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
+        base, idx = _unwrap_dataset(dataset)
+        if (
+            base is None
+            or getattr(self, prefix) is not DataLoader
+            or set(kwargs) - {"batch_size", "shuffle"}
+        ):
+            return super().get_iterator(dataset, training=training)
+        batch_size = kwargs.get("batch_size", self.batch_size)
+        if batch_size == -1:
+            batch_size = len(dataset)
+        shuffle = kwargs.get("shuffle", training)
+        gen = getattr(self, "_shuffle_generator_", None) if training else None
+        return _BatchLoader(base, idx, max(int(batch_size), 1), bool(shuffle), gen)
+
+    # ------------------------------------------------------------ steps
+    def _embedding_dict(self, e):
+        m_sets, _, n_fields, _ = e.shape
+        names = self.embedding_names_
+        return {names[m * n_fields + f]: e[m, :, f] for m in range(m_sets)
+                for f in range(n_fields)}
+
+    def _restack(self, tables, e):
+        m_sets, batch, n_fields, k = e.shape
+        names = self.embedding_names_
+        return torch.stack([tables[n] for n in names], dim=1).view(
+            batch, m_sets, n_fields, k
+        ).transpose(0, 1)
+
+    def train_step_single(self, batch, **fit_params):
+        """Forward with the regularizer on the batch embeddings, then backward."""
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        x = to_tensor(Xi, device=self.device)
+        e = self.module_.embed(x)
+        penalty = None
+        if getattr(self, "regularizer_", None) is not None:
+            tables = self._embedding_dict(e)
+            out, penalty = self.regularize(tables, {"X": x})
+            if any(out[n] is not tables[n] for n in tables):
+                e = self._restack(out, e)
+        y_pred = self.module_(x, embeddings=e).reshape(-1)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        if penalty is not None:
+            loss = loss + penalty
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def infer(self, x, **fit_params):
+        """Logits ``(batch,)``; a ``"layer"`` regularizer is applied in eval mode."""
+        x = to_tensor(x, device=self.device)
+        reg = getattr(self, "regularizer_", None)
+        if reg is not None and reg.kind == "layer" and not self.module_.training:
+            e = self.module_.embed(x)
+            tables = {n: self.inference_table(n, t)
+                      for n, t in self._embedding_dict(e).items()}
+            return self.module_(x, embeddings=self._restack(tables, e)).reshape(-1)
+        return self.module_(x, **fit_params).reshape(-1)
+
+    def _get_predict_nonlinearity(self):
+        # skorch infers the nonlinearity only for nets with a single criterion;
+        # ``regularizer_`` is registered as a second one, so say it here.
+        criterion = getattr(self, "criterion_", None)
+        if self.predict_nonlinearity == "auto" and isinstance(
+            criterion, torch.nn.BCEWithLogitsLoss
+        ):
+            return _sigmoid_proba
+        return super()._get_predict_nonlinearity()
+
+    # ------------------------------------------------------------ embeddings
+    def _field_index(self, field):
+        check_is_fitted(self)
+        if isinstance(field, (numbers.Integral, np.integer)) and not isinstance(
+            field, bool
+        ):
+            if not 0 <= field < len(self.field_dims_):
+                raise ValueError(
+                    f"field index {field} out of range [0, {len(self.field_dims_)})."
+                )
+            return int(field)
+        if isinstance(field, str) and field in self.field_names_:
+            return self.field_names_.index(field)
+        raise ValueError(
+            f"unknown field {field!r}; use an index or one of {self.field_names_}."
+        )
+
+    def get_embeddings(self, X=None):
+        """Embedding tables, one per field (and per embedding set).
+
+        Parameters
+        ----------
+        X : ignored, default=None
+            Present for the embeddings protocol.
+
+        Returns
+        -------
+        dict of str to ndarray of shape (cardinality, embedding_dim)
+            Keys are :attr:`embedding_names_` (the field name, or
+            ``"<field>/set<m>"`` with several sets); rows are the known codes of
+            the field (the OOV row is left out). A ``"layer"`` regularizer is
+            applied as at inference.
+        """
+        check_is_fitted(self)
+        emb = self.module_.embedding
+        out = {}
+        n_fields = len(self.field_dims_)
+        with torch.no_grad():
+            for i, name in enumerate(self.embedding_names_):
+                m, f = divmod(i, n_fields)
+                table = self.inference_table(name, emb.table(f, m).detach())
+                out[name] = to_numpy(table).copy()
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.categorical = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+_COMMON_DOC = """
+    embedding_dim : int, default={dim}
+        Size ``K`` of each embedding vector.
+    n_embedding_sets : int, default=1
+        Number ``M`` of embedding sets. 1 is the single-embedding model; with
+        ``M > 1`` each set has its own tables, interaction and non-linear
+        projection, averaged before the shared head (Guo et al., 2024).
+    cardinalities : int, sequence of int or None, default=None
+        Known codes per field. ``None`` infers ``max code + 1`` per field at
+        fit; codes outside ``[0, cardinality)`` use the field's OOV row.
+    regularizer : None, str, Regularizer class or instance, or callable, \
+default=None
+        Anti-collapse regularizer applied to the batch embeddings; its
+        parameters route as ``regularizer__<name>``.
+    random_state : int, RandomState or None, default=None
+        Seeds the initialisation (without touching torch's global RNG), the
+        batch order, and torch's global RNG at the start of ``fit`` (dropout).
+    criterion, optimizer, lr, max_epochs, batch_size, train_split, device, \
+verbose
+        skorch parameters (defaults ``BCEWithLogitsLoss``, ``Adam``, 1e-3, 10,
+        2048, ``None`` i.e. no internal validation split, ``"cpu"``, 0). Guo et
+        al. train with Adam, lr 1e-3, batch 2048, ``optimizer__weight_decay=1e-6``
+        and early stopping on validation AUC (use ``train_split=ValidSplit(..)``
+        with ``EpochScoring("roc_auc")`` and ``EarlyStopping``).
+    **kwargs
+        Other skorch ``NeuralNet`` parameters (``callbacks``, ``module__*``,
+        ``optimizer__*``, ``iterator_train__*``, ...).
+
+    Attributes
+    ----------
+    field_dims_ : list of int
+        Cardinality of each field (OOV row not counted).
+    field_names_ : list of str
+        Field names (DataFrame columns or ``"x0", "x1", ...``).
+    embedding_names_ : list of str
+        Names of the embedding tables, as keys of :meth:`get_embeddings`.
+    n_features_in_ : int
+        Number of fields seen at fit.
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame ``X`` (only then).
+    module_ : torch.nn.Module
+        The fitted model.
+    classes_ : ndarray of shape (2,)
+        ``[0, 1]``.
+
+    References
+    ----------
+    X. Guo et al., "On the Embedding Collapse When Scaling up Recommendation
+    Models", ICML 2024.
+"""
+
+
+def _doc(summary, params, dim=10, example="DCNv2Classifier"):
+    return (
+        summary
+        + "\n\n    Parameters\n    ----------\n"
+        + params
+        + _COMMON_DOC.format(dim=dim)
+        + f"""
+    Examples
+    --------
+    >>> from sklearn.metrics import roc_auc_score
+    >>> from skcollapse.datasets import make_ctr
+    >>> from skcollapse.recommenders import {example}
+    >>> X, y, proba = make_ctr(2000, n_fields=4, random_state=0)
+    >>> clf = {example}(n_embedding_sets=2, max_epochs=2, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X).shape
+    (2000, 2)
+    >>> sorted(clf.get_embeddings())[:2]
+    ['x0/set0', 'x0/set1']
+"""
+    )
+
+
+_MLP_DOC = """    hidden_units : tuple of int, default=(400, 400)
+        MLP widths; with several embedding sets the first layer is the per-set
+        non-linear projection and the rest is the shared head.
+    dropout : float, default=0.2
+        Dropout after every MLP layer.
+    batch_norm : bool, default=True
+        ``BatchNorm1d`` after every MLP ``Linear``.
+"""
+
+
+class FMClassifier(_CTRClassifierBase):
+    __doc__ = _doc(
+        """Factorization machine click model (Rendle, 2010).
+
+    ``logit = b + sum_f w[x_f] + mean_m sum_{i<j} <e_i^m, e_j^m>``. The
+    interaction is bilinear, so several embedding sets are equivalent to one set
+    of dimension ``M * embedding_dim`` (the paper's reason why multi-embedding
+    needs non-linear interactions); ``n_embedding_sets`` is kept for
+    comparison.""",
+        "    module : type, default=skcollapse.nn.FM\n        The torch model.\n",
+        example="FMClassifier",
+    )
+
+    def __init__(self, module=FM, *, embedding_dim=10, n_embedding_sets=1,
+                 **kwargs):
+        super().__init__(module, embedding_dim=embedding_dim,
+                         n_embedding_sets=n_embedding_sets, **kwargs)
+
+
+class DNNClassifier(_CTRClassifierBase):
+    __doc__ = _doc(
+        """Embedding + MLP click model (the "DNN" of Guo et al.).""",
+        "    module : type, default=skcollapse.nn.DNN\n        The torch model.\n"
+        + _MLP_DOC,
+        example="DNNClassifier",
+    )
+    _module_params = ("hidden_units", "dropout", "batch_norm")
+
+    def __init__(self, module=DNN, *, embedding_dim=10, n_embedding_sets=1,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
+        super().__init__(module, embedding_dim=embedding_dim,
+                         n_embedding_sets=n_embedding_sets, **kwargs)
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+
+
+class IPNNClassifier(_CTRClassifierBase):
+    __doc__ = _doc(
+        """Inner-product neural network click model (Qu et al., 2016).""",
+        "    module : type, default=skcollapse.nn.IPNN\n        The torch model.\n"
+        + _MLP_DOC
+        + """    concat_embeddings : bool, default=True
+        Feed the flattened embeddings next to the pairwise inner products (the
+        original IPNN). ``False`` feeds the products only, the multi-embedding
+        IPNN of Guo et al.'s code.
+""",
+        example="IPNNClassifier",
+    )
+    _module_params = ("hidden_units", "dropout", "batch_norm", "concat_embeddings")
+
+    def __init__(self, module=IPNN, *, embedding_dim=10, n_embedding_sets=1,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True,
+                 concat_embeddings=True, **kwargs):
+        super().__init__(module, embedding_dim=embedding_dim,
+                         n_embedding_sets=n_embedding_sets, **kwargs)
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.concat_embeddings = concat_embeddings
+
+
+class NFwFMClassifier(_CTRClassifierBase):
+    __doc__ = _doc(
+        """Neural field-weighted FM click model (Guo et al.'s NFwFM).
+
+    Field pairs are pooled into a ``K``-vector ``sum_{i<j} r_ij e_i * e_j``, then
+    batch-normalised and fed to an MLP. ``embedding_dim`` defaults to 50, the
+    paper's base size for this model.""",
+        "    module : type, default=skcollapse.nn.NFwFM\n        The torch model.\n"
+        + _MLP_DOC,
+        dim=50,
+        example="NFwFMClassifier",
+    )
+    _module_params = ("hidden_units", "dropout", "batch_norm")
+
+    def __init__(self, module=NFwFM, *, embedding_dim=50, n_embedding_sets=1,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
+        super().__init__(module, embedding_dim=embedding_dim,
+                         n_embedding_sets=n_embedding_sets, **kwargs)
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+
+
+class xDeepFMClassifier(_CTRClassifierBase):
+    __doc__ = _doc(
+        """xDeepFM click model (Lian et al., 2018), without the first-order term.""",
+        "    module : type, default=skcollapse.nn.XDeepFM\n        The torch model.\n"
+        + """    cin_layer_sizes : tuple of int, default=(16, 16)
+        Feature maps of each CIN layer.
+    split_half : bool, default=False
+        xDeepFM's split-half CIN option.
+"""
+        + _MLP_DOC,
+        example="xDeepFMClassifier",
+    )
+    _module_params = ("cin_layer_sizes", "split_half", "hidden_units", "dropout",
+                      "batch_norm")
+
+    def __init__(self, module=XDeepFM, *, embedding_dim=10, n_embedding_sets=1,
+                 cin_layer_sizes=(16, 16), split_half=False,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
+        super().__init__(module, embedding_dim=embedding_dim,
+                         n_embedding_sets=n_embedding_sets, **kwargs)
+        self.cin_layer_sizes = cin_layer_sizes
+        self.split_half = split_half
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+
+
+class DCNv2Classifier(_CTRClassifierBase):
+    __doc__ = _doc(
+        """DCN-V2 click model (Wang et al., 2021), stacked form as in Guo et al.
+
+    Flattened embeddings go through a full-rank cross network, then the MLP.
+    :meth:`get_sub_embeddings` gives a field's table projected by the first
+    cross layer (the interaction-collapse view of the paper).""",
+        "    module : type, default=skcollapse.nn.DCNv2\n        The torch model.\n"
+        + """    n_cross_layers : int, default=4
+        Number of cross layers.
+"""
+        + _MLP_DOC,
+    )
+    _module_params = ("n_cross_layers", "hidden_units", "dropout", "batch_norm")
+
+    def __init__(self, module=DCNv2, *, embedding_dim=10, n_embedding_sets=1,
+                 n_cross_layers=4, hidden_units=(400, 400), dropout=0.2,
+                 batch_norm=True, **kwargs):
+        super().__init__(module, embedding_dim=embedding_dim,
+                         n_embedding_sets=n_embedding_sets, **kwargs)
+        self.n_cross_layers = n_cross_layers
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+
+    def get_sub_embeddings(self, field, *, embedding_set=0):
+        """Table of ``field`` projected by each block of the first cross layer.
+
+        In the first cross layer field ``j`` of the output receives
+        ``e_j * sum_i W_{j,i} e_i``; ``E_field W_{j,field}^T`` is the table of
+        ``field``'s sub-embeddings for its interaction with field ``j``.
+
+        Parameters
+        ----------
+        field : int or str
+            Field index or name.
+        embedding_set : int, default=0
+            Which embedding set.
+
+        Returns
+        -------
+        dict of str to ndarray of shape (cardinality, embedding_dim)
+            One table per target field ``j``, keyed by its name.
+        """
+        f = self._field_index(field)
+        if not 0 <= embedding_set < self.module_.n_embedding_sets:
+            raise ValueError(
+                f"embedding_set must be in [0, {self.module_.n_embedding_sets}), "
+                f"got {embedding_set!r}."
+            )
+        with torch.no_grad():
+            sub = to_numpy(self.module_.sub_embeddings(f, embedding_set))
+        return {name: sub[j].copy() for j, name in enumerate(self.field_names_)}
+
+
+class FinalMLPClassifier(_CTRClassifierBase):
+    __doc__ = _doc(
+        """FinalMLP click model (Mao et al., 2023), feature gating disabled.
+
+    Two MLP streams on the flattened embeddings, fused bilinearly; with several
+    embedding sets both streams are per set and averaged before the fusion.""",
+        "    module : type, default=skcollapse.nn.FinalMLP\n        The torch model.\n"
+        + _MLP_DOC,
+        example="FinalMLPClassifier",
+    )
+    _module_params = ("hidden_units", "dropout", "batch_norm")
+
+    def __init__(self, module=FinalMLP, *, embedding_dim=10, n_embedding_sets=1,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
+        super().__init__(module, embedding_dim=embedding_dim,
+                         n_embedding_sets=n_embedding_sets, **kwargs)
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.batch_norm = batch_norm
