@@ -691,3 +691,21 @@ def test_real_criteo_head_file_pads_stripped_fields():
 def test_network_fetch_movielens_100k(tmp_path):
     bunch = fetch_movielens("100k", data_home=tmp_path)
     assert bunch.data.shape == (100000, 2)
+
+
+def test_criteo_streaming_chunks_give_the_same_result(tmp_path):
+    rows = _criteo_rows(np.random.default_rng(7), n=50)
+    (tmp_path / "t.txt").write_text("".join("\t".join(r) + "\n" for r in rows))
+    whole = load_criteo(tmp_path / "t.txt", min_count=2)
+    chunked = load_criteo(tmp_path / "t.txt", min_count=2, chunksize=7, dtype=np.int32)
+    assert chunked.data.dtype == np.int32
+    assert np.array_equal(whole.data, chunked.data)
+    assert np.array_equal(whole.target, chunked.target)
+    header = "label," + ",".join(
+        [*(f"I{i}" for i in range(1, 14)), *(f"C{i}" for i in range(1, 27))]
+    )
+    (tmp_path / "empty.csv").write_text(header + "\n")
+    with pytest.raises(ValueError, match="no data rows"):
+        load_criteo(tmp_path / "empty.csv")
+    with pytest.raises(TypeError, match="dtype"):
+        load_criteo(tmp_path / "t.txt", dtype=np.float32)

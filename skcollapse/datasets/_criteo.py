@@ -129,8 +129,28 @@ def _check_n_rows(n_rows):
     return int(n_rows)
 
 
-def _encode_fields(tokens, names, min_count, vocabularies):
-    """Per-field codes: vocabulary index, -1 for rare/unseen values."""
+def _check_chunksize(chunksize):
+    if isinstance(chunksize, bool) or not isinstance(chunksize, numbers.Integral):
+        raise TypeError(f"chunksize must be a positive integer, got {chunksize!r}.")
+    if chunksize < 1:
+        raise ValueError(f"chunksize must be >= 1, got {chunksize}.")
+    return int(chunksize)
+
+
+def _check_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind != "i":
+        raise TypeError(f"dtype must be a signed integer dtype, got {dtype}.")
+    return dtype
+
+
+def _encode_stream(read_chunks, tokenize, names, min_count, vocabularies, dtype):
+    """Two streaming passes: count tokens per field, then encode every chunk.
+
+    ``read_chunks()`` returns a fresh iterator of raw DataFrames; ``tokenize``
+    maps one to ``(tokens DataFrame, labels)``. Codes are vocabulary indices
+    (vocabulary sorted as strings) and -1 for rare/unseen values.
+    """
     if vocabularies is not None:
         if len(vocabularies) != len(names):
             raise ValueError(
@@ -139,16 +159,37 @@ def _encode_fields(tokens, names, min_count, vocabularies):
             )
         vocabularies = [np.asarray(v, dtype=object) for v in vocabularies]
     else:
+        counts = [None] * len(names)
+        for raw in read_chunks():
+            tokens, _ = tokenize(raw)
+            for j, name in enumerate(names):
+                chunk_counts = tokens[name].value_counts(sort=False)
+                counts[j] = (
+                    chunk_counts
+                    if counts[j] is None
+                    else counts[j].add(chunk_counts, fill_value=0)
+                )
+        if counts[0] is None:
+            raise ValueError("the file holds no data rows.")
         vocabularies = []
-        for name in names:
-            counts = tokens[name].value_counts(sort=False)
-            kept = counts.index[counts.to_numpy() >= min_count].to_numpy(dtype=object)
-            vocabularies.append(np.sort(kept.astype(str)).astype(object))
-    X = np.empty((tokens.shape[0], len(names)), dtype=np.int64)
-    for j, name in enumerate(names):
-        X[:, j] = pd.Index(vocabularies[j]).get_indexer(tokens[name].to_numpy())
+        for field_counts in counts:
+            kept = field_counts.index[field_counts.to_numpy() >= min_count]
+            vocabularies.append(np.sort(kept.to_numpy().astype(str)).astype(object))
+    indexes = [pd.Index(v) for v in vocabularies]
+    blocks, labels = [], []
+    for raw in read_chunks():
+        tokens, y = tokenize(raw)
+        block = np.empty((tokens.shape[0], len(names)), dtype=dtype)
+        for j, name in enumerate(names):
+            block[:, j] = indexes[j].get_indexer(tokens[name].to_numpy())
+        blocks.append(block)
+        labels.append(y)
+    if sum(block.shape[0] for block in blocks) == 0:
+        raise ValueError("the file holds no data rows.")
+    X = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    y = np.concatenate(labels) if len(labels) > 1 else labels[0]
     field_dims = np.array([v.shape[0] for v in vocabularies], dtype=np.int64)
-    return X, vocabularies, field_dims
+    return X, y, vocabularies, field_dims
 
 
 def _labels(column, path, name):
@@ -166,7 +207,14 @@ def _check_path(path):
 
 
 def load_criteo(
-    path, *, min_count=10, vocabularies=None, n_rows=None, return_X_y=False
+    path,
+    *,
+    min_count=10,
+    vocabularies=None,
+    n_rows=None,
+    chunksize=1_000_000,
+    dtype=np.int64,
+    return_X_y=False,
 ):
     """Load Criteo (Kaggle DAC) raw text into an integer field matrix.
 
@@ -187,6 +235,12 @@ def load_criteo(
         them get -1.
     n_rows : int or None, default=None
         Read only the first ``n_rows`` rows.
+    chunksize : int, default=1_000_000
+        Rows parsed at a time. The file is streamed twice (count, then encode),
+        so memory holds one chunk of strings plus the integer result, which lets
+        the full 45M-row Criteo file load on one machine.
+    dtype : numpy signed integer dtype, default=np.int64
+        Dtype of the codes (``np.int32`` halves the memory of the result).
     return_X_y : bool, default=False
         Return ``(data, target)`` instead of a Bunch.
 
@@ -214,19 +268,19 @@ def load_criteo(
     path = _check_path(path)
     min_count = _check_min_count(min_count)
     n_rows = _check_n_rows(n_rows)
+    chunksize = _check_chunksize(chunksize)
+    dtype = _check_dtype(dtype)
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     if not first.strip():
         raise ValueError(f"{path!r} is empty.")
     has_header = first.split(",")[0].strip().lower() == "label"
     if has_header:
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_filter=False, nrows=n_rows
-        )
-        missing = [c for c in CRITEO_COLUMNS if c not in frame.columns]
+        header = [c.strip() for c in first.rstrip("\r\n").split(",")]
+        missing = [c for c in CRITEO_COLUMNS if c not in header]
         if missing:
             raise ValueError(f"{path}: header lacks the Criteo columns {missing}.")
-        frame = frame[CRITEO_COLUMNS]
+        options = {"usecols": CRITEO_COLUMNS}
     else:
         n_fields = len(first.rstrip("\r\n").split("\t"))
         if n_fields > len(CRITEO_COLUMNS) or n_fields < 2:
@@ -234,36 +288,43 @@ def load_criteo(
                 f"{path}: expected up to 40 tab-separated fields (label, I1-I13, "
                 f"C1-C26), found {n_fields} on the first line."
             )
-        frame = pd.read_csv(
+        options = {"sep": "\t", "header": None, "names": CRITEO_COLUMNS, "quoting": 3}
+
+    def read_chunks():
+        return pd.read_csv(
             path,
-            sep="\t",
-            header=None,
-            names=CRITEO_COLUMNS,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
-            quoting=3,
             nrows=n_rows,
+            chunksize=chunksize,
+            **options,
         )
-    if frame.empty:
-        raise ValueError(f"{path!r} holds no rows.")
-    frame = frame.fillna("")
-    y = _labels(frame["label"], path, "label")
-    tokens = pd.DataFrame(index=frame.index)
-    for name in CRITEO_NUMERIC:
-        column = frame[name].str.strip()
-        numeric = pd.to_numeric(column.replace("", np.nan), errors="coerce")
-        bad = numeric.isna() & (column != "")
-        if bad.any():
-            raise ValueError(
-                f"{path}: numeric column {name} holds a non-numeric value "
-                f"{column[bad].iloc[0]!r}."
-            )
-        tokens[name] = bucketize_numeric(numeric.to_numpy(np.float64))
-    for name in CRITEO_CATEGORICAL:
-        tokens[name] = frame[name].to_numpy(dtype=object)
-    X, vocabularies, field_dims = _encode_fields(
-        tokens, [*CRITEO_NUMERIC, *CRITEO_CATEGORICAL], min_count, vocabularies
+
+    def tokenize(frame):
+        frame = frame.fillna("")
+        tokens = pd.DataFrame(index=frame.index)
+        for name in CRITEO_NUMERIC:
+            column = frame[name].str.strip()
+            numeric = pd.to_numeric(column.replace("", np.nan), errors="coerce")
+            bad = numeric.isna() & (column != "")
+            if bad.any():
+                raise ValueError(
+                    f"{path}: numeric column {name} holds a non-numeric value "
+                    f"{column[bad].iloc[0]!r}."
+                )
+            tokens[name] = bucketize_numeric(numeric.to_numpy(np.float64))
+        for name in CRITEO_CATEGORICAL:
+            tokens[name] = frame[name].to_numpy(dtype=object)
+        return tokens, _labels(frame["label"], path, "label")
+
+    X, y, vocabularies, field_dims = _encode_stream(
+        read_chunks,
+        tokenize,
+        [*CRITEO_NUMERIC, *CRITEO_CATEGORICAL],
+        min_count,
+        vocabularies,
+        dtype,
     )
     if return_X_y:
         return X, y
@@ -277,7 +338,16 @@ def load_criteo(
     )
 
 
-def load_avazu(path, *, min_count=4, vocabularies=None, n_rows=None, return_X_y=False):
+def load_avazu(
+    path,
+    *,
+    min_count=4,
+    vocabularies=None,
+    n_rows=None,
+    chunksize=1_000_000,
+    dtype=np.int64,
+    return_X_y=False,
+):
     """Load Avazu raw CSV (``id,click,hour,C1,...``) into an integer field matrix.
 
     Parameters
@@ -292,6 +362,12 @@ def load_avazu(path, *, min_count=4, vocabularies=None, n_rows=None, return_X_y=
         Per-field vocabularies from a previous call to encode another file.
     n_rows : int or None, default=None
         Read only the first ``n_rows`` rows.
+    chunksize : int, default=1_000_000
+        Rows parsed at a time. The file is streamed twice (count, then encode),
+        so memory holds one chunk of strings plus the integer result, which lets
+        the full 45M-row Criteo file load on one machine.
+    dtype : numpy signed integer dtype, default=np.int64
+        Dtype of the codes (``np.int32`` halves the memory of the result).
     return_X_y : bool, default=False
         Return ``(data, target)`` instead of a Bunch.
 
@@ -304,18 +380,31 @@ def load_avazu(path, *, min_count=4, vocabularies=None, n_rows=None, return_X_y=
     path = _check_path(path)
     min_count = _check_min_count(min_count)
     n_rows = _check_n_rows(n_rows)
-    frame = pd.read_csv(
-        path, dtype=str, keep_default_na=False, na_filter=False, nrows=n_rows
-    )
-    if frame.empty:
-        raise ValueError(f"{path!r} holds no rows.")
-    missing = [c for c in ["click", *AVAZU_FIELDS] if c not in frame.columns]
+    chunksize = _check_chunksize(chunksize)
+    dtype = _check_dtype(dtype)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        header = [c.strip() for c in fh.readline().rstrip("\r\n").split(",")]
+    missing = [c for c in ["click", *AVAZU_FIELDS] if c not in header]
     if missing:
         raise ValueError(f"{path}: header lacks the Avazu columns {missing}.")
-    y = _labels(frame["click"], path, "click")
-    tokens = frame[AVAZU_FIELDS].astype(object)
-    X, vocabularies, field_dims = _encode_fields(
-        tokens, AVAZU_FIELDS, min_count, vocabularies
+
+    def read_chunks():
+        return pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            nrows=n_rows,
+            chunksize=chunksize,
+            usecols=["click", *AVAZU_FIELDS],
+        )
+
+    def tokenize(frame):
+        tokens = frame[AVAZU_FIELDS].astype(object)
+        return tokens, _labels(frame["click"], path, "click")
+
+    X, y, vocabularies, field_dims = _encode_stream(
+        read_chunks, tokenize, AVAZU_FIELDS, min_count, vocabularies, dtype
     )
     if return_X_y:
         return X, y
