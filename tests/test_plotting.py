@@ -517,3 +517,15 @@ def test_history_bad_input(rng):
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="1 axes but 2 metrics"):
         CollapseHistoryDisplay.from_history(rows, ax=ax)
+
+
+def test_field_spectrum_colour_scale_adapts_to_the_data(rng):
+    flat = {"a": rng.normal(size=(200, 6)), "b": rng.normal(size=(300, 6))}
+    disp = FieldSpectrumDisplay.from_embeddings(flat)
+    smallest = np.nanmin(disp.normalized_singular_values["embeddings"])
+    assert disp.images_[0].norm.vmin == pytest.approx(min(smallest, 0.1))
+    collapsed = {"a": _planted(rng, 200, 6, 1)}
+    disp = FieldSpectrumDisplay.from_embeddings(collapsed)
+    assert disp.images_[0].norm.vmin == pytest.approx(1e-4)  # noise is clipped
+    disp = FieldSpectrumDisplay.from_embeddings(flat, vmin=0.05)
+    assert disp.images_[0].norm.vmin == 0.05

@@ -161,7 +161,7 @@ class FieldSpectrumDisplay:
                         "of finite non-negative values."
                     )
 
-    def plot(self, ax=None, *, vmin=1e-3, cmap="viridis", colorbar=True, **kwargs):
+    def plot(self, ax=None, *, vmin=None, cmap="viridis", colorbar=True, **kwargs):
         """Draw one heatmap per panel.
 
         Parameters
@@ -169,9 +169,11 @@ class FieldSpectrumDisplay:
         ax : matplotlib Axes or array-like of Axes, default=None
             One axes per panel; a new figure with the panels side by side is
             created when None.
-        vmin : float, default=1e-3
+        vmin : float, default=None
             Smallest normalised singular value on the (log) colour scale; smaller
-            values get the darkest colour.
+            values get the darkest colour. By default the smallest positive
+            plotted value, clipped to ``[1e-4, 0.1]`` so that at least one decade
+            is shown and numerical noise does not flatten the contrast.
         cmap : str or Colormap, default="viridis"
             Colour map.
         colorbar : bool, default=True
@@ -187,6 +189,11 @@ class FieldSpectrumDisplay:
         from matplotlib.colors import LogNorm
 
         self._check_data()
+        matrices = self.normalized_singular_values
+        if vmin is None:
+            positive = [m[m > 0] for m in matrices.values()]
+            smallest = min((p.min() for p in positive if p.size), default=1e-3)
+            vmin = float(np.clip(smallest, 1e-4, 0.1))
         if not (isinstance(vmin, (int, float)) and 0 < vmin < 1):
             raise ValueError(f"vmin must be a number in (0, 1), got {vmin!r}.")
         panels = list(self.singular_values)
@@ -212,7 +219,6 @@ class FieldSpectrumDisplay:
         norm = LogNorm(vmin=vmin, vmax=1.0, clip=True)
         cmap_obj = plt.get_cmap(cmap).with_extremes(bad="white")
         self.images_ = []
-        matrices = self.normalized_singular_values
         for axis, panel in zip(axes, panels, strict=True):
             mat = matrices[panel]
             # zeros (complete collapse) get the darkest colour; NaN padding blank
