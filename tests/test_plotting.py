@@ -524,8 +524,11 @@ def test_field_spectrum_colour_scale_adapts_to_the_data(rng):
     disp = FieldSpectrumDisplay.from_embeddings(flat)
     smallest = np.nanmin(disp.normalized_singular_values["embeddings"])
     assert disp.images_[0].norm.vmin == pytest.approx(min(smallest, 0.1))
-    collapsed = {"a": _planted(rng, 200, 6, 1)}
-    disp = FieldSpectrumDisplay.from_embeddings(collapsed)
+    noisy = {"a": _planted(rng, 200, 6, 1) + 1e-9 * rng.normal(size=(200, 6))}
+    disp = FieldSpectrumDisplay.from_embeddings(noisy)
     assert disp.images_[0].norm.vmin == pytest.approx(1e-4)  # noise is clipped
+    exact = {"a": np.outer(np.arange(1.0, 11.0), np.ones(6))}  # rank 1, zeros
+    disp = FieldSpectrumDisplay.from_embeddings(exact)
+    assert disp.images_[0].norm.vmin == pytest.approx(0.1)  # one decade at least
     disp = FieldSpectrumDisplay.from_embeddings(flat, vmin=0.05)
     assert disp.images_[0].norm.vmin == 0.05
