@@ -101,6 +101,8 @@ class _FieldDataset(Dataset):
     """Field matrix and targets as tensors; batches are read by slicing."""
 
     def __init__(self, X, y=None):
+        if not X.flags.writeable:
+            X = X.copy()
         self.X = torch.as_tensor(X, dtype=torch.long)
         self.y = None if y is None else torch.as_tensor(y, dtype=torch.float32)
 
@@ -205,14 +207,17 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
     # ------------------------------------------------------------ validation
     def _validate_params(self):
         super()._validate_params()
+        self._check_sizes()
+        self._cardinalities_spec()
+        self._torch_seed()
+
+    def _check_sizes(self):
         for name in ("embedding_dim", "n_embedding_sets"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise TypeError(f"{name} must be an integer, got {value!r}.")
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value!r}.")
-        self._cardinalities_spec()
-        self._torch_seed()
 
     def _cardinalities_spec(self):
         """``None``, an int, or a list of ints from ``cardinalities``."""
@@ -278,8 +283,9 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
 
         Before the training data is known (``initialize()`` of a fresh fit) the
         module is built from ``cardinalities`` when it is a full sequence, else
-        from a one-field placeholder that :meth:`on_train_begin` replaces.
+        from a two-field placeholder that :meth:`on_train_begin` replaces.
         """
+        self._check_sizes()
         dims = getattr(self, "_pending_field_dims_", None)
         from_data = dims is not None
         if dims is None:
