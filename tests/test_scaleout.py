@@ -23,6 +23,8 @@ from skcollapse.utils._distributed import (
     num_processes,
     process_index,
     process_seed,
+    shard_rows,
+    shared_seed,
     unwrap_module,
 )
 
@@ -61,6 +63,26 @@ def test_process_seed_distinct_and_stable():
         process_seed(1.5)
     with pytest.raises(ValueError, match="rank"):
         process_seed(1, rank=-1)
+
+
+def test_shard_rows_partition_and_equal_length():
+    for n in (1, 7, 10, 11):
+        for world in (1, 2, 3):
+            shards = [shard_rows(n, rank=r, world=world) for r in range(world)]
+            lengths = {len(s) for s in shards}
+            assert lengths == {-(-n // world)}  # equal: same number of steps
+            covered = torch.cat(shards)
+            # every row is taken; only the wrap-around rows repeat
+            assert set(covered.tolist()) == set(range(n))
+            assert len(covered) - n == (-n) % world
+    torch.testing.assert_close(shard_rows(5), torch.arange(5))  # one process
+    assert shared_seed(42) == 42
+    with pytest.raises(ValueError, match="rank"):
+        shard_rows(4, rank=2, world=2)
+    with pytest.raises(ValueError, match="n must be"):
+        shard_rows(0, rank=0, world=1)
+    with pytest.raises(TypeError, match="seed"):
+        shared_seed("1")
 
 
 def test_unwrap_module_and_compute_device():
@@ -157,6 +179,7 @@ def _gather_worker(rank, world, init_file, out_dir):
             torch.full((_SIZES[rank], 2), float(rank)), return_offset=True
         )
         results["gather"] = {"rows": gathered, "offset": offset}
+        results["seed"] = shared_seed(1000 + rank)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -178,6 +201,7 @@ def test_sync_regularizer_two_processes_equal_global_batch(tmp_path):
     for r in range(world):
         torch.testing.assert_close(res[r]["gather"]["rows"], expect)
         assert res[r]["gather"]["offset"] == sum(_SIZES[:r])
+        assert res[r]["seed"] == 1000  # process 0's seed, everywhere
 
     # reference: one process holding the whole (global) batch
     for label, make in (

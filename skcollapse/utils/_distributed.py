@@ -15,6 +15,10 @@ What this module provides:
 * :func:`process_seed`: a distinct, reproducible seed per process, so that each
   process draws its *own* negatives for its shard of positives instead of the
   same negatives as every other process.
+* :func:`shared_seed`, :func:`shard_rows`: the same epoch permutation in every
+  process, and the disjoint, equally long share of it that each process trains
+  on (the CF recommenders' batch iterator uses them; accelerate shards only
+  ``torch.utils.data.DataLoader`` objects).
 * :func:`unwrap_module`: the user's module inside a DDP (or ``DataParallel`` /
   ``torch.compile``) wrapper, for code that reads embedding tables directly.
 * :func:`compute_device`: where new tensors of a net must be created: its
@@ -78,6 +82,8 @@ __all__ = [
     "num_processes",
     "process_index",
     "process_seed",
+    "shard_rows",
+    "shared_seed",
     "unwrap_module",
 ]
 
@@ -135,6 +141,45 @@ def process_seed(seed: int, *, rank: int | None = None) -> int:
     if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
         raise ValueError(f"rank must be a non-negative integer, got {rank!r}.")
     return int((int(seed) + int(r) * _SEED_STRIDE) % 2**32)
+
+
+def shared_seed(seed: int) -> int:
+    """The seed of process 0, broadcast to every process (``seed`` when alone).
+
+    Processes that must draw the *same* random numbers (e.g. the permutation of
+    an epoch that each process then takes its shard of) use it when the user
+    gave no seed and each process drew its own. Every process must call it.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {seed!r}.")
+    if not is_distributed():
+        return int(seed)
+    box = [int(seed)]
+    _dist().broadcast_object_list(box, src=0)
+    return int(box[0])
+
+
+def shard_rows(n: int, *, rank: int | None = None, world: int | None = None):
+    """Row positions ``[0, n)`` that process ``rank`` of ``world`` takes.
+
+    Every ``world``-th position starting at ``rank``; the shorter shards wrap
+    around to the first rows so that every process gets ``ceil(n / world)``
+    rows and runs the same number of steps (collectives would otherwise wait
+    forever), as accelerate's ``even_batches`` does. ``None`` reads rank and
+    world size from ``torch.distributed``.
+
+    Returns
+    -------
+    positions : LongTensor of shape (ceil(n / world),)
+    """
+    world = num_processes() if world is None else int(world)
+    rank = process_index() if rank is None else int(rank)
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"need 0 <= rank < world, got rank={rank}, world={world}.")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}.")
+    m = -(-int(n) // world)
+    return torch.arange(rank, m * world, world) % int(n)
 
 
 def unwrap_module(module):
