@@ -320,6 +320,20 @@ def test_gridsearch_over_sets_and_regularizer(ctr_data):
 
 
 # --------------------------------------------------------------------- sklearn plumbing
+def test_string_labels_and_threshold(ctr_data):
+    Xtr, ytr, Xte, _, _ = ctr_data
+    labels = np.where(ytr[:1000] == 1, "click", "view")
+    clf = _small(DNNClassifier, max_epochs=2).fit(Xtr[:1000], labels)
+    np.testing.assert_array_equal(clf.classes_, ["click", "view"])
+    proba = clf.predict_proba(Xte[:30])
+    # classes_[1] ("view") is the positive class of predict_proba[:, 1]
+    np.testing.assert_array_equal(
+        clf.predict(Xte[:30]), np.where(proba[:, 1] > 0.5, "view", "click")
+    )
+    ref = _small(DNNClassifier, max_epochs=2).fit(Xtr[:1000], 1 - ytr[:1000])
+    np.testing.assert_allclose(ref.predict_proba(Xte[:30]), proba, rtol=1e-5)
+
+
 def test_clone_pickle_and_reproducibility(ctr_data):
     Xtr, ytr, Xte, _, _ = ctr_data
     clf = _small(xDeepFMClassifier, n_embedding_sets=2, max_epochs=1)
@@ -391,8 +405,14 @@ def test_fit_rejects_bad_X(X, err, match):
 
 def test_rejects_bad_y_and_params(ctr_data):
     Xtr, ytr, Xte, _, _ = ctr_data
-    with pytest.raises(ValueError, match="0/1"):
+    with pytest.raises(ValueError, match="Only binary"):
         _small(DNNClassifier).fit(Xtr[:10], np.arange(10))
+    with pytest.raises(ValueError, match="continuous"):
+        _small(DNNClassifier).fit(Xtr[:10], np.linspace(0, 1, 10))
+    with pytest.raises(ValueError, match="single class"):
+        _small(DNNClassifier).fit(Xtr[:10], np.ones(10))
+    with pytest.raises(ValueError, match="y is None"):
+        _small(DNNClassifier).fit(Xtr[:10], None)
     with pytest.raises(ValueError, match="rows"):
         _small(DNNClassifier).fit(Xtr[:10], ytr[:9])
     with pytest.raises(ValueError, match="n_embedding_sets"):

@@ -2,7 +2,8 @@
 
 Input is an integer field matrix ``X`` of shape ``(n_samples, n_fields)`` (ndarray
 or DataFrame, e.g. the output of ``OrdinalEncoder(handle_unknown=
-"use_encoded_value", unknown_value=-1)``) and binary clicks ``y`` (0/1). Field
+"use_encoded_value", unknown_value=-1)``) and binary labels ``y`` (clicks 0/1, or
+any two labels, the larger one being the positive class). Field
 ``f`` has ``cardinalities[f]`` known codes ``0..cardinalities[f]-1``; every other
 code (negative, too large, unseen at fit) is looked up in that field's
 out-of-vocabulary (OOV) row, never an index error.
@@ -20,6 +21,8 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetBinaryClassifier
 from skorch.dataset import unpack_data
 from skorch.utils import to_device, to_numpy, to_tensor
@@ -71,24 +74,24 @@ def _check_field_matrix(X, name="X"):
     )
 
 
-def _check_binary_target(y):
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {y.shape}.")
-    if y.dtype.kind not in "biuf":
+def _check_target(y):
+    """Validate a binary target: 1-D (a column vector is raveled with a warning)."""
+    if y is None:
         raise ValueError(
-            f"y must hold binary 0/1 labels (clicks), got dtype {y.dtype}; "
-            "encode labels with LabelEncoder first."
+            "CTR classifiers require y to be passed, but the target y is None."
         )
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise ValueError("y contains NaN or infinite values.")
-    bad = ~np.isin(y, (0, 1))
-    if bad.any():
+    y = column_or_1d(y, warn=True)
+    if y.shape[0] == 0:
+        raise ValueError("y is empty.")
+    kind = type_of_target(y, input_name="y")
+    if kind == "continuous":
         raise ValueError(
-            "y must hold binary 0/1 labels (clicks); found "
-            f"{np.unique(y[bad])[:5].tolist()}. Map other labels to 0/1 first."
+            "Unknown label type: continuous. y must hold two classes (clicks), "
+            "not continuous values."
         )
-    return y.astype(np.float32)
+    if kind not in ("binary", "multiclass"):
+        raise ValueError(f"Unknown label type: {kind}. y must hold two classes.")
+    return y
 
 
 def _sigmoid_proba(logits):
@@ -165,7 +168,7 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
 
     #: constructor parameters forwarded to the module
     _module_params: ClassVar[tuple[str, ...]] = ()
-    _fitted_attributes = ("field_dims_", "embedding_names_")
+    _fitted_attributes = ("field_dims_", "embedding_names_", "classes_inferred_")
 
     def __init__(
         self,
@@ -339,7 +342,25 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
         )
         Xc = validate_data(self, X, reset=fresh, dtype=None, ensure_min_features=1)
         Xc = _check_field_matrix(Xc)
+        yc = _check_target(y)
+        if yc.shape[0] != Xc.shape[0]:
+            raise ValueError(
+                f"X has {Xc.shape[0]} rows but y has {yc.shape[0]} entries."
+            )
         if fresh:
+            classes = np.unique(yc)
+            if classes.shape[0] > 2:
+                raise ValueError(
+                    "Only binary classification is supported: y has "
+                    f"{classes.shape[0]} classes; CTR models predict a click "
+                    "probability."
+                )
+            if classes.shape[0] < 2:
+                raise ValueError(
+                    f"y has a single class ({classes[0]!r}); training needs "
+                    "both classes (clicks and non-clicks)."
+                )
+            self.classes_inferred_ = classes
             dims = self._infer_field_dims(Xc)
             self._pending_field_dims_ = dims
             try:
@@ -389,12 +410,47 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
             return super().get_dataset(X, y)
         Xc = validate_data(self, X, reset=False, dtype=None, ensure_min_features=1)
         Xc = _check_field_matrix(Xc)
-        yc = None if y is None else _check_binary_target(y)
+        yc = None if y is None else self._encode_target(y)
         if yc is not None and yc.shape[0] != Xc.shape[0]:
             raise ValueError(
                 f"X has {Xc.shape[0]} rows but y has {yc.shape[0]} entries."
             )
         return _FieldDataset(Xc, yc)
+
+    def _encode_target(self, y):
+        """Map ``y`` to 0/1 floats (1 for ``classes_[1]``, the positive class)."""
+        y = _check_target(y)
+        classes = self.classes_
+        known = np.isin(y, classes)
+        if not known.all():
+            raise ValueError(
+                f"y holds labels {np.unique(y[~known])[:5].tolist()} not among the "
+                f"classes {classes.tolist()} seen at the start of training."
+            )
+        return (y == classes[1]).astype(np.float32)
+
+    def check_data(self, X, y=None):
+        """Data are validated in :meth:`on_train_begin` and :meth:`get_dataset`."""
+
+    @property
+    def classes_(self):
+        """The two class labels seen at fit, sorted; ``classes_[1]`` is a click."""
+        return getattr(self, "classes_inferred_", np.array([0, 1]))
+
+    def predict(self, X):
+        """Class labels: ``classes_[1]`` where ``P(click) > threshold``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_fields)
+            Integer field matrix.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[(proba[:, 1] > self.threshold).astype(np.int64)]
 
     def get_iterator(self, dataset, training=False):
         """Batches by slicing the stored tensors (no per-sample collate).
@@ -567,7 +623,8 @@ verbose
     module_ : torch.nn.Module
         The fitted model.
     classes_ : ndarray of shape (2,)
-        ``[0, 1]``.
+        The two labels seen at fit, sorted; ``classes_[1]`` is the positive
+        (click) class, whose probability is ``predict_proba(X)[:, 1]``.
 
     References
     ----------
