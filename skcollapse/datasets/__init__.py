@@ -10,6 +10,7 @@ from skcollapse.datasets._base import (
 from skcollapse.datasets._criteo import bucketize_numeric, load_avazu, load_criteo
 from skcollapse.datasets._ctr import make_ctr
 from skcollapse.datasets._embeddings import make_collapsed_embeddings
+from skcollapse.datasets._interactions import make_interactions
 from skcollapse.datasets._libfm import load_libfm
 from skcollapse.datasets._lightgcn import (
     fetch_lightgcn,
@@ -34,5 +35,6 @@ __all__ = [
     "load_movielens",
     "make_collapsed_embeddings",
     "make_ctr",
+    "make_interactions",
     "read_lightgcn_file",
 ]

@@ -21,6 +21,8 @@ from skcollapse.nn._ctr_models import (
     NFwFM,
     XDeepFM,
 )
+from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
+from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
 
 __all__ = [
     "CIN",
@@ -39,7 +41,11 @@ __all__ = [
     "FinalMLPStreams",
     "FwFMPooling",
     "InnerProduct",
+    "LightGCN",
     "MLPBlock",
+    "MatrixFactorization",
     "NFwFM",
+    "SparseRowAdam",
     "XDeepFM",
+    "normalized_adjacency",
 ]

@@ -1,0 +1,164 @@
+"""Matrix factorisation: one joint user/item embedding table, plus a row-sparse Adam.
+
+Users occupy rows ``[0, n_users)`` of the joint table and items rows
+``[n_users, n_users + n_items)``. A single table means one embedding lookup and one
+sparse gradient per training step, which is what makes sparse-gradient training
+cheap.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MatrixFactorization", "SparseRowAdam"]
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+class MatrixFactorization(nn.Module):
+    """Dot-product matrix factorisation ``score(u, i) = <p_u, q_i>``.
+
+    Parameters
+    ----------
+    n_users : int
+        Number of user rows.
+    n_items : int
+        Number of item rows.
+    embedding_dim : int, default=64
+        Width of both tables.
+    sparse : bool, default=False
+        Whether the table produces sparse gradients (for :class:`SparseRowAdam` or
+        :class:`torch.optim.SparseAdam`).
+    init_std : float, default=0.1
+        Standard deviation of the normal initialisation.
+
+    Attributes
+    ----------
+    embedding : torch.nn.Embedding
+        The joint ``(n_users + n_items, embedding_dim)`` table.
+    """
+
+    def __init__(self, n_users, n_items, embedding_dim=64, *, sparse=False,
+                 init_std=0.1):
+        super().__init__()
+        _check_positive_int(n_users, "n_users")
+        _check_positive_int(n_items, "n_items")
+        _check_positive_int(embedding_dim, "embedding_dim")
+        self.n_users = n_users
+        self.n_items = n_items
+        self.embedding_dim = embedding_dim
+        self.sparse = bool(sparse)
+        self.init_std = float(init_std)
+        self.embedding = nn.Embedding(n_users + n_items, embedding_dim, sparse=sparse)
+        nn.init.normal_(self.embedding.weight, std=self.init_std)
+
+    def _lookup(self, index):
+        return F.embedding(index, self.embedding.weight, sparse=self.sparse)
+
+    def encode(self, users, items):
+        """Embeddings of a batch, in one lookup.
+
+        Parameters
+        ----------
+        users : LongTensor of shape (n_u,)
+        items : LongTensor of shape (n_i,)
+
+        Returns
+        -------
+        dict
+            ``"user"``/``"item"``: the embeddings used for scoring;
+            ``"user_ego"``/``"item_ego"``: the raw table rows (the same tensors
+            for MF), on which an L2 penalty is taken.
+        """
+        rows = self._lookup(torch.cat([users, items + self.n_users]))
+        user, item = rows[: users.shape[0]], rows[users.shape[0]:]
+        return {"user": user, "item": item, "user_ego": user, "item_ego": item}
+
+    def tables(self):
+        """The full ``(user_table, item_table)`` used for ranking."""
+        w = self.embedding.weight
+        return w[: self.n_users], w[self.n_users:]
+
+    def forward(self, pairs):
+        """Scores of ``(user, item)`` pairs given as a ``(batch, 2)`` LongTensor."""
+        enc = self.encode(pairs[:, 0], pairs[:, 1])
+        return (enc["user"] * enc["item"]).sum(-1)
+
+
+class SparseRowAdam(torch.optim.Optimizer):
+    """Adam that updates only the rows present in a sparse gradient ("lazy" Adam).
+
+    For an embedding table with sparse gradients the moments and the weights of
+    the rows in the batch are updated with Adam's rule, and all other rows are
+    left untouched (as :class:`torch.optim.SparseAdam`, but with fewer sparse
+    operations per step). Dense gradients get the ordinary Adam update, so
+    parameters of other modules (e.g. a regularizer) can share the optimiser.
+
+    Parameters
+    ----------
+    params : iterable
+        Parameters or parameter groups.
+    lr : float, default=1e-3
+        Learning rate.
+    betas : tuple of float, default=(0.9, 0.999)
+        Moment decay rates.
+    eps : float, default=1e-8
+        Denominator term.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}.")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"betas must lie in [0, 1), got {betas!r}.")
+        if not eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {eps!r}.")
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps = group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                step_size = lr / (1 - beta1**t)
+                bias2_sqrt = math.sqrt(1 - beta2**t)
+                m_all, v_all = state["exp_avg"], state["exp_avg_sq"]
+                grad = p.grad
+                if grad.is_sparse:
+                    grad = grad.coalesce()
+                    idx = grad.indices()[0]
+                    val = grad.values()
+                    m = m_all.index_select(0, idx).mul_(beta1).add_(val, alpha=1 - beta1)
+                    v = v_all.index_select(0, idx).mul_(beta2)
+                    v.addcmul_(val, val, value=1 - beta2)
+                    m_all.index_copy_(0, idx, m)
+                    v_all.index_copy_(0, idx, v)
+                    denom = v.sqrt_().div_(bias2_sqrt).add_(eps)
+                    p.index_add_(0, idx, m.div_(denom), alpha=-step_size)
+                else:
+                    m_all.mul_(beta1).add_(grad, alpha=1 - beta1)
+                    v_all.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                    denom = v_all.sqrt().div_(bias2_sqrt).add_(eps)
+                    p.addcdiv_(m_all, denom, value=-step_size)
+        return loss
