@@ -151,7 +151,8 @@ def main():
         model = LightGCNRecommender(n_layers=args.n_layers, **params)
     else:
         model = MFRecommender(**params)
-    print(f"  {model!r}"[:400], flush=True)
+    shown = {k: v for k, v in params.items() if k != "callbacks"}
+    print(f"  {type(model).__name__}({shown})", flush=True)
     start = time.perf_counter()
     model.fit(train)
     wall = time.perf_counter() - start
