@@ -205,7 +205,10 @@ class IPNN(CTRModel):
                  concat_embeddings=True):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
         if self.n_fields < 2 and not concat_embeddings:
-            raise ValueError("IPNN without concat_embeddings needs at least 2 fields.")
+            raise ValueError(
+                "IPNN without concat_embeddings needs at least 2 fields; got "
+                f"n_features = {self.n_fields}."
+            )
         units = _units_with_projection(hidden_units)
         self.set_blocks = nn.ModuleList(
             _ProductSet(self.n_fields, self.embedding_dim, units[0], dropout,
@@ -234,7 +237,10 @@ class NFwFM(CTRModel):
                  hidden_units=(400, 400), dropout=0.2, batch_norm=True):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
         if self.n_fields < 2:
-            raise ValueError("NFwFM needs at least 2 fields to form field pairs.")
+            raise ValueError(
+                "NFwFM needs at least 2 fields to form field pairs; got "
+                f"n_features = {self.n_fields}."
+            )
         units = _units_with_projection(hidden_units)
         k = self.embedding_dim
         blocks = []
