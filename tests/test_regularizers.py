@@ -173,7 +173,11 @@ def _logdet_ref(x, center, normalize, eps):
 def test_logdet_equals_reference(rng, center, normalize):
     batch = _batch(rng, n=40, d=5)
     reg = LogDetRegularizer(
-        center=center, normalize=normalize, eps=1e-3, table_weights={"item": 0.5}
+        weight=1.0,
+        center=center,
+        normalize=normalize,
+        eps=1e-3,
+        table_weights={"item": 0.5},
     )
     _, pen = reg(batch)
     expected = _logdet_ref(
@@ -186,7 +190,7 @@ def test_logdet_minimum_at_identity_covariance(rng):
     # rows whose normalised Gram is exactly I: penalty = d (1 + eps - log(1 + eps))
     Q, _ = np.linalg.qr(rng.standard_normal((64, 4)))
     x = torch.as_tensor(Q * np.sqrt(64))
-    reg = LogDetRegularizer(eps=1e-6, tables="user")
+    reg = LogDetRegularizer(weight=1.0, eps=1e-6, tables="user")
     _, pen = reg({"user": x})
     assert float(pen) == pytest.approx(4 * (1 + 1e-6 - np.log1p(1e-6)), rel=1e-9)
     _, pen2 = reg({"user": x * 1.3})
@@ -197,7 +201,7 @@ def test_logdet_unique_and_table_sources(rng):
     x = torch.as_tensor(rng.standard_normal((10, 3)))
     ids = torch.tensor([0, 1, 1, 2, 0, 3, 3, 3, 4, 1])
     batch = {"item": x}
-    reg = LogDetRegularizer(source="unique", eps=1e-4)
+    reg = LogDetRegularizer(weight=1.0, source="unique", eps=1e-4)
     _, pen = reg(batch, {"item_ids": ids})
     first = [0, 1, 3, 5, 8]
     assert float(pen) == pytest.approx(_logdet_ref(_np(x)[first], False, True, 1e-4))
@@ -206,7 +210,7 @@ def test_logdet_unique_and_table_sources(rng):
     assert float(pen_batch) == pytest.approx(_logdet_ref(_np(x), False, True, 1e-4))
 
     table = torch.as_tensor(rng.standard_normal((50, 3)))
-    reg_t = LogDetRegularizer(source="table", eps=1e-4)
+    reg_t = LogDetRegularizer(weight=1.0, source="table", eps=1e-4)
     assert reg_t.needs_tables and not reg.needs_tables
     _, pen_t = reg_t(batch, {"tables": {"item": table}})
     assert float(pen_t) == pytest.approx(_logdet_ref(_np(table), False, True, 1e-4))
@@ -217,7 +221,7 @@ def test_logdet_unique_and_table_sources(rng):
 def test_logdet_collapsed_input_is_finite_with_gradient():
     # rank-1 batch: Cholesky in float64 with eps keeps value and gradient finite
     x = torch.ones(16, 8, dtype=torch.float32, requires_grad=True)
-    _, pen = LogDetRegularizer(eps=1e-6)({"user": x})
+    _, pen = LogDetRegularizer(weight=1.0, eps=1e-6)({"user": x})
     pen.backward()
     assert (
         torch.isfinite(pen.detach()) and float(pen.detach()) > 8 * 10
@@ -227,7 +231,7 @@ def test_logdet_collapsed_input_is_finite_with_gradient():
 
 def test_logdet_gradcheck():
     x = torch.randn(12, 3, dtype=torch.float64, requires_grad=True)
-    reg = LogDetRegularizer(center=True, eps=1e-3)
+    reg = LogDetRegularizer(weight=1.0, center=True, eps=1e-3)
     assert torch.autograd.gradcheck(lambda t: reg({"user": t})[1], (x,))
 
 
@@ -505,11 +509,11 @@ def _align_ref(x, y, alpha=2.0):
 @pytest.mark.parametrize(("gamma", "alpha"), [(1.0, 2.0), (5.0, 2.0), (0.5, 1.0)])
 def test_directau_equals_reference(rng, gamma, alpha):
     batch = _batch(rng, n=12, d=4)
-    _, pen = DirectAU(gamma=gamma, alpha=alpha)(batch)
+    _, pen = DirectAU(weight=1.0, gamma=gamma, alpha=alpha)(batch)
     u, i = _np(batch["user"]), _np(batch["item"])
     expected = _align_ref(u, i, alpha) + gamma * 0.5 * (_unif_ref(u) + _unif_ref(i))
     assert float(pen) == pytest.approx(expected, rel=1e-10)
-    _, pen_no_align = DirectAU(gamma=gamma, alignment=False)(batch)
+    _, pen_no_align = DirectAU(weight=1.0, gamma=gamma, alignment=False)(batch)
     assert float(pen_no_align) == pytest.approx(
         gamma * 0.5 * (_unif_ref(u) + _unif_ref(i))
     )
@@ -517,27 +521,27 @@ def test_directau_equals_reference(rng, gamma, alpha):
 
 def test_uniformity_alone_and_on_ctr_fields(rng):
     batch = _batch(rng, n=10, d=3, names=("C1", "C2", "C3"))
-    _, pen = UniformityRegularizer(t=1.5, table_weights={"C3": 0.0})(batch)
+    _, pen = UniformityRegularizer(weight=1.0, t=1.5, table_weights={"C3": 0.0})(batch)
     expected = (_unif_ref(_np(batch["C1"]), 1.5) + _unif_ref(_np(batch["C2"]), 1.5)) / 2
     assert float(pen) == pytest.approx(expected, rel=1e-10)
     # DirectAU on CTR fields: no user/item pair, uniformity only
-    _, pen_au = DirectAU(gamma=2.0)(batch)
+    _, pen_au = DirectAU(weight=1.0, gamma=2.0)(batch)
     assert float(pen_au) == pytest.approx(
         2.0 * np.mean([_unif_ref(_np(batch[k])) for k in batch]), rel=1e-10
     )
     with pytest.raises(ValueError, match="pairs"):
-        DirectAU(pairs=[("C1", "user")])(batch)
+        DirectAU(weight=1.0, pairs=[("C1", "user")])(batch)
 
 
 def test_uniformity_gradients_finite_with_duplicate_rows():
     x = torch.randn(6, 4, dtype=torch.float64)
     x = torch.cat([x, x[:2]]).requires_grad_(True)  # a popular item repeated
-    _, pen = UniformityRegularizer()({"item": x})
+    _, pen = UniformityRegularizer(weight=1.0)({"item": x})
     pen.backward()
     assert torch.isfinite(x.grad).all()
     y = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda t: DirectAU()({"user": t, "item": t.flip(0)})[1], (y,)
+        lambda t: DirectAU(weight=1.0)({"user": t, "item": t.flip(0)})[1], (y,)
     )
 
 
@@ -546,7 +550,7 @@ def test_uniformity_gradients_finite_with_duplicate_rows():
 
 def test_sv_variance_equals_reference(rng):
     batch = _batch(rng, n=30, d=5, names=("C1", "C2"))
-    _, pen = SingularValueVariance()(batch)
+    _, pen = SingularValueVariance(weight=1.0)(batch)
     vals = []
     for k in batch:
         s = np.linalg.svd(_np(batch[k]), compute_uv=False)
@@ -554,18 +558,18 @@ def test_sv_variance_equals_reference(rng):
     assert float(pen) == pytest.approx(np.mean(vals), rel=1e-10)
     # zero for a perfectly balanced spectrum
     Q, _ = np.linalg.qr(rng.standard_normal((30, 5)))
-    _, pen0 = SingularValueVariance()({"C1": torch.as_tensor(Q)})
+    _, pen0 = SingularValueVariance(weight=1.0)({"C1": torch.as_tensor(Q)})
     assert float(pen0) == pytest.approx(0.0, abs=1e-12)
     x = torch.randn(10, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda t: SingularValueVariance()({"a": t})[1], (x,)
+        lambda t: SingularValueVariance(weight=1.0)({"a": t})[1], (x,)
     )
 
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_coding_rate_equals_reference(rng, normalize):
     batch = _batch(rng, n=20, d=4)
-    _, pen = CodingRate(eps=0.5, normalize=normalize)(batch)
+    _, pen = CodingRate(weight=1.0, eps=0.5, normalize=normalize)(batch)
     vals = []
     for k in batch:
         Z = _np(batch[k])
@@ -575,7 +579,7 @@ def test_coding_rate_equals_reference(rng, normalize):
         vals.append(-0.5 * np.linalg.slogdet(np.eye(d) + d / (n * 0.25) * Z.T @ Z)[1])
     assert float(pen) == pytest.approx(np.mean(vals), rel=1e-10)
     x = torch.randn(10, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: CodingRate()({"a": t})[1], (x,))
+    assert torch.autograd.gradcheck(lambda t: CodingRate(weight=1.0)({"a": t})[1], (x,))
 
 
 # ----------------------------------------------------------------- user-written

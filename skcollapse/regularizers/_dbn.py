@@ -94,9 +94,14 @@ class DecorrelatedBatchNorm(Regularizer):
         Number of columns whitened together. ``None`` whitens all columns as one
         group (full ZCA whitening). Huang et al. default to ``d/2`` and use 16
         for wide ResNets; Hua et al. use 8 (128 dims in 16 groups).
-    eps : float, default=1e-5
-        Added to the eigenvalues of each group covariance (1e-5 in the authors'
-        PyTorch port, 1e-7 in the Lua original).
+    eps : float, default=0.1
+        Added to the eigenvalues of each group covariance. The authors use 1e-5
+        (PyTorch port) or 1e-7 (Lua) on unit-scale activations, i.e. full
+        whitening. Embedding tables start at a much smaller scale (variance
+        ~0.01 per column), and full whitening of CF embeddings cost most of
+        NDCG@20 on synthetic data, so the default is a soft whitening: columns
+        whose variance is below ``eps`` are not amplified to unit variance. Use a
+        small value (e.g. 1e-5) for the reference behaviour.
     momentum : float, default=0.1
         Weight of the current batch in the running mean and whitening matrix.
     tables : str or list of str, default=None
@@ -128,7 +133,7 @@ class DecorrelatedBatchNorm(Regularizer):
     --------
     >>> import torch
     >>> from skcollapse.regularizers import DecorrelatedBatchNorm
-    >>> dbn = DecorrelatedBatchNorm(group_size=4)
+    >>> dbn = DecorrelatedBatchNorm(group_size=4, eps=1e-5)
     >>> out, _ = dbn({"item": torch.randn(512, 8) @ torch.randn(8, 8)})
     >>> cov = out["item"].T.cov(correction=0)  # identity within each group of 4
     >>> bool(torch.allclose(cov[:4, :4], torch.eye(4), atol=1e-3))
@@ -138,7 +143,7 @@ class DecorrelatedBatchNorm(Regularizer):
     kind = "layer"
 
     def __init__(
-        self, *, weight=1.0, group_size=None, eps=1e-5, momentum=0.1, tables=None
+        self, *, weight=1.0, group_size=None, eps=0.1, momentum=0.1, tables=None
     ):
         super().__init__(weight=weight)
         self.group_size = group_size
@@ -219,10 +224,10 @@ class DecorrelatedBatchNorm(Regularizer):
         names = select_tables(embeddings, self.tables)
         out = dict(embeddings)
         for name in names:
-            out[name] = self._apply(name, embeddings[name], update=True)
+            out[name] = self._whiten(name, embeddings[name], update=True)
         return out
 
-    def _apply(self, name, x, *, update):
+    def _whiten(self, name, x, *, update):
         state = self._state(name, x)
         if self.training and x.shape[0] >= 2:
             mu, W = self.whitening(x)

@@ -59,9 +59,10 @@ class UniformityRegularizer(Regularizer):
 
     Parameters
     ----------
-    weight : float, default=1.0
+    weight : float, default=0.01
         Multiplier of the penalty added to the loss (DirectAU's ``γ`` when the
-        estimator's loss is the alignment loss).
+        estimator's loss is the alignment loss). Added to a BPR loss, 0.01 raised
+        erank at equal NDCG@20 on synthetic data, 0.1 cost half of NDCG@20.
     t : float, default=2.0
         Gaussian-potential temperature (2 in Wang & Isola and DirectAU).
     tables : str or list of str, default=None
@@ -81,7 +82,7 @@ class UniformityRegularizer(Regularizer):
 
     kind = "penalty"
 
-    def __init__(self, *, weight=1.0, t=2.0, tables=None, table_weights=None):
+    def __init__(self, *, weight=0.01, t=2.0, tables=None, table_weights=None):
         super().__init__(weight=weight)
         self.t = t
         self.tables = tables
@@ -127,8 +128,9 @@ class DirectAU(UniformityRegularizer):
 
     Parameters
     ----------
-    weight : float, default=1.0
-        Multiplier of the whole penalty added to the estimator's loss.
+    weight : float, default=0.1
+        Multiplier of the whole penalty added to the estimator's loss (use 1.0
+        with ``loss="align"``, ``alignment=False`` for the reference set-up).
     gamma : float, default=1.0
         Weight of uniformity (DirectAU: 1; grid {0.01,…,10}; 0.5 Beauty,
         5 Gowalla, 1 Yelp).
@@ -160,7 +162,7 @@ class DirectAU(UniformityRegularizer):
     def __init__(
         self,
         *,
-        weight=1.0,
+        weight=0.1,
         gamma=1.0,
         alpha=2.0,
         t=2.0,

@@ -64,8 +64,10 @@ class LogDetRegularizer(Regularizer):
 
     Parameters
     ----------
-    weight : float, default=1.0
-        Multiplier of the penalty added to the loss.
+    weight : float, default=1e-3
+        Multiplier of the penalty added to the loss. The penalty is of order
+        ``dim`` per table, so the default is small: on synthetic LightGCN data
+        1e-3 raised erank and kept NDCG@20, 1e-2 cost a third of NDCG@20.
     center : bool, default=False
         Centre the rows before forming :math:`\Sigma`. The GenRec
         re-implementation does not centre.
@@ -126,7 +128,7 @@ class LogDetRegularizer(Regularizer):
     def __init__(
         self,
         *,
-        weight=1.0,
+        weight=1e-3,
         center=False,
         normalize=True,
         source="batch",
