@@ -21,6 +21,7 @@ __all__ = ["CLIError", "main"]
 #: Modules that each contribute one sub-command through ``add_parser(subparsers)``.
 _COMMANDS = [
     "skcollapse.cli._score",
+    "skcollapse.cli._train",
 ]
 
 #: Exit code for bad user input (same as argparse usage errors).

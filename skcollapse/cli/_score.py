@@ -28,7 +28,8 @@ def add_parser(subparsers):
         description=(
             "Score every embedding table in FILE (.npy; .npz: every 2-D array; "
             ".pt/.pth: a tensor or a state dict, every 2-D floating weight; .csv: "
-            "numbers only, an optional header row). Without FILE, or with "
+            "numbers only, an optional header row; a model file written by "
+            "'skcollapse train': its get_embeddings() tables). Without FILE, or with "
             "--example, score a built-in collapsed and a healthy synthetic table."
         ),
     )
@@ -145,6 +146,10 @@ def load_tables(file):
         raise FileNotFoundError(2, "No such file", str(path))
     if path.is_dir():
         raise CLIError(f"{path} is a directory; give a file ({', '.join(_SUFFIXES)})")
+    from skcollapse.cli._train import is_model_file, load_model_tables
+
+    if is_model_file(path):  # written by `skcollapse train`, whatever its suffix
+        return load_model_tables(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         tables = _load_npy(path)

@@ -1,0 +1,370 @@
+"""``skcollapse train`` and ``skcollapse score MODEL`` through the real entry point."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skcollapse.cli import main
+from skcollapse.cli._train import (
+    FORMAT_VERSION,
+    MODEL_MAGIC,
+    is_model_file,
+    load_model,
+    read_model_header,
+)
+from skcollapse.datasets import make_interactions
+from skcollapse.utils import _device
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--max-epochs", "2", "--embedding-dim", "8", "--batch-size", "512"]
+
+
+def _erank_reference(E):
+    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def _ia_reference(E):
+    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
+    return float(s.sum() / s.max())
+
+
+def _run(*args, cwd):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.run(
+        [sys.executable, "-m", "skcollapse", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    """Interactions with raw string user ids and sparse integer item ids."""
+    X = make_interactions(80, 40, random_state=0)
+    users = np.array([f"u{u:03d}" for u in X[:, 0]])
+    items = 1000 + 7 * X[:, 1]
+    path = tmp_path / "ratings.csv"
+    lines = ["item_id,rating,user_id"]
+    lines += [f"{i},5,{u}" for u, i in zip(users, items, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path, users, items
+
+
+def test_train_subprocess_saves_a_model_with_its_metadata(tmp_path, csv_file):
+    path, users, items = csv_file
+    out = tmp_path / "mf.skc"
+    proc = _run("train", "--data", str(path), *FAST, "-o", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "saved" in proc.stdout and "interactions" in proc.stdout
+    assert is_model_file(out)
+    header = read_model_header(out)
+    assert header["format_version"] == FORMAT_VERSION
+    assert header["model"] == "mf"
+    assert header["params"] == {"max_epochs": 2, "embedding_dim": 8, "batch_size": 512}
+    assert header["data"]["n_users"] == len(set(users))
+    assert header["data"]["n_items"] == len(set(items))
+    assert header["data"]["n_interactions"] == len(users)
+    model, _, payload = load_model(out)
+    # code c of the model is the c-th sorted raw id
+    np.testing.assert_array_equal(payload["user_ids"], np.unique(users))
+    np.testing.assert_array_equal(payload["item_ids"], np.unique(items))
+    tables = model.get_embeddings()
+    assert tables["user"].shape == (len(set(users)), 8)
+    for name in ("user", "item"):
+        assert header["metrics"][f"{name}_erank"] == pytest.approx(
+            _erank_reference(tables[name]), rel=1e-5
+        )
+        assert header["metrics"][f"{name}_ia"] == pytest.approx(
+            _ia_reference(tables[name]), rel=1e-5
+        )
+    # the per-epoch collapse monitor is in the saved history
+    assert "erank_item" in model.history[-1]
+    assert len(model.history) == 2
+
+
+def test_train_then_score_the_saved_model(tmp_path, csv_file, capsys):
+    path, _, _ = csv_file
+    out = tmp_path / "lightgcn.skc"
+    code = main(
+        [
+            "train",
+            "--model",
+            "lightgcn",
+            "--n-layers",
+            "2",
+            "--data",
+            str(path),
+            *FAST,
+            "-o",
+            str(out),
+            "--quiet",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.out == ""  # --quiet
+    assert read_model_header(out)["params"]["n_layers"] == 2
+    model, _, _ = load_model(out)
+    assert model.n_layers == 2
+    code = main(["score", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    rows = {row["name"]: row for row in report["tables"]}
+    assert set(rows) == {"user", "item"}
+    for name, table in model.get_embeddings().items():
+        assert rows[name]["shape"] == list(table.shape)
+        assert rows[name]["effective_rank"] == pytest.approx(
+            _erank_reference(table), rel=1e-5
+        )
+
+
+def test_train_synthetic_with_held_out_evaluation(tmp_path, capsys):
+    from skcollapse.model_selection import train_test_split_interactions
+
+    out = tmp_path / "m.skc"
+    code = main(
+        [
+            "train",
+            *FAST,
+            "--max-epochs",
+            "1",
+            "--test-size",
+            "0.2",
+            "--seed",
+            "3",
+            "--param",
+            "k=10",
+            "--no-monitor",
+            "-o",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "held out" in captured.out and "ndcg@10" in captured.out
+    header = read_model_header(out)
+    X = make_interactions(1000, 500, random_state=3)
+    _, X_test = train_test_split_interactions(X, test_size=0.2, random_state=3)
+    model, _, _ = load_model(out)
+    assert header["data"]["n_train"] == len(X) - len(X_test)
+    assert header["metrics"]["ndcg@10"] == pytest.approx(model.score(X_test))
+    assert "erank_item" not in model.history[-1]  # --no-monitor
+    assert model.random_state == 3
+
+
+def test_regularizer_and_routed_params(tmp_path, csv_file):
+    path, _, _ = csv_file
+    out = tmp_path / "reg.skc"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(path),
+            *FAST,
+            "--regularizer",
+            "logdet",
+            "--param",
+            "regularizer__weight=0.05",
+            "-o",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    model, header, _ = load_model(out)
+    assert header["params"]["regularizer__weight"] == 0.05
+    assert model.regularizer_.weight == 0.05
+    assert "regularizer_penalty" in model.history[-1]
+
+
+def test_overwrite_is_explicit(tmp_path, csv_file, capsys):
+    path, _, _ = csv_file
+    out = tmp_path / "m.skc"
+    out.write_text("keep me")
+    args = ["train", "--data", str(path), *FAST, "-o", str(out), "--quiet"]
+    assert main(args) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+    assert main([*args, "--overwrite"]) == 0
+    assert is_model_file(out)
+
+
+def test_bad_input_subprocess_is_one_line(tmp_path):
+    proc = _run("train", "--data", "missing.csv", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("skcollapse: error: --data 'missing.csv'")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--n-layers", "2"], "--n-layers is not a parameter of --model mf"),
+        (["--param", "oops"], "--param expects NAME=VALUE"),
+        (["--param", "bogus=1"], "bogus is not a parameter of MFRecommender"),
+        (["--param", "device=cuda"], "use --device"),
+        (["--lr", "0.1", "--param", "lr=0.2"], "lr is given twice"),
+        (["--test-size", "1.5"], "--test-size must be in [0, 1)"),
+        (["--loss", "hinge"], "loss='hinge' is not supported"),
+        (["--embedding-dim", "0"], "embedding_dim"),
+        (["--user-col", "nope"], "--user-col 'nope' is not a column"),
+        (["--item-col", "9"], "--item-col 9: the file has only 3 columns"),
+        (["--user-col", "rating", "--item-col", "rating"], "both 'rating'"),
+        (["--model", "svd"], "invalid choice: 'svd'"),
+        (["--max-epochs", "two"], "invalid int value: 'two'"),
+    ],
+)
+def test_bad_flags(tmp_path, csv_file, capsys, extra, message):
+    path, _, _ = csv_file
+    code = main(
+        ["train", "--data", str(path), *FAST, "-o", str(tmp_path / "m.skc"), *extra]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert not (tmp_path / "m.skc").exists()
+
+
+@pytest.mark.skipif(_device.HAS_CUDA, reason="checks the no-CUDA message")
+def test_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--device", "cuda", "-o", str(tmp_path / "m")]) == 2
+    assert "--device='cuda' asks for CUDA" in capsys.readouterr().err
+
+
+def test_bad_data_files(tmp_path, capsys):
+    cases = {
+        "empty.csv": ("", "the file is empty"),
+        "header_only.csv": ("user,item\n", "holds no interactions"),
+        "missing.csv": ("user,item\n1,2\n,3\n", "column 'user' of"),
+        "one_col.csv": ("user\n1\n2\n", "need a item column"),
+        "ratings.json": ("{}", "unsupported data file type '.json'"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(content)
+        code = main(["train", "--data", str(path), "-o", str(tmp_path / "m.skc")])
+        err = capsys.readouterr().err
+        assert code == 2, name
+        assert message in err, (name, err)
+    assert main(["train", "--data", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_parquet_without_engine_says_what_to_install(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+
+    def no_engine(*args, **kwargs):
+        raise ImportError("Unable to find a usable engine")
+
+    monkeypatch.setattr(pd, "read_parquet", no_engine)
+    path = tmp_path / "ratings.parquet"
+    path.write_bytes(b"PAR1")
+    assert main(["train", "--data", str(path)]) == 2
+    assert "pip install pyarrow" in capsys.readouterr().err
+
+
+def test_parquet_round_trip(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    X = make_interactions(60, 30, random_state=1)
+    path = tmp_path / "x.parquet"
+    pd.DataFrame({"user": X[:, 0], "item": X[:, 1]}).to_parquet(path)
+    out = tmp_path / "m.skc"
+    assert main(["train", "--data", str(path), *FAST, "-o", str(out), "--quiet"]) == 0
+    assert read_model_header(out)["data"]["n_interactions"] == len(X)
+
+
+def test_model_file_checks(tmp_path, capsys):
+    not_model = tmp_path / "x.skc"
+    not_model.write_bytes(b"hello")
+    assert not is_model_file(not_model)
+    assert not is_model_file(tmp_path / "absent")
+    damaged = tmp_path / "d.skc"
+    damaged.write_bytes(MODEL_MAGIC + b"{not json\n")
+    assert main(["score", str(damaged)]) == 2
+    assert "header is damaged" in capsys.readouterr().err
+    future = tmp_path / "f.skc"
+    future.write_bytes(MODEL_MAGIC + b'{"format_version": 99}\n')
+    assert main(["score", str(future)]) == 2
+    assert "format 99 is not supported" in capsys.readouterr().err
+    truncated = tmp_path / "t.skc"
+    truncated.write_bytes(MODEL_MAGIC + b'{"format_version": 1}\n\x80')
+    assert main(["score", str(truncated)]) == 2
+    assert "cannot load the model" in capsys.readouterr().err
+
+
+def test_train_help_lists_the_estimator_flags(capsys):
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--embedding-dim",
+        "--n-layers",
+        "--regularizer",
+        "--param",
+        "--device",
+        "--seed",
+        "--quiet",
+        "--test-size",
+    ):
+        assert flag in text
+
+
+def test_every_flag_is_a_real_estimator_parameter():
+    from skcollapse import recommenders
+    from skcollapse.cli._train import MODELS, PARAM_FLAGS
+
+    for model, cls_name in MODELS.items():
+        params = getattr(recommenders, cls_name)().get_params(deep=False)
+        for flag, param, _, _, models in PARAM_FLAGS:
+            if models is None or model in models:
+                assert param in params, (model, flag)
+
+
+@pytest.mark.parametrize(
+    ("name", "sep"), [("u.data", "\t"), ("pipes.txt", "|"), ("spaces.txt", "  ")]
+)
+def test_headerless_text_files(tmp_path, name, sep):
+    X = make_interactions(50, 30, random_state=2)
+    lines = [f"{u + 1}{sep}{i + 1}{sep}4{sep}881250949" for u, i in X]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "m.skc"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(path),
+            *FAST,
+            "--max-epochs",
+            "1",
+            "-o",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    header = read_model_header(out)
+    # the first line is data, not a header: every interaction is kept
+    assert header["data"]["n_interactions"] == len(X)
+    assert header["data"]["n_users"] == len(np.unique(X[:, 0]))
+    _, _, payload = load_model(out)
+    np.testing.assert_array_equal(payload["item_ids"], np.unique(X[:, 1]) + 1)
