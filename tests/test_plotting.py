@@ -532,3 +532,35 @@ def test_field_spectrum_colour_scale_adapts_to_the_data(rng):
     assert disp.images_[0].norm.vmin == pytest.approx(0.1)  # one decade at least
     disp = FieldSpectrumDisplay.from_embeddings(flat, vmin=0.05)
     assert disp.images_[0].norm.vmin == 0.05
+
+
+def test_history_from_a_recommender_with_collapse_monitor():
+    from skcollapse.callbacks import CollapseMonitor
+    from skcollapse.datasets import make_interactions
+    from skcollapse.recommenders import MFRecommender
+
+    X = make_interactions(60, 40, random_state=0)
+    monitor = CollapseMonitor(record_initial=True)
+    net = MFRecommender(
+        embedding_dim=8,
+        max_epochs=3,
+        batch_size=256,
+        random_state=0,
+        callbacks=[monitor],
+    ).fit(X)
+    disp = CollapseHistoryDisplay.from_estimator(net, name="MF")
+    assert {c for _, c in disp.lines_} == {
+        "erank_user",
+        "erank_item",
+        "ia_user",
+        "ia_item",
+    }
+    line = disp.lines_["MF", "erank_item"]
+    np.testing.assert_array_equal(line.get_xdata(), [0, 1, 2, 3])
+    assert line.get_ydata()[0] == monitor.initial_["erank_item"]
+    np.testing.assert_allclose(line.get_ydata()[1:], net.history[:, "erank_item"])
+    # the last point is the effective rank of the fitted item table
+    final = net.get_embeddings()["item"]
+    assert line.get_ydata()[-1] == pytest.approx(_erank_reference(final), rel=1e-5)
+    legend = [t.get_text() for t in disp.axes_[0].get_legend().get_texts()]
+    assert sorted(legend) == ["item", "user"]

@@ -25,12 +25,25 @@ def metric_of_column(column: str):
     return None
 
 
+def _initial_metrics(net):
+    """Metrics before training, from a ``CollapseMonitor(record_initial=True)``."""
+    for callback in getattr(net, "callbacks_", None) or []:
+        cb = callback[1] if isinstance(callback, tuple) else callback
+        initial = getattr(cb, "initial_", None)
+        if isinstance(initial, Mapping) and initial:
+            return dict(initial)
+    return None
+
+
 def _history_rows(history, *, name):
     """Return the list of per-epoch dicts of a skorch net, History or list."""
+    initial = None
     if not isinstance(history, (list, tuple)) and hasattr(history, "get_params"):
-        history = getattr(history, "history", None)  # a skorch net
+        net = history  # a skorch net
+        history = getattr(net, "history", None)
         if history is None:
             raise ValueError(f"{name}: the net has no history; fit it first.")
+        initial = _initial_metrics(net)
     if isinstance(history, Sequence) and not isinstance(history, (str, bytes)):
         rows = list(history)
         if rows and not all(isinstance(r, Mapping) for r in rows):
@@ -40,6 +53,8 @@ def _history_rows(history, *, name):
             )
         if not rows:
             raise ValueError(f"{name} is empty; no epoch was recorded.")
+        if initial:
+            rows = [{"epoch": 0, **initial}, *rows]
         return rows
     raise TypeError(
         f"{name} must be a skorch net, its History or a list of per-epoch dicts, "
@@ -92,9 +107,10 @@ class CollapseHistoryDisplay:
 
     Reads the columns that :class:`~skcollapse.callbacks.CollapseMonitor` writes
     into ``net.history`` (any column whose name contains ``erank`` or ``ia`` as a
-    word, e.g. ``"item_erank"``). Effective-rank columns go to the left axes and
+    word, e.g. ``"erank_item"``). Effective-rank columns go to the left axes and
     IA columns to the right one; each run gets one colour and each table one
-    line style.
+    line style. For a net whose monitor has ``record_initial=True``, the values
+    before training are drawn at epoch 0.
 
     It is recommended to create a display with :meth:`from_estimator`,
     :meth:`from_estimators` or :meth:`from_history`.
