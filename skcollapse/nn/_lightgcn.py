@@ -170,8 +170,15 @@ class LightGCN(nn.Module):
         all_emb = self.propagate()
         return all_emb[: self.n_users], all_emb[self.n_users:]
 
-    def forward(self, pairs):
-        """Scores of ``(user, item)`` pairs given as a ``(batch, 2)`` LongTensor."""
+    def forward(self, pairs=None, *, users=None, items=None):
+        """Scores of ``(user, item)`` pairs given as a ``(batch, 2)`` LongTensor.
+
+        With ``users=`` and ``items=`` instead, return ``encode(users, items)``:
+        the form data-parallel wrappers (DDP, which averages gradients only for
+        work done in ``forward``) need for the training step.
+        """
+        if pairs is None:
+            return self.encode(users, items)
         enc = self.encode(pairs[:, 0], pairs[:, 1])
         return (enc["user"] * enc["item"]).sum(-1)
 

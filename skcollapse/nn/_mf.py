@@ -86,8 +86,15 @@ class MatrixFactorization(nn.Module):
         w = self.embedding.weight
         return w[: self.n_users], w[self.n_users:]
 
-    def forward(self, pairs):
-        """Scores of ``(user, item)`` pairs given as a ``(batch, 2)`` LongTensor."""
+    def forward(self, pairs=None, *, users=None, items=None):
+        """Scores of ``(user, item)`` pairs given as a ``(batch, 2)`` LongTensor.
+
+        With ``users=`` and ``items=`` instead, return ``encode(users, items)``:
+        the form data-parallel wrappers (DDP, which averages gradients only for
+        work done in ``forward``) need for the training step.
+        """
+        if pairs is None:
+            return self.encode(users, items)
         enc = self.encode(pairs[:, 0], pairs[:, 1])
         return (enc["user"] * enc["item"]).sum(-1)
 

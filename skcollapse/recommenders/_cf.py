@@ -26,6 +26,15 @@ from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
 from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
 from skcollapse.recommenders._base import ModelFitError, RegularizedNetMixin
 from skcollapse.utils._device import resolve_device
+from skcollapse.utils._distributed import (
+    is_distributed,
+    num_processes,
+    process_index,
+    process_seed,
+    shard_rows,
+    shared_seed,
+    unwrap_module,
+)
 
 __all__ = ["LightGCNRecommender", "MFRecommender"]
 
@@ -153,15 +162,22 @@ class _PairsDataset(torch.utils.data.Dataset):
 class _PairBatches:
     """Iterate over ``(pairs_batch, None)`` slices, shuffled on the device."""
 
-    def __init__(self, pairs, batch_size, *, shuffle, generator=None):
+    def __init__(self, pairs, batch_size, *, shuffle, generator=None, shard=(0, 1)):
         self.pairs = pairs
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        # (rank, world): under data parallelism each process iterates over its
+        # own, equally long share of every epoch's permutation
+        self.shard = shard
+
+    def _n_rows(self):
+        n = self.pairs.shape[0]
+        world = self.shard[1]
+        return n if world == 1 or n == 0 else -(-n // world)
 
     def __len__(self):
-        n = self.pairs.shape[0]
-        return (n + self.batch_size - 1) // self.batch_size
+        return (self._n_rows() + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
         n = self.pairs.shape[0]
@@ -170,7 +186,11 @@ class _PairBatches:
             data = self.pairs.index_select(0, perm)
         else:
             data = self.pairs
-        for start in range(0, n, self.batch_size):
+        rank, world = self.shard
+        if world > 1 and n:
+            rows = shard_rows(n, rank=rank, world=world).to(data.device)
+            data = data.index_select(0, rows)
+        for start in range(0, data.shape[0], self.batch_size):
             yield data[start : start + self.batch_size], None
 
 
@@ -412,6 +432,9 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
 
     # ------------------------------------------------------------ data setup
     def _device(self):
+        if self.device is None and getattr(self, "accelerator", None) is not None:
+            # AccelerateMixin asks for device=None and places the module itself
+            return torch.device(self.accelerator.device)
         return resolve_device(self.device)
 
     def get_regularizer_info(self, X, y=None):
@@ -465,7 +488,7 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
 
         dev = self._device()
         self._fit_sizes_ = (self.n_users_, self.n_items_)
-        mod = self.module_
+        mod = unwrap_module(self.module_)
         if (getattr(mod, "n_users", None), getattr(mod, "n_items", None)) != (
             self._fit_sizes_
         ):
@@ -474,6 +497,11 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
             self._initialize_module()
             self._initialize_criterion()
             self._initialize_optimizer()
+            if getattr(self, "_wrapped_with_accelerator", False):
+                # AccelerateMixin prepared the placeholder: prepare the new module
+                # and optimiser (DDP wrapping, device placement) the same way
+                self.module_ = self.accelerator.prepare(self.module_)
+                self.optimizer_ = self.accelerator.prepare(self.optimizer_)
         pairs = torch.from_numpy(np.column_stack([users, items])).to(dev)
         self._fit_pairs_ = pairs
         keys = torch.from_numpy(np.unique(users * self.n_items_ + items)).to(dev)
@@ -482,8 +510,16 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         seed = self._seed()
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
+        # the epoch permutation is shared by all processes (each takes its shard);
+        # negatives are drawn per process, so shards get their own negatives
+        seed = shared_seed(seed)
         gen.manual_seed(seed + 1)
         self._generator_ = gen
+        self._negative_generator_ = None
+        if is_distributed():
+            neg_gen = torch.Generator(device=dev)
+            neg_gen.manual_seed(process_seed((seed + 2) % 2**32))
+            self._negative_generator_ = neg_gen
         self._prepare_module()
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
@@ -493,7 +529,9 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
     def on_train_end(self, net, X=None, y=None, **kwargs):
         super().on_train_end(net, X=X, y=y, **kwargs)
         self.embeddings_cache_ = self._compute_tables()
-        for name in ("_fit_pairs_", "_train_keys_", "_generator_"):
+        for name in (
+            "_fit_pairs_", "_train_keys_", "_generator_", "_negative_generator_"
+        ):
             if name in self.__dict__:
                 setattr(self, name, None)
 
@@ -531,11 +569,12 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
             int(batch_size),
             shuffle=training,
             generator=getattr(self, "_generator_", None) if training else None,
+            shard=(process_index(), num_processes()) if training else (0, 1),
         )
 
     def _sample_negatives(self, users, n_neg):
         n_items = self.n_items_
-        gen = self._generator_
+        gen = getattr(self, "_negative_generator_", None) or self._generator_
         dev = users.device
         neg = torch.randint(0, n_items, (users.shape[0], n_neg), generator=gen, device=dev)
         keys = self._train_keys_
@@ -552,16 +591,31 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
             neg[hit] = torch.randint(0, n_items, (n_hit,), generator=gen, device=dev)
         return neg
 
-    def train_step_single(self, batch, **fit_params):
-        """One optimisation step on a batch of positive pairs.
+    def _encode(self, users, items):
+        """``module_.encode(users, items)``, through a data-parallel wrapper's forward.
 
-        Samples negatives on the device, builds the batch embeddings, lets the
-        regularizer transform/penalise them, and backpropagates
-        ``loss + weight_decay * L2(batch ego embeddings) + penalty``.
+        DDP (used by AccelerateMixin with several processes) averages gradients
+        only for work done inside its ``forward``.
         """
-        self._set_training(True)
-        Xi, _ = unpack_data(batch)
-        users, pos = Xi[:, 0], Xi[:, 1]
+        mod = self.module_
+        if mod is not unwrap_module(mod):
+            return mod(users=users, items=items)
+        return mod.encode(users, items)
+
+    def infer(self, x, **fit_params):
+        """Batch outputs of a training step; pair scores outside training.
+
+        In training mode (the module's ``training`` flag) ``x`` is a batch of
+        positive pairs: negatives are sampled, the batch embeddings are built and
+        passed through the regularizer, and a dict with ``"user"``, ``"item"``,
+        ``"negatives"``, ``"penalty"``, ``"user_ego"`` and ``"item_ego"`` is
+        returned for :meth:`get_loss`. Keeping the step in ``infer`` +
+        ``get_loss`` lets skorch's ``AccelerateMixin`` (whose training step calls
+        exactly these two) train the estimator unchanged.
+        """
+        if not self.module_.training:
+            return super().infer(x, **fit_params)
+        users, pos = x[:, 0], x[:, 1]
         B = users.shape[0]
         n_neg = self._n_negatives()
         if n_neg:
@@ -569,7 +623,7 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
             items = torch.cat([pos, neg.reshape(-1)])
         else:
             items = pos
-        enc = self.module_.encode(users, items)
+        enc = self._encode(users, items)
         u, it = enc["user"], enc["item"]
         emb, penalty = self.regularize(
             {"user": u, "item": it[:B]}, {"user_ids": users, "item_ids": pos}
@@ -577,14 +631,47 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         neg_emb = None
         if n_neg:
             neg_emb = self.regularize_extra("item", it[B:]).reshape(B, n_neg, -1)
-        loss = self.criterion_(emb["user"], emb["item"], neg_emb)
+        return {
+            "user": emb["user"],
+            "item": emb["item"],
+            "negatives": neg_emb,
+            "penalty": penalty,
+            "user_ego": enc["user_ego"],
+            "item_ego": enc["item_ego"],
+        }
+
+    def get_loss(self, y_pred, y_true=None, X=None, training=False):
+        """``loss + weight_decay * L2(batch ego embeddings) + penalty`` of a batch.
+
+        ``y_pred`` is the dict :meth:`infer` returns in training mode.
+        """
+        if not isinstance(y_pred, dict):
+            raise TypeError(
+                f"{type(self).__name__}.get_loss takes the dict of batch outputs "
+                "that infer() returns in training mode."
+            )
+        B = y_pred["user"].shape[0]
+        loss = self.criterion_(y_pred["user"], y_pred["item"], y_pred["negatives"])
         if self.weight_decay:
-            l2 = enc["user_ego"].pow(2).sum() + enc["item_ego"].pow(2).sum()
+            l2 = y_pred["user_ego"].pow(2).sum() + y_pred["item_ego"].pow(2).sum()
             loss = loss + float(self.weight_decay) * 0.5 * l2 / B
-        loss = loss + penalty
+        return loss + y_pred["penalty"]
+
+    def train_step_single(self, batch, **fit_params):
+        """One optimisation step on a batch of positive pairs.
+
+        Samples negatives on the device, builds the batch embeddings, lets the
+        regularizer transform/penalise them (:meth:`infer`), and backpropagates
+        ``loss + weight_decay * L2(batch ego embeddings) + penalty``
+        (:meth:`get_loss`).
+        """
+        self._set_training(True)
+        Xi, _ = unpack_data(batch)
+        out = self.infer(Xi, **fit_params)
+        loss = self.get_loss(out, None, X=Xi, training=True)
         loss.backward()
         with torch.no_grad():
-            y_pred = (emb["user"] * emb["item"]).sum(-1)
+            y_pred = (out["user"] * out["item"]).sum(-1)
         return {"loss": loss, "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
@@ -596,15 +683,16 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
     def _compute_tables(self):
         """Ranking tables computed now from the module (no grad, eval mode)."""
         self._prepare_module()
-        was_training = self.module_.training
-        self.module_.eval()
+        mod = unwrap_module(self.module_)
+        was_training = mod.training
+        mod.eval()
         try:
             with torch.no_grad():
-                U, I = self.module_.tables()
+                U, I = mod.tables()
                 U = self.inference_table("user", U).detach()
                 I = self.inference_table("item", I).detach()
         finally:
-            self.module_.train(was_training)
+            mod.train(was_training)
         if not (torch.isfinite(U).all() and torch.isfinite(I).all()):
             raise ModelFitError(
                 f"{type(self).__name__} produced non-finite embeddings; training "
@@ -919,11 +1007,13 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_generator_", None)
+        state.pop("_negative_generator_", None)
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         self._generator_ = None
+        self._negative_generator_ = None
 
 
 _SHARED_PARAMS = """
@@ -1128,7 +1218,7 @@ class LightGCNRecommender(_CFRecommender):
         return kwargs
 
     def _prepare_module(self):
-        mod = self.module_
+        mod = unwrap_module(self.module_)
         if not hasattr(mod, "set_adjacency"):
             return
         if getattr(mod, "adjacency", None) is not None and getattr(
