@@ -131,6 +131,7 @@ def test_bad_input_is_a_clear_error(name):
         (DecorrelatedBatchNorm, {"eps": float("nan")}, "eps"),
         (DirectSpec, {"tau": float("inf")}, "tau"),
         (DirectSpec, {"shrink_norm": -0.1}, "shrink_norm"),
+        (DirectSpec, {"block_size": 1}, "block_size"),
         (DirectSpecPlus, {"tau0": "a"}, "tau0"),
         (DirectAU, {"gamma": -1.0}, "gamma"),
         (DirectAU, {"pairs": [("user",)]}, "pairs"),
@@ -596,3 +597,43 @@ def test_user_subclass_and_callable():
     reg = resolve_regularizer(lambda emb, ctx: emb["user"].pow(2).mean())
     _, pen = reg({"user": x})
     assert float(pen) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("n", [12, 14])  # full blocks only / a smaller last block
+def test_directspec_blocks_equal_per_block_reference(rng, n):
+    batch = _batch(rng, n=n, d=3)
+    bs = 4
+    starts = list(range(0, n, bs))
+    reg = DirectSpec(alpha=0.9, tau=2.0, block_size=bs)
+    out, _ = reg(batch)
+    for k in batch:
+        x = _np(batch[k])
+        ref = np.concatenate([_directspec_ref(x[s : s + bs], 0.9, 2.0) for s in starts])
+        np.testing.assert_allclose(_np(out[k]), ref, atol=1e-12)
+    # two negatives per batch row, ordered by batch row: balanced in its block
+    extra = torch.as_tensor(rng.standard_normal((2 * n, 3)))
+    keys = _rownorm(_np(batch["item"]))
+    eh = _rownorm(_np(extra))
+    ref = []
+    for s in starts:
+        kb = keys[s : s + bs]
+        qb = eh[2 * s : 2 * (s + bs)]
+        ref.append(qb - 0.9 * _softmax_rows(2.0 * qb @ kb.T) @ kb)
+    got = reg.transform_extra("item", extra)
+    np.testing.assert_allclose(_np(got), np.concatenate(ref), atol=1e-12)
+    # DirectSpec+ with blocks: per-block pair temperatures
+    R = _random_interactions(rng, 10, 12, 0.2)
+    Rd = (R.toarray() > 0).astype(float)
+    plus = DirectSpecPlus(alpha=0.9, tau0=1.0, tau1=3.0, block_size=bs)
+    plus.setup({"interactions": R})
+    uids = rng.integers(0, 10, n)
+    out, _ = plus({"user": batch["user"]}, {"user_ids": torch.as_tensor(uids)})
+    tau = np.where(Rd @ Rd.T == 0, 3.0, 1.0)[np.ix_(uids, uids)]
+    x = _np(batch["user"])
+    ref = np.concatenate(
+        [
+            _directspec_ref(x[s : s + bs], 0.9, tau[s : s + bs, s : s + bs])
+            for s in starts
+        ]
+    )
+    np.testing.assert_allclose(_np(out["user"]), ref, atol=1e-12)

@@ -21,13 +21,22 @@ class _SpectrumBalancing(Regularizer):
 
     kind = "transform"
 
-    def __init__(self, *, weight=1.0, alpha=1.0, shrink_norm=0.0, tables=None):
+    def __init__(
+        self, *, weight=1.0, alpha=1.0, shrink_norm=0.0, block_size=None, tables=None
+    ):
         super().__init__(weight=weight)
         self.alpha = alpha
         self.shrink_norm = shrink_norm
+        self.block_size = block_size
         self.tables = tables
         check_real(alpha, "alpha")
         check_real(shrink_norm, "shrink_norm", low=0.0)
+        if block_size is not None and (
+            isinstance(block_size, bool) or not isinstance(block_size, int)
+        ):
+            raise TypeError(f"block_size must be None or an int, got {block_size!r}.")
+        if block_size is not None and block_size < 2:
+            raise ValueError(f"block_size must be >= 2, got {block_size!r}.")
         check_tables_param(tables)
         self._keys = {}
 
@@ -44,14 +53,48 @@ class _SpectrumBalancing(Regularizer):
     def _extra_temperature(self):
         raise NotImplementedError
 
-    def _balance(self, x_hat, keys, tau):
-        logits = tau * (x_hat @ keys.T)
-        weights = torch.softmax(logits, dim=1)
-        out = x_hat - float(self.alpha) * (weights @ keys)
+    def _balance_dense(self, q, keys, tau):
+        # q: (..., m, d) queries, keys: (..., n, d), tau: scalar or (..., m, n)
+        logits = tau * (q @ keys.transpose(-1, -2))
+        weights = torch.softmax(logits, dim=-1)
+        out = q - float(self.alpha) * (weights @ keys)
         s = float(self.shrink_norm)
         if s > 0.0:
-            out = out * (s * out.norm(dim=1, keepdim=True))
+            out = out * (s * out.norm(dim=-1, keepdim=True))
         return out
+
+    def _balance(self, q, keys, tau, per_key=1):
+        """Balance queries against keys, within blocks when ``block_size`` is set.
+
+        With blocks, key block ``j`` is rows ``[j*bs, (j+1)*bs)`` of ``keys`` and
+        its queries are rows ``[j*bs*per_key, (j+1)*bs*per_key)`` of ``q`` (the
+        last block may be smaller); ``tau`` is a scalar or a ``(B, B)`` matrix
+        (queries = keys).
+        """
+        bs = self.block_size
+        n_keys = keys.shape[0]
+        if bs is None or bs >= n_keys or per_key is None:
+            return self._balance_dense(q, keys, tau)
+        n_blocks = n_keys // bs
+        cut = n_blocks * bs
+        d = keys.shape[1]
+        tau_full = tau
+        if isinstance(tau, torch.Tensor):
+            idx = torch.arange(n_blocks, device=tau.device)
+            tau_full = tau[:cut, :cut].reshape(n_blocks, bs, n_blocks, bs)[
+                idx, :, idx, :
+            ]
+        parts = [
+            self._balance_dense(
+                q[: cut * per_key].reshape(n_blocks, bs * per_key, d),
+                keys[:cut].reshape(n_blocks, bs, d),
+                tau_full,
+            ).reshape(cut * per_key, d)
+        ]
+        if cut < n_keys:
+            tau_rest = tau[cut:, cut:] if isinstance(tau, torch.Tensor) else tau
+            parts.append(self._balance_dense(q[cut * per_key :], keys[cut:], tau_rest))
+        return torch.cat(parts)
 
     def transform(self, embeddings, context=None):
         names = select_tables(embeddings, self.tables)
@@ -69,13 +112,20 @@ class _SpectrumBalancing(Regularizer):
 
         The rows are normalised and balanced against the current batch of the
         same table: ``x̂ − α softmax(τ x̂ Êᵀ) Ê`` with ``Ê`` the normalised batch rows.
+        With ``block_size`` and ``k`` extra rows per batch row (rows ordered by
+        batch row, as sampled negatives are), each extra row is balanced
+        against the block of its batch row.
         Outside training (and for tables the regularizer does not act on) rows
         are returned unchanged: spectrum balancing never touches inference.
         """
         if not self.training or name not in self._keys:
             return x
         keys = self._keys[name]
-        return self._balance(F.normalize(x, dim=1), keys, self._extra_temperature())
+        n_keys = keys.shape[0]
+        per_key = x.shape[0] // n_keys if x.shape[0] % n_keys == 0 else None
+        return self._balance(
+            F.normalize(x, dim=1), keys, self._extra_temperature(), per_key
+        )
 
 
 @register_regularizer("directspec")
@@ -106,6 +156,12 @@ class DirectSpec(_SpectrumBalancing):
     shrink_norm : float, default=0.0
         ``s`` of the optional norm rescaling; 0 skips it (README: 0.0 Yelp,
         0.03 CiteULike, 0.02 Gowalla).
+    block_size : int, default=None
+        ``None`` balances each row against the whole batch (the reference, whose
+        batch is 256). An int balances within consecutive blocks of that many
+        rows, so a large estimator batch costs ``O(B · block_size · d)`` instead
+        of ``O(B² · d)``; ``block_size=256`` reproduces the reference's
+        neighbourhood size at any batch size.
     tables : str or list of str, default=None
         Tables to balance; ``None`` means every table of the batch.
 
@@ -131,9 +187,22 @@ class DirectSpec(_SpectrumBalancing):
     torch.Size([6, 4])
     """
 
-    def __init__(self, *, weight=1.0, alpha=1.0, tau=3.0, shrink_norm=0.0, tables=None):
+    def __init__(
+        self,
+        *,
+        weight=1.0,
+        alpha=1.0,
+        tau=3.0,
+        shrink_norm=0.0,
+        block_size=None,
+        tables=None,
+    ):
         super().__init__(
-            weight=weight, alpha=alpha, shrink_norm=shrink_norm, tables=tables
+            weight=weight,
+            alpha=alpha,
+            shrink_norm=shrink_norm,
+            block_size=block_size,
+            tables=tables,
         )
         self.tau = tau
         check_real(tau, "tau")
@@ -197,6 +266,9 @@ class DirectSpecPlus(_SpectrumBalancing):
         Temperature for the other pairs (README: 3.0 Yelp/CiteULike, 4.0 Gowalla).
     shrink_norm : float, default=0.0
         ``s`` of the optional norm rescaling; 0 skips it.
+    block_size : int, default=None
+        Balance within consecutive blocks of this many batch rows (see
+        :class:`DirectSpec`); ``None`` uses the whole batch.
     tables : str or list of str, default=None
         Tables to balance; ``None`` means every table of the batch.
 
@@ -218,10 +290,22 @@ class DirectSpecPlus(_SpectrumBalancing):
     """
 
     def __init__(
-        self, *, weight=1.0, alpha=1.0, tau0=2.5, tau1=3.0, shrink_norm=0.0, tables=None
+        self,
+        *,
+        weight=1.0,
+        alpha=1.0,
+        tau0=2.5,
+        tau1=3.0,
+        shrink_norm=0.0,
+        block_size=None,
+        tables=None,
     ):
         super().__init__(
-            weight=weight, alpha=alpha, shrink_norm=shrink_norm, tables=tables
+            weight=weight,
+            alpha=alpha,
+            shrink_norm=shrink_norm,
+            block_size=block_size,
+            tables=tables,
         )
         self.tau0 = tau0
         self.tau1 = tau1
