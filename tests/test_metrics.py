@@ -238,6 +238,10 @@ def test_memmap_streams_and_matches_in_memory(tmp_path):
             information_abundance(M, center=True), ref_ia(E, center=True), rtol=1e-6
         )
         np.testing.assert_allclose(normalized_std(M), normalized_std(E), rtol=1e-9)
+        # many small chunks: several threads stream and release pages concurrently
+        np.testing.assert_allclose(
+            singular_values(M, chunk_size=97), ref_sigma(E), rtol=1e-8
+        )
         # a view that starts mid-file still maps the right rows
         np.testing.assert_allclose(
             effective_rank(M[123:5000]), ref_erank(E[123:5000]), rtol=1e-6

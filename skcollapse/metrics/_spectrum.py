@@ -19,6 +19,7 @@ resident memory stays one chunk plus ``O(d^2)`` however large the file is.
 from __future__ import annotations
 
 import mmap
+import os
 
 import numpy as np
 
@@ -31,6 +32,11 @@ from skcollapse.utils._validation import check_embedding_matrix
 _CHUNK_ELEMENTS = 1 << 19
 
 _METHODS = ("auto", "gram", "svd")
+
+#: Threads of the numpy Gram route (each runs single-threaded BLAS on its chunks).
+_MAX_THREADS = 8
+#: Below this many chunks per thread, one thread does all the work.
+_MIN_CHUNKS_PER_THREAD = 4
 
 
 def _chunk_rows(n_features: int, chunk_size) -> int:
@@ -218,14 +224,54 @@ def _mmap_release(arr):
     return release
 
 
+def _n_threads():
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, _MAX_THREADS))
+
+
 def _numpy_gram_accumulate(E, acc, chunk_rows):
+    """Add the rows of numpy ``E`` to ``acc``, chunk by chunk.
+
+    Large tables are split between a few threads, each converting its own chunks
+    to float64 and multiplying them with a *single-threaded* BLAS call into its own
+    accumulator; the accumulators are merged at the end. This parallelises the
+    float64 conversion too, and avoids multi-threaded BLAS calls on small chunks,
+    which slow down badly when the machine's cores are oversubscribed (see
+    ``benchmarks/bench_metrics.py``). Thread ``k`` always takes chunks
+    ``k, k + T, ...``, so the result is deterministic.
+    """
     release = _mmap_release(E) if isinstance(E, np.memmap) else None
     n = E.shape[0]
-    for start in range(0, n, chunk_rows):
-        stop = min(start + chunk_rows, n)
-        acc.update(E[start:stop])
-        if release is not None:
-            release(start, stop)
+    starts = list(range(0, n, chunk_rows))
+    n_threads = _n_threads() if len(starts) >= _MIN_CHUNKS_PER_THREAD * 2 else 1
+
+    def work(k, target):
+        for start in starts[k::n_threads]:
+            stop = min(start + chunk_rows, n)
+            target.update(E[start:stop])
+            if release is not None:
+                release(start, stop)
+        target._buffer = None
+        return target
+
+    if n_threads == 1:
+        work(0, acc)
+        return acc
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    opts = {"center": acc.center, "row_normalize": acc.row_normalize}
+    parts = [GramAccumulator(acc.n_features, **opts) for _ in range(n_threads)]
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(
+        n_threads
+    ) as pool:
+        done = list(pool.map(work, range(n_threads), parts))
+    for part in done:
+        acc.merge(part)
     return acc
 
 
