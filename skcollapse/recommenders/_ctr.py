@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from skcollapse.nn._ctr_models import DNN, FM, IPNN, DCNv2, FinalMLP, NFwFM, XDeepFM
 from skcollapse.recommenders._base import RegularizedNetMixin
+from skcollapse.utils._distributed import unwrap_module
 from skcollapse.utils._sklearn_compat import check_is_fitted, validate_data
 
 __all__ = [
@@ -379,6 +380,11 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
             ]
             self.field_names_ = names
             self.embedding_names_ = self._table_names(names)
+            if getattr(self, "_wrapped_with_accelerator", False):
+                # AccelerateMixin prepared the placeholder module: prepare the
+                # module and optimiser built for the data (DDP, device placement)
+                self.module_ = self.accelerator.prepare(self.module_)
+                self.optimizer_ = self.accelerator.prepare(self.optimizer_)
         seed = self._torch_seed()
         if seed is not None:
             torch.manual_seed(seed + 1)  # dropout of this fit
@@ -388,18 +394,18 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def _table_names(self, field_names):
-        if self.module_.n_embedding_sets == 1:
+        if unwrap_module(self.module_).n_embedding_sets == 1:
             return list(field_names)
         return [
             f"{f}/set{m}"
-            for m in range(self.module_.n_embedding_sets)
+            for m in range(unwrap_module(self.module_).n_embedding_sets)
             for f in field_names
         ]
 
     def get_regularizer_info(self, X, y=None):
         return {
             "field_dims": list(self.field_dims_),
-            "tables": {name: self.module_.embedding_dim
+            "tables": {name: unwrap_module(self.module_).embedding_dim
                        for name in self.embedding_names_},
         }
 
@@ -465,6 +471,8 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
             base is None
             or getattr(self, prefix) is not DataLoader
             or set(kwargs) - {"batch_size", "shuffle"}
+            # AccelerateMixin: accelerate shards and places only DataLoaders
+            or getattr(self, "accelerator", None) is not None
         ):
             return super().get_iterator(dataset, training=training)
         batch_size = kwargs.get("batch_size", self.batch_size)
@@ -489,34 +497,51 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
         ).transpose(0, 1)
 
     def train_step_single(self, batch, **fit_params):
-        """Forward with the regularizer on the batch embeddings, then backward."""
+        """Forward with the regularizer on the batch embeddings, then backward.
+
+        The step is :meth:`infer` (regularizer on the batch embeddings) and
+        :meth:`get_loss` (adds its penalty): the two calls skorch's
+        ``AccelerateMixin`` makes in its own training step.
+        """
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        x = to_tensor(Xi, device=self.device)
-        e = self.module_.embed(x)
-        penalty = None
-        if getattr(self, "regularizer_", None) is not None:
-            tables = self._embedding_dict(e)
-            out, penalty = self.regularize(tables, {"X": x})
-            if any(out[n] is not tables[n] for n in tables):
-                e = self._restack(out, e)
-        y_pred = self.module_(x, embeddings=e).reshape(-1)
+        y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        if penalty is not None:
-            loss = loss + penalty
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 
     def infer(self, x, **fit_params):
-        """Logits ``(batch,)``; a ``"layer"`` regularizer is applied in eval mode."""
+        """Logits ``(batch,)``.
+
+        In training mode the regularizer transforms/penalises the batch
+        embeddings (its penalty is kept for :meth:`get_loss`); a ``"layer"``
+        regularizer is also applied in eval mode.
+        """
         x = to_tensor(x, device=self.device)
         reg = getattr(self, "regularizer_", None)
+        if reg is not None and self.module_.training:
+            e = unwrap_module(self.module_).embed(x)
+            tables = self._embedding_dict(e)
+            out, penalty = self.regularize(tables, {"X": x})
+            self._batch_penalty_ = penalty
+            if any(out[n] is not tables[n] for n in tables):
+                e = self._restack(out, e)
+            # through the (possibly DDP-wrapped) module: one forward per step
+            return self.module_(x, embeddings=e).reshape(-1)
         if reg is not None and reg.kind == "layer" and not self.module_.training:
-            e = self.module_.embed(x)
+            e = unwrap_module(self.module_).embed(x)
             tables = {n: self.inference_table(n, t)
                       for n, t in self._embedding_dict(e).items()}
             return self.module_(x, embeddings=self._restack(tables, e)).reshape(-1)
         return self.module_(x, **fit_params).reshape(-1)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The criterion, plus the regularizer penalty of the training batch."""
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        penalty = self.__dict__.pop("_batch_penalty_", None)
+        if training and penalty is not None:
+            loss = loss + penalty
+        return loss
 
     def _get_predict_nonlinearity(self):
         # skorch infers the nonlinearity only for nets with a single criterion;
