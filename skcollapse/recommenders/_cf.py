@@ -44,6 +44,8 @@ _DEFAULT_NEGATIVES = {"bpr": 1, "bce": 4, "softmax": 128, "align": 0}
 _SPARSE_OPTIMIZERS = (SparseRowAdam, torch.optim.SparseAdam)
 # scores kept in memory per ranking block (float32 entries)
 _RANK_BLOCK = 2**23
+# largest n_users * n_items for which observed pairs are kept as a dense bitmap
+_BITMAP_MAX = 2**26
 
 
 # ----------------------------------------------------------------------------- data
@@ -504,8 +506,14 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
                 self.optimizer_ = self.accelerator.prepare(self.optimizer_)
         pairs = torch.from_numpy(np.column_stack([users, items])).to(dev)
         self._fit_pairs_ = pairs
-        keys = torch.from_numpy(np.unique(users * self.n_items_ + items)).to(dev)
-        self._train_keys_ = keys
+        keys = np.unique(users * self.n_items_ + items)
+        if self.n_users_ * self.n_items_ <= _BITMAP_MAX:
+            # small catalogues: a dense membership table is the cheapest lookup
+            bitmap = torch.zeros(self.n_users_ * self.n_items_, dtype=torch.bool)
+            bitmap[torch.from_numpy(keys)] = True
+            self._train_keys_ = bitmap.to(dev)
+        else:
+            self._train_keys_ = torch.from_numpy(keys).to(dev)
         gen = torch.Generator(device=dev)
         seed = self._seed()
         if seed is None:
@@ -580,11 +588,15 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         keys = self._train_keys_
         if keys is None or n_items == 1:
             return neg
+        bitmap = keys.dtype == torch.bool
         last = keys.shape[0] - 1
         # resample observed (false) negatives a few times, vectorised
         for _ in range(3):
             k = users[:, None] * n_items + neg
-            hit = keys[torch.searchsorted(keys, k).clamp_(max=last)] == k
+            if bitmap:
+                hit = keys[k]
+            else:
+                hit = keys[torch.searchsorted(keys, k).clamp_(max=last)] == k
             n_hit = int(hit.sum())
             if n_hit == 0:
                 break
