@@ -358,6 +358,15 @@ def test_set_params_rebuilds_the_model(ctr_data):
     assert len(clf.get_embeddings()) == 15
 
 
+def test_module_param_reinit_keeps_fitted_sizes(ctr_data):
+    Xtr, ytr, Xte, _, _ = ctr_data
+    clf = _small(DNNClassifier, max_epochs=1).fit(Xtr[:500], ytr[:500])
+    clf.set_params(module__batch_norm=False)  # skorch re-initialises the module
+    assert clf.module_.embedding.field_dims == (3, 4, 6, 10, 20)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in clf.module_.modules())
+    assert clf.predict_proba(Xte[:5]).shape == (5, 2)
+
+
 def test_warm_start_keeps_tables(ctr_data):
     Xtr, ytr, _, _, _ = ctr_data
     clf = _small(DNNClassifier, max_epochs=1, warm_start=True)

@@ -75,12 +75,10 @@ def _check_field_matrix(X, name="X"):
     )
 
 
-def _check_target(y):
+def _check_target(y, owner="CTR classifier"):
     """Validate a binary target: 1-D (a column vector is raveled with a warning)."""
     if y is None:
-        raise ValueError(
-            "CTR classifiers require y to be passed, but the target y is None."
-        )
+        raise ValueError(f"{owner} requires y to be passed, but the target y is None.")
     y = column_or_1d(y, warn=True)
     if y.shape[0] == 0:
         raise ValueError("y is empty.")
@@ -286,12 +284,17 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
         """Build the module for the data's field cardinalities.
 
         Before the training data is known (``initialize()`` of a fresh fit) the
-        module is built from ``cardinalities`` when it is a full sequence, else
-        from a two-field placeholder that :meth:`on_train_begin` replaces.
+        module is built from ``cardinalities`` when it is a full sequence (or
+        the sizes of an earlier fit), else from a two-field placeholder;
+        :meth:`on_train_begin` rebuilds it from the training data.
         """
         self._check_sizes()
         dims = getattr(self, "_pending_field_dims_", None)
         from_data = dims is not None
+        if dims is None:
+            # a re-initialisation of a fitted net (e.g. set_params(module__...))
+            # keeps the fitted tables' sizes; a fresh fit resizes them anyway
+            dims = getattr(self, "field_dims_", None)
         if dims is None:
             dims = self._field_dims_without_data()
         kwargs = self._module_kwargs(dims)
@@ -341,26 +344,26 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
         fresh = not getattr(self, "_module_from_data_", False) or not hasattr(
             self, "field_dims_"
         )
+        yc = _check_target(y, type(self).__name__)
+        classes = np.unique(yc)
+        if classes.shape[0] > 2:
+            raise ValueError(
+                "Only binary classification is supported: y has "
+                f"{classes.shape[0]} classes; CTR models predict a click "
+                "probability."
+            )
+        if fresh and classes.shape[0] < 2:
+            raise ValueError(
+                f"y has one class ({classes[0]!r}); training needs both classes "
+                "(clicks and non-clicks)."
+            )
         Xc = validate_data(self, X, reset=fresh, dtype=None, ensure_min_features=1)
         Xc = _check_field_matrix(Xc)
-        yc = _check_target(y)
         if yc.shape[0] != Xc.shape[0]:
             raise ValueError(
                 f"X has {Xc.shape[0]} rows but y has {yc.shape[0]} entries."
             )
         if fresh:
-            classes = np.unique(yc)
-            if classes.shape[0] > 2:
-                raise ValueError(
-                    "Only binary classification is supported: y has "
-                    f"{classes.shape[0]} classes; CTR models predict a click "
-                    "probability."
-                )
-            if classes.shape[0] < 2:
-                raise ValueError(
-                    f"y has a single class ({classes[0]!r}); training needs "
-                    "both classes (clicks and non-clicks)."
-                )
             self.classes_inferred_ = classes
             dims = self._infer_field_dims(Xc)
             self._pending_field_dims_ = dims
