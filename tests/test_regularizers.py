@@ -637,3 +637,16 @@ def test_directspec_blocks_equal_per_block_reference(rng, n):
         ]
     )
     np.testing.assert_allclose(_np(out["user"]), ref, atol=1e-12)
+
+
+def test_dbn_setup_keeps_running_statistics_of_same_dim(rng):
+    dbn = DecorrelatedBatchNorm()
+    dbn.setup({"tables": {"user": 4}})
+    dbn(_batch(rng, n=30, d=4, names=("user",)))
+    before = dbn.states_["t_user"].running_mean.clone()
+    dbn.setup({"tables": {"user": 4, "item": 4}})  # e.g. partial_fit
+    torch.testing.assert_close(dbn.states_["t_user"].running_mean, before)
+    assert int(dbn.states_["t_user"].num_batches_tracked) == 1
+    dbn.setup({"tables": {"user": 6}})  # another dimension: fresh state
+    assert dbn.states_["t_user"].running_mean.shape == (6,)
+    assert int(dbn.states_["t_user"].num_batches_tracked) == 0

@@ -164,13 +164,22 @@ class DecorrelatedBatchNorm(Regularizer):
 
     # -- state ------------------------------------------------------------------
     def setup(self, info):
-        self.states_ = nn.ModuleDict()
+        """Create the running statistics of the tables in ``info["tables"]``.
+
+        Existing statistics of the same dimension are kept, so a warm-started
+        or ``partial_fit`` continuation goes on from them (a fresh ``fit``
+        builds a fresh regularizer).
+        """
         self._batch_stats = {}
         dims = table_dims(info)
         names = check_tables_param(self.tables) or tuple(dims)
         for name in names:
-            if name in dims:
-                self.states_[_key(name)] = _RunningWhitening(dims[name])
+            if name not in dims:
+                continue
+            key = _key(name)
+            old = dict(self.states_.items()).get(key)
+            if old is None or old.running_mean.shape[0] != dims[name]:
+                self.states_[key] = _RunningWhitening(dims[name])
 
     def _state(self, name, x):
         key = _key(name)
