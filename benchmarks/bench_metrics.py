@@ -24,6 +24,7 @@ Run from the repository root::
     python benchmarks/bench_metrics.py              # full benchmark (~5-10 min)
     python benchmarks/bench_metrics.py --tune       # also time Gram chunk sizes
     python benchmarks/bench_metrics.py --n 200000 --stream-gb 0.3   # quick look
+    python benchmarks/bench_metrics.py --only-dask --dask-gb 100   # dask, issue 8
 
 Timings on a shared machine are noisy: the load average is printed before and
 after, and medians over ``--repeats`` runs are reported.
@@ -215,6 +216,66 @@ def stream(args):
                 "peak_rss_gib": peak_gb}
 
 
+def _worker_peak_kb(reset=False):
+    """VmHWM of this worker process; ``reset=True`` restarts the high-water mark."""
+    if reset:
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+        except OSError:
+            return None
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _collapsed_block(i, rows, d, basis):
+    rng = np.random.default_rng(1000 + i)
+    block = rng.standard_normal((rows, basis.shape[1]), dtype=np.float32) @ basis.T
+    block += 1e-3 * rng.standard_normal((rows, d), dtype=np.float32)
+    return block
+
+
+def dask_stream(args):
+    """Issue 8: a lazily generated table on a LocalCluster; time and memory/worker."""
+    import dask
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    d, rows = 128, 262_144
+    n_blocks = max(1, int(args.dask_gb * 2**30 / (4 * d * rows)))
+    basis = np.linalg.qr(np.random.default_rng(0).standard_normal((d, 8)))[0]
+    basis = basis.astype(np.float32)
+    make = dask.delayed(_collapsed_block, pure=True)
+    D = da.concatenate([
+        da.from_delayed(make(i, rows, d, basis), shape=(rows, d), dtype=np.float32)
+        for i in range(n_blocks)
+    ])
+    gib = D.nbytes / 2**30
+    print(f"\n== dask: {D.shape[0]:,} x {d} float32 ({gib:.2f} GiB, generated "
+          f"blockwise, never stored) on a LocalCluster, {args.dask_workers} worker "
+          "processes x 1 thread ==", flush=True)
+    with LocalCluster(n_workers=args.dask_workers, threads_per_worker=1,
+                      processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        client.run(_worker_peak_kb, True)
+        t0 = time.perf_counter()
+        out = collapse_metrics(D, metrics=METRICS)
+        elapsed = time.perf_counter() - t0
+        peaks = client.run(_worker_peak_kb)
+    peak = {w.rsplit(":", 1)[-1]: (kb or 0) / 2**20 for w, kb in peaks.items()}
+    print(f"erank={out['effective_rank']:.6f} IA={out['information_abundance']:.6f} "
+          f"in {elapsed:.1f} s ({gib / elapsed:.2f} GiB/s)")
+    print("peak RSS per worker (GiB): "
+          + ", ".join(f"{v:.3f}" for v in peak.values()))
+    return {"dask_gib": gib, "dask_s": elapsed, "worker_peak_gib": list(peak.values())}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -224,12 +285,22 @@ def main(argv=None):
     parser.add_argument("--stream-gb", type=float, default=2.2)
     parser.add_argument("--tmpdir", default=None, help="where the memmap goes")
     parser.add_argument("--skip-stream", action="store_true")
+    parser.add_argument("--dask-gb", type=float, default=0.0,
+                        help="also score a lazily generated dask table of this size "
+                        "on a LocalCluster (issue 8; e.g. 100 for a table several "
+                        "times larger than RAM)")
+    parser.add_argument("--dask-workers", type=int, default=2)
+    parser.add_argument("--only-dask", action="store_true",
+                        help="run only the dask section")
     parser.add_argument("--tune", action="store_true",
                         help="also time the Gram route over chunk sizes")
     args = parser.parse_args(argv)
 
     print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} (shared machine: expect noise)")
+    if args.only_dask:
+        print(json.dumps([dask_stream(args)]))
+        return
     rng = np.random.default_rng(0)
     iso = rng.standard_normal((args.n, args.d), dtype=np.float32)
     results = [bench_matrix("isotropic", iso, args)]
@@ -242,6 +313,8 @@ def main(argv=None):
     del col
     if not args.skip_stream:
         results.append(stream(args))
+    if args.dask_gb > 0:
+        results.append(dask_stream(args))
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     print(json.dumps(results))
 

@@ -107,6 +107,10 @@ def test_dask_nan_and_bad_dtype():
         effective_rank(D)
     with pytest.raises(ValueError, match="NaN or infinite"):
         normalized_std(D)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        alignment(D, D + 1.0)
+    with pytest.raises(TypeError, match="same kind"):
+        alignment(D, np.ones(D.shape))
     with pytest.raises(TypeError, match="numeric dtype"):
         effective_rank(da.from_array(np.array([["a", "b"]] * 3)))
     with pytest.raises(ValueError, match="2-D"):

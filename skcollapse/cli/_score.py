@@ -187,7 +187,7 @@ def example_tables(random_state=0):
 # ------------------------------------------------------------------ scoring
 def score_tables(tables, *, center=False, row_normalize=False, relative=False):
     """Metrics of each table, as a list of JSON-ready dicts."""
-    from skcollapse.metrics import collapse_metrics
+    from skcollapse.metrics import collapse_metrics, random_reference
 
     names = [m for m, _ in _COLUMNS]
     rows = []
@@ -196,16 +196,17 @@ def score_tables(tables, *, center=False, row_normalize=False, relative=False):
             values = collapse_metrics(
                 table, metrics=names, center=center, row_normalize=row_normalize
             )
-            if relative:
-                rel = collapse_metrics(
-                    table, metrics=names, center=center, row_normalize=row_normalize,
-                    relative=True,
-                )
         except (ValueError, TypeError) as exc:
             raise CLIError(f"table {name!r}: {exc}") from None
-        row = {"name": str(name), "shape": [int(s) for s in table.shape], **values}
+        shape = [int(s) for s in table.shape]
+        row = {"name": str(name), "shape": shape, **values}
         if relative:
-            row["relative"] = rel
+            row["relative"] = {
+                m: values[m] / random_reference(
+                    tuple(shape), m, center=center, row_normalize=row_normalize
+                )
+                for m in names
+            }
         rows.append(row)
     return rows
 

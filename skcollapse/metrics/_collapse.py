@@ -473,13 +473,6 @@ def normalized_std(embeddings, *, relative=False):
 
 
 # ------------------------------------------------------- alignment and uniformity
-def _to_numpy_or_torch(E, name):
-    E, kind = check_embedding_matrix(E, name=name)
-    if kind == "dask":
-        return np.asarray(E.compute()), "numpy"
-    return E, kind
-
-
 def _l2n(X, kind):
     if kind == "torch":
         import torch
@@ -521,15 +514,20 @@ def alignment(x, y, *, alpha=2.0, normalize=True):
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
         raise ValueError(f"alpha must be a positive number, got {alpha!r}.")
     normalize = _check_bool(normalize, "normalize")
-    X, kx = _to_numpy_or_torch(x, "x")
-    Y, ky = _to_numpy_or_torch(y, "y")
+    X, kx = check_embedding_matrix(x, name="x")
+    Y, ky = check_embedding_matrix(y, name="y")
     if tuple(X.shape) != tuple(Y.shape):
         raise ValueError(
             f"x and y must have the same shape, got {tuple(X.shape)} and "
             f"{tuple(Y.shape)}."
         )
     if kx != ky:
-        raise TypeError("x and y must both be numpy-like or both torch tensors.")
+        raise TypeError(
+            "x and y must be of the same kind (numpy-like, torch or dask), got "
+            f"{kx} and {ky}."
+        )
+    if kx == "dask":
+        return _dask_alignment(X, Y, alpha, normalize)
     if kx == "torch":
         import torch
 
@@ -542,6 +540,26 @@ def alignment(x, y, *, alpha=2.0, normalize=True):
     if normalize:
         X, Y = _l2n(X, kx), _l2n(Y, kx)
     return float(np.mean(np.linalg.norm(X - Y, axis=1) ** alpha))
+
+
+def _dask_alignment(X, Y, alpha, normalize):
+    """Blockwise alignment of two dask arrays (never materialised whole)."""
+    import dask
+    import dask.array as da
+
+    X = X.rechunk({1: -1}).astype(np.float64)
+    Y = Y.rechunk(X.chunks).astype(np.float64)
+    finite = da.isfinite(X).all() & da.isfinite(Y).all()
+    if normalize:
+        nx = da.sqrt((X * X).sum(axis=1, keepdims=True))
+        ny = da.sqrt((Y * Y).sum(axis=1, keepdims=True))
+        X = da.where(nx > 0, X / da.where(nx > 0, nx, 1.0), 0.0)
+        Y = da.where(ny > 0, Y / da.where(ny > 0, ny, 1.0), 0.0)
+    dist = da.sqrt(((X - Y) ** 2).sum(axis=1))
+    value, ok = dask.compute((dist**alpha).mean(), finite)
+    if not ok:
+        raise ValueError("x or y contains NaN or infinite values.")
+    return float(value)
 
 
 def uniformity(embeddings, *, t=2.0, normalize=True, max_samples=10_000,
