@@ -81,10 +81,9 @@ def load_frappe(eval_data):
     return enc.transform(Xv), yv, enc.transform(Xt), yt
 
 
-def synthetic(seed):
-    X, y, p = make_ctr(60_000, n_fields=10, random_state=seed)
-    n = 40_000
-    return X[:n], y[:n], X[n:], y[n:], p[n:]
+def synthetic(seed, n_train=40_000, n_test=20_000):
+    X, y, p = make_ctr(n_train + n_test, n_fields=10, random_state=seed)
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:], p[n_train:]
 
 
 # ------------------------------------------------------------------------ lean DCNv2
@@ -212,12 +211,13 @@ def _mean_field_ia(clf):
     return float(np.mean(concat)), float(np.mean(single))
 
 
-def fit_one(cls, kind, dim, n_sets, Xtr, ytr, seed, max_epochs, device):
+def fit_one(cls, kind, dim, n_sets, Xtr, ytr, seed, max_epochs, device,
+            batch_size=2048):
     params = {
         "embedding_dim": dim,
         "n_embedding_sets": n_sets,
         "max_epochs": max_epochs,
-        "batch_size": 2048,
+        "batch_size": batch_size,
         "lr": 1e-3,
         "optimizer__weight_decay": 1e-6,
         "random_state": seed,
@@ -237,7 +237,8 @@ def fit_one(cls, kind, dim, n_sets, Xtr, ytr, seed, max_epochs, device):
     return clf, time.perf_counter() - t0
 
 
-def run_scaling(eval_data, models, datasets, max_epochs, seeds, device):
+def run_scaling(eval_data, models, datasets, max_epochs, seeds, device,
+                batch_size=2048, n_train=40_000):
     rows = []
     for data_name in datasets:
         for seed in range(seeds):
@@ -246,17 +247,19 @@ def run_scaling(eval_data, models, datasets, max_epochs, seeds, device):
                 note = "Frappe: train = validation file, test = test file"
                 bayes = None
             else:
-                Xtr, ytr, Xte, yte, pte = synthetic(seed)
+                Xtr, ytr, Xte, yte, pte = synthetic(seed, n_train, n_train // 2)
                 bayes = roc_auc_score(yte, pte), log_loss(yte, pte)
-                note = (f"make_ctr (10 fields, 40k train / 20k test), Bayes AUC "
+                note = (f"make_ctr (10 fields, {n_train:,} train / "
+                        f"{n_train // 2:,} test), Bayes AUC "
                         f"{bayes[0]:.4f}, Bayes log loss {bayes[1]:.4f}")
-            print(f"\n== scaling on {data_name}, seed {seed}: {note}")
+            print(f"\n== scaling on {data_name}, seed {seed}: {note}; batch "
+                  f"{batch_size}, at most {max_epochs} epochs")
             print(f"  {'model':9s} {'config':7s} {'AUC':>7s} {'logloss':>8s} "
                   f"{'IA(field)':>9s} {'IA(set)':>8s} {'epochs':>6s} {'s':>6s}")
             for model in models:
                 for kind, dim, n_sets in _configs():
                     clf, secs = fit_one(MODELS[model], kind, dim, n_sets, Xtr, ytr,
-                                        seed, max_epochs, device)
+                                        seed, max_epochs, device, batch_size)
                     proba = clf.predict_proba(Xte)[:, 1]
                     auc, ll = roc_auc_score(yte, proba), log_loss(yte, proba)
                     ia_field, ia_set = _mean_field_ia(clf)
@@ -279,6 +282,10 @@ def main(argv=None):
     parser.add_argument("--datasets", default="synthetic,frappe")
     parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=2048,
+                        help="batch size of the scaling fits (the paper: 2048)")
+    parser.add_argument("--synthetic-train", type=int, default=40_000,
+                        help="make_ctr training rows (test: half as many)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1 avoids oversubscribing a "
@@ -299,7 +306,8 @@ def main(argv=None):
         if unknown:
             parser.error(f"unknown models {sorted(unknown)}; choose from {list(MODELS)}")
         run_scaling(args.eval_data, models, args.datasets.split(","),
-                    args.max_epochs, args.seeds, args.device)
+                    args.max_epochs, args.seeds, args.device, args.batch_size,
+                    args.synthetic_train)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
