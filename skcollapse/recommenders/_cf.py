@@ -475,6 +475,7 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         n_items = self.n_items or n_items
         self.n_users_ = int(n_users)
         self.n_items_ = int(n_items)
+        self.n_features_in_ = 2
         R = sp.csr_matrix(
             (np.ones(users.shape[0], dtype=np.float32), (users, items)),
             shape=(self.n_users_, self.n_items_),
@@ -1013,6 +1014,7 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = False
         tags.input_tags.two_d_array = True
+        tags.input_tags.positive_only = True
         tags.non_deterministic = self.random_state is None
         return tags
 
