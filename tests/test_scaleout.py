@@ -38,6 +38,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def one_thread():
+    """Train the in-process references single-threaded, like each worker."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---------------------------------------------------------------------------
 # 1. helpers of skcollapse.utils._distributed, one process
 # ---------------------------------------------------------------------------
@@ -271,7 +280,7 @@ def _grid_search():
     return GridSearchCV(est, grid, cv=cv, n_jobs=2, refit=False)
 
 
-def test_grid_search_dask_backend_matches_sequential(dask_client):
+def test_grid_search_dask_backend_matches_sequential(dask_client, one_thread):
     joblib = pytest.importorskip("joblib")
     from distributed import get_task_stream
 
@@ -396,25 +405,45 @@ def _ctr_worker(out_dir):
         json.dump(result, f)
 
 
-def _accelerate_worker(out_dir, sync):
+def _cf_estimator(name, accelerate=False):
+    """The CF estimator class of a test mode, optionally with AccelerateMixin."""
+    from skcollapse.recommenders import LightGCNRecommender, MFRecommender
+
+    base = LightGCNRecommender if name == "lightgcn" else MFRecommender
+    if not accelerate:
+        return base
+    from skorch.hf import AccelerateMixin
+
+    class Accelerated(AccelerateMixin, base):
+        """The estimator trained data-parallel by accelerate."""
+
+    return Accelerated
+
+
+def _cf_params(name):
+    if name == "lightgcn":
+        # no n_users/n_items: the module is rebuilt for the data in fit and must
+        # then be prepared for accelerate again
+        params = {k: v for k, v in _MF_PARAMS.items() if k not in ("n_users", "n_items")}
+        return {**params, "n_layers": 2, "max_epochs": 8}
+    return dict(_MF_PARAMS)
+
+
+def _accelerate_worker(out_dir, mode):
     """Body of each process launched by torchrun (see ``__main__`` below)."""
     import json
 
-    from skorch.hf import AccelerateMixin
+    from skcollapse.utils._distributed import unwrap_module
 
-    from skcollapse.recommenders import MFRecommender
-
-    class AcceleratedMF(AccelerateMixin, MFRecommender):
-        """MF trained data-parallel by accelerate."""
-
+    name = "lightgcn" if mode == "lightgcn" else "mf"
     X_train, X_test = _cf_data()
     acc = _cpu_accelerator()
-    net = AcceleratedMF(
-        accelerator=acc, device=None, batch_size=_B, regularizer=_regularizer(sync),
-        **_MF_PARAMS,
+    net = _cf_estimator(name, accelerate=True)(
+        accelerator=acc, device=None, batch_size=_B,
+        regularizer=_regularizer(mode == "sync"), **_cf_params(name),
     )
     net.fit(X_train)
-    weights = net.module_.embedding.weight.detach()
+    weights = unwrap_module(net.module_).embedding.weight.detach()
     result = {
         "rank": acc.process_index,
         "world": acc.num_processes,
@@ -436,7 +465,8 @@ def _launch(n_proc, out_dir, mode, timeout=300):
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
-    env["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
+    if sys.platform.startswith("linux"):
+        env["GLOO_SOCKET_IFNAME"] = "lo"  # gloo's connections over loopback only
     cmd = [
         sys.executable, "-m", "torch.distributed.run",
         "--nproc_per_node", str(n_proc), "--nnodes", "1",
@@ -460,22 +490,29 @@ def _launch(n_proc, out_dir, mode, timeout=300):
 
 
 @pytest.mark.parametrize(
-    "sync",
-    [False, pytest.param(True, marks=pytest.mark.slow)],
-    ids=["per-process", "gathered"],
+    "mode",
+    [
+        "local",
+        pytest.param("sync", marks=pytest.mark.slow),
+        pytest.param("lightgcn", marks=pytest.mark.slow),
+    ],
+    ids=["mf-per-process", "mf-gathered", "lightgcn-per-process"],
 )
-def test_accelerate_two_processes_match_one(tmp_path, sync):
+def test_accelerate_two_processes_match_one(tmp_path, mode, one_thread):
     pytest.importorskip("accelerate")
-    from skcollapse.recommenders import MFRecommender
+    name = "lightgcn" if mode == "lightgcn" else "mf"
+    estimator = _cf_estimator(name)
 
-    res = _launch(2, tmp_path, "sync" if sync else "local")
+    res = _launch(2, tmp_path, mode)
     assert [r["rank"] for r in res] == [0, 1]
     assert all(r["world"] == 2 and r["distributed"] for r in res)
-    assert all(r["unwrapped"] == "MatrixFactorization" for r in res)
+    # unwrapped after training (unwrap_after_train=True)
+    expected_module = "LightGCN" if name == "lightgcn" else "MatrixFactorization"
+    assert all(r["unwrapped"] == expected_module for r in res)
     # DDP kept the replicas identical: both processes hold the same weights
     assert res[0]["checksum"] == pytest.approx(res[1]["checksum"], rel=1e-6)
     assert res[0]["abs_checksum"] == pytest.approx(res[1]["abs_checksum"], rel=1e-6)
-    if sync:
+    if mode == "sync":
         # the LogDet statistic came from the gathered global batch: the same
         # value in both processes
         assert res[0]["penalty"] == pytest.approx(res[1]["penalty"], rel=1e-9)
@@ -485,18 +522,18 @@ def test_accelerate_two_processes_match_one(tmp_path, sync):
 
     # reference: one process, the same global batch (2 x _B), no accelerate
     X_train, X_test = _cf_data()
-    torch.set_num_threads(1)
-    ref = MFRecommender(
-        batch_size=2 * _B, regularizer=LogDetRegularizer(weight=0.001), **_MF_PARAMS
+    params = _cf_params(name)
+    ref = estimator(
+        batch_size=2 * _B, regularizer=LogDetRegularizer(weight=0.001), **params
     ).fit(X_train)
     ref_ndcg = ref.score(X_test)
     # each process took half of every epoch: the same number of steps as one
     # process with the global batch
     assert res[0]["steps_per_epoch"] == len(ref.history[-1, "batches"])
     # the same quality: NDCG@20 within 0.04 of one process (three seeds of one
-    # process span 0.026 in this configuration), far above an untrained model
-    untrained = MFRecommender(
-        batch_size=2 * _B, **{**_MF_PARAMS, "max_epochs": 0}
+    # MF process span 0.026 in this configuration), far above an untrained model
+    untrained = estimator(
+        batch_size=2 * _B, **{**params, "max_epochs": 0}
     ).fit(X_train).score(X_test)
     assert ref_ndcg > untrained + 0.15
     for r in res:
@@ -504,7 +541,7 @@ def test_accelerate_two_processes_match_one(tmp_path, sync):
 
 
 @pytest.mark.slow
-def test_accelerate_ctr_two_processes_match_one(tmp_path):
+def test_accelerate_ctr_two_processes_match_one(tmp_path, one_thread):
     pytest.importorskip("accelerate")
     from sklearn.metrics import roc_auc_score
 
@@ -512,7 +549,6 @@ def test_accelerate_ctr_two_processes_match_one(tmp_path):
 
     res = _launch(2, tmp_path, "ctr")
     X_train, y_train, X_test, y_test = _ctr_data()
-    torch.set_num_threads(1)
     ref = DCNv2Classifier(
         batch_size=2 * _CTR_B, regularizer=_regularizer(False), **_CTR_PARAMS
     ).fit(X_train, y_train)
@@ -534,4 +570,4 @@ if __name__ == "__main__":  # the per-process body of the torchrun launches abov
     if sys.argv[2] == "ctr":
         _ctr_worker(sys.argv[1])
     else:
-        _accelerate_worker(sys.argv[1], sys.argv[2] == "sync")
+        _accelerate_worker(sys.argv[1], sys.argv[2])
