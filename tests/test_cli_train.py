@@ -368,3 +368,27 @@ def test_headerless_text_files(tmp_path, name, sep):
     assert header["data"]["n_users"] == len(np.unique(X[:, 0]))
     _, _, payload = load_model(out)
     np.testing.assert_array_equal(payload["item_ids"], np.unique(X[:, 1]) + 1)
+
+
+def test_diverged_training_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from skcollapse import recommenders
+
+    def diverge(self, X, y=None, **fit_params):
+        raise recommenders.ModelFitError("training loss became nan at epoch 1")
+
+    monkeypatch.setattr(recommenders.MFRecommender, "fit", diverge)
+    out = tmp_path / "m.skc"
+    assert main(["train", *FAST, "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skcollapse: error: training failed: training loss")
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_regularizer_none_means_no_regularizer(csv_file, tmp_path):
+    path, _, _ = csv_file
+    out = tmp_path / "m.skc"
+    args = ["train", "--data", str(path), *FAST, "--regularizer", "None"]
+    assert main([*args, "-o", str(out), "--quiet", "--max-epochs", "1"]) == 0
+    model, header, _ = load_model(out)
+    assert model.regularizer is None and header["params"]["regularizer"] is None

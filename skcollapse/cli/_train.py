@@ -194,7 +194,10 @@ def estimator_params(args) -> dict:
                     f"{flag} is not a parameter of --model {args.model} "
                     f"(only of {', '.join(models)})"
                 )
-            params[param] = getattr(args, key)
+            value = getattr(args, key)
+            if param == "regularizer" and value.lower() == "none":
+                value = None
+            params[param] = value
     for item in args.param:
         name, sep, value = item.partition("=")
         name = name.strip()
@@ -581,8 +584,13 @@ def run_train(args) -> int:
         callbacks=_callbacks(args),
     )
     _say(args, f"training {cls.__name__} on {device} ...")
+    from skcollapse.recommenders import ModelFitError
+
     start = time.perf_counter()
-    estimator.fit(X_train)
+    try:
+        estimator.fit(X_train)
+    except ModelFitError as exc:  # diverged: a user-fixable setting, no traceback
+        raise CLIError(f"training failed: {exc}") from None
     fit_seconds = time.perf_counter() - start
 
     metrics = _table_metrics(estimator)
