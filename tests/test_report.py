@@ -15,6 +15,8 @@ from skcollapse.cli._report import (
     TABLE_MARKDOWN,
     format_value,
     markdown_table,
+    report_callbacks,
+    write_demo_report,
     write_report,
 )
 
@@ -154,3 +156,27 @@ def test_markdown_table_alignment_and_pipes():
     assert lines[1] == "|:---|---:|"
     assert lines[2] == r"| a\|b | 1 |"
     assert re.fullmatch(r"\| name \| x \|", lines[0])
+
+
+def test_write_demo_report_records_the_command(tmp_path, run, capsys):
+    import argparse
+
+    models, table, X = run
+    args = argparse.Namespace(
+        report=tmp_path / "rep",
+        users=30,
+        items=40,
+        epochs=3,
+        seed=1,
+        device="cpu",
+        quiet=False,
+    )
+    columns = ["model", "ndcg@20", "item_erank"]
+    files = write_demo_report(args, table, columns, models, X)
+    assert f"report written to {files['html']}" in capsys.readouterr().err
+    header = files["csv"].read_text().splitlines()[0]
+    assert header == "model,ndcg@20,item_erank"  # the table's own columns only
+    page = files["html"].read_text()
+    assert "skcollapse demo --users 30 --items 40 --epochs 3 --seed 1" in page
+    assert f"{len(X)} training interactions" in page
+    assert report_callbacks()[0].record_initial
