@@ -28,7 +28,7 @@ from skcollapse.recommenders import LightGCNRecommender
 
 FAST = os.environ.get("SKCOLLAPSE_EXAMPLES_FAST") == "1"  # quick run in the tests
 X = make_interactions(
-    n_users=300 if FAST else 1000, n_items=200 if FAST else 600, random_state=0
+    n_users=300 if FAST else 600, n_items=200 if FAST else 400, random_state=0
 )
 X_train, X_test = train_test_split_interactions(X, test_size=0.2, random_state=0)
 settings = {
@@ -37,7 +37,7 @@ settings = {
     "lr": 0.05,
     "init_std": 0.01,
     "batch_size": 1024,
-    "max_epochs": 3 if FAST else 20,
+    "max_epochs": 3 if FAST else 10,
     "random_state": 0,
 }
 

@@ -36,7 +36,7 @@ from skcollapse.datasets import make_interactions
 from skcollapse.recommenders import LightGCNRecommender
 
 X = make_interactions(
-    n_users=300 if FAST else 2000, n_items=200 if FAST else 1000, random_state=0
+    n_users=300 if FAST else 1000, n_items=200 if FAST else 600, random_state=0
 )
 settings = {
     "embedding_dim": 64,
