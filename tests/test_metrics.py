@@ -316,6 +316,21 @@ def test_bad_input_raises_clear_errors(bad, exc, match):
             func(bad)
 
 
+def test_non_finite_values_are_not_hidden_by_row_normalization():
+    E = np.random.default_rng(0).standard_normal((3000, 8))
+    E[17, 2] = np.nan
+    for method in ("gram", "svd"):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            effective_rank(E, row_normalize=True, method=method)
+    E[17, 2] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        information_abundance(E, row_normalize=True, center=True)
+    # huge but finite rows are normalised, not zeroed
+    E[17] = 1e200
+    ref = ref_erank(np.vstack([E[:17], np.ones((1, 8)), E[18:]]), row_normalize=True)
+    np.testing.assert_allclose(effective_rank(E, row_normalize=True), ref, rtol=1e-6)
+
+
 def test_bad_options_raise():
     E = np.eye(3)
     with pytest.raises(ValueError, match="spectrum"):

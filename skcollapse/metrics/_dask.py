@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skcollapse.metrics._spectrum import GramAccumulator
+from skcollapse.metrics._spectrum import GramAccumulator, _row_normalize_np
 
 __all__ = [
     "dask_gram_accumulator",
@@ -97,10 +97,9 @@ def dask_singular_values(E, *, center=False, row_normalize=False):
 def _block_moments(block):
     """Count, mean and sum of squared deviations of L2-normalised rows of a block."""
     X = np.asarray(block, dtype=np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->i", X, X))[:, None]
-    if not np.isfinite(norms).all():
+    if not np.isfinite(X).all():
         raise ValueError("embeddings contains NaN or infinite values.")
-    X = np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+    X = _row_normalize_np(X)
     n = X.shape[0]
     mean = X.mean(axis=0) if n else np.zeros(X.shape[1])
     m2 = ((X - mean) ** 2).sum(axis=0)

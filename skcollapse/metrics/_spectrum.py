@@ -62,7 +62,17 @@ def _non_finite_error(name="embeddings"):
 
 
 def _row_normalize_np(block):
-    norms = np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]
+    """L2-normalise rows (zero rows stay zero); NaN/inf raise instead of vanishing."""
+    norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+    bad = ~np.isfinite(norms)
+    if bad.any():
+        sub = block[bad]
+        if not np.isfinite(sub).all():
+            raise _non_finite_error()
+        # finite rows whose squared norm overflowed: rescale first
+        top = np.abs(sub).max(axis=1, keepdims=True)
+        norms[bad] = top[:, 0] * np.sqrt(np.einsum("ij,ij->i", sub / top, sub / top))
+    norms = norms[:, None]
     return np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)
 
 
