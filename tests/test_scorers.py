@@ -104,6 +104,21 @@ def test_partial_fit_over_chunks_equals_fit():
         est.partial_fit(E[:5, :3])
 
 
+def test_fit_streams_a_memmap(tmp_path):
+    rng = np.random.default_rng(5)
+    E = rng.standard_normal((4000, 12)).astype(np.float32)
+    np.save(tmp_path / "E.npy", E)
+    M = np.load(tmp_path / "E.npy", mmap_mode="r")
+    est = ErankScorer().fit(M)
+    np.testing.assert_allclose(est.effective_rank_, ref_erank(E), rtol=1e-6)
+    assert est.n_features_in_ == 12
+    np.testing.assert_allclose(est.score(M), ref_erank(E), rtol=1e-6)
+    E[5, 5] = np.inf
+    np.save(tmp_path / "bad.npy", E)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        IAScorer().fit(np.load(tmp_path / "bad.npy", mmap_mode="r"))
+
+
 def test_partial_fit_torch_chunks():
     rng = np.random.default_rng(2)
     E = rng.standard_normal((3000, 8)).astype(np.float32)

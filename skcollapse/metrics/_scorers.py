@@ -97,9 +97,13 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
 
     # ------------------------------------------------------------ validation
     def _check_input(self, X, *, reset):
-        """Validate X; numpy-likes through ``validate_data``, torch/dask as they are."""
+        """Validate X; numpy-likes through ``validate_data``, torch/dask as they are.
+
+        ``np.memmap`` tables skip ``validate_data`` (whose full NaN pass would pull
+        the whole file into memory); they are checked while streamed.
+        """
         kind = array_namespace_kind(X)
-        if kind == "numpy":
+        if kind == "numpy" and not isinstance(X, np.memmap):
             X = validate_data(
                 self, X, dtype=[np.float64, np.float32], reset=reset,
                 ensure_min_samples=1,
