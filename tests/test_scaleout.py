@@ -7,6 +7,7 @@ Everything runs on CPU processes talking over loopback (127.0.0.1) or a file:
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import sys
@@ -136,6 +137,29 @@ def test_sync_regularizer_single_process_equals_wrapped():
         SyncBatchRegularizer("no-such-regularizer")
     with pytest.raises(TypeError, match="cannot wrap another"):
         SyncBatchRegularizer(SyncBatchRegularizer("logdet"))
+
+
+def test_sync_regularizer_pickles_and_utils_stay_light():
+    import pickle
+    import subprocess
+
+    reg = SyncBatchRegularizer("logdet", weight=2.0)
+    for other in (pickle.loads(pickle.dumps(reg)), copy.deepcopy(reg)):
+        assert type(other) is SyncBatchRegularizer
+        assert other.weight == 2.0
+        assert isinstance(other.regularizer, LogDetRegularizer)
+    # importing the helpers does not import skcollapse.regularizers (so that
+    # package may re-export SyncBatchRegularizer without an import cycle)
+    code = (
+        "import sys; import skcollapse.utils._distributed as d; "
+        "print('skcollapse.regularizers' in sys.modules); "
+        "print(d.SyncBatchRegularizer.__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["False", "SyncBatchRegularizer"]
 
 
 # ---------------------------------------------------------------------------

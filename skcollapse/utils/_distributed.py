@@ -72,10 +72,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from skcollapse.regularizers._base import Regularizer, resolve_regularizer
-
 __all__ = [
-    "SyncBatchRegularizer",
+    "SyncBatchRegularizer",  # noqa: F822 - built on first access by __getattr__
     "all_gather_rows",
     "compute_device",
     "is_distributed",
@@ -315,121 +313,143 @@ def _gather_ids(ids, device):
     return out.to(ids.device)
 
 
-class SyncBatchRegularizer(Regularizer):
-    """Compute a regularizer's batch statistics on the global batch of all processes.
+def _build_sync_batch_regularizer():
+    """Define :class:`SyncBatchRegularizer` on first use.
 
-    Under data parallelism (``AccelerateMixin``, DDP) every process sees only
-    its shard of the batch. This wrapper all-gathers each table's batch rows (and
-    the per-row context: ``"<table>_ids"`` and ``"X"``) before calling the
-    wrapped regularizer, then hands back this process's own rows of the
-    (possibly transformed) embeddings. Every process computes the same penalty;
-    after DDP averages the gradients, the parameters receive the gradient of the
-    penalty of the global batch. With a single process, or in eval mode, it is
-    the wrapped regularizer unchanged.
-
-    See the module docstring for when per-process statistics suffice.
-
-    Parameters
-    ----------
-    regularizer : str, Regularizer class or instance
-        The regularizer to synchronise (anything ``regularizer=`` accepts except
-        ``None``). An instance is copied, so the object passed in is never
-        trained in place.
-    weight : float, default=1.0
-        Extra multiplier of the wrapped regularizer's (already weighted)
-        penalty.
-
-    Attributes
-    ----------
-    last_penalty_ : float
-        The wrapped regularizer's most recent unweighted penalty.
-
-    Examples
-    --------
-    >>> from skcollapse.regularizers import LogDetRegularizer
-    >>> from skcollapse.utils._distributed import SyncBatchRegularizer
-    >>> reg = SyncBatchRegularizer(LogDetRegularizer(weight=0.1))
-    >>> reg.kind
-    'penalty'
+    ``skcollapse.utils`` must not import :mod:`skcollapse.regularizers` when it is
+    loaded (the recommenders import this module, and ``skcollapse.regularizers``
+    may re-export the class from here); the module ``__getattr__`` below builds
+    the class once, on first access.
     """
+    from skcollapse.regularizers._base import Regularizer, resolve_regularizer
 
-    def __init__(self, regularizer=None, *, weight=1.0):
-        super().__init__(weight=weight)
-        if regularizer is None:
-            raise TypeError(
-                "regularizer must be a regularizer name, class or instance to "
-                "synchronise, got None."
-            )
-        spec = resolve_regularizer(regularizer)
-        if isinstance(spec, type):
-            spec = spec()
-        elif spec is regularizer:
-            spec = copy.deepcopy(spec)
-        if isinstance(spec, SyncBatchRegularizer):
-            raise TypeError("SyncBatchRegularizer cannot wrap another one.")
-        self.regularizer = spec
+    class SyncBatchRegularizer(Regularizer):
+        """Compute a regularizer's batch statistics on the global batch of all processes.
 
-    @property
-    def kind(self) -> str:  # the wrapped regularizer decides how estimators use it
-        return self.regularizer.kind
+        Under data parallelism (``AccelerateMixin``, DDP) every process sees only
+        its shard of the batch. This wrapper all-gathers each table's batch rows (and
+        the per-row context: ``"<table>_ids"`` and ``"X"``) before calling the
+        wrapped regularizer, then hands back this process's own rows of the
+        (possibly transformed) embeddings. Every process computes the same penalty;
+        after DDP averages the gradients, the parameters receive the gradient of the
+        penalty of the global batch. With a single process, or in eval mode, it is
+        the wrapped regularizer unchanged.
 
-    @property
-    def needs_tables(self) -> bool:
-        return bool(getattr(self.regularizer, "needs_tables", False))
+        See the module docstring for when per-process statistics suffice.
 
-    def setup(self, info: dict) -> None:
-        self.regularizer.setup(info)
+        Parameters
+        ----------
+        regularizer : str, Regularizer class or instance
+            The regularizer to synchronise (anything ``regularizer=`` accepts except
+            ``None``). An instance is copied, so the object passed in is never
+            trained in place.
+        weight : float, default=1.0
+            Extra multiplier of the wrapped regularizer's (already weighted)
+            penalty.
 
-    def transform_extra(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        # the wrapped regularizer kept the statistics of the (gathered) batch
-        return self.regularizer.transform_extra(name, x)
+        Attributes
+        ----------
+        last_penalty_ : float
+            The wrapped regularizer's most recent unweighted penalty.
 
-    def _gather_context(self, context, local_rows):
-        if context is None:
-            return None
-        out = dict(context)
-        device = next(iter(local_rows.values()))[0].device
-        for key, value in context.items():
-            if key == "tables" or value is None:
-                continue
-            per_row = key == "X" or key.endswith("_ids")
-            if not per_row or not hasattr(value, "__len__"):
-                continue
-            if key == "X":
-                if isinstance(value, torch.Tensor):
-                    out[key] = all_gather_rows(value.detach())
+        Examples
+        --------
+        >>> from skcollapse.regularizers import LogDetRegularizer
+        >>> from skcollapse.utils._distributed import SyncBatchRegularizer
+        >>> reg = SyncBatchRegularizer(LogDetRegularizer(weight=0.1))
+        >>> reg.kind
+        'penalty'
+        """
+
+        def __init__(self, regularizer=None, *, weight=1.0):
+            super().__init__(weight=weight)
+            if regularizer is None:
+                raise TypeError(
+                    "regularizer must be a regularizer name, class or instance to "
+                    "synchronise, got None."
+                )
+            spec = resolve_regularizer(regularizer)
+            if isinstance(spec, type):
+                spec = spec()
+            elif spec is regularizer:
+                spec = copy.deepcopy(spec)
+            if isinstance(spec, SyncBatchRegularizer):
+                raise TypeError("SyncBatchRegularizer cannot wrap another one.")
+            self.regularizer = spec
+
+        @property
+        def kind(self) -> str:  # the wrapped regularizer decides how estimators use it
+            return self.regularizer.kind
+
+        @property
+        def needs_tables(self) -> bool:
+            return bool(getattr(self.regularizer, "needs_tables", False))
+
+        def setup(self, info: dict) -> None:
+            self.regularizer.setup(info)
+
+        def transform_extra(self, name: str, x: torch.Tensor) -> torch.Tensor:
+            # the wrapped regularizer kept the statistics of the (gathered) batch
+            return self.regularizer.transform_extra(name, x)
+
+        def _gather_context(self, context, local_rows):
+            if context is None:
+                return None
+            out = dict(context)
+            device = next(iter(local_rows.values()))[0].device
+            for key, value in context.items():
+                if key == "tables" or value is None:
+                    continue
+                per_row = key == "X" or key.endswith("_ids")
+                if not per_row or not hasattr(value, "__len__"):
+                    continue
+                if key == "X":
+                    if isinstance(value, torch.Tensor):
+                        out[key] = all_gather_rows(value.detach())
+                    else:
+                        arr = torch.as_tensor(np.asarray(value), device=device)
+                        out[key] = all_gather_rows(arr).cpu().numpy()
                 else:
-                    arr = torch.as_tensor(np.asarray(value), device=device)
-                    out[key] = all_gather_rows(arr).cpu().numpy()
+                    out[key] = _gather_ids(value, device)
+            return out
+
+        def forward(self, embeddings: dict, context: dict | None = None):
+            if not isinstance(embeddings, dict) or not embeddings:
+                raise TypeError(
+                    "a regularizer takes a non-empty dict of table name -> (batch, dim) tensor."
+                )
+            if not (self.training and is_distributed()):
+                out, penalty = self.regularizer(embeddings, context)
             else:
-                out[key] = _gather_ids(value, device)
-        return out
+                gathered, local_rows = {}, {}
+                for name in sorted(embeddings):  # same collective order in every process
+                    x = embeddings[name]
+                    full, offset = all_gather_rows(x, return_offset=True)
+                    gathered[name] = full
+                    local_rows[name] = (full, offset, x.shape[0])
+                gctx = self._gather_context(context, local_rows)
+                g_out, penalty = self.regularizer(gathered, gctx)
+                out = {}
+                for name, value in g_out.items():
+                    if name in local_rows:
+                        _, offset, n = local_rows[name]
+                        out[name] = value[offset : offset + n]
+                    else:
+                        out[name] = value
+            self.last_penalty_ = self.regularizer.last_penalty_
+            return out, penalty * float(self.weight)
 
-    def forward(self, embeddings: dict, context: dict | None = None):
-        if not isinstance(embeddings, dict) or not embeddings:
-            raise TypeError(
-                "a regularizer takes a non-empty dict of table name -> (batch, dim) tensor."
-            )
-        if not (self.training and is_distributed()):
-            out, penalty = self.regularizer(embeddings, context)
-        else:
-            gathered, local_rows = {}, {}
-            for name in sorted(embeddings):  # same collective order in every process
-                x = embeddings[name]
-                full, offset = all_gather_rows(x, return_offset=True)
-                gathered[name] = full
-                local_rows[name] = (full, offset, x.shape[0])
-            gctx = self._gather_context(context, local_rows)
-            g_out, penalty = self.regularizer(gathered, gctx)
-            out = {}
-            for name, value in g_out.items():
-                if name in local_rows:
-                    _, offset, n = local_rows[name]
-                    out[name] = value[offset : offset + n]
-                else:
-                    out[name] = value
-        self.last_penalty_ = self.regularizer.last_penalty_
-        return out, penalty * float(self.weight)
+        def extra_repr(self) -> str:
+            return f"weight={self.weight}"
 
-    def extra_repr(self) -> str:
-        return f"weight={self.weight}"
+    SyncBatchRegularizer.__module__ = __name__
+    SyncBatchRegularizer.__qualname__ = "SyncBatchRegularizer"  # picklable by name
+    return SyncBatchRegularizer
+
+
+def __getattr__(name):
+    if name == "SyncBatchRegularizer":
+        cls = _build_sync_batch_regularizer()
+        globals()[name] = cls  # built once: pickling and isinstance see one class
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
