@@ -20,6 +20,7 @@ __all__ = ["CLIError", "main"]
 
 #: Modules that each contribute one sub-command through ``add_parser(subparsers)``.
 _COMMANDS = [
+    "skcollapse.cli._demo",
     "skcollapse.cli._score",
     "skcollapse.cli._train",
 ]
