@@ -68,8 +68,8 @@ def add_parser(subparsers):
     )
     parser.add_argument("--device", default="cpu",
                         help="torch device to train and rank on (cpu, cuda)")
-    parser.add_argument("--users", type=int, default=1500, help="number of users")
-    parser.add_argument("--items", type=int, default=800, help="number of items")
+    parser.add_argument("--users", type=int, default=1000, help="number of users")
+    parser.add_argument("--items", type=int, default=600, help="number of items")
     parser.add_argument("--epochs", type=int, default=DEMO_SETTINGS["max_epochs"],
                         help="training epochs per model")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
