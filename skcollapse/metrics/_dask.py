@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from skcollapse.metrics._spectrum import GramAccumulator, _row_normalize_np
+from skcollapse.metrics._spectrum import (
+    GramAccumulator,
+    _chunk_rows,
+    _row_normalize_np,
+)
 
 __all__ = [
     "dask_gram_accumulator",
@@ -33,7 +37,10 @@ def _block_accumulator(block, n_features, center, row_normalize):
     if block.dtype.kind not in "fiub":
         raise TypeError(f"embeddings must have a numeric dtype, got {block.dtype}.")
     acc = GramAccumulator(n_features, center=center, row_normalize=row_normalize)
-    acc.update(block)
+    # Sub-chunks keep the float64 copy small whatever the dask block size is.
+    rows = _chunk_rows(n_features, None)
+    for start in range(0, block.shape[0], rows):
+        acc.update(block[start : start + rows])
     acc._buffer = None
     if not np.isfinite(np.diagonal(acc.gram)).all():
         raise ValueError("embeddings contains NaN or infinite values.")
