@@ -77,6 +77,9 @@ def add_parser(subparsers):
                         help="print the results as JSON instead of a table")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress lines on stderr")
+    from skcollapse.cli._report import add_report_argument
+
+    add_report_argument(parser)
     parser.set_defaults(func=run_demo)
     return parser
 
@@ -158,6 +161,11 @@ def run_demo(args):
     )
     rows = [_popularity_row(train, test, args.users, args.items)]
     runs = [(m, r) for r in DEMO_REGULARIZERS for m in DEMO_MODELS]
+    models = {}  # row label -> fitted estimator, for --report
+    if args.report:
+        from skcollapse.cli._report import check_report_dir
+
+        check_report_dir(args.report)  # fail before training, not after
     for step, ((label, path), reg) in enumerate(runs, start=1):
         cls = _import(path)
         params = {
@@ -170,11 +178,16 @@ def run_demo(args):
             "regularizer": reg["regularizer"],
             **reg.get("params", {}),
         }
+        if args.report:  # per-epoch erank/IA for the report's history plot
+            from skcollapse.cli._report import report_callbacks
+
+            params["callbacks"] = report_callbacks()
         progress(f"[{step}/{len(runs)}] {label} (regularizer: {reg['label']}) ...")
         est = cls(**params)
         t0 = time.perf_counter()
         est.fit(train)
         fit_s = time.perf_counter() - t0
+        models[label if reg["label"] == "none" else f"{label} + {reg['label']}"] = est
         res = evaluate_ranking(est, test, k=20, metrics=("recall", "ndcg", "coverage"))
         emb = est.get_embeddings()
         rows.append(
@@ -201,4 +214,8 @@ def run_demo(args):
         from skcollapse.cli._report import markdown_table
 
         print(markdown_table(_COLUMNS, rows), end="")
+    if args.report:
+        from skcollapse.cli._report import write_demo_report
+
+        write_demo_report(args, rows, _COLUMNS, models, train)
     return 0

@@ -11,6 +11,7 @@ import datetime as _dt
 import html
 import math
 import numbers
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -331,9 +332,8 @@ def write_report(
         one entry per plot (``"spectrum_item"``, ``"projection_item"``,
         ``"history"``, ...).
     """
+    check_report_dir(directory)
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise CLIError(f"report directory {directory} exists and is not a directory")
     columns, records = _as_records(table)
     if models is not None and not isinstance(models, Mapping):
         raise TypeError(
@@ -382,6 +382,16 @@ def write_report(
 
 
 # ------------------------------------------------------------------ demo hook
+def check_report_dir(directory):
+    """Fail early when ``directory`` cannot hold a report."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CLIError(f"report directory {directory} exists and is not a directory")
+    parent = next((p for p in [directory, *directory.parents] if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise CLIError(f"report directory {directory}: {parent} is not writable")
+
+
 def add_report_argument(parser):
     """Add ``--report DIR`` to a sub-command's parser."""
     parser.add_argument(
@@ -442,7 +452,8 @@ def write_demo_report(args, rows, columns, models, train, *, quiet=None):
             "Recall, NDCG and coverage are measured on the held-out interactions "
             "(items seen in training excluded). erank and IA are the effective rank "
             "and information abundance of the fitted tables: larger means less "
-            "collapse (at most the embedding size)."
+            "collapse (at most the embedding size). Fit times include the per-epoch "
+            "collapse monitor that feeds the training-curve plot."
         ),
     ]
     files = write_report(
