@@ -23,7 +23,7 @@ SPECTRAL = (effective_rank, information_abundance, stable_rank, condition_number
 def _tables():
     rng = np.random.default_rng(0)
     return {
-        "tall": rng.standard_normal((4000, 24)) * np.geomspace(1, 1e-3, 24),
+        "tall": rng.standard_normal((1500, 24)) * np.geomspace(1, 1e-3, 24),
         "wide": rng.standard_normal((20, 50)),
         "offset": 30.0 + rng.standard_normal((1500, 8)),
     }

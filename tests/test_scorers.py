@@ -210,11 +210,11 @@ def test_pipeline_score_is_erank_of_pca_output(digits):
 
 def test_grid_search_without_scoring_ranks_pca_sizes_by_erank(digits):
     X, _ = digits
-    sizes = [2, 4, 8, 16]
+    sizes = [2, 6, 16]
     search = GridSearchCV(
-        make_pipeline(StandardScaler(), PCA(), ErankScorer()),
-        {"pca__n_components": sizes}, cv=3,
-    ).fit(X)
+        make_pipeline(StandardScaler(), PCA(svd_solver="full"), ErankScorer()),
+        {"pca__n_components": sizes}, cv=2,
+    ).fit(X[:300])
     means = search.cv_results_["mean_test_score"]
     assert np.all(np.diff(means) > 0)
     assert search.best_params_ == {"pca__n_components": 16}
