@@ -166,9 +166,11 @@ def main(argv=None):
     print(f"max |mean_test_score difference| dask vs sequential: {diff:.2e}")
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     print(
-        f"note: {os.cpu_count()} CPU core(s) bound the ratio at "
-        f"{min(os.cpu_count() or 1, n_workers)}x; small fits are dominated by "
-        "per-task overhead"
+        f"note: against the 1-thread baseline the ratio cannot exceed "
+        f"min(cores, workers) = {min(os.cpu_count() or 1, n_workers)}x; a larger "
+        "ratio against the default-thread baseline means torch's intra-op threads "
+        "oversubscribe the cores (e.g. on a loaded machine). Small fits are "
+        "dominated by per-task overhead"
     )
 
 
