@@ -43,7 +43,7 @@ _DEFAULT_NEGATIVES = {"bpr": 1, "bce": 4, "softmax": 128, "align": 0}
 #: optimisers that take the sparse gradients of an embedding table
 _SPARSE_OPTIMIZERS = (SparseRowAdam, torch.optim.SparseAdam)
 # scores kept in memory per ranking block (float32 entries)
-_RANK_BLOCK = 2**23
+_RANK_BLOCK = 2**24
 # largest n_users * n_items for which observed pairs are kept as a dense bitmap
 _BITMAP_MAX = 2**26
 
@@ -451,16 +451,17 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         users, items = _check_ids(X)
         n_users = int(users.max()) + 1
         n_items = int(items.max()) + 1
+        # a fitted module that was not re-initialised (warm_start=True, or
+        # partial_fit) keeps training: its id range is fixed
         fitted = getattr(self, "embeddings_cache_", None) is not None
-        if self.warm_start and fitted and (
-            n_users > self.n_users_ or n_items > self.n_items_
-        ):
+        if fitted and (n_users > self.n_users_ or n_items > self.n_items_):
             raise ValueError(
-                f"warm_start=True but X has ids beyond the fitted range (n_users_="
-                f"{self.n_users_}, n_items_={self.n_items_}); fit from scratch or "
-                "set n_users/n_items large enough before the first fit."
+                "continuing training (warm_start=True or partial_fit) but X has ids "
+                f"beyond the fitted range (n_users_={self.n_users_}, n_items_="
+                f"{self.n_items_}); fit from scratch or set n_users/n_items large "
+                "enough before the first fit."
             )
-        if self.warm_start and fitted:
+        if fitted:
             n_users, n_items = self.n_users_, self.n_items_
         for name, got, given in (
             ("n_users", n_users, self.n_users),
