@@ -16,7 +16,8 @@ def test_demo_prints_one_row_per_model_and_the_baseline(capsys):
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header == _demo._COLUMNS
     models = [line.strip("|").split("|")[0].strip() for line in lines[2:]]
-    assert models == ["Popularity", "MF", "LightGCN"]
+    per_reg = ["MF", "LightGCN"] * len(_demo.DEMO_REGULARIZERS)
+    assert models == ["Popularity", *per_reg]
 
 
 def test_demo_json_values_are_sane(capsys, monkeypatch):
@@ -35,12 +36,11 @@ def test_demo_json_values_are_sane(capsys, monkeypatch):
     )
     assert main([*SMALL, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
+    labels = [reg["label"] for reg in _demo.DEMO_REGULARIZERS]
+    assert labels[0] == "none" and labels[-1] == "l2-callable"
     assert [(r["model"], r["regularizer"]) for r in rows] == [
         ("Popularity", "-"),
-        ("MF", "none"),
-        ("LightGCN", "none"),
-        ("MF", "l2-callable"),
-        ("LightGCN", "l2-callable"),
+        *[(m, label) for label in labels for m in ("MF", "LightGCN")],
     ]
     for r in rows:
         assert 0.0 <= r["Recall@20"] <= 1.0
@@ -55,7 +55,8 @@ def test_demo_progress_on_stderr(capsys):
     args = [a for a in SMALL if a != "--quiet"]
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert "[1/2] MF" in err and "[2/2] LightGCN" in err and "done in" in err
+    n = 2 * len(_demo.DEMO_REGULARIZERS)
+    assert f"[1/{n}] MF" in err and f"[{n}/{n}] LightGCN" in err and "done in" in err
 
 
 @pytest.mark.parametrize(
@@ -75,4 +76,4 @@ def test_demo_bad_arguments_exit_2(capsys, extra, match):
 def test_demo_on_cuda(capsys, torch_device):
     assert main([*SMALL, "--device", torch_device, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 3
+    assert len(rows) == 1 + 2 * len(_demo.DEMO_REGULARIZERS)
