@@ -174,7 +174,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=["mf", "lightgcn"])
     parser.add_argument(
         "--regularizers",
-        nargs="+",
+        nargs="*",
         default=[k for k in GRIDS if k is not None],
         help="registered names to compare with None",
     )
@@ -187,6 +187,12 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--sweep",
+        default=None,
+        help="regularizer of the dim sweep as name[:key=value,...] (default: the "
+        "best of this run by validation NDCG@20)",
+    )
     parser.add_argument("--json", default=None, help="write all results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -248,6 +254,17 @@ def main():
             print(HEADER)
             for r in best.values():
                 print(row(r, base_s))
+            if args.sweep:
+                name, _, spec = args.sweep.partition(":")
+                params = {}
+                for item in filter(None, spec.split(",")):
+                    key, _, value = item.partition("=")
+                    params[key] = json.loads(value)
+                best[f"sweep:{name}"] = {
+                    "regularizer": name,
+                    "params": params,
+                    "val_ndcg": np.inf,
+                }
             ranked = sorted(
                 (r for n, r in best.items() if n != "None"),
                 key=lambda r: r["val_ndcg"],
