@@ -236,9 +236,9 @@ def format_table(rows, *, relative=False):
         right = [c.rjust(w) for c, w in zip(r[2:], widths[2:])]
         lines.append("  ".join(left + right).rstrip())
     lines.append(
-        "erank and IA range from 1 (all rows along one direction) to min(n, d); "
-        "norm_std is about 1/sqrt(d) for healthy isotropic embeddings, 0 when "
-        "collapsed."
+        "erank and IA range from 1 (all rows along one direction) to min(n, d). "
+        "norm_std is about 1/sqrt(d) for isotropic embeddings and reaches 0 only "
+        "when all rows point one way; it barely reacts to a low-rank subspace."
     )
     return "\n".join(lines)
 
