@@ -564,3 +564,23 @@ def test_history_from_a_recommender_with_collapse_monitor():
     assert line.get_ydata()[-1] == pytest.approx(_erank_reference(final), rel=1e-5)
     legend = [t.get_text() for t in disp.axes_[0].get_legend().get_texts()]
     assert sorted(legend) == ["item", "user"]
+
+
+def test_history_legend_moves_outside_when_crowded(rng):
+    runs = {f"run {i}": _fake_history(rng, 3) for i in range(4)}  # 8 lines/axes
+    disp = CollapseHistoryDisplay.from_histories(runs)
+    assert disp.axes_[0].get_legend() is None
+    outside = disp.axes_[1].get_legend()
+    assert len(outside.get_texts()) == 8
+    few = CollapseHistoryDisplay.from_histories(
+        {"a": _fake_history(rng, 3)}, legend="outside"
+    )
+    assert few.axes_[0].get_legend() is None and few.axes_[1].get_legend()
+    none = CollapseHistoryDisplay.from_histories(
+        {"a": _fake_history(rng, 3)}, legend=None
+    )
+    assert all(ax.get_legend() is None for ax in none.axes_)
+    with pytest.raises(ValueError, match="legend must be"):
+        CollapseHistoryDisplay.from_histories(
+            {"a": _fake_history(rng, 3)}, legend="top"
+        )

@@ -164,12 +164,23 @@ def _projection_plot(models, directory, interactions, table):
     n_rows = math.ceil(len(names) / n_cols)
     fig = _new_figure((4.6 * n_cols, 3.9 * n_rows))
     axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
+    disp = None
     for ax, name in zip(axes, names, strict=False):
-        EmbeddingProjectionDisplay.from_estimator(
-            models[name], interactions, table=table, name=name, ax=ax, max_points=3000
+        disp = EmbeddingProjectionDisplay.from_estimator(
+            models[name],
+            interactions,
+            table=table,
+            name=name,
+            ax=ax,
+            max_points=3000,
+            colorbar=False,
         )
     for ax in axes[len(names) :]:
         ax.set_visible(False)
+    if disp is not None and disp.popularity is not None:
+        # same interactions for every panel, hence one colour scale and one bar
+        bar = fig.colorbar(disp.scatter_, ax=list(axes[: len(names)]), shrink=0.8)
+        bar.set_label("popularity (training interactions)")
     fig.suptitle(f"{table} embeddings on their two principal axes (colour: popularity)")
     path = directory / f"projection_{_slug(table)}.png"
     fig.savefig(path, dpi=110)
@@ -180,28 +191,31 @@ def _history_plot(models, directory):
     from skcollapse.plotting import CollapseHistoryDisplay
     from skcollapse.plotting._history import metric_of_column
 
-    runs = {}
+    runs, metrics = {}, set()
     for name, model in models.items():
         history = getattr(model, "history", None)
         if not history:
             continue
-        columns = {k for row in history for k in row}
-        if any(metric_of_column(c) for c in columns):
-            runs[name] = history
+        found = {metric_of_column(k) for row in history for k in row} - {None}
+        if found:
+            metrics |= found
+            # a skorch net itself, so that its monitor's initial values show too
+            runs[name] = model if hasattr(model, "get_params") else history
     if not runs:
         return {}
-    n_metrics = len(
-        {
-            metric_of_column(c)
+    n_metrics = len(metrics)
+    columns = None
+    if len(runs) > 3:
+        # many runs: the item table only (the one that collapses), if all have it
+        wanted = [f"{m}_item" for m in sorted(metrics)]
+        if all(
+            all(any(c in row for row in getattr(h, "history", h)) for c in wanted)
             for h in runs.values()
-            for row in h
-            for c in row
-            if metric_of_column(c)
-        }
-    )
-    fig = _new_figure((5.4 * n_metrics, 4.0))
+        ):
+            columns = wanted
+    fig = _new_figure((5.4 * n_metrics + 2.2, 4.2))
     axes = fig.subplots(1, n_metrics, squeeze=False).ravel()
-    CollapseHistoryDisplay.from_histories(runs, ax=axes)
+    CollapseHistoryDisplay.from_histories(runs, columns=columns, ax=axes)
     fig.suptitle("Collapse during training")
     path = directory / "history.png"
     fig.savefig(path, dpi=110)

@@ -162,7 +162,7 @@ class CollapseHistoryDisplay:
                         f"{np.asarray(vals).shape}, expected ({n},)."
                     )
 
-    def plot(self, ax=None, *, marker="o", **kwargs):
+    def plot(self, ax=None, *, marker="o", legend="auto", **kwargs):
         """Draw the curves.
 
         Parameters
@@ -172,6 +172,10 @@ class CollapseHistoryDisplay:
             when None.
         marker : str, default="o"
             Marker of the recorded epochs.
+        legend : {"auto", "each", "outside"} or None, default="auto"
+            ``"each"``: a legend in every axes; ``"outside"``: one legend right of
+            the last axes; ``"auto"``: ``"each"`` up to 6 lines per axes, else
+            ``"outside"``; None: no legend.
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.plot`.
 
@@ -233,11 +237,30 @@ class CollapseHistoryDisplay:
                     **kwargs,
                 )
                 self.lines_[run, column] = line
+        from matplotlib.ticker import MaxNLocator
+
+        if legend not in ("auto", "each", "outside", None):
+            raise ValueError(
+                f"legend must be 'auto', 'each', 'outside' or None, got {legend!r}."
+            )
+        if legend == "auto":
+            most = max(len(a.get_lines()) for a in by_metric.values())
+            legend = "each" if most <= 6 else "outside"
         for metric, axis in by_metric.items():
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.set_xlabel("epoch")
             axis.set_ylabel(_METRIC_LABELS.get(metric, "value"))
             axis.grid(True, alpha=0.3)
-            axis.legend(fontsize="small")
+            if legend == "each":
+                axis.legend(fontsize="small")
+        if legend == "outside":
+            last = list(by_metric.values())[-1]
+            last.legend(
+                fontsize="small",
+                loc="upper left",
+                bbox_to_anchor=(1.02, 1.0),
+                borderaxespad=0.0,
+            )
         self.axes_ = axes
         self.ax_ = axes[0]
         self.figure_ = fig
