@@ -1,6 +1,7 @@
 """The run report: table files, plots and one HTML page with the run's numbers."""
 
 import csv
+import json
 import re
 
 import numpy as np
@@ -180,3 +181,79 @@ def test_write_demo_report_records_the_command(tmp_path, run, capsys):
     assert "skcollapse demo --users 30 --items 40 --epochs 3 --seed 1" in page
     assert f"{len(X)} training interactions" in page
     assert report_callbacks()[0].record_initial
+
+
+# ------------------------------------------------------- through the real command
+DEMO_TINY = ["demo", "--users", "120", "--items", "60", "--epochs", "1", "--seed", "1"]
+
+
+def test_demo_report_holds_the_numbers_of_the_run(tmp_path, capsys):
+    from skcollapse.cli import main
+
+    out = tmp_path / "report"
+    code = main([*DEMO_TINY, "--json", "--quiet", "--report", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    printed = json.loads(captured.out)  # the table the run printed
+    names = {p.name for p in out.iterdir()}
+    assert {
+        TABLE_CSV,
+        TABLE_MARKDOWN,
+        HTML_PAGE,
+        "spectrum_user.png",
+        "spectrum_item.png",
+        "projection_item.png",
+        "history.png",
+    } <= names
+    for png in (n for n in names if n.endswith(".png")):
+        width, height = _png_size(out / png)
+        assert width > 300 and height > 200
+    with open(out / TABLE_CSV, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(printed)
+    for row, ref in zip(rows, printed, strict=True):
+        assert row["model"] == ref["model"]
+        assert row["regularizer"] == ref["regularizer"]
+        for key in ("Recall@20", "NDCG@20", "erank item", "IA user"):
+            if ref[key] is None:
+                assert row[key] == ""
+            else:
+                assert float(row[key]) == pytest.approx(ref[key], rel=1e-12)
+    md = (out / TABLE_MARKDOWN).read_text()
+    page = (out / HTML_PAGE).read_text()
+    for ref in printed:
+        assert format_value(ref["NDCG@20"]) in md
+        assert f">{format_value(ref['NDCG@20'])}</td>" in page
+    assert "skcollapse demo --users 120 --items 60 --epochs 1 --seed 1" in page
+
+
+def test_demo_report_bad_directory_fails_before_training(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(root), env.get("PYTHONPATH", "")) if p
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "skcollapse", *DEMO_TINY, "--report", str(blocker)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1] == (
+        f"skcollapse: error: report directory {blocker} exists and is not a directory"
+    )
+    assert not any(line.startswith("[1/") for line in lines)  # nothing trained
+    assert proc.stdout == ""
+    assert blocker.read_text() == "a file, not a folder"
