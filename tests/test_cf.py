@@ -557,3 +557,19 @@ def test_sparse_row_adam_matches_adam_on_touched_rows():
     untouched = [1, 3, 4, 6, 7, 8, 9]
     torch.testing.assert_close(sparse_p[touched], dense_p[touched])
     torch.testing.assert_close(sparse_p[untouched].detach(), w0[untouched])
+
+
+# ------------------------------------------------------------------ shared mixin
+from skcollapse.testing import RecommenderTestMixin
+
+
+class TestMFRecommenderBehaviour(RecommenderTestMixin):
+    def _get_model(self):
+        return MFRecommender(embedding_dim=8, batch_size=160, max_epochs=25, lr=0.1,
+                             weight_decay=0.0, random_state=0)
+
+
+class TestLightGCNRecommenderBehaviour(RecommenderTestMixin):
+    def _get_model(self):
+        return LightGCNRecommender(embedding_dim=8, batch_size=160, max_epochs=25,
+                                   lr=0.1, weight_decay=0.0, random_state=0)
