@@ -58,7 +58,15 @@ SYNTHETIC = {"n_users": 1000, "n_items": 500}
 PARAM_FLAGS = (
     ("--embedding-dim", "embedding_dim", int, "embedding size", None),
     ("--loss", "loss", str, "training loss: bpr, bce, softmax or align", None),
-    ("--n-negatives", "n_negatives", int, "negatives per positive pair", None),
+    ("--n-negatives", "n_negatives", int, "negatives per positive (or per batch)", None),
+    (
+        "--negative-sampling",
+        "negative_sampling",
+        str,
+        "independent (per positive) or shared (one set per batch)",
+        None,
+    ),
+    ("--similarity", "similarity", str, "score: dot or cosine", None),
     ("--temperature", "temperature", float, "softmax loss temperature", None),
     ("--weight-decay", "weight_decay", float, "L2 on the batch embeddings", None),
     ("--init-std", "init_std", float, "std of the initial embeddings", None),

@@ -40,6 +40,8 @@ __all__ = ["LightGCNRecommender", "MFRecommender"]
 
 _LOSSES = ("bpr", "bce", "softmax", "align")
 _DEFAULT_NEGATIVES = {"bpr": 1, "bce": 4, "softmax": 128, "align": 0}
+_SIMILARITIES = ("dot", "cosine")
+_NEGATIVE_SAMPLING = ("independent", "shared")
 #: optimisers that take the sparse gradients of an embedding table
 _SPARSE_OPTIMIZERS = (SparseRowAdam, torch.optim.SparseAdam)
 # scores kept in memory per ranking block (float32 entries)
@@ -211,6 +213,14 @@ class CFLoss(nn.Module):
         regularizer supplies the rest, e.g. uniformity or DirectSpec).
     temperature : float, default=1.0
         Softmax temperature (``"softmax"`` only).
+
+    Notes
+    -----
+    Negatives come either per positive, ``neg`` of shape ``(batch, n, dim)``, or
+    shared by the whole batch, ``neg`` of shape ``(n, dim)``; a shared set is
+    scored with one ``(batch, dim) @ (dim, n)`` product. ``neg_mask`` (``True`` =
+    drop) removes entries from the loss, e.g. a shared negative that is the row's
+    own positive ("accidental hit").
     """
 
     def __init__(self, loss="bpr", temperature=1.0):
@@ -220,27 +230,48 @@ class CFLoss(nn.Module):
         self.loss = loss
         self.temperature = float(temperature)
 
-    def forward(self, user, pos, neg=None):
+    def forward(self, user, pos, neg=None, neg_mask=None):
         """Mean loss of a batch.
 
         Parameters
         ----------
         user, pos : Tensor of shape (batch, dim)
             Row ``b`` of both forms an observed pair.
-        neg : Tensor of shape (batch, n_negatives, dim) or None
+        neg : Tensor of shape (batch, n_negatives, dim) or (n_negatives, dim), or None
+            Negatives of each row, or one set shared by every row.
+        neg_mask : BoolTensor of shape (batch, n_negatives) or None
+            ``True`` where a negative is left out of row ``b``'s loss.
         """
         if self.loss == "align":
             u = F.normalize(user, dim=-1)
             i = F.normalize(pos, dim=-1)
             return (u - i).pow(2).sum(-1).mean()
+        if neg is None:
+            raise ValueError(f"loss={self.loss!r} needs negatives; got neg=None.")
         pos_s = (user * pos).sum(-1)
-        neg_s = torch.einsum("bd,bnd->bn", user, neg)
+        if neg.dim() == 2:
+            neg_s = user @ neg.T
+        else:
+            neg_s = torch.einsum("bd,bnd->bn", user, neg)
+        if self.loss == "softmax":
+            logits = torch.cat([pos_s[:, None], neg_s], dim=1) / self.temperature
+            if neg_mask is not None:
+                logits = torch.cat(
+                    [logits[:, :1], logits[:, 1:].masked_fill(neg_mask, float("-inf"))],
+                    dim=1,
+                )
+            return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
         if self.loss == "bpr":
-            return -F.logsigmoid(pos_s[:, None] - neg_s).mean()
-        if self.loss == "bce":
-            return (F.softplus(-pos_s) + F.softplus(neg_s).sum(-1)).mean()
-        logits = torch.cat([pos_s[:, None], neg_s], dim=1) / self.temperature
-        return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+            terms = -F.logsigmoid(pos_s[:, None] - neg_s)
+            if neg_mask is None:
+                return terms.mean()
+            keep = (~neg_mask).to(terms.dtype)
+            per_row = (terms * keep).sum(-1) / keep.sum(-1).clamp_min(1.0)
+            return per_row.mean()
+        terms = F.softplus(neg_s)
+        if neg_mask is not None:
+            terms = terms.masked_fill(neg_mask, 0.0)
+        return (F.softplus(-pos_s) + terms.sum(-1)).mean()
 
 
 # ----------------------------------------------------------------------------- base
@@ -264,6 +295,8 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         embedding_dim=64,
         loss="bpr",
         n_negatives=None,
+        negative_sampling="independent",
+        similarity="dot",
         temperature=1.0,
         weight_decay=1e-4,
         init_std=0.1,
@@ -300,6 +333,8 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         self.embedding_dim = embedding_dim
         self.loss = loss
         self.n_negatives = n_negatives
+        self.negative_sampling = negative_sampling
+        self.similarity = similarity
         self.temperature = temperature
         self.weight_decay = weight_decay
         self.init_std = init_std
@@ -325,6 +360,16 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
                     )
             else:
                 _check_positive_int(self.n_negatives, "n_negatives")
+        if self.negative_sampling not in _NEGATIVE_SAMPLING:
+            raise ValueError(
+                f"negative_sampling={self.negative_sampling!r} is not supported; "
+                f"choose one of {list(_NEGATIVE_SAMPLING)}."
+            )
+        if self.similarity not in _SIMILARITIES:
+            raise ValueError(
+                f"similarity={self.similarity!r} is not supported; choose one of "
+                f"{list(_SIMILARITIES)}."
+            )
         _check_real(self.temperature, "temperature", inclusive=False)
         _check_real(self.weight_decay, "weight_decay")
         _check_real(self.init_std, "init_std", inclusive=False)
@@ -361,8 +406,13 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
 
     def _n_negatives(self):
         if self.n_negatives is None:
+            if self.negative_sampling == "shared" and self.loss != "align":
+                return int(self.batch_size)
             return _DEFAULT_NEGATIVES[self.loss]
         return int(self.n_negatives)
+
+    def _shared(self):
+        return self.negative_sampling == "shared"
 
     # ------------------------------------------------------------ components
     def _module_sizes(self):
@@ -605,6 +655,15 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
             neg[hit] = torch.randint(0, n_items, (n_hit,), generator=gen, device=dev)
         return neg
 
+    def _sample_shared_negatives(self, n_neg, device):
+        """``n_neg`` items drawn uniformly, shared by every row of the batch.
+
+        Observed items are not resampled (they differ per user); the loss drops
+        a row's own positive from the shared set instead (``negative_mask``).
+        """
+        gen = getattr(self, "_negative_generator_", None) or self._generator_
+        return torch.randint(0, self.n_items_, (n_neg,), generator=gen, device=device)
+
     def _encode(self, users, items):
         """``module_.encode(users, items)``, through a data-parallel wrapper's forward.
 
@@ -632,8 +691,14 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         users, pos = x[:, 0], x[:, 1]
         B = users.shape[0]
         n_neg = self._n_negatives()
+        shared = self._shared()
+        neg_mask = None
         if n_neg:
-            neg = self._sample_negatives(users, n_neg)
+            if shared:
+                neg = self._sample_shared_negatives(n_neg, users.device)
+                neg_mask = neg[None, :] == pos[:, None]
+            else:
+                neg = self._sample_negatives(users, n_neg)
             items = torch.cat([pos, neg.reshape(-1)])
         else:
             items = pos
@@ -642,13 +707,22 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         emb, penalty = self.regularize(
             {"user": u, "item": it[:B]}, {"user_ids": users, "item_ids": pos}
         )
+        user_emb, item_emb = emb["user"], emb["item"]
         neg_emb = None
         if n_neg:
-            neg_emb = self.regularize_extra("item", it[B:]).reshape(B, n_neg, -1)
+            neg_emb = self.regularize_extra("item", it[B:])
+            if not shared:
+                neg_emb = neg_emb.reshape(B, n_neg, -1)
+        if self.similarity == "cosine":
+            user_emb = F.normalize(user_emb, dim=-1)
+            item_emb = F.normalize(item_emb, dim=-1)
+            if neg_emb is not None:
+                neg_emb = F.normalize(neg_emb, dim=-1)
         return {
-            "user": emb["user"],
-            "item": emb["item"],
+            "user": user_emb,
+            "item": item_emb,
             "negatives": neg_emb,
+            "negative_mask": neg_mask,
             "penalty": penalty,
             "user_ego": enc["user_ego"],
             "item_ego": enc["item_ego"],
@@ -665,7 +739,12 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
                 "that infer() returns in training mode."
             )
         B = y_pred["user"].shape[0]
-        loss = self.criterion_(y_pred["user"], y_pred["item"], y_pred["negatives"])
+        loss = self.criterion_(
+            y_pred["user"],
+            y_pred["item"],
+            y_pred["negatives"],
+            neg_mask=y_pred.get("negative_mask"),
+        )
         if self.weight_decay:
             l2 = y_pred["user_ego"].pow(2).sum() + y_pred["item_ego"].pow(2).sum()
             loss = loss + float(self.weight_decay) * 0.5 * l2 / B
@@ -705,6 +784,8 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
                 U, I = mod.tables()
                 U = self.inference_table("user", U).detach()
                 I = self.inference_table("item", I).detach()
+                if self.similarity == "cosine":
+                    U, I = F.normalize(U, dim=-1), F.normalize(I, dim=-1)
         finally:
             mod.train(was_training)
         if not (torch.isfinite(U).all() and torch.isfinite(I).all()):
@@ -761,7 +842,8 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         Returns
         -------
         ndarray of shape (n_pairs,)
-            Dot products of the ranking embeddings (float32).
+            Dot products of the ranking embeddings (cosines with
+            ``similarity="cosine"``), float32.
         """
         self._check_ready()
         users, items = _check_ids(X)
@@ -1042,9 +1124,22 @@ _SHARED_PARAMS = """
     loss : {"bpr", "bce", "softmax", "align"}, default="bpr"
         Training objective (see :class:`CFLoss`).
     n_negatives : int, default=None
-        Uniformly sampled negatives per positive (observed items are resampled).
-        ``None``: 1 for ``"bpr"``, 4 for ``"bce"``, 128 for ``"softmax"``, none for
-        ``"align"``.
+        Uniformly sampled negatives per positive (``negative_sampling=
+        "independent"``) or per batch (``"shared"``). ``None``: 1 for ``"bpr"``,
+        4 for ``"bce"``, 128 for ``"softmax"`` with independent negatives,
+        ``batch_size`` with shared ones; none for ``"align"``.
+    negative_sampling : {"independent", "shared"}, default="independent"
+        ``"independent"``: every positive gets its own negatives, and items the
+        user has observed are resampled. ``"shared"``: one uniform set for the
+        whole batch, scored with a single matrix product (far cheaper per
+        negative, so hundreds or thousands of negatives become affordable, as in
+        sampled-softmax training); a negative equal to the row's positive is
+        left out of that row's loss, other observed items are not filtered.
+    similarity : {"dot", "cosine"}, default="dot"
+        Score used in training and ranking: ``<p_u, q_i>``, or the cosine
+        ``<p_u, q_i> / (|p_u| |q_i|)``. With ``"cosine"`` the ranking tables
+        (:meth:`get_embeddings`) are row-normalised. Cosine scores pair with a
+        softmax ``temperature`` well below 1 (0.05 to 0.2).
     temperature : float, default=1.0
         Temperature of the ``"softmax"`` loss.
     weight_decay : float, default=1e-4
