@@ -77,3 +77,87 @@ def test_demo_on_cuda(capsys, torch_device):
     assert main([*SMALL, "--device", torch_device, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 1 + 2 * len(_demo.DEMO_REGULARIZERS)
+
+
+# ------------------------------------------------------------------ --dataset ml-100k
+def _serve_ml100k(monkeypatch, tmp_path, *, n_users=60, n_items=40, seed=0):
+    """A small ml-100k archive (real ``u.data`` format) served from a file:// URL."""
+    import hashlib
+    import io
+    import zipfile
+
+    from skcollapse.datasets import _movielens, make_interactions
+    from skcollapse.datasets._base import RemoteFileMetadata
+
+    X = make_interactions(n_users, n_items, density=0.15, random_state=seed)
+    lines = "".join(
+        f"{u + 1}\t{i + 1}\t{1 + (u + i) % 5}\t{880000000 + k}\n"
+        for k, (u, i) in enumerate(X.tolist())
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ml-100k/u.data", lines)
+    data = buffer.getvalue()
+    path = tmp_path / "source" / "ml-100k.zip"
+    path.parent.mkdir()
+    path.write_bytes(data)
+    meta = _movielens.ARCHIVES["100k"]
+    monkeypatch.setitem(
+        _movielens.ARCHIVES,
+        "100k",
+        RemoteFileMetadata(meta.filename, path.as_uri(), hashlib.sha256(data).hexdigest()),
+    )
+    return path
+
+
+def test_demo_on_fetched_movielens_uses_the_cache(tmp_path, monkeypatch, capsys):
+    from skcollapse.datasets import fetch_movielens
+    from skcollapse.model_selection import train_test_split_interactions
+
+    source = _serve_ml100k(monkeypatch, tmp_path)
+    monkeypatch.setattr(_demo, "DEMO_REGULARIZERS", _demo.DEMO_REGULARIZERS[:1])
+    home = tmp_path / "home"
+    args = ["demo", "--dataset", "ml-100k", "--data-home", str(home), "--epochs", "2",
+            "--quiet", "--json"]
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == ["Popularity", "MF", "LightGCN"]
+    # the popularity row is the one of the documented recipe: fetch + per-user split
+    bunch = fetch_movielens("100k", data_home=home, download_if_missing=False)
+    train, test = train_test_split_interactions(
+        bunch.data, test_size=0.2, strategy="per_user", random_state=0
+    )
+    pop = _demo._popularity_row(train, test, bunch.n_users, bunch.n_items)
+    assert rows[0]["Recall@20"] == pytest.approx(pop["Recall@20"])
+    assert rows[0]["NDCG@20"] == pytest.approx(pop["NDCG@20"])
+    for r in rows[1:]:
+        assert 0.0 <= r["NDCG@20"] <= 1.0 and 1.0 <= r["erank item"] <= 32.0
+    # second run: the source is gone, the cached copy is read
+    source.unlink()
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again[0]["Recall@20"] == pytest.approx(pop["Recall@20"])
+    assert again[1]["NDCG@20"] == pytest.approx(rows[1]["NDCG@20"])
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--users", "100"], "--users sets the size of the synthetic data"),
+        (["--dataset", "ml-10m"], "invalid choice"),
+    ],
+)
+def test_demo_dataset_bad_arguments_exit_2(tmp_path, capsys, extra, match):
+    args = ["demo", "--dataset", "ml-100k", "--data-home", str(tmp_path), *extra]
+    assert main(args) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_demo_dataset_download_failure_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    source = _serve_ml100k(monkeypatch, tmp_path)
+    source.unlink()  # the archive cannot be fetched
+    args = ["demo", "--dataset", "ml-100k", "--data-home", str(tmp_path / "home"),
+            "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--dataset ml-100k" in err and "Traceback" not in err

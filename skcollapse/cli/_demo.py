@@ -1,8 +1,11 @@
 """``skcollapse demo``: train MF and LightGCN on built-in data, print one table.
 
-No download: the data come from :func:`skcollapse.datasets.make_interactions`
-(planted low-rank preferences and a long-tailed popularity), split per user
-80/20. Every model of :data:`DEMO_MODELS` is trained once per entry of
+By default there is no download: the data come from
+:func:`skcollapse.datasets.make_interactions` (planted low-rank preferences and a
+long-tailed popularity). ``--dataset ml-100k`` (or another MovieLens release of
+:data:`DEMO_DATASETS`) uses :func:`skcollapse.datasets.fetch_movielens` instead,
+which downloads and verifies the archive once and reads the cache afterwards.
+Either way the interactions are split per user 80/20. Every model of :data:`DEMO_MODELS` is trained once per entry of
 :data:`DEMO_REGULARIZERS`; the table reports ranking quality on the held-out
 interactions, the collapse metrics of the user and item tables, and fit time,
 next to a popularity baseline.
@@ -41,6 +44,15 @@ DEMO_REGULARIZERS = [
      "params": {"regularizer__alpha": 0.5, "regularizer__block_size": 128}},
 ]
 
+#: ``--dataset`` choices besides ``"synthetic"``: MovieLens releases, by the
+#: variant name :func:`~skcollapse.datasets.fetch_movielens` takes (the larger
+#: releases train for minutes to hours on a CPU, so they are left out).
+DEMO_DATASETS = {
+    "ml-100k": "100k",
+    "ml-latest-small": "latest-small",
+    "ml-1m": "1m",
+}
+
 #: Estimator settings shared by every demo model (sized for < 2 min on 2 cores).
 DEMO_SETTINGS = {
     "embedding_dim": 32,
@@ -70,15 +82,34 @@ def add_parser(subparsers):
         help="train MF and LightGCN on built-in data and compare them",
         description=(
             "Train MF and LightGCN (and every regularizer of the demo list) on a "
-            "built-in synthetic implicit-feedback set (no download), then print "
+            "built-in synthetic implicit-feedback set (no download) or on "
+            "MovieLens (--dataset ml-100k), then print "
             "Recall@20, NDCG@20, catalogue coverage, effective rank and "
             "information abundance of the user/item embeddings, and fit seconds."
         ),
     )
     parser.add_argument("--device", default="cpu",
                         help="torch device to train and rank on (cpu, cuda)")
-    parser.add_argument("--users", type=int, default=1000, help="number of users")
-    parser.add_argument("--items", type=int, default=600, help="number of items")
+    parser.add_argument(
+        "--dataset",
+        default="synthetic",
+        choices=["synthetic", *DEMO_DATASETS],
+        help=(
+            "interactions to train on: built-in synthetic data (default, no "
+            "download) or a MovieLens release, downloaded once into the data home "
+            "and checked against its pinned SHA-256"
+        ),
+    )
+    parser.add_argument(
+        "--data-home",
+        default=None,
+        help="cache folder of downloaded data sets (default: $SKCOLLAPSE_DATA or "
+        "~/skcollapse_data)",
+    )
+    parser.add_argument("--users", type=int, default=None,
+                        help="number of users of the synthetic data (default 1000)")
+    parser.add_argument("--items", type=int, default=None,
+                        help="number of items of the synthetic data (default 600)")
     parser.add_argument("--epochs", type=int, default=DEMO_SETTINGS["max_epochs"],
                         help="training epochs per model")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
@@ -136,39 +167,71 @@ def _popularity_row(train, test, n_users, n_items):
     }
 
 
+def _demo_data(args, progress):
+    """``(train, test, n_users, n_items, description)`` of ``--dataset``."""
+    from skcollapse.model_selection import train_test_split_interactions
+
+    if args.dataset == "synthetic":
+        from skcollapse.datasets import make_interactions
+
+        n_users = 1000 if args.users is None else args.users
+        n_items = 600 if args.items is None else args.items
+        if n_users < 1:
+            raise CLIError(f"--users must be >= 1, got {n_users}.")
+        if n_items < 10:
+            raise CLIError(f"--items must be >= 10, got {n_items}.")
+        X = make_interactions(n_users, n_items, random_state=args.seed)
+        source = f"make_interactions, seed {args.seed}"
+    else:
+        from skcollapse.datasets import fetch_movielens
+
+        for flag in ("users", "items"):
+            if getattr(args, flag) is not None:
+                raise CLIError(
+                    f"--{flag} sets the size of the synthetic data; it cannot be "
+                    f"used with --dataset {args.dataset}."
+                )
+        variant = DEMO_DATASETS[args.dataset]
+        progress(f"loading MovieLens {variant} (downloaded once, then cached) ...")
+        try:
+            bunch = fetch_movielens(variant, data_home=args.data_home)
+        except OSError as exc:
+            raise CLIError(
+                f"--dataset {args.dataset}: could not download or read MovieLens "
+                f"{variant}: {exc}"
+            ) from exc
+        X = np.asarray(bunch.data, dtype=np.int64)
+        n_users, n_items = int(bunch.n_users), int(bunch.n_items)
+        source = f"MovieLens {variant}, every rating as an interaction"
+    train, test = train_test_split_interactions(
+        X, test_size=0.2, strategy="per_user", random_state=args.seed
+    )
+    return train, test, n_users, n_items, source
+
+
 def run_demo(args):
     """Train the demo models and print the comparison table."""
-    from skcollapse.datasets import make_interactions
     from skcollapse.metrics import (
         effective_rank,
         evaluate_ranking,
         information_abundance,
     )
-    from skcollapse.model_selection import PerUserShuffleSplit
     from skcollapse.utils._device import resolve_device
 
-    for name in ("users", "items", "epochs"):
-        if getattr(args, name) < 1:
-            raise CLIError(f"--{name} must be >= 1, got {getattr(args, name)}.")
-    if args.items < 10:
-        raise CLIError(f"--items must be >= 10, got {args.items}.")
+    if args.epochs < 1:
+        raise CLIError(f"--epochs must be >= 1, got {args.epochs}.")
     resolve_device(args.device, name="--device")
 
     def progress(message):
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    X = make_interactions(args.users, args.items, random_state=args.seed)
-    train_idx, test_idx = next(
-        PerUserShuffleSplit(n_splits=1, test_size=0.2, random_state=args.seed).split(X)
-    )
-    train, test = X[train_idx], X[test_idx]
+    train, test, n_users, n_items, source = _demo_data(args, progress)
     progress(
-        f"data: {args.users} users, {args.items} items, {train.shape[0]} training "
-        f"and {test.shape[0]} held-out interactions (make_interactions, seed "
-        f"{args.seed})"
+        f"data: {n_users} users, {n_items} items, {train.shape[0]} training "
+        f"and {test.shape[0]} held-out interactions ({source})"
     )
-    rows = [_popularity_row(train, test, args.users, args.items)]
+    rows = [_popularity_row(train, test, n_users, n_items)]
     runs = [(m, r) for r in DEMO_REGULARIZERS for m in DEMO_MODELS]
     models = {}  # row label -> fitted estimator, for --report
     if args.report:
@@ -180,8 +243,8 @@ def run_demo(args):
         params = {
             **DEMO_SETTINGS,
             "max_epochs": args.epochs,
-            "n_users": args.users,
-            "n_items": args.items,
+            "n_users": n_users,
+            "n_items": n_items,
             "random_state": args.seed,
             "device": args.device,
             "regularizer": reg["regularizer"],
@@ -226,5 +289,5 @@ def run_demo(args):
     if args.report:
         from skcollapse.cli._report import write_demo_report
 
-        write_demo_report(args, rows, _COLUMNS, models, train)
+        write_demo_report(args, rows, _COLUMNS, models, train, data=source)
     return 0

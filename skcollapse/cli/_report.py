@@ -423,14 +423,14 @@ def report_callbacks():
     return [CollapseMonitor(record_initial=True)]
 
 
-def write_demo_report(args, rows, columns, models, train, *, quiet=None):
+def write_demo_report(args, rows, columns, models, train, *, data=None, quiet=None):
     """Write the report of ``skcollapse demo`` into ``args.report``.
 
     Parameters
     ----------
     args : argparse.Namespace
-        The demo's arguments (``report``, ``users``, ``items``, ``epochs``,
-        ``seed``, ``device``, ``quiet``).
+        The demo's arguments (``report``, ``dataset``, ``users``, ``items``,
+        ``epochs``, ``seed``, ``device``, ``quiet``).
     rows : list of dict
         The printed table, one dict per row.
     columns : list of str
@@ -439,6 +439,9 @@ def write_demo_report(args, rows, columns, models, train, *, quiet=None):
         The trained models by row label.
     train : ndarray of shape (n_interactions, 2)
         Training interactions (colour the projections by popularity).
+    data : str or None, default=None
+        Where the interactions come from; ``None`` describes the synthetic data
+        from ``args.users``/``args.items``.
     quiet : bool, default=None
         Print nothing; ``args.quiet`` by default.
 
@@ -448,17 +451,18 @@ def write_demo_report(args, rows, columns, models, train, *, quiet=None):
     """
     table = [{c: row.get(c) for c in columns} for row in rows]
     command = ["skcollapse", "demo"]
-    for flag in ("users", "items", "epochs", "seed", "device"):
+    for flag in ("dataset", "users", "items", "epochs", "seed", "device"):
         value = getattr(args, flag, None)
-        if value is not None:
+        if value is not None and not (flag == "dataset" and value == "synthetic"):
             command += [f"--{flag}", str(value)]
+    if data is None:
+        data = (
+            f"make_interactions({getattr(args, 'users', '?')} users, "
+            f"{getattr(args, 'items', '?')} items, seed {getattr(args, 'seed', '?')})"
+        )
     meta = {
         "command": " ".join([*command, "--report", str(args.report)]),
-        "data": (
-            f"make_interactions({getattr(args, 'users', '?')} users, "
-            f"{getattr(args, 'items', '?')} items, seed {getattr(args, 'seed', '?')}), "
-            f"{len(train)} training interactions, per-user 80/20 split"
-        ),
+        "data": f"{data}, {len(train)} training interactions, per-user 80/20 split",
         "device": getattr(args, "device", "cpu"),
     }
     notes = [

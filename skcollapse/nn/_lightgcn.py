@@ -9,6 +9,8 @@ pass multiplies by ``A_hat`` again instead of materialising its transpose.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -54,13 +56,19 @@ def normalized_adjacency(user_items, *, device="cpu", dtype=torch.float32):
     A = sp.csr_matrix(A)
     A.sort_indices()
     index_dtype = torch.int32 if A.nnz < 2**31 - 1 else torch.int64
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(A.indptr).to(index_dtype),
-        torch.from_numpy(A.indices).to(index_dtype),
-        torch.from_numpy(A.data).to(dtype),
-        size=A.shape,
-        device=device,
-    )
+    with warnings.catch_warnings():
+        # torch labels its sparse CSR layout "beta" on every construction; the
+        # operations used here (CSR @ dense) are stable, so the notice is noise.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        # scipy built A, so its invariants hold; checking them again costs a pass
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(A.indptr).to(index_dtype),
+            torch.from_numpy(A.indices).to(index_dtype),
+            torch.from_numpy(A.data).to(dtype),
+            size=A.shape,
+            device=device,
+            check_invariants=False,
+        )
 
 
 class _SymmetricSpMM(torch.autograd.Function):
