@@ -25,6 +25,8 @@ Run from the repository root::
     python benchmarks/bench_metrics.py --tune       # also time Gram chunk sizes
     python benchmarks/bench_metrics.py --n 200000 --stream-gb 0.3   # quick look
     python benchmarks/bench_metrics.py --only-dask --dask-gb 100   # dask, issue 8
+    python benchmarks/bench_metrics.py --only-dask --dask-gb 70 \\
+        --dask-store /big/disk/table.f32     # chunks read from a file on disk
 
 Timings on a shared machine are noisy: the load average is printed before and
 after, and medians over ``--repeats`` runs are reported.
@@ -241,8 +243,46 @@ def _collapsed_block(i, rows, d, basis):
     return block
 
 
+def _read_block(path, i, rows, d):
+    """Rows ``[i*rows, (i+1)*rows)`` of the raw float32 store at ``path``."""
+    with open(path, "rb") as fh:
+        fh.seek(i * rows * d * 4)
+        block = np.fromfile(fh, dtype=np.float32, count=rows * d)
+    return block.reshape(rows, d)
+
+
+def _write_store(path, n_blocks, rows, d, basis):
+    """Write the blocks of ``_collapsed_block`` one after another (raw float32)."""
+    size = n_blocks * rows * d * 4
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        print(f"store {path} exists ({size / 2**30:.1f} GiB): reused", flush=True)
+        return
+    t0 = time.perf_counter()
+    with open(path, "wb") as fh:
+        for i in range(n_blocks):
+            _collapsed_block(i, rows, d, basis).tofile(fh)
+    print(f"wrote {size / 2**30:.1f} GiB to {path} in {time.perf_counter() - t0:.0f} s",
+          flush=True)
+
+
+def _expected_collapsed(d, r, noise):
+    """erank and IA of the population covariance ``B B^T + noise^2 I`` (B orthonormal).
+
+    Singular values of ``n`` rows are ``sqrt(n * eigenvalue)``; the ratios (all that
+    erank and IA depend on) converge to these at rate 1/sqrt(n).
+    """
+    sigma = np.sqrt(np.r_[np.full(r, 1.0 + noise**2), np.full(d - r, noise**2)])
+    p = sigma / sigma.sum()
+    return float(np.exp(-(p * np.log(p)).sum())), float(sigma.sum() / sigma.max())
+
+
 def dask_stream(args):
-    """Issue 8: a lazily generated table on a LocalCluster; time and memory/worker."""
+    """Issue 8: a table larger than RAM on a LocalCluster; time and memory per worker.
+
+    Without ``--dask-store`` the blocks are generated inside the workers and never
+    stored; with it they are first written to one raw float32 file and the
+    workers read their chunks from disk (a memmap-style store).
+    """
     import dask
     import dask.array as da
     from distributed import Client, LocalCluster
@@ -251,15 +291,23 @@ def dask_stream(args):
     n_blocks = max(1, int(args.dask_gb * 2**30 / (4 * d * rows)))
     basis = np.linalg.qr(np.random.default_rng(0).standard_normal((d, 8)))[0]
     basis = basis.astype(np.float32)
-    make = dask.delayed(_collapsed_block, pure=True)
+    if args.dask_store:
+        _write_store(args.dask_store, n_blocks, rows, d, basis)
+        read = dask.delayed(_read_block, pure=True)
+        parts = [read(args.dask_store, i, rows, d) for i in range(n_blocks)]
+        origin = f"read in chunks from the raw store {args.dask_store}"
+    else:
+        make = dask.delayed(_collapsed_block, pure=True)
+        parts = [make(i, rows, d, basis) for i in range(n_blocks)]
+        origin = "generated blockwise in the workers, never stored"
     D = da.concatenate([
-        da.from_delayed(make(i, rows, d, basis), shape=(rows, d), dtype=np.float32)
-        for i in range(n_blocks)
+        da.from_delayed(p, shape=(rows, d), dtype=np.float32) for p in parts
     ])
     gib = D.nbytes / 2**30
-    print(f"\n== dask: {D.shape[0]:,} x {d} float32 ({gib:.2f} GiB, generated "
-          f"blockwise, never stored) on a LocalCluster, {args.dask_workers} worker "
-          "processes x 1 thread ==", flush=True)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"\n== dask: {D.shape[0]:,} x {d} float32 ({gib:.2f} GiB = {gib / ram:.1f}x "
+          f"this machine's {ram:.1f} GiB RAM; {origin}) on a LocalCluster, "
+          f"{args.dask_workers} worker processes x 1 thread ==", flush=True)
     with LocalCluster(n_workers=args.dask_workers, threads_per_worker=1,
                       processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
@@ -271,13 +319,20 @@ def dask_stream(args):
         elapsed = time.perf_counter() - t0
         peaks = client.run(_worker_peak_kb)
     peak = {w.rsplit(":", 1)[-1]: (kb or 0) / 2**20 for w, kb in peaks.items()}
+    want_erank, want_ia = _expected_collapsed(d, basis.shape[1], 1e-3)
     print(f"erank={out['effective_rank']:.6f} IA={out['information_abundance']:.6f} "
           f"in {elapsed:.1f} s ({gib / elapsed:.2f} GiB/s)")
+    print(f"population values: erank={want_erank:.6f} IA={want_ia:.6f} (relative "
+          f"gaps {out['effective_rank'] / want_erank - 1:+.1e}, "
+          f"{out['information_abundance'] / want_ia - 1:+.1e})")
     print("peak RSS per worker (GiB): "
           + ", ".join(f"{v:.3f}" for v in peak.values())
           + " (after imports: "
           + ", ".join(f"{(kb or 0) / 2**20:.3f}" for kb in base.values()) + ")")
-    return {"dask_gib": gib, "dask_s": elapsed, "worker_peak_gib": list(peak.values())}
+    return {"dask_gib": gib, "ram_gib": ram, "stored": bool(args.dask_store),
+            "dask_s": elapsed, "worker_peak_gib": list(peak.values()),
+            "effective_rank": out["effective_rank"],
+            "information_abundance": out["information_abundance"]}
 
 
 def main(argv=None):
@@ -294,6 +349,10 @@ def main(argv=None):
                         "on a LocalCluster (issue 8; e.g. 100 for a table several "
                         "times larger than RAM)")
     parser.add_argument("--dask-workers", type=int, default=2)
+    parser.add_argument("--dask-store", default=None,
+                        help="write the dask table to this raw float32 file first "
+                        "(reused when it exists with the right size) and let the "
+                        "workers read their chunks from it")
     parser.add_argument("--only-dask", action="store_true",
                         help="run only the dask section")
     parser.add_argument("--tune", action="store_true",
