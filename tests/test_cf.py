@@ -486,6 +486,29 @@ def test_set_params_reinitialises_and_warm_start(data):
     assert part.user_items_.shape == (n_users, part.n_items_)
 
 
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_partial_fit_merges_interactions_and_fit_replaces_them(data, cls):
+    train, _ = data
+    first, second = train[train[:, 0] % 2 == 0], train[train[:, 0] % 2 == 1]
+    n_users, n_items = int(train[:, 0].max()) + 1, int(train[:, 1].max()) + 1
+    model = cls(max_epochs=1, n_users=n_users, n_items=n_items, **FAST).fit(first)
+    model.partial_fit(second)
+    union = sp.csr_matrix(
+        (np.ones(len(train)), (train[:, 0], train[:, 1])), shape=(n_users, n_items)
+    )
+    assert (model.user_items_ != (union > 0)).nnz == 0
+    np.testing.assert_array_equal(
+        model.item_popularity_, np.bincount(train[:, 1], minlength=n_items)
+    )
+    # items of the first batch stay filtered for its users
+    user = int(first[0, 0])
+    ids, _ = model.recommend([user], n=n_items - union[user].nnz)
+    assert not set(ids[0].tolist()) & set(first[first[:, 0] == user, 1].tolist())
+    # fit (also warm) starts the data over
+    model.set_params(warm_start=True).fit(second)
+    assert model.user_items_.nnz == len({tuple(p) for p in second.tolist()})
+
+
 def test_user_callbacks_and_verbose(data, capsys):
     from skorch.callbacks import EpochScoring
 

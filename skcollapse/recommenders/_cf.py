@@ -198,6 +198,14 @@ class _PairBatches:
             yield data[start : start + self.batch_size], None
 
 
+def _observed_keys(R):
+    """Sorted ``user * n_items + item`` keys of the non-zeros of the CSR ``R``."""
+    rows = np.repeat(np.arange(R.shape[0], dtype=np.int64), np.diff(R.indptr))
+    keys = rows * R.shape[1] + R.indices.astype(np.int64)
+    keys.sort()
+    return keys
+
+
 # ----------------------------------------------------------------------------- loss
 class CFLoss(nn.Module):
     """Training objectives of the CF recommenders, on batch embeddings.
@@ -489,6 +497,28 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
             return torch.device(self.accelerator.device)
         return resolve_device(self.device)
 
+    def fit(self, X, y=None, **fit_params):
+        """Train on the ``(user, item)`` pairs ``X`` (re-initialising unless ``warm_start``).
+
+        The interactions of ``X`` replace any seen before (``user_items_``,
+        ``item_popularity_``), also with ``warm_start=True``.
+        """
+        self._fit_replaces_data_ = True
+        try:
+            return super().fit(X, y, **fit_params)
+        finally:
+            self._fit_replaces_data_ = False
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Continue training on the ``(user, item)`` pairs ``X``.
+
+        On a fitted model the interactions of ``X`` are added to those seen
+        before: ``user_items_`` (and so :meth:`recommend`'s filter, the negatives
+        and LightGCN's graph) is the union, ``item_popularity_`` the summed
+        counts. The id range stays the fitted one.
+        """
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
     def get_regularizer_info(self, X, y=None):
         return {
             "n_users": self.n_users_,
@@ -531,12 +561,17 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
             (np.ones(users.shape[0], dtype=np.float32), (users, items)),
             shape=(self.n_users_, self.n_items_),
         )
+        popularity = np.bincount(items, minlength=self.n_items_).astype(np.int64)
+        if fitted and not getattr(self, "_fit_replaces_data_", False):
+            # partial_fit: the model has now seen the earlier interactions too, so
+            # recommend() keeps filtering them, negatives avoid them and LightGCN
+            # propagates over the whole known graph
+            R = R + self.user_items_
+            popularity = popularity + self.item_popularity_
         R.sum_duplicates()
         R.data[:] = 1.0
         self.user_items_ = R
-        self.item_popularity_ = np.bincount(items, minlength=self.n_items_).astype(
-            np.int64
-        )
+        self.item_popularity_ = popularity
         self._liked_ = None
         self.embeddings_cache_ = None
 
@@ -558,7 +593,7 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
                 self.optimizer_ = self.accelerator.prepare(self.optimizer_)
         pairs = torch.from_numpy(np.column_stack([users, items])).to(dev)
         self._fit_pairs_ = pairs
-        keys = np.unique(users * self.n_items_ + items)
+        keys = _observed_keys(R)
         if self.n_users_ * self.n_items_ <= _BITMAP_MAX:
             # small catalogues: a dense membership table is the cheapest lookup
             bitmap = torch.zeros(self.n_users_ * self.n_items_, dtype=torch.bool)
