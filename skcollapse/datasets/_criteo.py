@@ -111,30 +111,15 @@ def bucketize_numeric(values):
     return out
 
 
-def _check_min_count(min_count):
-    if isinstance(min_count, bool) or not isinstance(min_count, numbers.Integral):
-        raise TypeError(f"min_count must be a positive integer, got {min_count!r}.")
-    if min_count < 1:
-        raise ValueError(f"min_count must be >= 1, got {min_count}.")
-    return int(min_count)
-
-
-def _check_n_rows(n_rows):
-    if n_rows is None:
+def _check_positive_int(value, name, *, allow_none=False):
+    if allow_none and value is None:
         return None
-    if isinstance(n_rows, bool) or not isinstance(n_rows, numbers.Integral):
-        raise TypeError(f"n_rows must be a positive integer or None, got {n_rows!r}.")
-    if n_rows < 1:
-        raise ValueError(f"n_rows must be >= 1, got {n_rows}.")
-    return int(n_rows)
-
-
-def _check_chunksize(chunksize):
-    if isinstance(chunksize, bool) or not isinstance(chunksize, numbers.Integral):
-        raise TypeError(f"chunksize must be a positive integer, got {chunksize!r}.")
-    if chunksize < 1:
-        raise ValueError(f"chunksize must be >= 1, got {chunksize}.")
-    return int(chunksize)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        expected = "a positive integer or None" if allow_none else "a positive integer"
+        raise TypeError(f"{name} must be {expected}, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}.")
+    return int(value)
 
 
 def _check_dtype(dtype):
@@ -206,6 +191,53 @@ def _check_path(path):
     return path
 
 
+def _check_load_params(path, min_count, n_rows, chunksize, dtype):
+    """Validate the arguments shared by the loaders, in the order they report."""
+    return (
+        _check_path(path),
+        _check_positive_int(min_count, "min_count"),
+        _check_positive_int(n_rows, "n_rows", allow_none=True),
+        _check_positive_int(chunksize, "chunksize"),
+        _check_dtype(dtype),
+    )
+
+
+def _chunk_reader(path, n_rows, chunksize, **options):
+    """A ``read_chunks()`` for :func:`_encode_stream`: fresh string chunks per call."""
+
+    def read_chunks():
+        return pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            nrows=n_rows,
+            chunksize=chunksize,
+            **options,
+        )
+
+    return read_chunks
+
+
+def _load_encoded(
+    read_chunks, tokenize, names, min_count, vocabularies, dtype, *, descr, return_X_y
+):
+    """Encode the stream and package it as the loaders return it."""
+    X, y, vocabularies, field_dims = _encode_stream(
+        read_chunks, tokenize, names, min_count, vocabularies, dtype
+    )
+    if return_X_y:
+        return X, y
+    return Bunch(
+        data=X,
+        target=y,
+        feature_names=list(names),
+        field_dims=field_dims,
+        vocabularies=vocabularies,
+        DESCR=descr,
+    )
+
+
 def load_criteo(
     path,
     *,
@@ -265,11 +297,9 @@ def load_criteo(
     >>> bunch.data.shape  # doctest: +SKIP
     (200, 39)
     """
-    path = _check_path(path)
-    min_count = _check_min_count(min_count)
-    n_rows = _check_n_rows(n_rows)
-    chunksize = _check_chunksize(chunksize)
-    dtype = _check_dtype(dtype)
+    path, min_count, n_rows, chunksize, dtype = _check_load_params(
+        path, min_count, n_rows, chunksize, dtype
+    )
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     if not first.strip():
@@ -290,17 +320,6 @@ def load_criteo(
             )
         options = {"sep": "\t", "header": None, "names": CRITEO_COLUMNS, "quoting": 3}
 
-    def read_chunks():
-        return pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            nrows=n_rows,
-            chunksize=chunksize,
-            **options,
-        )
-
     def tokenize(frame):
         frame = frame.fillna("")
         tokens = pd.DataFrame(index=frame.index)
@@ -318,23 +337,15 @@ def load_criteo(
             tokens[name] = frame[name].to_numpy(dtype=object)
         return tokens, _labels(frame["label"], path, "label")
 
-    X, y, vocabularies, field_dims = _encode_stream(
-        read_chunks,
+    return _load_encoded(
+        _chunk_reader(path, n_rows, chunksize, **options),
         tokenize,
         [*CRITEO_NUMERIC, *CRITEO_CATEGORICAL],
         min_count,
         vocabularies,
         dtype,
-    )
-    if return_X_y:
-        return X, y
-    return Bunch(
-        data=X,
-        target=y,
-        feature_names=[*CRITEO_NUMERIC, *CRITEO_CATEGORICAL],
-        field_dims=field_dims,
-        vocabularies=vocabularies,
-        DESCR=_CRITEO_DESCR,
+        descr=_CRITEO_DESCR,
+        return_X_y=return_X_y,
     )
 
 
@@ -377,42 +388,26 @@ def load_avazu(
         Same fields as :func:`load_criteo`, with 22 fields.
     (data, target) : tuple if ``return_X_y`` is True
     """
-    path = _check_path(path)
-    min_count = _check_min_count(min_count)
-    n_rows = _check_n_rows(n_rows)
-    chunksize = _check_chunksize(chunksize)
-    dtype = _check_dtype(dtype)
+    path, min_count, n_rows, chunksize, dtype = _check_load_params(
+        path, min_count, n_rows, chunksize, dtype
+    )
     with open(path, encoding="utf-8", errors="replace") as fh:
         header = [c.strip() for c in fh.readline().rstrip("\r\n").split(",")]
     missing = [c for c in ["click", *AVAZU_FIELDS] if c not in header]
     if missing:
         raise ValueError(f"{path}: header lacks the Avazu columns {missing}.")
 
-    def read_chunks():
-        return pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            nrows=n_rows,
-            chunksize=chunksize,
-            usecols=["click", *AVAZU_FIELDS],
-        )
-
     def tokenize(frame):
         tokens = frame[AVAZU_FIELDS].astype(object)
         return tokens, _labels(frame["click"], path, "click")
 
-    X, y, vocabularies, field_dims = _encode_stream(
-        read_chunks, tokenize, AVAZU_FIELDS, min_count, vocabularies, dtype
-    )
-    if return_X_y:
-        return X, y
-    return Bunch(
-        data=X,
-        target=y,
-        feature_names=list(AVAZU_FIELDS),
-        field_dims=field_dims,
-        vocabularies=vocabularies,
-        DESCR=_AVAZU_DESCR,
+    return _load_encoded(
+        _chunk_reader(path, n_rows, chunksize, usecols=["click", *AVAZU_FIELDS]),
+        tokenize,
+        AVAZU_FIELDS,
+        min_count,
+        vocabularies,
+        dtype,
+        descr=_AVAZU_DESCR,
+        return_X_y=return_X_y,
     )
