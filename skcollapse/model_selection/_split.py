@@ -157,12 +157,16 @@ def _check_fraction_or_count(value, name):
     )
 
 
+def _check_int(value, name, minimum, *, expected="an integer"):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {expected}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return int(value)
+
+
 def _check_n_splits(n_splits, minimum):
-    if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral):
-        raise TypeError(f"n_splits must be an integer, got {n_splits!r}.")
-    if n_splits < minimum:
-        raise ValueError(f"n_splits must be >= {minimum}, got {n_splits}.")
-    return int(n_splits)
+    return _check_int(n_splits, "n_splits", minimum)
 
 
 def _n_test_per_user(size, test_size):
@@ -178,7 +182,48 @@ def _n_test_per_user(size, test_size):
 # ------------------------------------------------------------------------------------
 # Splitters
 # ------------------------------------------------------------------------------------
-class PerUserShuffleSplit(BaseCrossValidator):
+class _InteractionSplitter(BaseCrossValidator):
+    """Validates ``X`` as interactions when ``split`` is called, before any draw."""
+
+    def split(self, X, y=None, groups=None):
+        """Generate ``(train_index, test_index)`` pairs.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, >= 2)
+            (user, item[, ...]) rows.
+        y : None
+            Ignored.
+        groups : None
+            Ignored.
+        """
+        _check_interactions(X)
+        return super().split(X, y, groups)
+
+
+class _SingleInteractionSplit(_InteractionSplitter):
+    """An interaction splitter that yields one train/test pair."""
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Always 1."""
+        return 1
+
+    def split(self, X, y=None, groups=None):
+        """Generate the single ``(train_index, test_index)`` pair.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_interactions, >= 2)
+            (user, item[, timestamp]) rows.
+        y : None
+            Ignored.
+        groups : None
+            Ignored.
+        """
+        return super().split(X, y, groups)
+
+
+class PerUserShuffleSplit(_InteractionSplitter):
     """Random per-user holdout, repeated ``n_splits`` times (ShuffleSplit per user).
 
     For each split and each user, ``ceil(test_size * n_u)`` of the user's
@@ -223,23 +268,8 @@ class PerUserShuffleSplit(BaseCrossValidator):
             rank, size = _group_rank(users, rng.random_sample(users.shape[0]))
             yield rank < _n_test_per_user(size, test_size)
 
-    def split(self, X, y=None, groups=None):
-        """Generate ``(train_index, test_index)`` pairs.
 
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_interactions, >= 2)
-            (user, item[, ...]) rows.
-        y : None
-            Ignored.
-        groups : None
-            Ignored.
-        """
-        _check_interactions(X)
-        return super().split(X, y, groups)
-
-
-class PerUserKFold(BaseCrossValidator):
+class PerUserKFold(_InteractionSplitter):
     """K-fold over each user's interactions; every user stays in every train fold.
 
     Each user's interactions are dealt round-robin to the ``n_splits`` folds
@@ -290,23 +320,8 @@ class PerUserKFold(BaseCrossValidator):
         for k in range(n_splits):
             yield (fold == k) & ~single
 
-    def split(self, X, y=None, groups=None):
-        """Generate ``(train_index, test_index)`` pairs.
 
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_interactions, >= 2)
-            (user, item[, ...]) rows.
-        y : None
-            Ignored.
-        groups : None
-            Ignored.
-        """
-        _check_interactions(X)
-        return super().split(X, y, groups)
-
-
-class LeaveLastOut(BaseCrossValidator):
+class LeaveLastOut(_SingleInteractionSplit):
     """Hold out each user's ``n_last`` most recent interactions (one split).
 
     Ties in time are broken by row order (later rows count as more recent).
@@ -333,40 +348,16 @@ class LeaveLastOut(BaseCrossValidator):
         self.n_last = n_last
         self.timestamps = timestamps
 
-    def get_n_splits(self, X=None, y=None, groups=None):
-        """Always 1."""
-        return 1
-
     def _iter_test_masks(self, X=None, y=None, groups=None):
-        if isinstance(self.n_last, bool) or not isinstance(
-            self.n_last, numbers.Integral
-        ):
-            raise TypeError(f"n_last must be a positive integer, got {self.n_last!r}.")
-        if self.n_last < 1:
-            raise ValueError(f"n_last must be >= 1, got {self.n_last}.")
+        n_last = _check_int(self.n_last, "n_last", 1, expected="a positive integer")
         users = _check_interactions(X)
         ts = _timestamps(X, self.timestamps)
         # rank 0 = most recent; ties in time: the later row is the more recent
         rank, size = _group_rank(users, -ts, tiebreak=-np.arange(users.shape[0]))
-        yield (rank < self.n_last) & (size > self.n_last)
-
-    def split(self, X, y=None, groups=None):
-        """Generate the single ``(train_index, test_index)`` pair.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_interactions, >= 2)
-            (user, item[, timestamp]) rows.
-        y : None
-            Ignored.
-        groups : None
-            Ignored.
-        """
-        _check_interactions(X)
-        return super().split(X, y, groups)
+        yield (rank < n_last) & (size > n_last)
 
 
-class TemporalSplit(BaseCrossValidator):
+class TemporalSplit(_SingleInteractionSplit):
     """Global temporal split: the most recent interactions of everyone are test.
 
     Rows with a timestamp strictly after the cut-off go to test. The cut-off is
@@ -397,10 +388,6 @@ class TemporalSplit(BaseCrossValidator):
         self.cutoff = cutoff
         self.timestamps = timestamps
 
-    def get_n_splits(self, X=None, y=None, groups=None):
-        """Always 1."""
-        return 1
-
     def _iter_test_masks(self, X=None, y=None, groups=None):
         _check_interactions(X)
         ts = _timestamps(X, self.timestamps)
@@ -430,21 +417,6 @@ class TemporalSplit(BaseCrossValidator):
                 "later than the cut-off."
             )
         yield test
-
-    def split(self, X, y=None, groups=None):
-        """Generate the single ``(train_index, test_index)`` pair.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_interactions, >= 2)
-            (user, item[, timestamp]) rows.
-        y : None
-            Ignored.
-        groups : None
-            Ignored.
-        """
-        _check_interactions(X)
-        return super().split(X, y, groups)
 
 
 _STRATEGIES = ("per_user", "leave_last_out", "temporal", "random")
