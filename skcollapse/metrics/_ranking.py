@@ -57,12 +57,16 @@ def _to_numpy(array):
     return np.asarray(array)
 
 
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}.")
+    return int(value)
+
+
 def _check_k(k):
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be a positive integer, got {k!r}.")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}.")
-    return int(k)
+    return _check_positive_int(k, "k")
 
 
 def _check_recommended(recommended, k, n_items=None, *, name="recommended"):
@@ -171,6 +175,12 @@ def _hits(rel, rec):
     return valid & (keys[pos] == query)
 
 
+def _mean_accuracy(relevant, recommended, k, metric):
+    """Validate the pair and average one per-user accuracy metric over users."""
+    rel, rec, k = _check_pair(relevant, recommended, k)
+    return float(_per_user_accuracy(rel, rec, k)[metric].mean())
+
+
 def _per_user_accuracy(rel, rec, k):
     """Per-user accuracy metrics for users with >= 1 relevant item."""
     n_rel = np.diff(rel.indptr)
@@ -235,8 +245,7 @@ def recall_at_k(relevant, recommended, *, k=20):
     >>> recall_at_k(rel, np.array([[0, 2], [3, 1]]), k=2)
     0.75
     """
-    rel, rec, k = _check_pair(relevant, recommended, k)
-    return float(_per_user_accuracy(rel, rec, k)["recall"].mean())
+    return _mean_accuracy(relevant, recommended, k, "recall")
 
 
 def precision_at_k(relevant, recommended, *, k=20):
@@ -251,8 +260,7 @@ def precision_at_k(relevant, recommended, *, k=20):
     >>> precision_at_k(rel, np.array([[0, 2], [3, 1]]), k=2)
     0.5
     """
-    rel, rec, k = _check_pair(relevant, recommended, k)
-    return float(_per_user_accuracy(rel, rec, k)["precision"].mean())
+    return _mean_accuracy(relevant, recommended, k, "precision")
 
 
 def hit_rate_at_k(relevant, recommended, *, k=20):
@@ -265,8 +273,7 @@ def hit_rate_at_k(relevant, recommended, *, k=20):
     >>> hit_rate_at_k(rel, np.array([[2, 0], [0, 1]]), k=2)
     0.5
     """
-    rel, rec, k = _check_pair(relevant, recommended, k)
-    return float(_per_user_accuracy(rel, rec, k)["hit_rate"].mean())
+    return _mean_accuracy(relevant, recommended, k, "hit_rate")
 
 
 def ndcg_at_k(relevant, recommended, *, k=20):
@@ -283,8 +290,7 @@ def ndcg_at_k(relevant, recommended, *, k=20):
     >>> round(ndcg_at_k(rel, np.array([[2, 0]]), k=2), 4)
     0.6309
     """
-    rel, rec, k = _check_pair(relevant, recommended, k)
-    return float(_per_user_accuracy(rel, rec, k)["ndcg"].mean())
+    return _mean_accuracy(relevant, recommended, k, "ndcg")
 
 
 def map_at_k(relevant, recommended, *, k=20):
@@ -301,8 +307,7 @@ def map_at_k(relevant, recommended, *, k=20):
     >>> map_at_k(rel, np.array([[0, 3, 1]]), k=3)
     0.8333333333333333
     """
-    rel, rec, k = _check_pair(relevant, recommended, k)
-    return float(_per_user_accuracy(rel, rec, k)["map"].mean())
+    return _mean_accuracy(relevant, recommended, k, "map")
 
 
 for _func in (recall_at_k, precision_at_k, hit_rate_at_k, ndcg_at_k, map_at_k):
@@ -313,12 +318,18 @@ del _func
 # --------------------------------------------------------------------------------------
 # Beyond-accuracy metrics
 # --------------------------------------------------------------------------------------
-def _check_n_items(n_items):
-    if isinstance(n_items, bool) or not isinstance(n_items, numbers.Integral):
-        raise TypeError(f"n_items must be a positive integer, got {n_items!r}.")
-    if n_items < 1:
-        raise ValueError(f"n_items must be >= 1, got {n_items}.")
-    return int(n_items)
+def _check_catalog_args(recommended, n_items, k):
+    """Validated ``(rec, n_items)`` for the metrics over the whole catalogue."""
+    k = _check_k(k)
+    n_items = _check_positive_int(n_items, "n_items")
+    return _check_recommended(recommended, k, n_items), n_items
+
+
+def _check_popularity_args(recommended, item_popularity, k):
+    """Validated ``(rec, pop)`` for the metrics weighted by item popularity."""
+    k = _check_k(k)
+    pop = _check_popularity(item_popularity)
+    return _check_recommended(recommended, k, pop.shape[0]), pop
 
 
 def _check_popularity(item_popularity):
@@ -338,13 +349,16 @@ def _check_popularity(item_popularity):
     return pop
 
 
+_ONLY_PADDING = (
+    "recommended holds only padding (-1); the metric is undefined without any "
+    "recommended item."
+)
+
+
 def _recommendation_counts(rec, n_items):
     ids = rec[rec >= 0]
     if ids.size == 0:
-        raise ValueError(
-            "recommended holds only padding (-1); the metric is undefined without "
-            "any recommended item."
-        )
+        raise ValueError(_ONLY_PADDING)
     return np.bincount(ids, minlength=n_items)
 
 
@@ -371,9 +385,7 @@ def catalog_coverage(recommended, n_items, *, k=20):
     >>> catalog_coverage(np.array([[0, 1], [1, 2]]), 8, k=2)
     0.375
     """
-    k = _check_k(k)
-    n_items = _check_n_items(n_items)
-    rec = _check_recommended(recommended, k, n_items)
+    rec, n_items = _check_catalog_args(recommended, n_items, k)
     ids = rec[rec >= 0]
     return float(np.unique(ids).shape[0] / n_items)
 
@@ -409,9 +421,7 @@ def gini_index(recommended, n_items, *, k=20):
     >>> gini_index(np.array([[0], [0]]), 2, k=1)
     0.5
     """
-    k = _check_k(k)
-    n_items = _check_n_items(n_items)
-    rec = _check_recommended(recommended, k, n_items)
+    rec, n_items = _check_catalog_args(recommended, n_items, k)
     counts = np.sort(_recommendation_counts(rec, n_items)).astype(np.float64)
     n = counts.shape[0]
     weights = 2.0 * np.arange(1, n + 1) - n - 1
@@ -424,10 +434,7 @@ def _per_user_mean(rec, values):
     n_valid = valid.sum(axis=1)
     keep = n_valid > 0
     if not keep.any():
-        raise ValueError(
-            "recommended holds only padding (-1); the metric is undefined without "
-            "any recommended item."
-        )
+        raise ValueError(_ONLY_PADDING)
     per_slot = np.where(valid, values[np.where(valid, rec, 0)], 0.0)
     return float((per_slot.sum(axis=1)[keep] / n_valid[keep]).mean())
 
@@ -458,9 +465,7 @@ def average_popularity(recommended, item_popularity, *, k=20):
     >>> average_popularity(np.array([[0, 1], [2, -1]]), np.array([10, 2, 4]), k=2)
     5.0
     """
-    k = _check_k(k)
-    pop = _check_popularity(item_popularity)
-    rec = _check_recommended(recommended, k, pop.shape[0])
+    rec, pop = _check_popularity_args(recommended, item_popularity, k)
     return _per_user_mean(rec, pop)
 
 
@@ -506,9 +511,7 @@ def long_tail_share(recommended, item_popularity, *, k=20, head_fraction=0.2):
     >>> long_tail_share(np.array([[0, 1], [2, 3]]), pop, k=2)
     0.75
     """
-    k = _check_k(k)
-    pop = _check_popularity(item_popularity)
-    rec = _check_recommended(recommended, k, pop.shape[0])
+    rec, pop = _check_popularity_args(recommended, item_popularity, k)
     tail = _tail_mask(pop, head_fraction).astype(np.float64)
     return _per_user_mean(rec, tail)
 
@@ -583,14 +586,6 @@ def _check_ranking_estimator(estimator, need_popularity):
         )
 
 
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    return int(batch_size)
-
-
 def _recommend_for_heldout(estimator, X, k, batch_size):
     """Build the relevant CSR and the (padded) top-k ids of the held-out users."""
     users, items = _validate_interactions(X)
@@ -610,7 +605,7 @@ def _recommend_for_heldout(estimator, X, k, batch_size):
             f"held-out interaction(s) with an item outside the fitted range "
             f"(n_users_={n_users_fit}, n_items_={n_items_fit}) are counted as misses.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     rec = np.full((eval_users.shape[0], k), -1, dtype=np.int64)
     known_rows = np.flatnonzero(~unknown_users)
@@ -631,6 +626,18 @@ def _recommend_for_heldout(estimator, X, k, batch_size):
         rec[batch_rows, : ids.shape[1]] = ids
     rec = _check_recommended(rec, k, n_items_fit, name="recommended ids")
     return rel, rec, n_items_fit
+
+
+def _rank_and_score(estimator, X, names, k, batch_size, head_fraction):
+    """Validate ``k``/``batch_size``/the estimator, rank once, compute ``names``."""
+    k = _check_k(k)
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    bases = {name.removeprefix("neg_") for name in names}
+    _check_ranking_estimator(
+        estimator, bool(bases & {"average_popularity", "long_tail_share"})
+    )
+    rel, rec, n_items = _recommend_for_heldout(estimator, X, k, batch_size)
+    return _compute_metrics(names, rel, rec, k, n_items, estimator, head_fraction)
 
 
 def _compute_metrics(names, rel, rec, k, n_items, estimator, head_fraction):
@@ -705,15 +712,8 @@ class RankingScorer:
 
     def __call__(self, estimator, X, y=None):
         names = _scorer_metrics(self.metric)
-        k = _check_k(self.k)
-        batch_size = _check_batch_size(self.batch_size)
-        bases = {name.removeprefix("neg_") for name in names}
-        _check_ranking_estimator(
-            estimator, bool(bases & {"average_popularity", "long_tail_share"})
-        )
-        rel, rec, n_items = _recommend_for_heldout(estimator, X, k, batch_size)
-        values = _compute_metrics(
-            names, rel, rec, k, n_items, estimator, self.head_fraction
+        values = _rank_and_score(
+            estimator, X, names, self.k, self.batch_size, self.head_fraction
         )
         if isinstance(self.metric, str):
             return values[self.metric]
@@ -765,7 +765,7 @@ def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
     """
     _scorer_metrics(metric)
     _check_k(k)
-    _check_batch_size(batch_size)
+    _check_positive_int(batch_size, "batch_size")
     if isinstance(metric, list):
         metric = tuple(metric)
     return RankingScorer(
@@ -826,11 +826,4 @@ def evaluate_ranking(
         raise ValueError("metrics is empty; name at least one ranking metric.")
     for name in metrics:
         _check_metric_name(name, _METRIC_NAMES)
-    k = _check_k(k)
-    batch_size = _check_batch_size(batch_size)
-    bases = {name.removeprefix("neg_") for name in metrics}
-    _check_ranking_estimator(
-        estimator, bool(bases & {"average_popularity", "long_tail_share"})
-    )
-    rel, rec, n_items = _recommend_for_heldout(estimator, X, k, batch_size)
-    return _compute_metrics(metrics, rel, rec, k, n_items, estimator, head_fraction)
+    return _rank_and_score(estimator, X, metrics, k, batch_size, head_fraction)
