@@ -444,3 +444,17 @@ def test_cuda(torch_device, ctr_data):
     assert clf.module_.embedding.weight.device.type == torch_device
     assert clf.predict_proba(Xte[:10]).shape == (10, 2)
     assert clf.get_embeddings()["x0/set0"].shape == (3, 8)
+
+
+@pytest.mark.parametrize("name", ["dbn", "sv_variance"])
+def test_trim_for_prediction_keeps_predictions(name, ctr_data):
+    Xtr, ytr, Xte, _, _ = ctr_data
+    clf = _small(DNNClassifier, regularizer=name, max_epochs=1,
+                 batch_size=500).fit(Xtr[:1000], ytr[:1000])
+    before = clf.predict_proba(Xte[:50])
+    clf.trim_for_prediction()
+    assert clf.optimizer_ is None and len(clf.history) == 0
+    # a layer regularizer (DBN whitening) is part of inference and stays;
+    # a penalty is training-only and goes
+    assert (clf.regularizer_ is not None) == (name == "dbn")
+    np.testing.assert_allclose(clf.predict_proba(Xte[:50]), before, rtol=1e-6)

@@ -267,6 +267,34 @@ class RegularizedNetMixin:
         finally:
             reg.train(was_training)
 
+    def trim_for_prediction(self):
+        """Drop what only training needs (optimisers, callbacks, history).
+
+        As skorch's, except that a ``"layer"`` regularizer (e.g. decorrelated
+        batch normalisation) is kept: it is part of the model at inference, and
+        dropping it would silently change every prediction. The prediction
+        nonlinearity (e.g. the sigmoid of ``predict_proba``), which skorch infers
+        from the criterion that trimming removes, is kept too.
+        """
+        if getattr(self, "_trimmed_for_prediction", False):
+            return self
+        reg = getattr(self, "regularizer_", None)
+        spec = getattr(self, "regularizer", None)
+        self.check_is_fitted()
+        nonlinearity = self._get_predict_nonlinearity()
+        super().trim_for_prediction()
+        self._trimmed_nonlinearity_ = nonlinearity
+        if reg is not None and reg.kind == "layer":
+            self.regularizer_ = reg
+            self.regularizer = spec
+        return self
+
+    def _get_predict_nonlinearity(self):
+        trimmed = getattr(self, "_trimmed_nonlinearity_", None)
+        if trimmed is not None:
+            return trimmed
+        return super()._get_predict_nonlinearity()
+
     # ------------------------------------------------------------ bookkeeping
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(
