@@ -275,7 +275,8 @@ def _read_table(path, sep):
             return pd.read_parquet(path)
         except ImportError:
             raise CLIError(
-                "reading Parquet needs pyarrow or fastparquet: pip install pyarrow"
+                "reading Parquet needs pyarrow or fastparquet: pip install pyarrow "
+                "(or the 'parquet' extra: pip install 'skcollapse[parquet]')"
             ) from None
         except (OSError, ValueError) as exc:
             raise CLIError(f"{path}: cannot read as Parquet ({exc})") from None
