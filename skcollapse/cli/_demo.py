@@ -33,15 +33,19 @@ DEMO_MODELS = [
 #: 0.1}`` or ``{"loss": "align"}``). Append entries to show more regularizers.
 DEMO_REGULARIZERS = [
     {"label": "none", "regularizer": None, "params": {}},
-    # anti-collapse regularizers (skcollapse.regularizers), one of each kind,
-    # at settings that raised erank without losing NDCG@20 on make_interactions
-    # data; DirectSpec balances within blocks of 128 rows to stay cheap.
+    # anti-collapse regularizers (skcollapse.regularizers): a penalty on the
+    # batch covariance, a whitening layer, and a penalty on the batch geometry.
+    # Measured with these settings (item erank / NDCG@20, no regularizer first):
+    # LightGCN on ML-100k: uniformity 19.9 -> 25.4 / 0.398 -> 0.412, dbn -> 29.9
+    # / 0.395; on make_interactions data every row raises LightGCN's erank.
+    # DirectSpec is left out: as a train-time transform under BPR and Adam it
+    # lowered the erank of the tables used for ranking on both data sets (its
+    # reference recipe is a positive-only loss with plain SGD).
     {"label": "logdet", "regularizer": "logdet",
      "params": {"regularizer__weight": 1e-3}},
     {"label": "dbn (items)", "regularizer": "dbn",
      "params": {"regularizer__eps": 0.1, "regularizer__tables": "item"}},
-    {"label": "directspec", "regularizer": "directspec",
-     "params": {"regularizer__alpha": 0.5, "regularizer__block_size": 128}},
+    {"label": "uniformity", "regularizer": "uniformity", "params": {}},
 ]
 
 #: ``--dataset`` choices besides ``"synthetic"``: MovieLens releases, by the
