@@ -215,11 +215,7 @@ def _demo_data(args, progress):
 
 def run_demo(args):
     """Train the demo models and print the comparison table."""
-    from skcollapse.metrics import (
-        effective_rank,
-        evaluate_ranking,
-        information_abundance,
-    )
+    from skcollapse.metrics import collapse_metrics, evaluate_ranking
     from skcollapse.utils._device import resolve_device
 
     if args.epochs < 1:
@@ -265,7 +261,9 @@ def run_demo(args):
         fit_s = time.perf_counter() - t0
         models[label if reg["label"] == "none" else f"{label} + {reg['label']}"] = est
         res = evaluate_ranking(est, test, k=20, metrics=("recall", "ndcg", "coverage"))
-        emb = est.get_embeddings()
+        spec = collapse_metrics(
+            est.get_embeddings(), metrics=["effective_rank", "information_abundance"]
+        )
         rows.append(
             {
                 "model": label,
@@ -273,10 +271,10 @@ def run_demo(args):
                 "Recall@20": res["recall"],
                 "NDCG@20": res["ndcg"],
                 "coverage@20": res["coverage"],
-                "erank user": effective_rank(emb["user"]),
-                "erank item": effective_rank(emb["item"]),
-                "IA user": information_abundance(emb["user"]),
-                "IA item": information_abundance(emb["item"]),
+                "erank user": spec["user"]["effective_rank"],
+                "erank item": spec["item"]["effective_rank"],
+                "IA user": spec["user"]["information_abundance"],
+                "IA item": spec["item"]["information_abundance"],
                 "fit s": fit_s,
             }
         )

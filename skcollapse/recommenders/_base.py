@@ -276,11 +276,8 @@ class RegularizedNetMixin:
         nonlinearity (e.g. the sigmoid of ``predict_proba``), which skorch infers
         from the criterion that trimming removes, is kept too.
         """
-        if getattr(self, "_trimmed_for_prediction", False):
-            return self
         reg = getattr(self, "regularizer_", None)
         spec = getattr(self, "regularizer", None)
-        self.check_is_fitted()
         nonlinearity = self._get_predict_nonlinearity()
         super().trim_for_prediction()
         self._trimmed_nonlinearity_ = nonlinearity

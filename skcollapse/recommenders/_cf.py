@@ -262,12 +262,9 @@ class CFLoss(nn.Module):
         else:
             neg_s = torch.einsum("bd,bnd->bn", user, neg)
         if self.loss == "softmax":
-            logits = torch.cat([pos_s[:, None], neg_s], dim=1) / self.temperature
             if neg_mask is not None:
-                logits = torch.cat(
-                    [logits[:, :1], logits[:, 1:].masked_fill(neg_mask, float("-inf"))],
-                    dim=1,
-                )
+                neg_s = neg_s.masked_fill(neg_mask, float("-inf"))
+            logits = torch.cat([pos_s[:, None], neg_s], dim=1) / self.temperature
             return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
         if self.loss == "bpr":
             terms = -F.logsigmoid(pos_s[:, None] - neg_s)
@@ -667,9 +664,13 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
             shard=(process_index(), num_processes()) if training else (0, 1),
         )
 
+    def _negatives_generator(self):
+        """Per-process generator under data parallelism, else the fit's generator."""
+        return getattr(self, "_negative_generator_", None) or self._generator_
+
     def _sample_negatives(self, users, n_neg):
         n_items = self.n_items_
-        gen = getattr(self, "_negative_generator_", None) or self._generator_
+        gen = self._negatives_generator()
         dev = users.device
         neg = torch.randint(0, n_items, (users.shape[0], n_neg), generator=gen, device=dev)
         keys = self._train_keys_
@@ -696,8 +697,10 @@ class _CFRecommender(RegularizedNetMixin, NeuralNet):
         Observed items are not resampled (they differ per user); the loss drops
         a row's own positive from the shared set instead (``negative_mask``).
         """
-        gen = getattr(self, "_negative_generator_", None) or self._generator_
-        return torch.randint(0, self.n_items_, (n_neg,), generator=gen, device=device)
+        return torch.randint(
+            0, self.n_items_, (n_neg,), generator=self._negatives_generator(),
+            device=device,
+        )
 
     def _encode(self, users, items):
         """``module_.encode(users, items)``, through a data-parallel wrapper's forward.
