@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skcollapse.datasets import make_collapsed_embeddings
 from skcollapse.metrics import _spectrum, collapse_metrics
+from skcollapse.metrics._collapse import erank_from_spectrum, ia_from_spectrum
 
 METRICS = ["effective_rank", "information_abundance"]
 
@@ -272,8 +273,7 @@ def _expected_collapsed(d, r, noise):
     erank and IA depend on) converge to these at rate 1/sqrt(n).
     """
     sigma = np.sqrt(np.r_[np.full(r, 1.0 + noise**2), np.full(d - r, noise**2)])
-    p = sigma / sigma.sum()
-    return float(np.exp(-(p * np.log(p)).sum())), float(sigma.sum() / sigma.max())
+    return erank_from_spectrum(sigma), ia_from_spectrum(sigma)
 
 
 def dask_stream(args):
@@ -342,8 +342,7 @@ def dask_stream(args):
             block = _read_block(args.dask_store, i, rows, d).astype(np.float64)
             gram += block.T @ block
         sigma = np.sqrt(np.clip(np.linalg.eigvalsh(gram)[::-1], 0, None))
-        p = sigma / sigma.sum()
-        lean_erank = float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
+        lean_erank = erank_from_spectrum(sigma)
         lean_s = time.perf_counter() - t0
         print(f"lean numpy loop over the same store (one process): erank="
               f"{lean_erank:.6f} in {lean_s:.1f} s; dask / lean = "

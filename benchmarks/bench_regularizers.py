@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch
 
 from skcollapse.datasets import load_lightgcn
-from skcollapse.metrics import effective_rank, evaluate_ranking, information_abundance
+from skcollapse.metrics import collapse_metrics, evaluate_ranking
 from skcollapse.model_selection import train_test_split_interactions
 from skcollapse.recommenders import LightGCNRecommender, MFRecommender
 
@@ -122,7 +122,9 @@ def fit_and_score(cls, base, reg, params, X_fit, X_val, X_test):
     fit_s = time.perf_counter() - start
     val = evaluate_ranking(est, X_val, k=20, metrics=("ndcg",))
     test = evaluate_ranking(est, X_test, k=20, metrics=("recall", "ndcg", "coverage"))
-    emb = est.get_embeddings()
+    spec = collapse_metrics(
+        est.get_embeddings(), metrics=["effective_rank", "information_abundance"]
+    )
     durs = [float(d) for d in est.history[:, "dur"]]
     return {
         "regularizer": reg or "None",
@@ -131,10 +133,10 @@ def fit_and_score(cls, base, reg, params, X_fit, X_val, X_test):
         "recall": test["recall"],
         "ndcg": test["ndcg"],
         "coverage": test["coverage"],
-        "erank_item": effective_rank(emb["item"]),
-        "erank_user": effective_rank(emb["user"]),
-        "ia_item": information_abundance(emb["item"]),
-        "ia_user": information_abundance(emb["user"]),
+        "erank_item": spec["item"]["effective_rank"],
+        "erank_user": spec["user"]["effective_rank"],
+        "ia_item": spec["item"]["information_abundance"],
+        "ia_user": spec["user"]["information_abundance"],
         "s_per_epoch": statistics.median(durs),
         "fit_s": fit_s,
     }
