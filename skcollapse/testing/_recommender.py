@@ -11,6 +11,7 @@ held-out ones (the idea of implicit's ``recommender_base_test``).
 from __future__ import annotations
 
 import pickle
+from abc import ABC, abstractmethod
 
 import numpy as np
 import pytest
@@ -31,14 +32,15 @@ def checkerboard(n_users=20, n_items=20, n_heldout=2):
     return np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64)
 
 
-class RecommenderTestMixin:
+class RecommenderTestMixin(ABC):
     """Mix into a test class and implement ``_get_model()``."""
 
     n_users = 20
     n_items = 20
 
-    def _get_model(self):  # pragma: no cover - provided by the test class
-        raise NotImplementedError("implement _get_model() in the test class")
+    @abstractmethod
+    def _get_model(self):
+        """An unfitted estimator that learns the checkerboard in a few dozen steps."""
 
     @pytest.fixture(scope="class")
     def fitted_model(self):
