@@ -63,7 +63,9 @@ def _first_order_auc(X, y, n_train):
     lr = LogisticRegression(C=10.0, max_iter=2000).fit(
         enc.transform(X[:n_train]), y[:n_train]
     )
-    return roc_auc_score(y[n_train:], lr.predict_proba(enc.transform(X[n_train:]))[:, 1])
+    return roc_auc_score(
+        y[n_train:], lr.predict_proba(enc.transform(X[n_train:]))[:, 1]
+    )
 
 
 def test_make_ctr_planted_interactions_are_not_additive():
@@ -85,20 +87,27 @@ def test_make_ctr_cardinalities_forms():
     assert X.shape == (100, 2)
 
 
+_INT_GE_1 = r"parameter of make_ctr must be an int in the range \[1, inf\)"
+
+
 @pytest.mark.parametrize(
     "kwargs, err, match",
     [
-        ({"n_samples": 0}, ValueError, "n_samples"),
-        ({"n_samples": 2.5}, TypeError, "n_samples"),
-        ({"n_fields": 0}, ValueError, "n_fields"),
-        ({"cardinalities": []}, ValueError, "cardinalities"),
-        ({"cardinalities": [3, 0]}, ValueError, r"cardinalities\[1\]"),
-        ({"cardinalities": "abc"}, TypeError, "cardinalities"),
+        ({"n_samples": 0}, ValueError, rf"'n_samples' {_INT_GE_1}"),
+        ({"n_samples": 2.5}, TypeError, rf"'n_samples' {_INT_GE_1}"),
+        ({"n_fields": 0}, ValueError, rf"'n_fields' {_INT_GE_1}"),
+        ({"cardinalities": []}, ValueError, "cardinalities is empty"),
+        ({"cardinalities": [3, 0]}, ValueError, rf"'cardinalities\[1\]' {_INT_GE_1}"),
+        ({"cardinalities": "abc"}, TypeError, r"'cardinalities' .* or an array-like"),
         ({"cardinalities": [3, 3], "n_interactions": 2}, ValueError, "n_interactions"),
-        ({"click_rate": 1.0}, ValueError, "click_rate"),
-        ({"interaction_strength": np.nan}, ValueError, "interaction_strength"),
-        ({"interaction_rank": 0}, ValueError, "interaction_rank"),
-        ({"zipf_exponent": -1}, ValueError, "zipf_exponent"),
+        ({"click_rate": 1.0}, ValueError, r"'click_rate' .* range \(0.0, 1.0\)"),
+        (
+            {"interaction_strength": np.nan},
+            ValueError,
+            r"'interaction_strength' .* a float in the range \[0.0, inf\)",
+        ),
+        ({"interaction_rank": 0}, ValueError, rf"'interaction_rank' {_INT_GE_1}"),
+        ({"zipf_exponent": -1}, ValueError, r"'zipf_exponent' .* range \[0.0, inf\)"),
     ],
 )
 def test_make_ctr_rejects_bad_arguments(kwargs, err, match):

@@ -34,6 +34,8 @@ from skcollapse.datasets import (
     load_criteo,
     load_lightgcn,
     load_movielens,
+    make_collapsed_embeddings,
+    make_interactions,
     read_lightgcn_file,
 )
 from skcollapse.datasets import _lightgcn as lightgcn_module
@@ -68,7 +70,7 @@ def test_get_data_home_env_var_and_explicit(tmp_path, monkeypatch):
     (tmp_path / "explicit" / "junk.txt").write_text("x")
     clear_data_home(tmp_path / "explicit")
     assert not (tmp_path / "explicit").exists()
-    with pytest.raises(TypeError, match="data_home"):
+    with pytest.raises(TypeError, match=r"'data_home' parameter .* must be None, "):
         get_data_home(3.5)
 
 
@@ -391,7 +393,9 @@ def test_fetch_movielens_corrupted_download_is_removed(tmp_path, monkeypatch):
 
 
 def test_fetch_movielens_validation(tmp_path):
-    with pytest.raises(ValueError, match="Unknown MovieLens variant"):
+    with pytest.raises(
+        ValueError, match=r"'variant' parameter of fetch_movielens must be a str among"
+    ):
         fetch_movielens("10k", data_home=tmp_path)
     with pytest.raises(OSError, match="download_if_missing=False"):
         fetch_movielens("100k", data_home=tmp_path, download_if_missing=False)
@@ -486,7 +490,9 @@ def test_fetch_lightgcn_offline(tmp_path, monkeypatch):
     assert np.array_equal(again.test, data.test)
     with pytest.raises(OSError, match="download_if_missing=False"):
         fetch_lightgcn("yelp2018", data_home=tmp_path / "h2", download_if_missing=False)
-    with pytest.raises(ValueError, match="Unknown LightGCN dataset"):
+    with pytest.raises(
+        ValueError, match=r"'dataset' parameter of fetch_lightgcn must be a str among"
+    ):
         fetch_lightgcn("movielens")
 
 
@@ -611,7 +617,9 @@ def test_load_criteo_csv_header_and_validation(tmp_path):
     (tmp_path / "bad2.txt").write_text("".join("\t".join(r) + "\n" for r in bad))
     with pytest.raises(ValueError, match="I4"):
         load_criteo(tmp_path / "bad2.txt")
-    with pytest.raises(ValueError, match="min_count"):
+    with pytest.raises(
+        ValueError, match=r"'min_count' parameter .* an int in the range \[1, inf\)"
+    ):
         load_criteo(tmp_path / "sample.csv", min_count=0)
     with pytest.raises(OSError, match="not an existing file"):
         load_criteo(tmp_path / "missing.txt")
@@ -709,3 +717,58 @@ def test_criteo_streaming_chunks_give_the_same_result(tmp_path):
         load_criteo(tmp_path / "empty.csv")
     with pytest.raises(TypeError, match="dtype"):
         load_criteo(tmp_path / "t.txt", dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------------
+# Parameter validation: sklearn's validate_params on every public function
+# ------------------------------------------------------------------------------------
+def test_generators_validate_parameters_with_sklearn_messages():
+    E = make_collapsed_embeddings(
+        np.int64(20), np.int64(8), effective_rank=np.int64(2), random_state=0
+    )
+    assert E.shape == (20, 8)
+    assert (
+        make_interactions(np.int64(20), np.int64(10), random_state=0)[:, 0].max() == 19
+    )
+    fn = "make_collapsed_embeddings"
+    with pytest.raises(
+        ValueError,
+        match=rf"'effective_rank' parameter of {fn} must be an int in the "
+        r"range \[1, inf\)",
+    ):
+        make_collapsed_embeddings(10, 4, effective_rank=0)
+    with pytest.raises(
+        TypeError, match=rf"'n_samples' parameter of {fn} must be an int"
+    ):
+        make_collapsed_embeddings(True, 4)
+    with pytest.raises(
+        ValueError, match=r"'noise' .* a float in the range \[0.0, inf\)"
+    ):
+        make_collapsed_embeddings(10, 4, effective_rank=2, noise=np.inf)
+    with pytest.raises(ValueError, match="effective_rank must be at most n_features=4"):
+        make_collapsed_embeddings(10, 4, effective_rank=5)
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        make_collapsed_embeddings(10, 4, effective_rank=2, dtype=np.int64)
+    with pytest.raises(
+        ValueError, match=r"'density' parameter of make_interactions .* \(0.0, 0.5\]"
+    ):
+        make_interactions(10, 10, density=0.0)
+
+
+def test_loaders_validate_parameters_with_sklearn_messages(tmp_path):
+    with pytest.raises(
+        TypeError, match=r"'n_users' parameter of load_lightgcn must be"
+    ):
+        load_lightgcn(tmp_path, n_users=True)
+    with pytest.raises(
+        ValueError, match=r"'n_retries' parameter of fetch_file .* \[0, inf\)"
+    ):
+        fetch_file(
+            RemoteFileMetadata("x", "file:///x", "0" * 64), tmp_path, n_retries=-1
+        )
+    with pytest.raises(TypeError, match=r"'remote' parameter of fetch_file must be"):
+        fetch_file(("x", "file:///x", "0" * 64), tmp_path)
+    with pytest.raises(
+        ValueError, match=r"'chunksize' parameter of load_avazu .* \[1, inf\)"
+    ):
+        load_avazu(tmp_path / "missing.csv", chunksize=0)

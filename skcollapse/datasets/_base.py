@@ -26,6 +26,12 @@ import zipfile
 from collections import namedtuple
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from skcollapse.utils._sklearn_compat import (
+    int_interval,
+    real_interval,
+    validate_params,
+)
+
 __all__ = [
     "RemoteFileMetadata",
     "clear_data_home",
@@ -56,6 +62,10 @@ md5 : str or None, default=None
 """
 
 
+_PATH = [str, os.PathLike]
+
+
+@validate_params({"data_home": [None, *_PATH]}, prefer_skip_nested_validation=True)
 def get_data_home(data_home=None):
     """Return the folder where skcollapse caches downloaded datasets.
 
@@ -84,17 +94,12 @@ def get_data_home(data_home=None):
         data_home = os.environ.get("SKCOLLAPSE_DATA") or os.path.join(
             "~", "skcollapse_data"
         )
-    try:
-        data_home = os.fspath(data_home)
-    except TypeError:
-        raise TypeError(
-            f"data_home must be a path (str or os.PathLike) or None, got {data_home!r}."
-        ) from None
     data_home = os.path.abspath(os.path.expanduser(data_home))
     os.makedirs(data_home, exist_ok=True)
     return data_home
 
 
+@validate_params({"data_home": [None, *_PATH]}, prefer_skip_nested_validation=True)
 def clear_data_home(data_home=None):
     """Delete everything in the data home.
 
@@ -107,10 +112,7 @@ def clear_data_home(data_home=None):
 
 
 def _check_metadata(remote):
-    if not isinstance(remote, RemoteFileMetadata):
-        raise TypeError(
-            f"remote must be a RemoteFileMetadata, got {type(remote).__name__}."
-        )
+    """The fields of a RemoteFileMetadata: a plain file name and a checksum."""
     name = remote.filename
     if (
         not isinstance(name, str)
@@ -179,6 +181,16 @@ def _remove_quietly(path):
         pass
 
 
+@validate_params(
+    {
+        "remote": [RemoteFileMetadata],
+        "folder": _PATH,
+        "n_retries": [int_interval(0, None, closed="left")],
+        "delay": [real_interval(0, None, closed="left")],
+        "timeout": [real_interval(0, None, closed="neither")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def fetch_file(remote, folder, *, n_retries=3, delay=1.0, timeout=60):
     """Download a remote file once, verify its checksum and return its local path.
 
@@ -214,10 +226,6 @@ def fetch_file(remote, folder, *, n_retries=3, delay=1.0, timeout=60):
         does not match.
     """
     _check_metadata(remote)
-    if not isinstance(n_retries, int) or n_retries < 0:
-        raise ValueError(
-            f"n_retries must be a non-negative integer, got {n_retries!r}."
-        )
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, remote.filename)
@@ -276,6 +284,7 @@ def _check_inside(dest, name, archive):
         )
 
 
+@validate_params({"path": _PATH, "dest": _PATH}, prefer_skip_nested_validation=True)
 def extract_archive(path, dest):
     """Safely extract a zip or tar archive (``.tar``, ``.tar.gz``, ``.tgz``, ...).
 

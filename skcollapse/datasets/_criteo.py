@@ -12,12 +12,13 @@ models send negative codes to their OOV row).
 
 from __future__ import annotations
 
-import numbers
 import os
 
 import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
+
+from skcollapse.utils._sklearn_compat import int_interval, validate_params
 
 __all__ = ["bucketize_numeric", "load_avazu", "load_criteo"]
 
@@ -74,6 +75,7 @@ terms; it is not redistributed here.
 """
 
 
+@validate_params({"values": ["array-like"]}, prefer_skip_nested_validation=True)
 def bucketize_numeric(values):
     """Bucket integer counts as Multi-Embedding/pytorch-fm: ``floor(ln(v)^2)`` if v>2.
 
@@ -111,24 +113,6 @@ def bucketize_numeric(values):
     return out
 
 
-def _check_positive_int(value, name, *, allow_none=False):
-    if allow_none and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        expected = "a positive integer or None" if allow_none else "a positive integer"
-        raise TypeError(f"{name} must be {expected}, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}.")
-    return int(value)
-
-
-def _check_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype.kind != "i":
-        raise TypeError(f"dtype must be a signed integer dtype, got {dtype}.")
-    return dtype
-
-
 def _encode_stream(read_chunks, tokenize, names, min_count, vocabularies, dtype):
     """Two streaming passes: count tokens per field, then encode every chunk.
 
@@ -136,6 +120,9 @@ def _encode_stream(read_chunks, tokenize, names, min_count, vocabularies, dtype)
     maps one to ``(tokens DataFrame, labels)``. Codes are vocabulary indices
     (vocabulary sorted as strings) and -1 for rare/unseen values.
     """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "i":
+        raise TypeError(f"dtype must be a signed integer dtype, got {dtype}.")
     if vocabularies is not None:
         if len(vocabularies) != len(names):
             raise ValueError(
@@ -185,21 +172,24 @@ def _labels(column, path, name):
 
 
 def _check_path(path):
+    """The path of an existing file (a data check: the file must be there)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise OSError(f"{path!r} is not an existing file.")
     return path
 
 
-def _check_load_params(path, min_count, n_rows, chunksize, dtype):
-    """Validate the arguments shared by the loaders, in the order they report."""
-    return (
-        _check_path(path),
-        _check_positive_int(min_count, "min_count"),
-        _check_positive_int(n_rows, "n_rows", allow_none=True),
-        _check_positive_int(chunksize, "chunksize"),
-        _check_dtype(dtype),
-    )
+_POSITIVE_INT = int_interval(1, None, closed="left")
+#: The constraints shared by the loaders.
+_LOAD_CONSTRAINTS = {
+    "path": [str, os.PathLike],
+    "min_count": [_POSITIVE_INT],
+    "vocabularies": [None, "array-like"],
+    "n_rows": [None, _POSITIVE_INT],
+    "chunksize": [_POSITIVE_INT],
+    "dtype": "no_validation",  # a dtype-like, resolved and checked when encoding
+    "return_X_y": ["boolean"],
+}
 
 
 def _chunk_reader(path, n_rows, chunksize, **options):
@@ -238,6 +228,7 @@ def _load_encoded(
     )
 
 
+@validate_params(_LOAD_CONSTRAINTS, prefer_skip_nested_validation=True)
 def load_criteo(
     path,
     *,
@@ -297,9 +288,7 @@ def load_criteo(
     >>> bunch.data.shape  # doctest: +SKIP
     (200, 39)
     """
-    path, min_count, n_rows, chunksize, dtype = _check_load_params(
-        path, min_count, n_rows, chunksize, dtype
-    )
+    path = _check_path(path)
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     if not first.strip():
@@ -349,6 +338,7 @@ def load_criteo(
     )
 
 
+@validate_params(_LOAD_CONSTRAINTS, prefer_skip_nested_validation=True)
 def load_avazu(
     path,
     *,
@@ -388,9 +378,7 @@ def load_avazu(
         Same fields as :func:`load_criteo`, with 22 fields.
     (data, target) : tuple if ``return_X_y`` is True
     """
-    path, min_count, n_rows, chunksize, dtype = _check_load_params(
-        path, min_count, n_rows, chunksize, dtype
-    )
+    path = _check_path(path)
     with open(path, encoding="utf-8", errors="replace") as fh:
         header = [c.strip() for c in fh.readline().rstrip("\r\n").split(",")]
     missing = [c for c in ["click", *AVAZU_FIELDS] if c not in header]

@@ -8,28 +8,32 @@ import numpy as np
 from scipy.special import expit
 from sklearn.utils import check_random_state
 
+from skcollapse.utils._sklearn_compat import (
+    int_interval,
+    real_interval,
+    validate_parameter_constraints,
+    validate_params,
+)
 
-def _int_param(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _float_param(value, name, low, high, *, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}.")
-    v = float(value)
-    ok_low = v > low if low_open else v >= low
-    ok_high = v < high if high_open else v <= high
-    if not (np.isfinite(v) and ok_low and ok_high):
-        lb = "(" if low_open else "["
-        rb = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in {lb}{low}, {high}{rb}, got {value!r}.")
-    return v
+_POSITIVE_INT = int_interval(1, None, closed="left")
+_NON_NEGATIVE_REAL = real_interval(0, None, closed="left")
 
 
+@validate_params(
+    {
+        "n_samples": [_POSITIVE_INT],
+        "n_fields": [_POSITIVE_INT],
+        "cardinalities": [None, _POSITIVE_INT, "array-like"],
+        "n_interactions": [None, int_interval(0, None, closed="left")],
+        "interaction_rank": [_POSITIVE_INT],
+        "interaction_strength": [_NON_NEGATIVE_REAL],
+        "first_order_strength": [_NON_NEGATIVE_REAL],
+        "zipf_exponent": [_NON_NEGATIVE_REAL],
+        "click_rate": [real_interval(0, 1, closed="neither")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_ctr(
     n_samples=10000,
     *,
@@ -104,47 +108,38 @@ def make_ctr(
     ((2000, 4), (2000,), (2000,))
     >>> bayes_auc = roc_auc_score(y, proba)
     """
-    n_samples = _int_param(n_samples, "n_samples", 1)
     rng = check_random_state(random_state)
     if cardinalities is None:
-        n_fields = _int_param(n_fields, "n_fields", 1)
         cards = [
             int(rng.randint(2, 11)) if f % 2 == 0 else int(rng.randint(100, 1001))
             for f in range(n_fields)
         ]
-    elif isinstance(cardinalities, numbers.Integral) and not isinstance(
-        cardinalities, bool
-    ):
-        n_fields = _int_param(n_fields, "n_fields", 1)
-        cards = [_int_param(cardinalities, "cardinalities", 1)] * n_fields
+    elif isinstance(cardinalities, numbers.Integral):
+        cards = [int(cardinalities)] * n_fields
     else:
-        try:
-            raw = list(cardinalities)
-        except TypeError as exc:
-            raise TypeError(
-                "cardinalities must be None, an int or a sequence of ints, got "
-                f"{type(cardinalities).__name__}."
-            ) from exc
+        raw = list(cardinalities)
         if not raw:
             raise ValueError("cardinalities is empty; give one value per field.")
-        cards = [_int_param(c, f"cardinalities[{i}]", 1) for i, c in enumerate(raw)]
+        # Every entry is an int >= 1, reported by its index.
+        entries = {f"cardinalities[{i}]": c for i, c in enumerate(raw)}
+        validate_parameter_constraints(
+            {key: [_POSITIVE_INT] for key in entries}, entries, caller_name="make_ctr"
+        )
+        cards = [int(c) for c in raw]
         n_fields = len(cards)
     n_pairs_total = n_fields * (n_fields - 1) // 2
     if n_interactions is None:
         n_interactions = min(max(1, n_fields // 2), n_pairs_total)
-    n_interactions = _int_param(n_interactions, "n_interactions", 0)
     if n_interactions > n_pairs_total:
         raise ValueError(
             f"n_interactions={n_interactions} exceeds the {n_pairs_total} field pairs "
             f"of {n_fields} fields."
         )
-    rank = _int_param(interaction_rank, "interaction_rank", 1)
-    strength = _float_param(interaction_strength, "interaction_strength", 0, np.inf,
-                            high_open=True)
-    first = _float_param(first_order_strength, "first_order_strength", 0, np.inf,
-                         high_open=True)
-    zipf = _float_param(zipf_exponent, "zipf_exponent", 0, np.inf, high_open=True)
-    rate = _float_param(click_rate, "click_rate", 0, 1, low_open=True, high_open=True)
+    rank = interaction_rank
+    strength = float(interaction_strength)
+    first = float(first_order_strength)
+    zipf = float(zipf_exponent)
+    rate = float(click_rate)
 
     X = np.empty((n_samples, n_fields), dtype=np.int64)
     for f, card in enumerate(cards):

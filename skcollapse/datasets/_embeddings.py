@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from sklearn.utils import check_random_state
 
+from skcollapse.utils._sklearn_compat import (
+    int_interval,
+    real_interval,
+    validate_params,
+)
 
+
+@validate_params(
+    {
+        "n_samples": [int_interval(1, None, closed="left")],
+        "n_features": [int_interval(1, None, closed="left")],
+        "effective_rank": [int_interval(1, None, closed="left")],
+        "noise": [real_interval(0, None, closed="left")],
+        "dtype": "no_validation",  # a dtype-like, resolved and checked below
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_collapsed_embeddings(
     n_samples=1000,
     n_features=64,
@@ -64,21 +79,11 @@ def make_collapsed_embeddings(
     >>> round(effective_rank(E))
     4
     """
-    n_samples = _check_int(n_samples, "n_samples", low=1)
-    n_features = _check_int(n_features, "n_features", low=1)
-    effective_rank = _check_int(effective_rank, "effective_rank", low=1)
     if effective_rank > n_features:
         raise ValueError(
             f"effective_rank must be at most n_features={n_features}, "
             f"got {effective_rank}."
         )
-    if (
-        isinstance(noise, bool)
-        or not isinstance(noise, numbers.Real)
-        or not np.isfinite(noise)
-        or noise < 0
-    ):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}.")
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}.")
@@ -93,13 +98,7 @@ def make_collapsed_embeddings(
     Z = gen.standard_normal((n_samples, effective_rank), dtype=dtype)
     E = Z @ W.T
     if noise > 0:
-        E += dtype.type(noise) * gen.standard_normal((n_samples, n_features), dtype=dtype)
+        E += dtype.type(noise) * gen.standard_normal(
+            (n_samples, n_features), dtype=dtype
+        )
     return E
-
-
-def _check_int(value, name, *, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}.")
-    return int(value)

@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from sklearn.utils import check_random_state
+
+from skcollapse.utils._sklearn_compat import (
+    int_interval,
+    real_interval,
+    validate_params,
+)
 
 __all__ = ["make_interactions"]
 
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _check_float(value, name, *, low, high=np.inf, low_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}.")
-    ok = (value > low if low_open else value >= low) and value <= high
-    if not (ok and np.isfinite(value)):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must lie in {bracket}{low}, {high}], got {value!r}.")
-    return float(value)
-
-
+@validate_params(
+    {
+        "n_users": [int_interval(1, None, closed="left")],
+        "n_items": [int_interval(2, None, closed="left")],
+        "n_components": [int_interval(1, None, closed="left")],
+        "density": [real_interval(0, 0.5, closed="right")],
+        "signal_strength": [real_interval(0, None, closed="left")],
+        "popularity_exponent": [real_interval(0, None, closed="left")],
+        "min_interactions": [int_interval(1, None, closed="left")],
+        "return_factors": ["boolean"],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_interactions(
     n_users=1000,
     n_items=500,
@@ -93,15 +93,6 @@ def make_interactions(
     >>> bool(X[:, 0].max() == 99)
     True
     """
-    n_users = _check_int(n_users, "n_users", 1)
-    n_items = _check_int(n_items, "n_items", 2)
-    n_components = _check_int(n_components, "n_components", 1)
-    density = _check_float(density, "density", low=0.0, high=0.5, low_open=True)
-    signal_strength = _check_float(signal_strength, "signal_strength", low=0.0)
-    popularity_exponent = _check_float(
-        popularity_exponent, "popularity_exponent", low=0.0
-    )
-    min_interactions = _check_int(min_interactions, "min_interactions", 1)
     rng = check_random_state(random_state)
 
     user_factors = rng.standard_normal((n_users, n_components))

@@ -6,7 +6,17 @@ import os
 
 import numpy as np
 
+from skcollapse.utils._sklearn_compat import int_interval, validate_params
 
+
+@validate_params(
+    {
+        "path": [str, os.PathLike],
+        "n_fields": [None, int_interval(1, None, closed="left")],
+        "dtype": "no_validation",  # a dtype-like, resolved and checked below
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_libfm(path, *, n_fields=None, dtype=np.int64):
     """Load a libFM file of one-hot fields into an integer field matrix.
 
@@ -60,12 +70,7 @@ def load_libfm(path, *, n_fields=None, dtype=np.int64):
         raise ValueError(f"{path!r} holds no samples.")
     if n_fields is None:
         n_fields = len(lines[0]) - 1
-    if isinstance(n_fields, bool) or not isinstance(n_fields, (int, np.integer)):
-        raise TypeError(f"n_fields must be an integer or None, got {n_fields!r}.")
-    if n_fields < 1:
-        raise ValueError(f"n_fields must be >= 1, got {n_fields!r}.")
-    lengths = np.fromiter((len(tok) for tok in lines), dtype=np.int64,
-                          count=len(lines))
+    lengths = np.fromiter((len(tok) for tok in lines), dtype=np.int64, count=len(lines))
     bad = np.flatnonzero(lengths != n_fields + 1)
     if bad.size:
         i = int(bad[0])

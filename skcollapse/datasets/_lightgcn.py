@@ -14,6 +14,12 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from skcollapse.datasets._base import RemoteFileMetadata, fetch_file, get_data_home
+from skcollapse.utils._sklearn_compat import (
+    StrOptions,
+    int_interval,
+    real_interval,
+    validate_params,
+)
 
 __all__ = ["fetch_lightgcn", "load_lightgcn", "read_lightgcn_file"]
 
@@ -82,6 +88,7 @@ Graph Collaborative Filtering. SIGIR 2019. https://doi.org/10.1145/3331184.33312
 """
 
 
+@validate_params({"path": [str, os.PathLike]}, prefer_skip_nested_validation=True)
 def read_lightgcn_file(path):
     """Read one LightGCN-format file into (user, item) pairs.
 
@@ -130,6 +137,14 @@ def _is_int(token):
     return True
 
 
+@validate_params(
+    {
+        "folder": [str, os.PathLike],
+        "n_users": [None, int_interval(1, None, closed="left")],
+        "n_items": [None, int_interval(1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_lightgcn(folder, *, n_users=None, n_items=None):
     """Load a LightGCN-format split (``train.txt`` and ``test.txt``) from a folder.
 
@@ -225,13 +240,21 @@ def _size(given, org_ids, max_id, name):
                 f"The id list gives {name}={inferred} but the split uses id {max_id}."
             )
         return int(inferred)
-    if isinstance(given, bool) or not isinstance(given, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer or None, got {given!r}.")
     if given <= max_id:
         raise ValueError(f"{name}={given} is too small: the split uses id {max_id}.")
     return int(given)
 
 
+@validate_params(
+    {
+        "dataset": [StrOptions(set(_FILES))],
+        "data_home": [None, str, os.PathLike],
+        "download_if_missing": ["boolean"],
+        "n_retries": [int_interval(0, None, closed="left")],
+        "delay": [real_interval(0, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def fetch_lightgcn(
     dataset="gowalla",
     *,
@@ -263,10 +286,6 @@ def fetch_lightgcn(
     data : Bunch
         See :func:`load_lightgcn`.
     """
-    if dataset not in _FILES:
-        raise ValueError(
-            f"Unknown LightGCN dataset {dataset!r}; choose one of {sorted(_FILES)}."
-        )
     folder = os.path.join(get_data_home(data_home), "lightgcn", dataset)
     for filename, digests in _FILES[dataset].items():
         path = os.path.join(folder, filename)

@@ -20,6 +20,12 @@ from skcollapse.datasets._base import (
     fetch_file,
     get_data_home,
 )
+from skcollapse.utils._sklearn_compat import (
+    StrOptions,
+    int_interval,
+    real_interval,
+    validate_params,
+)
 
 __all__ = ["fetch_movielens", "load_movielens"]
 
@@ -138,14 +144,6 @@ F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History
 and Context. ACM Transactions on Interactive Intelligent Systems (TiiS) 5, 4,
 Article 19, 19 pages. https://doi.org/10.1145/2827872
 """
-
-
-def _check_variant(variant):
-    if not isinstance(variant, str) or variant not in ARCHIVES:
-        raise ValueError(
-            f"Unknown MovieLens variant {variant!r}; choose one of {sorted(ARCHIVES)}."
-        )
-    return variant
 
 
 def _read_double_colon(path, names, dtypes, encoding):
@@ -330,6 +328,15 @@ def _detect_variant(folder):
     )
 
 
+@validate_params(
+    {
+        "folder": [str, os.PathLike],
+        "variant": [None, StrOptions(set(ARCHIVES))],
+        "return_X_y": ["boolean"],
+        "as_frame": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
     """Load an extracted MovieLens folder (``ml-100k/``, ``ml-1m/``, ...).
 
@@ -358,7 +365,7 @@ def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise OSError(f"{folder!r} is not an existing folder.")
-    variant = _detect_variant(folder) if variant is None else _check_variant(variant)
+    variant = _detect_variant(folder) if variant is None else variant
     ratings = _read_ratings(folder, variant)
     user_ids, users = np.unique(ratings["user_id"].to_numpy(), return_inverse=True)
     item_ids, items = np.unique(ratings["item_id"].to_numpy(), return_inverse=True)
@@ -399,6 +406,18 @@ def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
     )
 
 
+@validate_params(
+    {
+        "variant": [StrOptions(set(ARCHIVES))],
+        "data_home": [None, str, os.PathLike],
+        "download_if_missing": ["boolean"],
+        "return_X_y": ["boolean"],
+        "as_frame": ["boolean"],
+        "n_retries": [int_interval(0, None, closed="left")],
+        "delay": [real_interval(0, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def fetch_movielens(
     variant="100k",
     *,
@@ -461,7 +480,6 @@ def fetch_movielens(
     >>> ml.data.shape, ml.n_users, ml.n_items  # doctest: +SKIP
     ((100000, 2), 943, 1682)
     """
-    variant = _check_variant(variant)
     root = os.path.join(get_data_home(data_home), "movielens")
     folder = os.path.join(root, _FOLDERS[variant])
     ratings_path = os.path.join(folder, _RATINGS_FILE[variant])
