@@ -49,8 +49,8 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skcollapse.datasets import make_collapsed_embeddings
-from skcollapse.metrics import _spectrum, collapse_metrics
-from skcollapse.metrics._collapse import erank_from_spectrum, ia_from_spectrum
+from skcollapse.metrics import _gram, collapse_metrics
+from skcollapse.metrics._spectrum import erank_from_spectrum, ia_from_spectrum
 
 METRICS = ["effective_rank", "information_abundance"]
 
@@ -138,16 +138,16 @@ def bench_matrix(name, E, args):
 
 def tune(E, repeats):
     print("\n== Gram chunk size (elements per float64 chunk) ==")
-    saved = _spectrum._CHUNK_ELEMENTS
+    saved = _gram._CHUNK_ELEMENTS
     try:
         for exp in (16, 17, 18, 19, 20, 21, 22):
-            _spectrum._CHUNK_ELEMENTS = 1 << exp
+            _gram._CHUNK_ELEMENTS = 1 << exp
             t, _, _ = median_time(lambda: collapse_metrics(E, metrics=METRICS), repeats)
-            rows = _spectrum._chunk_rows(E.shape[1], None)
+            rows = _gram._chunk_rows(E.shape[1], None)
             print(f"2**{exp:<3} ({rows:>6} rows, {8 * (1 << exp) / 2**20:5.1f} MiB): "
                   f"{t:.3f} s", flush=True)
     finally:
-        _spectrum._CHUNK_ELEMENTS = saved
+        _gram._CHUNK_ELEMENTS = saved
 
 
 # The child reports its own peak RSS. On Linux, VmHWM of /proc/self/status is the

@@ -15,7 +15,7 @@ from skcollapse.metrics import (
     stable_rank,
     uniformity,
 )
-from skcollapse.metrics._spectrum import GramAccumulator
+from skcollapse.metrics._gram import GramAccumulator
 from skcollapse.testing import CollapseMetricTests
 
 
@@ -339,9 +339,9 @@ def test_bad_options_raise():
         effective_rank(E, method="qr")
     with pytest.raises(TypeError, match="center"):
         effective_rank(E, center="yes")
-    with pytest.raises(ValueError, match="t must be"):
+    with pytest.raises(ValueError, match=r"'t' parameter of uniformity must be a float"):
         uniformity(E, t=-1)
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(ValueError, match=r"'alpha' parameter of alignment must be"):
         alignment(E, E, alpha=0)
     with pytest.raises(ValueError, match="same shape"):
         alignment(E, np.eye(4))

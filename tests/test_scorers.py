@@ -283,7 +283,7 @@ def test_grid_search_scoring_dict_of_collapse_scorers(digits):
     assert {"effective_rank", "erank", "information_abundance", "ia"} <= set(
         get_scorer_names()
     )
-    with pytest.raises(ValueError, match="not a collapse scorer"):
+    with pytest.raises(ValueError, match=r"'name' parameter of get_scorer must be a str among"):
         get_scorer("recall")
 
 

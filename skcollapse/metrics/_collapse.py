@@ -9,16 +9,23 @@ floats.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 
 import numpy as np
 
-from skcollapse.metrics._spectrum import (
-    _chunk_rows,
-    _mmap_release,
-    _row_normalize_np,
-    _spectrum_single,
+from skcollapse.metrics._gram import _chunk_rows, _mmap_release, _row_normalize_np
+from skcollapse.metrics._reference import random_reference
+from skcollapse.metrics._registry import (
+    COLLAPSE_METRICS,
+    DEFAULT_METRICS,
+    SPECTRAL_METRICS,
+)
+from skcollapse.metrics._spectrum import _METHODS, _spectrum_single
+from skcollapse.utils._sklearn_compat import (
+    StrOptions,
+    int_interval,
+    real_interval,
+    validate_params,
 )
 from skcollapse.utils._validation import check_embedding_matrix
 
@@ -55,86 +62,6 @@ def _per_table(func, embeddings, **kwargs):
     return func(embeddings, **kwargs)
 
 
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}.")
-    return bool(value)
-
-
-# ------------------------------------------------------------ metrics of a spectrum
-def _max_rank(sigma, center, n_samples):
-    """Largest attainable rank: ``min(n, d)``, or ``min(n - 1, d)`` when centered."""
-    k = sigma.shape[0]
-    if center and n_samples is not None and n_samples <= k:
-        k = n_samples - 1
-    return max(k, 1)
-
-
-def _check_spectrum(spectrum):
-    if spectrum not in ("sv", "eig"):
-        raise ValueError(f"spectrum must be 'sv' or 'eig', got {spectrum!r}.")
-
-
-def erank_from_spectrum(
-    sigma, *, spectrum="sv", normalize=False, center=False, n_samples=None
-):
-    """Effective rank from singular values (0.0 for an all-zero spectrum)."""
-    _check_spectrum(spectrum)
-    sigma = np.asarray(sigma, dtype=np.float64)
-    values = sigma**2 if spectrum == "eig" else sigma
-    total = values.sum()
-    if not total > 0:
-        return 0.0
-    p = values[values > 0] / total
-    value = float(np.exp(-np.sum(p * np.log(p))))
-    if normalize:
-        value /= _max_rank(sigma, center, n_samples)
-    return value
-
-
-def ia_from_spectrum(sigma, *, normalize=False, center=False, n_samples=None):
-    """Information abundance ``sum(sigma) / max(sigma)`` (0.0 for all-zero)."""
-    sigma = np.asarray(sigma, dtype=np.float64)
-    top = sigma.max() if sigma.size else 0.0
-    if not top > 0:
-        return 0.0
-    value = float(sigma.sum() / top)
-    if normalize:
-        value /= _max_rank(sigma, center, n_samples)
-    return value
-
-
-def stable_rank_from_spectrum(sigma, *, normalize=False, center=False, n_samples=None):
-    """Stable rank ``sum(sigma**2) / max(sigma)**2`` (0.0 for all-zero)."""
-    sigma = np.asarray(sigma, dtype=np.float64)
-    top = sigma.max() if sigma.size else 0.0
-    if not top > 0:
-        return 0.0
-    value = float(np.sum((sigma / top) ** 2))
-    if normalize:
-        value /= _max_rank(sigma, center, n_samples)
-    return value
-
-
-def condition_number_from_spectrum(sigma, *, normalize=False, center=False,
-                                   n_samples=None):
-    """``sigma_max / sigma_min`` over the attainable rank (inf when singular)."""
-    sigma = np.asarray(sigma, dtype=np.float64)
-    k = _max_rank(sigma, center, n_samples)
-    kept = np.sort(sigma)[::-1][:k]
-    if kept.size == 0 or not kept[-1] > 0:
-        return float("inf")
-    return float(kept[0] / kept[-1])
-
-
-_SPECTRAL_FUNCS = {
-    "effective_rank": erank_from_spectrum,
-    "information_abundance": ia_from_spectrum,
-    "stable_rank": stable_rank_from_spectrum,
-    "condition_number": condition_number_from_spectrum,
-}
-
-
 def _spectral_metric(
     embeddings,
     *,
@@ -146,31 +73,34 @@ def _spectral_metric(
     method="auto",
     spectrum=None,
 ):
-    center = _check_bool(center, "center")
-    row_normalize = _check_bool(row_normalize, "row_normalize")
-    normalize = _check_bool(normalize, "normalize")
-    relative = _check_bool(relative, "relative")
+    center, row_normalize, normalize = bool(center), bool(row_normalize), bool(normalize)
     kwargs = {} if spectrum is None else {"spectrum": spectrum}
-    if spectrum is not None:
-        _check_spectrum(spectrum)
     E, kind = check_embedding_matrix(embeddings, check_finite=False)
     sigma = _spectrum_single(
         E, kind, center=center, row_normalize=row_normalize, method=method,
         chunk_size=None,
     )
     n = int(E.shape[0])
-    value = _SPECTRAL_FUNCS[metric](
+    value = COLLAPSE_METRICS[metric].from_spectrum(
         sigma, normalize=normalize, center=center, n_samples=n, **kwargs
     )
     if relative:
-        from skcollapse.metrics._reference import random_reference
-
         ref = random_reference(
             (n, int(E.shape[1])), metric, center=center, row_normalize=row_normalize,
             normalize=normalize, **kwargs,
         )
         value = value / ref if ref > 0 else float("nan")
     return value
+
+
+_SPECTRAL_CONSTRAINTS = {
+    "embeddings": "no_validation",  # one table or several: checked per table
+    "center": ["boolean"],
+    "row_normalize": ["boolean"],
+    "normalize": ["boolean"],
+    "relative": ["boolean"],
+    "method": [StrOptions(set(_METHODS))],
+}
 
 
 _COMMON_PARAMS = """center : bool, default=False
@@ -190,6 +120,10 @@ _COMMON_PARAMS = """center : bool, default=False
         How the spectrum is computed; see :func:`singular_values`."""
 
 
+@validate_params(
+    {**_SPECTRAL_CONSTRAINTS, "spectrum": [StrOptions({"sv", "eig"})]},
+    prefer_skip_nested_validation=True,
+)
 def effective_rank(
     embeddings,
     *,
@@ -247,6 +181,7 @@ def effective_rank(
     )
 
 
+@validate_params(_SPECTRAL_CONSTRAINTS, prefer_skip_nested_validation=True)
 def information_abundance(
     embeddings,
     *,
@@ -296,6 +231,7 @@ def information_abundance(
     )
 
 
+@validate_params(_SPECTRAL_CONSTRAINTS, prefer_skip_nested_validation=True)
 def stable_rank(
     embeddings,
     *,
@@ -335,6 +271,10 @@ def stable_rank(
     )
 
 
+@validate_params(
+    {k: v for k, v in _SPECTRAL_CONSTRAINTS.items() if k != "normalize"},
+    prefer_skip_nested_validation=True,
+)
 def condition_number(
     embeddings,
     *,
@@ -411,7 +351,6 @@ def _moments_numpy(E, chunk_rows):
 
 
 def _normalized_std_single(embeddings, *, relative=False):
-    relative = _check_bool(relative, "relative")
     E, kind = check_embedding_matrix(embeddings, check_finite=False)
     n, d = E.shape
     if kind == "torch":
@@ -437,6 +376,10 @@ def _normalized_std_single(embeddings, *, relative=False):
     return value
 
 
+@validate_params(
+    {"embeddings": "no_validation", "relative": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def normalized_std(embeddings, *, relative=False):
     """Mean column std of the L2-normalised rows (Chen & He, SimSiam, 2021).
 
@@ -481,6 +424,15 @@ def _l2n(X, kind):
     return _row_normalize_np(X)
 
 
+@validate_params(
+    {
+        "x": "no_validation",
+        "y": "no_validation",
+        "alpha": [real_interval(0, None, closed="neither")],
+        "normalize": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def alignment(x, y, *, alpha=2.0, normalize=True):
     """Alignment of positive pairs, ``E ||x_i - y_i||^alpha`` (Wang & Isola, 2020).
 
@@ -511,9 +463,6 @@ def alignment(x, y, *, alpha=2.0, normalize=True):
     >>> alignment(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]))
     2.0...
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
-        raise ValueError(f"alpha must be a positive number, got {alpha!r}.")
-    normalize = _check_bool(normalize, "normalize")
     X, kx = check_embedding_matrix(x, name="x")
     Y, ky = check_embedding_matrix(y, name="y")
     if tuple(X.shape) != tuple(Y.shape):
@@ -562,6 +511,16 @@ def _dask_alignment(X, Y, alpha, normalize):
     return float(value)
 
 
+@validate_params(
+    {
+        "embeddings": "no_validation",
+        "t": [real_interval(0, None, closed="neither")],
+        "normalize": ["boolean"],
+        "max_samples": [int_interval(2, None, closed="left"), None],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def uniformity(embeddings, *, t=2.0, normalize=True, max_samples=10_000,
                random_state=None):
     """Uniformity ``log E_{i<j} exp(-t ||e_i - e_j||^2)`` (Wang & Isola, 2020).
@@ -595,17 +554,8 @@ def uniformity(embeddings, *, t=2.0, normalize=True, max_samples=10_000,
     >>> uniformity(np.array([[1.0, 0.0], [-1.0, 0.0]]))  # distance 2: log exp(-8)
     -8.0
     """
-    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not t > 0:
-        raise ValueError(f"t must be a positive number, got {t!r}.")
-    if max_samples is not None and (
-        isinstance(max_samples, bool)
-        or not isinstance(max_samples, numbers.Integral)
-        or max_samples < 2
-    ):
-        raise ValueError(f"max_samples must be an integer >= 2 or None, got {max_samples!r}.")
-    normalize = _check_bool(normalize, "normalize")
     return _per_table(
-        _uniformity_single, embeddings, t=float(t), normalize=normalize,
+        _uniformity_single, embeddings, t=float(t), normalize=bool(normalize),
         max_samples=max_samples, random_state=random_state,
     )
 
@@ -678,10 +628,13 @@ def _logsumexp(v, xp):
 
 
 # --------------------------------------------------------------- several at once
-_ROW_METRICS = ("normalized_std",)
-DEFAULT_METRICS = ("effective_rank", "information_abundance", "normalized_std")
-
-
+@validate_params(
+    {
+        **{k: v for k, v in _SPECTRAL_CONSTRAINTS.items() if k != "normalize"},
+        "metrics": [str, list, tuple],
+    },
+    prefer_skip_nested_validation=True,
+)
 def collapse_metrics(
     embeddings,
     *,
@@ -728,7 +681,7 @@ def collapse_metrics(
     if isinstance(metrics, str):
         metrics = [metrics]
     metrics = list(metrics)
-    known = (*_SPECTRAL_FUNCS, *_ROW_METRICS)
+    known = tuple(COLLAPSE_METRICS)
     unknown = [m for m in metrics if m not in known]
     if unknown or not metrics:
         raise ValueError(
@@ -736,9 +689,8 @@ def collapse_metrics(
         )
     return _per_table(
         _collapse_metrics_single, embeddings, metrics=metrics,
-        center=_check_bool(center, "center"),
-        row_normalize=_check_bool(row_normalize, "row_normalize"),
-        relative=_check_bool(relative, "relative"), method=method,
+        center=bool(center), row_normalize=bool(row_normalize),
+        relative=bool(relative), method=method,
     )
 
 
@@ -747,20 +699,18 @@ def _collapse_metrics_single(embeddings, *, metrics, center, row_normalize, rela
     E, kind = check_embedding_matrix(embeddings, check_finite=False)
     n, d = (int(s) for s in E.shape)
     out = {}
-    if any(m in _SPECTRAL_FUNCS for m in metrics):
+    spectral = [m for m in metrics if m in SPECTRAL_METRICS]
+    if spectral:  # one spectrum feeds every spectral metric
         sigma = _spectrum_single(
             E, kind, center=center, row_normalize=row_normalize, method=method,
             chunk_size=None,
         )
-        for m in metrics:
-            if m in _SPECTRAL_FUNCS:
-                out[m] = _SPECTRAL_FUNCS[m](sigma, center=center, n_samples=n)
-                if relative:
-                    from skcollapse.metrics._reference import random_reference
-
-                    ref = random_reference((n, d), m, center=center,
-                                           row_normalize=row_normalize)
-                    out[m] = out[m] / ref if ref > 0 else float("nan")
+        for m in spectral:
+            out[m] = COLLAPSE_METRICS[m].from_spectrum(sigma, center=center, n_samples=n)
+            if relative:
+                ref = random_reference((n, d), m, center=center,
+                                       row_normalize=row_normalize)
+                out[m] = out[m] / ref if ref > 0 else float("nan")
     if "normalized_std" in metrics:
         out["normalized_std"] = _normalized_std_single(E, relative=relative)
     return {m: out[m] for m in metrics}

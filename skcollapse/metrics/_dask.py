@@ -1,6 +1,6 @@
 """Collapse statistics of dask arrays, computed blockwise and never materialised.
 
-Each row block becomes a :class:`~skcollapse.metrics._spectrum.GramAccumulator`
+Each row block becomes a :class:`~skcollapse.metrics._gram.GramAccumulator`
 (float64 ``d x d`` Gram or centered scatter, exactly what ``partial_fit`` keeps);
 the block accumulators are merged pairwise in a tree, so the graph runs unchanged on
 a ``dask.distributed`` cluster and no worker ever holds more than one block plus a
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skcollapse.metrics._spectrum import (
+from skcollapse.metrics._gram import (
     GramAccumulator,
     _chunk_rows,
     _row_normalize_np,

@@ -24,16 +24,18 @@ from functools import lru_cache
 import numpy as np
 from scipy.linalg import eigh_tridiagonal
 
+from skcollapse.metrics._gram import GramAccumulator
+from skcollapse.metrics._registry import COLLAPSE_METRICS
+from skcollapse.utils._sklearn_compat import (
+    StrOptions,
+    int_interval,
+    validate_params,
+)
+
 __all__ = ["random_reference"]
 
-#: Spectral metrics with a random-matrix reference.
-SPECTRAL_METRICS = (
-    "effective_rank",
-    "information_abundance",
-    "stable_rank",
-    "condition_number",
-)
-_ALL_METRICS = (*SPECTRAL_METRICS, "normalized_std")
+#: Metrics with a random-matrix reference (from the registry).
+_REFERENCE_METRICS = tuple(m.name for m in COLLAPSE_METRICS.values() if m.has_reference)
 
 #: Largest number of matrix entries simulated per draw before draws are reduced.
 _SIM_ELEMENTS = 1 << 24
@@ -52,8 +54,6 @@ def _bidiagonal_singular_values(n, m, rng):
 
 
 def _simulated_singular_values(n, d, center, row_normalize, rng):
-    from skcollapse.metrics._spectrum import GramAccumulator
-
     acc = GramAccumulator(d, center=center, row_normalize=row_normalize)
     rows = max(256, (1 << 18) // d)
     for start in range(0, n, rows):
@@ -96,6 +96,19 @@ def _check_shape(shape):
     return int(shape[0]), int(shape[1])
 
 
+@validate_params(
+    {
+        "shape": "no_validation",  # a tuple or a table: checked by _check_shape
+        "metric": [StrOptions(set(_REFERENCE_METRICS))],
+        "spectrum": [StrOptions({"sv", "eig"})],
+        "center": ["boolean"],
+        "row_normalize": ["boolean"],
+        "normalize": ["boolean"],
+        "n_draws": [int_interval(1, None, closed="left")],
+        "random_state": [int_interval(0, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def random_reference(
     shape,
     metric="effective_rank",
@@ -128,7 +141,8 @@ def random_reference(
     n_draws : int, default=32
         Number of random matrices averaged.
     random_state : int, default=0
-        Seed of the draws; results are cached per argument set.
+        Seed of the draws (a non-negative int: results are cached per argument
+        set).
 
     Returns
     -------
@@ -153,23 +167,10 @@ def random_reference(
     15.8
     """
     n, d = _check_shape(shape)
-    if metric not in _ALL_METRICS:
-        raise ValueError(
-            f"metric must be one of {sorted(_ALL_METRICS)}, got {metric!r}."
-        )
-    if metric == "normalized_std":
+    entry = COLLAPSE_METRICS[metric]
+    if not entry.spectral:  # normalized_std
         return float(1.0 / np.sqrt(d))
-    if isinstance(n_draws, bool) or not isinstance(n_draws, numbers.Integral):
-        raise TypeError(f"n_draws must be a positive integer, got {n_draws!r}.")
-    if n_draws < 1:
-        raise ValueError(f"n_draws must be a positive integer, got {n_draws}.")
-    if not isinstance(random_state, numbers.Integral) or isinstance(random_state, bool):
-        raise TypeError(
-            f"random_state must be an int (results are cached), got {random_state!r}."
-        )
-    from skcollapse.metrics._collapse import _SPECTRAL_FUNCS
-
-    func = _SPECTRAL_FUNCS[metric]
+    func = entry.from_spectrum
     kwargs = {"spectrum": spectrum} if metric == "effective_rank" else {}
     spectra = _reference_spectra(
         n, d, bool(center), bool(row_normalize), int(n_draws), int(random_state)

@@ -16,22 +16,16 @@ from typing import ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 
-from skcollapse.metrics._collapse import (
-    _SPECTRAL_FUNCS,
-    effective_rank,
-    information_abundance,
-)
-from skcollapse.metrics._spectrum import (
-    GramAccumulator,
-    _spectrum_single,
-    _use_gram,
-    accumulate,
-)
+from skcollapse.metrics._collapse import effective_rank, information_abundance
+from skcollapse.metrics._gram import GramAccumulator
+from skcollapse.metrics._registry import COLLAPSE_METRICS
+from skcollapse.metrics._spectrum import _spectrum_single, _use_gram, accumulate
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     _fit_context,
     check_is_fitted,
     validate_data,
+    validate_params,
 )
 from skcollapse.utils._validation import array_namespace_kind, check_embedding_matrix
 
@@ -83,7 +77,8 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     def _metric_from_spectrum(self, sigma, n_samples):
         kwargs = self._metric_kwargs()
         kwargs.pop("row_normalize")
-        return _SPECTRAL_FUNCS[self._metric](sigma, n_samples=n_samples, **kwargs)
+        from_spectrum = COLLAPSE_METRICS[self._metric].from_spectrum
+        return from_spectrum(sigma, n_samples=n_samples, **kwargs)
 
     @property
     def __name__(self):
@@ -455,11 +450,11 @@ for _cls in (ErankScorer, IAScorer):
     _cls.__doc__ = _cls.__doc__.replace("{common}", _COMMON).replace("{attrs}", _ATTRS)
 
 
+#: Scorer names: each scorer's metric name and its registry alias.
 _SCORERS = {
-    "effective_rank": ErankScorer,
-    "erank": ErankScorer,
-    "information_abundance": IAScorer,
-    "ia": IAScorer,
+    key: cls
+    for cls in (ErankScorer, IAScorer)
+    for key in (cls._metric, COLLAPSE_METRICS[cls._metric].alias)
 }
 
 
@@ -474,6 +469,7 @@ def get_scorer_names():
     return sorted(_SCORERS)
 
 
+@validate_params({"name": [StrOptions(set(_SCORERS))]}, prefer_skip_nested_validation=True)
 def get_scorer(name, **params):
     """A fresh collapse scorer by name, e.g. ``get_scorer("ia", table="item")``.
 
@@ -496,8 +492,4 @@ def get_scorer(name, **params):
     >>> get_scorer("erank", table="item")
     ErankScorer(table='item')
     """
-    if not isinstance(name, str) or name not in _SCORERS:
-        raise ValueError(
-            f"{name!r} is not a collapse scorer name; use one of {get_scorer_names()}."
-        )
     return _SCORERS[name](**params)
