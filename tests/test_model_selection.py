@@ -172,6 +172,12 @@ def test_temporal_split_exact_fraction_without_ties():
     assert set(X[test, 2].tolist()) == set(range(80, 100))
 
 
+_TEST_SIZE = (
+    r"'test_size' parameter of PerUserShuffleSplit must be a float in the range "
+    r"\(0.0, 1.0\) or an int in the range \[1, inf\)"
+)
+
+
 @pytest.mark.parametrize(
     ("cv", "X", "error", "match"),
     [
@@ -180,11 +186,21 @@ def test_temporal_split_exact_fraction_without_ties():
         (PerUserShuffleSplit(), np.zeros((0, 2)), ValueError, "empty"),
         (PerUserShuffleSplit(), np.array([[0.5, 1], [1, 2]]), ValueError, "integer"),
         (PerUserShuffleSplit(), np.array([[np.nan, 1]]), ValueError, "NaN"),
-        (PerUserShuffleSplit(test_size=1.5), np.ones((4, 2)), ValueError, "test_size"),
-        (PerUserShuffleSplit(test_size=0), np.ones((4, 2)), ValueError, "test_size"),
-        (PerUserKFold(n_splits=1), np.ones((4, 2)), ValueError, "n_splits"),
+        (PerUserShuffleSplit(test_size=1.5), np.ones((4, 2)), ValueError, _TEST_SIZE),
+        (PerUserShuffleSplit(test_size=0), np.ones((4, 2)), ValueError, _TEST_SIZE),
+        (
+            PerUserKFold(n_splits=1),
+            np.ones((4, 2)),
+            ValueError,
+            r"'n_splits' parameter of PerUserKFold must be an int in the range \[2, inf\)",
+        ),
         (LeaveLastOut(), np.ones((4, 2)), ValueError, "timestamps"),
-        (LeaveLastOut(n_last=0), np.ones((4, 3)), ValueError, "n_last"),
+        (
+            LeaveLastOut(n_last=0),
+            np.ones((4, 3)),
+            ValueError,
+            r"'n_last' parameter of LeaveLastOut must be an int in the range \[1, inf\)",
+        ),
         (
             LeaveLastOut(timestamps=np.arange(3)),
             np.ones((4, 2)),
@@ -197,7 +213,21 @@ def test_temporal_split_exact_fraction_without_ties():
             ValueError,
             "NaN",
         ),
-        (TemporalSplit(test_size=2.0), np.ones((4, 3)), ValueError, "test_size"),
+        (
+            TemporalSplit(test_size=2.0),
+            np.ones((4, 3)),
+            ValueError,
+            (
+                r"'test_size' parameter of TemporalSplit must be a float in the "
+                r"range \(0.0, 1.0\)\. Got 2.0"
+            ),
+        ),
+        (
+            PerUserKFold(shuffle="yes"),
+            np.ones((4, 2)),
+            TypeError,
+            r"'shuffle' parameter of PerUserKFold must be an instance of 'bool'",
+        ),
         (TemporalSplit(), np.ones((4, 3)), ValueError, "empty test set"),
     ],
 )
@@ -225,8 +255,54 @@ def test_train_test_split_interactions_strategies():
     assert X_test.shape[0] == _reference_leave_last(X, X[:, 2], 1).__len__()
     _, X_test = train_test_split_interactions(X, strategy="random", test_size=0.3)
     assert X_test.shape[0] == math.ceil(0.3 * X.shape[0])
-    with pytest.raises(ValueError, match="Unknown strategy"):
+    with pytest.raises(
+        ValueError,
+        match=r"'strategy' parameter of train_test_split_interactions must be a str "
+        r"among .*'per_user'",
+    ):
         train_test_split_interactions(X, strategy="magic")
+
+
+# ------------------------------------------------------------------------------------
+# DataFrames are read by the package's one interaction parser: by name, else refused
+# ------------------------------------------------------------------------------------
+def _folds(cv, X):
+    return [(train.tolist(), test.tolist()) for train, test in cv.split(X)]
+
+
+@pytest.mark.parametrize(
+    "make_cv",
+    [
+        lambda: PerUserShuffleSplit(3, test_size=0.3, random_state=0),
+        lambda: PerUserKFold(3, shuffle=True, random_state=0),
+        lambda: LeaveLastOut(2),
+    ],
+)
+def test_splitters_read_user_and_item_columns_by_name(make_cv):
+    rng = np.random.default_rng(7)
+    X = _interactions(rng, n_users=25, n_items=40)
+    ordered = pd.DataFrame(X, columns=["user", "item", "timestamp"])
+    swapped = ordered[["item", "user", "timestamp"]]
+    assert not np.array_equal(swapped.iloc[:, 0], ordered["user"])
+    expected = _folds(make_cv(), ordered)
+    assert _folds(make_cv(), swapped) == expected
+    assert _folds(make_cv(), X) == expected
+    # per real user: every test row of a fold belongs to a user kept in training
+    # by the per-user protocol, i.e. folds are those of the user column, not items
+    by_user = _rows_by_user(X)
+    for train, test in expected:
+        train = set(train)
+        for u in set(X[test, 0].tolist()):
+            assert train & set(by_user[u]), f"user {u} lost all training rows"
+
+
+def test_splitters_refuse_frames_whose_names_contradict_the_order():
+    X = pd.DataFrame({"item_id": [0, 1, 2, 3], "user_id": [0, 0, 1, 1]})
+    for cv in (PerUserShuffleSplit(random_state=0), PerUserKFold(2), LeaveLastOut()):
+        with pytest.raises(ValueError, match=r"\['item_id', 'user_id'\].*contradict"):
+            list(cv.split(X))
+    with pytest.raises(ValueError, match=r"\['item_id', 'user_id'\].*contradict"):
+        train_test_split_interactions(X, strategy="random", random_state=0)
 
 
 class _PopularityRecommender(BaseEstimator):

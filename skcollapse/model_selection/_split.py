@@ -14,11 +14,21 @@ All selection is vectorised (sorting and group ranks; no per-user Python loop).
 
 from __future__ import annotations
 
-import numbers
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, indexable
+
+from skcollapse.utils._interactions import check_interactions
+from skcollapse.utils._sklearn_compat import (
+    StrOptions,
+    int_interval,
+    real_interval,
+    validate_parameter_constraints,
+    validate_params,
+)
 
 __all__ = [
     "LeaveLastOut",
@@ -36,46 +46,9 @@ def _is_frame(X):
     return hasattr(X, "iloc") and hasattr(X, "columns")
 
 
-def _int_column(values, name):
-    values = np.asarray(values)
-    if values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"X has NaN or infinite {name} ids.")
-        if not np.all(values == np.floor(values)):
-            raise ValueError(f"X must hold integer {name} ids, got non-integer floats.")
-    elif values.dtype.kind not in "iub":
-        raise TypeError(f"X must hold integer {name} ids, got dtype {values.dtype}.")
-    values = values.astype(np.int64)
-    if values.size and values.min() < 0:
-        raise ValueError(f"X contains negative {name} ids.")
-    return values
-
-
-def _check_interactions(X):
-    """Return the user id column as int64 (and the row count) after validation."""
-    if X is None:
-        raise ValueError("X is required: pass the (user, item[, timestamp]) array.")
-    if _is_frame(X):
-        if X.shape[1] < 2:
-            raise ValueError(
-                f"X must have at least 2 columns (user, item), got {X.shape[1]}."
-            )
-        users = X["user"] if "user" in X.columns else X.iloc[:, 0]
-        items = X["item"] if "item" in X.columns else X.iloc[:, 1]
-        users, items = users.to_numpy(), items.to_numpy()
-    else:
-        arr = np.asarray(X)
-        if arr.ndim != 2 or arr.shape[1] < 2:
-            raise ValueError(
-                "X must be a 2-D array of (user, item[, timestamp]) rows with shape "
-                f"(n, >= 2), got shape {arr.shape}."
-            )
-        users, items = arr[:, 0], arr[:, 1]
-    if users.shape[0] == 0:
-        raise ValueError("X is empty; give at least one interaction.")
-    users = _int_column(users, "user")
-    _int_column(items, "item")
-    return users
+def _users(X):
+    """The user id of every row, read by the package's one interaction parser."""
+    return check_interactions(X, allow_extra_columns=True)[0]
 
 
 def _timestamps(X, timestamps):
@@ -141,38 +114,17 @@ def _group_rank(users, key, tiebreak=None):
     return rank, size
 
 
-def _check_fraction_or_count(value, name):
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a float in (0, 1) or a positive int.")
-    if isinstance(value, numbers.Integral):
-        if value < 1:
-            raise ValueError(f"{name} as an int must be >= 1, got {value}.")
-        return int(value)
-    if isinstance(value, numbers.Real):
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"{name} as a float must be in (0, 1), got {value}.")
-        return float(value)
-    raise TypeError(
-        f"{name} must be a float in (0, 1) or a positive int, got {value!r}."
-    )
-
-
-def _check_int(value, name, minimum, *, expected="an integer"):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {expected}, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return int(value)
-
-
-def _check_n_splits(n_splits, minimum):
-    return _check_int(n_splits, "n_splits", minimum)
+#: ``test_size`` of the per-user splitters: a fraction of each user's rows or a count.
+_FRACTION_OR_COUNT = [
+    real_interval(0, 1, closed="neither"),
+    int_interval(1, None, closed="left"),
+]
 
 
 def _n_test_per_user(size, test_size):
     """Held-out count per row's user: ceil(fraction * n_u) or the fixed count,
     always leaving at least one training interaction."""
-    if isinstance(test_size, float):
+    if not isinstance(test_size, Integral):
         n_test = np.ceil(test_size * size - 1e-9).astype(np.int64)
     else:
         n_test = np.full_like(size, test_size)
@@ -183,7 +135,21 @@ def _n_test_per_user(size, test_size):
 # Splitters
 # ------------------------------------------------------------------------------------
 class _InteractionSplitter(BaseCrossValidator):
-    """Validates ``X`` as interactions when ``split`` is called, before any draw."""
+    """Validates its parameters and ``X`` when ``split`` is called, before any draw.
+
+    Subclasses declare ``_parameter_constraints`` (scikit-learn's format) and
+    implement ``_iter_test_masks(X, users)``, where ``users`` is the user id of
+    every row as read by :func:`~skcollapse.utils._interactions.check_interactions`.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {}
+
+    def _validate_params(self):
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
 
     def split(self, X, y=None, groups=None):
         """Generate ``(train_index, test_index)`` pairs.
@@ -191,14 +157,22 @@ class _InteractionSplitter(BaseCrossValidator):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_interactions, >= 2)
-            (user, item[, ...]) rows.
+            (user, item[, ...]) rows. A DataFrame with ``user`` and ``item``
+            columns is read by name, any other input by position.
         y : None
             Ignored.
         groups : None
             Ignored.
         """
-        _check_interactions(X)
-        return super().split(X, y, groups)
+        self._validate_params()
+        users = _users(X)
+        indexable(X, y, groups)
+        return self._split(X, users)
+
+    def _split(self, X, users):
+        indices = np.arange(users.shape[0])
+        for test in self._iter_test_masks(X, users):
+            yield indices[~test], indices[test]
 
 
 class _SingleInteractionSplit(_InteractionSplitter):
@@ -250,6 +224,12 @@ class PerUserShuffleSplit(_InteractionSplitter):
     [3, 3]
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "n_splits": [int_interval(1, None, closed="left")],
+        "test_size": _FRACTION_OR_COUNT,
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, n_splits=5, *, test_size=0.2, random_state=None):
         self.n_splits = n_splits
         self.test_size = test_size
@@ -257,16 +237,14 @@ class PerUserShuffleSplit(_InteractionSplitter):
 
     def get_n_splits(self, X=None, y=None, groups=None):
         """Number of splits (``n_splits``)."""
-        return _check_n_splits(self.n_splits, 1)
+        self._validate_params()
+        return int(self.n_splits)
 
-    def _iter_test_masks(self, X=None, y=None, groups=None):
-        n_splits = _check_n_splits(self.n_splits, 1)
-        test_size = _check_fraction_or_count(self.test_size, "test_size")
-        users = _check_interactions(X)
+    def _iter_test_masks(self, X, users):
         rng = check_random_state(self.random_state)
-        for _ in range(n_splits):
+        for _ in range(self.n_splits):
             rank, size = _group_rank(users, rng.random_sample(users.shape[0]))
-            yield rank < _n_test_per_user(size, test_size)
+            yield rank < _n_test_per_user(size, self.test_size)
 
 
 class PerUserKFold(_InteractionSplitter):
@@ -297,6 +275,12 @@ class PerUserKFold(_InteractionSplitter):
     [2, 2, 2]
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "n_splits": [int_interval(2, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, n_splits=5, *, shuffle=False, random_state=None):
         self.n_splits = n_splits
         self.shuffle = shuffle
@@ -304,11 +288,11 @@ class PerUserKFold(_InteractionSplitter):
 
     def get_n_splits(self, X=None, y=None, groups=None):
         """Number of folds (``n_splits``)."""
-        return _check_n_splits(self.n_splits, 2)
+        self._validate_params()
+        return int(self.n_splits)
 
-    def _iter_test_masks(self, X=None, y=None, groups=None):
-        n_splits = _check_n_splits(self.n_splits, 2)
-        users = _check_interactions(X)
+    def _iter_test_masks(self, X, users):
+        n_splits = int(self.n_splits)
         rng = check_random_state(self.random_state)
         n = users.shape[0]
         key = rng.random_sample(n) if self.shuffle else np.arange(n, dtype=np.float64)
@@ -344,13 +328,17 @@ class LeaveLastOut(_SingleInteractionSplit):
     [0, 3]
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "n_last": [int_interval(1, None, closed="left")],
+        "timestamps": [None, "array-like"],
+    }
+
     def __init__(self, n_last=1, *, timestamps=None):
         self.n_last = n_last
         self.timestamps = timestamps
 
-    def _iter_test_masks(self, X=None, y=None, groups=None):
-        n_last = _check_int(self.n_last, "n_last", 1, expected="a positive integer")
-        users = _check_interactions(X)
+    def _iter_test_masks(self, X, users):
+        n_last = self.n_last
         ts = _timestamps(X, self.timestamps)
         # rank 0 = most recent; ties in time: the later row is the more recent
         rank, size = _group_rank(users, -ts, tiebreak=-np.arange(users.shape[0]))
@@ -383,13 +371,18 @@ class TemporalSplit(_SingleInteractionSplit):
     [3, 4]
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "test_size": [real_interval(0, 1, closed="neither")],
+        "cutoff": [None, Real, np.datetime64],
+        "timestamps": [None, "array-like"],
+    }
+
     def __init__(self, test_size=0.2, *, cutoff=None, timestamps=None):
         self.test_size = test_size
         self.cutoff = cutoff
         self.timestamps = timestamps
 
-    def _iter_test_masks(self, X=None, y=None, groups=None):
-        _check_interactions(X)
+    def _iter_test_masks(self, X, users):
         ts = _timestamps(X, self.timestamps)
         if self.cutoff is not None:
             cutoff = np.asarray(self.cutoff)
@@ -398,10 +391,6 @@ class TemporalSplit(_SingleInteractionSplit):
             cutoff = float(cutoff)
         else:
             test_size = self.test_size
-            if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real):
-                raise TypeError(f"test_size must be a float, got {test_size!r}.")
-            if not 0.0 < test_size < 1.0:
-                raise ValueError(f"test_size must be in (0, 1), got {test_size}.")
             n_train = ts.shape[0] - int(np.ceil(test_size * ts.shape[0] - 1e-9))
             n_train = max(n_train, 1)
             cutoff = np.sort(ts)[n_train - 1]
@@ -422,6 +411,16 @@ class TemporalSplit(_SingleInteractionSplit):
 _STRATEGIES = ("per_user", "leave_last_out", "temporal", "random")
 
 
+@validate_params(
+    {
+        "X": ["array-like"],
+        "test_size": _FRACTION_OR_COUNT,
+        "strategy": [StrOptions(set(_STRATEGIES))],
+        "timestamps": [None, "array-like"],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def train_test_split_interactions(
     X,
     *,
@@ -462,23 +461,19 @@ default="per_user"
     >>> X_train.shape, X_test.shape
     ((12, 2), (3, 2))
     """
-    if strategy not in _STRATEGIES:
-        raise ValueError(
-            f"Unknown strategy {strategy!r}; choose one of {list(_STRATEGIES)}."
-        )
     if strategy == "per_user":
         cv = PerUserShuffleSplit(1, test_size=test_size, random_state=random_state)
     elif strategy == "leave_last_out":
-        n_last = 1 if isinstance(test_size, float) and test_size < 1 else test_size
+        n_last = test_size if isinstance(test_size, Integral) else 1
         cv = LeaveLastOut(n_last, timestamps=timestamps)
     elif strategy == "temporal":
         cv = TemporalSplit(test_size, timestamps=timestamps)
     else:
-        users = _check_interactions(X)
-        test_size = _check_fraction_or_count(test_size, "test_size")
-        n = users.shape[0]
+        n = _users(X).shape[0]
         n_test = (
-            test_size if isinstance(test_size, int) else int(np.ceil(test_size * n))
+            int(test_size)
+            if isinstance(test_size, Integral)
+            else int(np.ceil(test_size * n))
         )
         if not 0 < n_test < n:
             raise ValueError(
