@@ -162,8 +162,9 @@ def test_only_first_k_columns_are_used():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"k": 0}, ValueError, "k must be >= 1"),
-        ({"k": 2.5}, TypeError, "k must be a positive integer"),
+        ({"k": 0}, ValueError, r"'k' parameter of \w+ must be an int in the range \[1"),
+        ({"k": 2.5}, TypeError, r"'k' parameter of \w+ must be an int in the range \[1"),
+        ({"k": True}, TypeError, r"'k' parameter of \w+ must be an int"),
         ({"k": 4}, ValueError, "columns but k=4"),
         (
             {"recommended": np.array([[0, 1, 2]])},
@@ -256,7 +257,10 @@ def test_beyond_accuracy_validation():
         average_popularity(np.array([[-1]]), np.array([1.0, 2.0]), k=1)
     with pytest.raises(ValueError, match="item id 5"):
         catalog_coverage(np.array([[5]]), 3, k=1)
-    with pytest.raises(ValueError, match="n_items must be >= 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"'n_items' parameter of catalog_coverage must be an int in the range \[1",
+    ):
         catalog_coverage(np.array([[0]]), 0, k=1)
     with pytest.raises(ValueError, match="item_popularity"):
         average_popularity(np.array([[0]]), np.array([[1.0]]), k=1)
@@ -363,6 +367,37 @@ def test_scorer_perfect_recommender_scores_one_and_accepts_dataframe():
     assert ranking_scorer("recall", k=1)(est, test) == pytest.approx(1.0)
 
 
+def test_scorers_read_a_dataframe_by_column_name():
+    # held-out pairs whose users and items differ, so a swap changes every value
+    rng = np.random.default_rng(0)
+    prefs, train, test = _scorer_case(rng)
+    est = FakeRecommender(prefs).fit(train)
+    ordered = pd.DataFrame({"user": test[:, 0], "item": test[:, 1]})
+    swapped = ordered[["item", "user"]]
+    assert list(swapped.columns) == ["item", "user"]
+    for name in ("ndcg", "recall", "coverage", "neg_gini"):
+        scorer = ranking_scorer(name, k=5)
+        expected = scorer(est, test)
+        assert scorer(est, ordered) == expected
+        assert scorer(est, swapped) == expected
+    # read by position, the swapped frame would give another number
+    with pytest.warns(UserWarning, match="outside the fitted range"):
+        by_position = ranking_scorer("ndcg", k=5)(est, swapped.to_numpy())
+    assert by_position != ranking_scorer("ndcg", k=5)(est, test)
+    report = evaluate_ranking(est, swapped.assign(timestamp=1), k=5)
+    assert report == evaluate_ranking(est, test, k=5)
+
+
+def test_contradictory_column_names_are_refused():
+    prefs, train, test = _scorer_case(np.random.default_rng(1))
+    est = FakeRecommender(prefs).fit(train)
+    frame = pd.DataFrame({"item_id": test[:, 1], "user_id": test[:, 0]})
+    with pytest.raises(ValueError, match=r"columns \['item_id', 'user_id'\]"):
+        ranking_scorer("ndcg", k=5)(est, frame)
+    with pytest.raises(ValueError, match=r"columns \['item_id', 'user_id'\]"):
+        evaluate_ranking(est, frame, k=5)
+
+
 def test_scorer_filters_training_items():
     # the best-scored item is a training item: it must not be recommended
     prefs = np.array([[5.0, 1.0, 0.0]])
@@ -411,14 +446,24 @@ def test_scorer_and_evaluate_validation():
         ranking_scorer("gini")
     with pytest.raises(ValueError, match="Unknown ranking metric"):
         ranking_scorer("auc")
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(
+        ValueError, match=r"'k' parameter of ranking_scorer must be an int in the range"
+    ):
         ranking_scorer("ndcg", k=0)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match=r"'batch_size' parameter of ranking_scorer"):
         ranking_scorer("ndcg", batch_size=0)
+    with pytest.raises(ValueError, match=r"'head_fraction' parameter of ranking_scorer"):
+        ranking_scorer("long_tail_share", head_fraction=1.0)
+    with pytest.raises(ValueError, match=r"'k' parameter of evaluate_ranking must be"):
+        evaluate_ranking(object(), np.array([[0, 0]]), k=0)
     with pytest.raises(ValueError, match="metrics is empty"):
         evaluate_ranking(object(), np.array([[0, 0]]), metrics=())
     est = FakeRecommender(np.eye(3)).fit(np.array([[0, 1], [1, 2], [2, 0]]))
     scorer = ranking_scorer("ndcg", k=2)
+    scorer.k = 0  # a scorer changed after construction is checked when called
+    with pytest.raises(ValueError, match=r"'k' parameter of RankingScorer must be"):
+        scorer(est, np.array([[0, 0]]))
+    scorer.k = 2
     with pytest.raises(TypeError, match="lacks recommend"):
         scorer(object(), np.array([[0, 0]]))
     with pytest.raises(ValueError, match="empty"):

@@ -26,11 +26,19 @@ metrics, ``item_popularity_``. This module imports no torch.
 
 from __future__ import annotations
 
-import numbers
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+
+from skcollapse.utils._interactions import check_interactions
+from skcollapse.utils._sklearn_compat import (
+    int_interval,
+    real_interval,
+    validate_parameter_constraints,
+    validate_params,
+)
 
 __all__ = [
     "average_popularity",
@@ -57,16 +65,15 @@ def _to_numpy(array):
     return np.asarray(array)
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}.")
-    return int(value)
-
-
-def _check_k(k):
-    return _check_positive_int(k, "k")
+_POSITIVE_INT = [int_interval(1, None, closed="left")]
+_HEAD_FRACTION = [real_interval(0.0, 1.0, closed="left")]
+#: Constraints of the accuracy metrics (``relevant``/``recommended`` are arrays
+#: whose shape and content the metric checks itself).
+_ACC_CONSTRAINTS = {
+    "relevant": "no_validation",
+    "recommended": "no_validation",
+    "k": _POSITIVE_INT,
+}
 
 
 def _check_recommended(recommended, k, n_items=None, *, name="recommended"):
@@ -149,7 +156,7 @@ def _check_relevant(relevant):
 
 
 def _check_pair(relevant, recommended, k):
-    k = _check_k(k)
+    k = int(k)
     rel = _check_relevant(relevant)
     rec = _check_recommended(recommended, k, rel.shape[1])
     if rec.shape[0] != rel.shape[0]:
@@ -230,6 +237,7 @@ _ACC_PARAMS_DOC = """
 """
 
 
+@validate_params(_ACC_CONSTRAINTS, prefer_skip_nested_validation=True)
 def recall_at_k(relevant, recommended, *, k=20):
     """Recall@k: share of a user's held-out items found in the top ``k``.
 
@@ -248,6 +256,7 @@ def recall_at_k(relevant, recommended, *, k=20):
     return _mean_accuracy(relevant, recommended, k, "recall")
 
 
+@validate_params(_ACC_CONSTRAINTS, prefer_skip_nested_validation=True)
 def precision_at_k(relevant, recommended, *, k=20):
     """Precision@k: share of the ``k`` recommended slots that are relevant.
 
@@ -263,6 +272,7 @@ def precision_at_k(relevant, recommended, *, k=20):
     return _mean_accuracy(relevant, recommended, k, "precision")
 
 
+@validate_params(_ACC_CONSTRAINTS, prefer_skip_nested_validation=True)
 def hit_rate_at_k(relevant, recommended, *, k=20):
     """Hit rate@k: share of users with at least one relevant item in the top ``k``.
     {params}
@@ -276,6 +286,7 @@ def hit_rate_at_k(relevant, recommended, *, k=20):
     return _mean_accuracy(relevant, recommended, k, "hit_rate")
 
 
+@validate_params(_ACC_CONSTRAINTS, prefer_skip_nested_validation=True)
 def ndcg_at_k(relevant, recommended, *, k=20):
     """NDCG@k with binary relevance.
 
@@ -293,6 +304,7 @@ def ndcg_at_k(relevant, recommended, *, k=20):
     return _mean_accuracy(relevant, recommended, k, "ndcg")
 
 
+@validate_params(_ACC_CONSTRAINTS, prefer_skip_nested_validation=True)
 def map_at_k(relevant, recommended, *, k=20):
     """Mean average precision at ``k``.
 
@@ -320,16 +332,14 @@ del _func
 # --------------------------------------------------------------------------------------
 def _check_catalog_args(recommended, n_items, k):
     """Validated ``(rec, n_items)`` for the metrics over the whole catalogue."""
-    k = _check_k(k)
-    n_items = _check_positive_int(n_items, "n_items")
-    return _check_recommended(recommended, k, n_items), n_items
+    n_items = int(n_items)
+    return _check_recommended(recommended, int(k), n_items), n_items
 
 
 def _check_popularity_args(recommended, item_popularity, k):
     """Validated ``(rec, pop)`` for the metrics weighted by item popularity."""
-    k = _check_k(k)
     pop = _check_popularity(item_popularity)
-    return _check_recommended(recommended, k, pop.shape[0]), pop
+    return _check_recommended(recommended, int(k), pop.shape[0]), pop
 
 
 def _check_popularity(item_popularity):
@@ -362,6 +372,19 @@ def _recommendation_counts(rec, n_items):
     return np.bincount(ids, minlength=n_items)
 
 
+_CATALOG_CONSTRAINTS = {
+    "recommended": "no_validation",
+    "n_items": _POSITIVE_INT,
+    "k": _POSITIVE_INT,
+}
+_POPULARITY_CONSTRAINTS = {
+    "recommended": "no_validation",
+    "item_popularity": "no_validation",
+    "k": _POSITIVE_INT,
+}
+
+
+@validate_params(_CATALOG_CONSTRAINTS, prefer_skip_nested_validation=True)
 def catalog_coverage(recommended, n_items, *, k=20):
     """Catalogue coverage@k: share of all items recommended to at least one user.
 
@@ -390,6 +413,7 @@ def catalog_coverage(recommended, n_items, *, k=20):
     return float(np.unique(ids).shape[0] / n_items)
 
 
+@validate_params(_CATALOG_CONSTRAINTS, prefer_skip_nested_validation=True)
 def gini_index(recommended, n_items, *, k=20):
     """Gini index of how often each item of the catalogue is recommended.
 
@@ -439,6 +463,7 @@ def _per_user_mean(rec, values):
     return float((per_slot.sum(axis=1)[keep] / n_valid[keep]).mean())
 
 
+@validate_params(_POPULARITY_CONSTRAINTS, prefer_skip_nested_validation=True)
 def average_popularity(recommended, item_popularity, *, k=20):
     """Average recommendation popularity (ARP) of the top-``k`` lists.
 
@@ -470,8 +495,6 @@ def average_popularity(recommended, item_popularity, *, k=20):
 
 
 def _tail_mask(pop, head_fraction):
-    if not isinstance(head_fraction, numbers.Real) or not 0.0 <= head_fraction < 1.0:
-        raise ValueError(f"head_fraction must be in [0, 1), got {head_fraction!r}.")
     n_items = pop.shape[0]
     n_head = int(np.ceil(head_fraction * n_items))
     order = np.lexsort((np.arange(n_items), -pop))  # most popular first, ties by id
@@ -480,6 +503,10 @@ def _tail_mask(pop, head_fraction):
     return tail
 
 
+@validate_params(
+    {**_POPULARITY_CONSTRAINTS, "head_fraction": _HEAD_FRACTION},
+    prefer_skip_nested_validation=True,
+)
 def long_tail_share(recommended, item_popularity, *, k=20, head_fraction=0.2):
     """Average percentage of long-tail items (APLT) in the top-``k`` lists.
 
@@ -531,46 +558,6 @@ _SCORER_NAMES = (
 _METRIC_NAMES = (*_ACCURACY, *_BEYOND, "neg_gini", "neg_average_popularity")
 
 
-def _validate_interactions(X):
-    """Return (users, items) int64 arrays from held-out (user, item[, ...]) pairs."""
-    if hasattr(X, "iloc") and hasattr(X, "columns"):
-        if X.shape[1] < 2:
-            raise ValueError(
-                "X must have at least two columns (user, item), got "
-                f"{X.shape[1]} column(s)."
-            )
-        arr = np.column_stack([np.asarray(X.iloc[:, 0]), np.asarray(X.iloc[:, 1])])
-    else:
-        arr = _to_numpy(X)
-        if arr.ndim != 2 or arr.shape[1] < 2:
-            raise ValueError(
-                "X must be a 2-D array of (user, item) pairs with shape (n, >= 2), "
-                f"got shape {arr.shape}."
-            )
-        arr = arr[:, :2]
-    if arr.shape[0] == 0:
-        raise ValueError("X is empty; give at least one held-out (user, item) pair.")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("X contains NaN or infinite user/item ids.")
-        if not np.all(arr == np.round(arr)):
-            raise ValueError(
-                "X must hold integer user/item ids, got non-integer floats."
-            )
-    elif arr.dtype.kind not in "iu":
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"X must hold integer user/item ids, got dtype {arr.dtype}."
-            ) from None
-        return _validate_interactions(arr)
-    arr = arr.astype(np.int64)
-    if arr.min() < 0:
-        raise ValueError("X contains negative user or item ids.")
-    return arr[:, 0], arr[:, 1]
-
-
 def _check_ranking_estimator(estimator, need_popularity):
     missing = [
         name
@@ -588,7 +575,7 @@ def _check_ranking_estimator(estimator, need_popularity):
 
 def _recommend_for_heldout(estimator, X, k, batch_size):
     """Build the relevant CSR and the (padded) top-k ids of the held-out users."""
-    users, items = _validate_interactions(X)
+    users, items = check_interactions(X, allow_extra_columns=True)
     n_users_fit = int(estimator.n_users_)
     n_items_fit = int(estimator.n_items_)
     eval_users, rows = np.unique(users, return_inverse=True)
@@ -629,9 +616,8 @@ def _recommend_for_heldout(estimator, X, k, batch_size):
 
 
 def _rank_and_score(estimator, X, names, k, batch_size, head_fraction):
-    """Validate ``k``/``batch_size``/the estimator, rank once, compute ``names``."""
-    k = _check_k(k)
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    """Check the estimator, rank once, compute ``names`` (parameters validated)."""
+    k, batch_size = int(k), int(batch_size)
     bases = {name.removeprefix("neg_") for name in names}
     _check_ranking_estimator(
         estimator, bool(bases & {"average_popularity", "long_tail_share"})
@@ -704,6 +690,13 @@ class RankingScorer:
     one ranking pass.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "metric": [str, list, tuple],
+        "k": _POSITIVE_INT,
+        "batch_size": _POSITIVE_INT,
+        "head_fraction": _HEAD_FRACTION,
+    }
+
     def __init__(self, metric, *, k=20, batch_size=1024, head_fraction=0.2):
         self.metric = metric
         self.k = k
@@ -711,6 +704,10 @@ class RankingScorer:
         self.head_fraction = head_fraction
 
     def __call__(self, estimator, X, y=None):
+        params = {name: getattr(self, name) for name in self._parameter_constraints}
+        validate_parameter_constraints(
+            self._parameter_constraints, params, caller_name=type(self).__name__
+        )
         names = _scorer_metrics(self.metric)
         values = _rank_and_score(
             estimator, X, names, self.k, self.batch_size, self.head_fraction
@@ -725,6 +722,10 @@ class RankingScorer:
         )
 
 
+@validate_params(
+    {**RankingScorer._parameter_constraints},
+    prefer_skip_nested_validation=True,
+)
 def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
     """Scorer for ``GridSearchCV(scoring=...)`` from top-k ranking metrics.
 
@@ -764,8 +765,6 @@ def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
     ranking_scorer('ndcg', k=20, batch_size=1024)
     """
     _scorer_metrics(metric)
-    _check_k(k)
-    _check_positive_int(batch_size, "batch_size")
     if isinstance(metric, list):
         metric = tuple(metric)
     return RankingScorer(
@@ -773,6 +772,17 @@ def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
     )
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",  # checked for recommend/n_users_/n_items_
+        "X": "no_validation",  # read by check_interactions
+        "k": _POSITIVE_INT,
+        "metrics": [str, list, tuple],
+        "batch_size": _POSITIVE_INT,
+        "head_fraction": _HEAD_FRACTION,
+    },
+    prefer_skip_nested_validation=True,
+)
 def evaluate_ranking(
     estimator,
     X,
@@ -800,7 +810,10 @@ def evaluate_ranking(
         Has ``recommend``, ``n_users_``, ``n_items_`` (and ``item_popularity_`` for
         popularity metrics).
     X : array-like or DataFrame of shape (n_pairs, >= 2)
-        Held-out ``(user, item)`` pairs; extra columns (e.g. a timestamp) are ignored.
+        Held-out ``(user, item)`` pairs; extra columns (e.g. a timestamp) are
+        ignored. A DataFrame with ``"user"`` and ``"item"`` columns is read by
+        name, any other one by position; names that contradict the position
+        order (e.g. ``["item_id", "user_id"]``) are refused.
     k : int, default=20
         Cut-off.
     metrics : sequence of str
