@@ -58,7 +58,7 @@ def test_every_tables_metrics_and_initial(X):
     "kwargs, err, match",
     [
         ({"metrics": ["rank"]}, ValueError, "metrics"),
-        ({"metrics": "erank"}, TypeError, "sequence"),
+        ({"metrics": "erank"}, TypeError, "'metrics' parameter of CollapseMonitor"),
         ({"every": 0}, ValueError, "every"),
         ({"tables": "item"}, TypeError, "tables"),
     ],

@@ -426,6 +426,11 @@ def _fake_history(rng, n_epochs, every=1):
         ("effective_rank", "erank"),
         ("item_ia", "ia"),
         ("ia", "ia"),
+        ("rankme_item", "erank"),
+        ("item_srank", "srank"),
+        ("stable_rank_user", "srank"),
+        ("norm_std_item", "norm_std"),
+        ("cond_item", "cond"),
         ("train_loss", None),
         ("media_score", None),
         ("valid_acc", None),
@@ -580,7 +585,7 @@ def test_history_legend_moves_outside_when_crowded(rng):
         {"a": _fake_history(rng, 3)}, legend=None
     )
     assert all(ax.get_legend() is None for ax in none.axes_)
-    with pytest.raises(ValueError, match="legend must be"):
+    with pytest.raises(ValueError, match=r"'legend' parameter of CollapseHistoryDisplay.plot must be a str"):
         CollapseHistoryDisplay.from_histories(
             {"a": _fake_history(rng, 3)}, legend="top"
         )

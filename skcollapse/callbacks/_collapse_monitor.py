@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import numbers
+from typing import ClassVar
 
 from skorch.callbacks import Callback
 
-from skcollapse.metrics import effective_rank, information_abundance
+from skcollapse.metrics import collapse_metrics
+from skcollapse.metrics._registry import COLLAPSE_METRICS, get_collapse_metric
+from skcollapse.utils._sklearn_compat import (
+    int_interval,
+    validate_parameter_constraints,
+)
 
 __all__ = ["CollapseMonitor"]
-
-_METRICS = {"erank": effective_rank, "ia": information_abundance}
 
 
 class CollapseMonitor(Callback):
@@ -19,17 +22,20 @@ class CollapseMonitor(Callback):
     At the end of every ``every``-th epoch the callback reads the net's tables
     through ``net.get_embedding_tensors()`` when it exists (no copy, computed on
     the net's device) or ``net.get_embeddings()`` otherwise, and writes one
-    history column per table and metric, e.g. ``"erank_user"``, ``"ia_item"``.
-    The metrics are :func:`skcollapse.metrics.effective_rank` and
-    :func:`skcollapse.metrics.information_abundance` of the raw tables (one SVD
-    of a ``(n_rows, dim)`` matrix each), cheap enough to leave on.
+    history column per table and metric, named ``"<alias>_<table>"`` after the
+    metric's short alias, e.g. ``"erank_user"``, ``"ia_item"``. The values are
+    those of :func:`skcollapse.metrics.collapse_metrics` on the raw tables: one
+    spectrum per table feeds every spectral metric, cheap enough to leave on.
 
     Parameters
     ----------
-    tables : sequence of str or None, default=None
+    tables : list or tuple of str, or None, default=None
         Table names to monitor; ``None`` monitors every table the net exposes.
-    metrics : sequence of {"erank", "ia"}, default=("erank", "ia")
-        Which metrics to record.
+    metrics : list or tuple of str, default=("erank", "ia")
+        Which metrics to record, by alias or name: ``"erank"``
+        (``"effective_rank"``), ``"ia"`` (``"information_abundance"``),
+        ``"srank"`` (``"stable_rank"``), ``"cond"`` (``"condition_number"``),
+        ``"norm_std"`` (``"normalized_std"``).
     every : int, default=1
         Record every ``every`` epochs (and always after the last epoch).
     record_initial : bool, default=False
@@ -53,6 +59,13 @@ class CollapseMonitor(Callback):
     ['erank_item', 'erank_user', 'ia_item', 'ia_user']
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "tables": [list, tuple, None],
+        "metrics": [list, tuple],
+        "every": [int_interval(1, None, closed="left")],
+        "record_initial": ["boolean"],
+    }
+
     def __init__(self, tables=None, metrics=("erank", "ia"), every=1,
                  record_initial=False):
         self.tables = tables
@@ -61,27 +74,23 @@ class CollapseMonitor(Callback):
         self.record_initial = record_initial
 
     def initialize(self):
-        if isinstance(self.metrics, str):
-            raise TypeError(
-                f"metrics must be a sequence of names, e.g. ('erank',), got "
-                f"{self.metrics!r}."
-            )
-        unknown = [m for m in self.metrics if m not in _METRICS]
-        if unknown or not len(self.metrics):
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
+        try:
+            entries = [get_collapse_metric(m) for m in self.metrics]
+        except ValueError:
+            entries = []
+        if not entries or len(entries) != len(self.metrics):
             raise ValueError(
-                f"metrics must be a non-empty subset of {sorted(_METRICS)}, got "
+                "metrics must be a non-empty list of collapse metric aliases or "
+                f"names, e.g. {[m.alias for m in COLLAPSE_METRICS.values()]}, got "
                 f"{list(self.metrics)!r}."
             )
-        if (
-            isinstance(self.every, bool)
-            or not isinstance(self.every, numbers.Integral)
-            or self.every < 1
-        ):
-            raise ValueError(f"every must be a positive integer, got {self.every!r}.")
-        if self.tables is not None and isinstance(self.tables, str):
-            raise TypeError(
-                f"tables must be a sequence of table names, got {self.tables!r}."
-            )
+        #: (history column prefix, collapse_metrics name) of each metric
+        self._columns = [(m.alias, m.name) for m in entries]
         self.initial_ = {}
         return self
 
@@ -105,10 +114,12 @@ class CollapseMonitor(Callback):
         return {t: tables[t] for t in self.tables}
 
     def _compute(self, net):
+        names = [name for _, name in self._columns]
         out = {}
-        for name, table in self._tables(net).items():
-            for metric in self.metrics:
-                out[f"{metric}_{name}"] = float(_METRICS[metric](table))
+        for table_name, table in self._tables(net).items():
+            values = collapse_metrics(table, metrics=names)  # one spectrum
+            for alias, name in self._columns:
+                out[f"{alias}_{table_name}"] = float(values[name])
         return out
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):

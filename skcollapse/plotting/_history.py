@@ -1,28 +1,29 @@
-"""Effective rank and information abundance over training epochs."""
+"""Collapse metrics (effective rank, information abundance, ...) over epochs.
+
+Which metric a ``net.history`` column holds, its axis label and the order of the
+axes all come from the metric registry of :mod:`skcollapse.metrics`, the list
+that :class:`~skcollapse.callbacks.CollapseMonitor` writes its columns from.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from skcollapse.metrics._registry import (
+    COLLAPSE_METRICS,
+    column_pattern,
+    metric_of_column,
+)
 from skcollapse.plotting._base import check_matplotlib_support, estimator_name
+from skcollapse.utils._sklearn_compat import StrOptions, validate_params
 
-#: Which metric a ``net.history`` column holds, from its name.
-_METRIC_PATTERNS = {
-    "erank": re.compile(r"(^|_)(erank|effective_rank|rankme)(_|$)", re.IGNORECASE),
-    "ia": re.compile(r"(^|_)(ia|information_abundance)(_|$)", re.IGNORECASE),
-}
-_METRIC_LABELS = {"erank": "effective rank", "ia": "information abundance"}
+__all__ = ["CollapseHistoryDisplay", "metric_of_column"]
 
-
-def metric_of_column(column: str):
-    """``"erank"``, ``"ia"`` or None for a history column name."""
-    for metric, pattern in _METRIC_PATTERNS.items():
-        if pattern.search(str(column)):
-            return metric
-    return None
+#: Axis label of each metric alias, and the axes order (registry order).
+_METRIC_LABELS = {m.alias: m.label for m in COLLAPSE_METRICS.values()}
+_AXES_ORDER = [*_METRIC_LABELS, "other"]
 
 
 def _initial_metrics(net):
@@ -73,7 +74,8 @@ def _extract(rows, columns, *, name):
         columns = [c for c in available if metric_of_column(c) is not None]
         if not columns:
             raise ValueError(
-                f"{name} has no erank/IA columns (found {available}); add a "
+                f"{name} has no erank/IA columns (nor another collapse metric's; "
+                f"found {available}); add a "
                 "CollapseMonitor callback to the net, or name the columns with "
                 "columns=[...]."
             )
@@ -162,6 +164,14 @@ class CollapseHistoryDisplay:
                         f"{np.asarray(vals).shape}, expected ({n},)."
                     )
 
+    @validate_params(
+        {
+            "ax": "no_validation",
+            "marker": "no_validation",
+            "legend": [StrOptions({"auto", "each", "outside"}), None],
+        },
+        prefer_skip_nested_validation=True,
+    )
     def plot(self, ax=None, *, marker="o", legend="auto", **kwargs):
         """Draw the curves.
 
@@ -191,7 +201,7 @@ class CollapseHistoryDisplay:
                 metric = metric_of_column(column) or "other"
                 if metric not in metrics:
                     metrics.append(metric)
-        metrics.sort(key=["erank", "ia", "other"].index)
+        metrics.sort(key=_AXES_ORDER.index)
         if ax is None:
             fig, axes = plt.subplots(
                 1,
@@ -218,7 +228,7 @@ class CollapseHistoryDisplay:
             epochs = np.asarray(self.epochs[run], dtype=np.float64)
             for column, vals in cols.items():
                 metric = metric_of_column(column) or "other"
-                pattern = _METRIC_PATTERNS.get(metric)
+                pattern = column_pattern(metric) if metric != "other" else None
                 table = pattern.sub("_", column).strip("_") if pattern else column
                 style = table_style.setdefault(table, styles[len(table_style) % 4])
                 vals = np.asarray(vals, dtype=np.float64)
@@ -239,10 +249,6 @@ class CollapseHistoryDisplay:
                 self.lines_[run, column] = line
         from matplotlib.ticker import MaxNLocator
 
-        if legend not in ("auto", "each", "outside", None):
-            raise ValueError(
-                f"legend must be 'auto', 'each', 'outside' or None, got {legend!r}."
-            )
         if legend == "auto":
             most = max(len(a.get_lines()) for a in by_metric.values())
             legend = "each" if most <= 6 else "outside"
