@@ -155,7 +155,7 @@ def test_spectrum_accepts_torch_tensors(rng):
         ),
         ({"embeddings": np.ones(3)}, ValueError, "2-D"),
         ({"embeddings": np.array([[1.0, np.nan]])}, ValueError, "NaN"),
-        ({"embeddings": np.ones((3, 2)), "x": "log"}, ValueError, "x must be"),
+        ({"embeddings": np.ones((3, 2)), "x": "log"}, ValueError, r"'x' parameter of SpectrumDisplay.plot must be a str among"),
         ({"embeddings": np.ones((3, 2)), "ax": "axes"}, TypeError, "ax must be"),
     ],
 )
@@ -384,11 +384,11 @@ def test_field_spectrum_single_vs_multi_side_by_side(rng):
 
 def test_field_spectrum_bad_input(rng):
     tables = {"a": rng.normal(size=(5, 3))}
-    with pytest.raises(ValueError, match="sets must be"):
+    with pytest.raises(ValueError, match=r"'sets' parameter of \S+ must be a str among"):
         FieldSpectrumDisplay.from_embeddings(tables, sets="mean")
-    with pytest.raises(ValueError, match="order must be"):
+    with pytest.raises(ValueError, match=r"'order' parameter of \S+ must be a str"):
         FieldSpectrumDisplay.from_embeddings(tables, order="name")
-    with pytest.raises(ValueError, match="vmin"):
+    with pytest.raises(ValueError, match=r"'vmin' parameter of \S+ must be a float"):
         FieldSpectrumDisplay.from_embeddings(tables, vmin=2.0)
     with pytest.raises(TypeError, match="non-empty dict"):
         FieldSpectrumDisplay.from_embeddings(rng.normal(size=(5, 3)))

@@ -7,13 +7,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from skcollapse.metrics import information_abundance, singular_values
+from skcollapse.metrics import singular_values
+from skcollapse.metrics._registry import COLLAPSE_METRICS
 from skcollapse.plotting._base import (
     check_matplotlib_support,
     estimator_name,
     get_estimator_embeddings,
     to_numpy,
 )
+from skcollapse.utils._sklearn_compat import StrOptions, real_interval, validate_params
 
 #: ``<field><sep>set<sep><m>``, e.g. ``"C1/set1"``, ``"field_3_set_0"``, ``"C1 set 2"``.
 _SET_PATTERN = re.compile(
@@ -33,10 +35,11 @@ def split_field_and_set(name: str):
     return match.group("field"), int(match.group("set"))
 
 
+_IA = COLLAPSE_METRICS["information_abundance"].from_spectrum
+
+
 def _group_tables(tables: dict, sets: str) -> dict:
     """Rows of the heatmap: field -> table, after handling embedding sets."""
-    if sets not in ("concat", "separate"):
-        raise ValueError(f"sets must be 'concat' or 'separate', got {sets!r}.")
     if sets == "separate":
         return {str(k): v for k, v in tables.items()}
     grouped: dict = {}
@@ -161,6 +164,15 @@ class FieldSpectrumDisplay:
                         "of finite non-negative values."
                     )
 
+    @validate_params(
+        {
+            "ax": "no_validation",
+            "vmin": [real_interval(0, 1, closed="neither"), None],
+            "cmap": "no_validation",
+            "colorbar": ["boolean"],
+        },
+        prefer_skip_nested_validation=True,
+    )
     def plot(self, ax=None, *, vmin=None, cmap="viridis", colorbar=True, **kwargs):
         """Draw one heatmap per panel.
 
@@ -194,8 +206,6 @@ class FieldSpectrumDisplay:
             positive = [m[m > 0] for m in matrices.values()]
             smallest = min((p.min() for p in positive if p.size), default=1e-3)
             vmin = float(np.clip(smallest, 1e-4, 0.1))
-        if not (isinstance(vmin, (int, float)) and 0 < vmin < 1):
-            raise ValueError(f"vmin must be a number in (0, 1), got {vmin!r}.")
         panels = list(self.singular_values)
         if ax is None:
             n_fields = max(len(f) for f in self.singular_values.values())
@@ -250,8 +260,6 @@ class FieldSpectrumDisplay:
 
     @staticmethod
     def _panel(tables, *, sets, row_normalize, order):
-        if order not in (None, "cardinality"):
-            raise ValueError(f"order must be None or 'cardinality', got {order!r}.")
         rows = _group_tables(tables, sets)
         if order == "cardinality":
             sizes = {f: np.shape(to_numpy(t))[0] for f, t in rows.items()}
@@ -260,7 +268,7 @@ class FieldSpectrumDisplay:
         for field, table in rows.items():
             table = to_numpy(table)
             sigmas[field] = singular_values(table, row_normalize=row_normalize)
-            ias[field] = information_abundance(table, row_normalize=row_normalize)
+            ias[field] = _IA(sigmas[field])  # from the same spectrum
         return sigmas, ias
 
     @classmethod
@@ -312,6 +320,16 @@ class FieldSpectrumDisplay:
         )
 
     @classmethod
+    @validate_params(
+        {
+            "panels": "no_validation",
+            "sets": [StrOptions({"concat", "separate"})],
+            "row_normalize": ["boolean"],
+            "order": [StrOptions({"cardinality"}), None],
+            "ax": "no_validation",
+        },
+        prefer_skip_nested_validation=False,  # plot(**kwargs) checks its own
+    )
     def from_embeddings_dict(
         cls,
         panels,

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from skcollapse.metrics import effective_rank, information_abundance, singular_values
+from skcollapse.metrics import singular_values
+from skcollapse.metrics._registry import COLLAPSE_METRICS
 from skcollapse.plotting._base import (
     as_1d_float,
     estimator_name,
@@ -16,6 +17,7 @@ from skcollapse.plotting._base import (
     select_tables,
     to_numpy,
 )
+from skcollapse.utils._sklearn_compat import StrOptions, real_interval, validate_params
 
 #: Normalised singular values below this are numerical noise (float64 Gram
 #: route: relative error about 1e-8); the automatic lower y-limit stops here.
@@ -60,13 +62,14 @@ def _named_tables(embeddings, names, *, argname="embeddings") -> dict:
 
 
 def _spectrum_and_metrics(table, *, center, row_normalize):
+    """Singular values, erank and IA of a table, from one spectrum."""
     table = to_numpy(table)
-    kwargs = {"center": center, "row_normalize": row_normalize}
-    return (
-        singular_values(table, **kwargs),
-        effective_rank(table, **kwargs),
-        information_abundance(table, **kwargs),
-    )
+    sigma = singular_values(table, center=center, row_normalize=row_normalize)
+    n = int(table.shape[0])
+    return (sigma, *(
+        COLLAPSE_METRICS[m].from_spectrum(sigma, center=center, n_samples=n)
+        for m in ("effective_rank", "information_abundance")
+    ))
 
 
 class SpectrumDisplay:
@@ -160,6 +163,15 @@ class SpectrumDisplay:
             if (sigma < 0).any():
                 raise ValueError(f"singular_values[{name!r}] has negative entries.")
 
+    @validate_params(
+        {
+            "ax": "no_validation",
+            "x": [StrOptions({"index", "fraction"})],
+            "ylim_bottom": [real_interval(0, None, closed="neither"), None],
+            "legend": ["boolean"],
+        },
+        prefer_skip_nested_validation=True,
+    )
     def plot(self, ax=None, *, x="index", ylim_bottom=None, legend=True, **kwargs):
         """Plot the spectra.
 
@@ -183,8 +195,6 @@ class SpectrumDisplay:
         display : SpectrumDisplay
             The object, with ``lines_``, ``ax_`` and ``figure_`` set.
         """
-        if x not in ("index", "fraction"):
-            raise ValueError(f"x must be 'index' or 'fraction', got {x!r}.")
         self._check_data()
         fig, ax = get_axes(ax, "SpectrumDisplay.plot")
         self.lines_ = []
