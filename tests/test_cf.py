@@ -194,7 +194,7 @@ def test_recommend_bad_arguments(fitted):
         model.recommend([model.n_users_])
     with pytest.raises(ValueError, match="outside the fitted range"):
         model.recommend([-1])
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match="'n' parameter of recommend must be an int"):
         model.recommend([0], n=0)
     with pytest.raises(TypeError, match="user_ids"):
         model.recommend(["a"])
@@ -274,16 +274,19 @@ def test_fit_rejects_bad_X(X, err, match):
 @pytest.mark.parametrize(
     "params, err, match",
     [
-        ({"loss": "hinge"}, ValueError, "loss="),
+        ({"loss": "hinge"}, ValueError, "'loss' parameter of MFRecommender must be"),
         ({"embedding_dim": 0}, ValueError, "embedding_dim"),
         ({"embedding_dim": 2.5}, TypeError, "embedding_dim"),
         ({"n_negatives": 0}, ValueError, "n_negatives"),
         ({"loss": "align", "n_negatives": 3}, ValueError, "positive-only"),
         ({"temperature": 0.0}, ValueError, "temperature"),
-        ({"negative_sampling": "popular"}, ValueError, "negative_sampling="),
-        ({"similarity": "euclid"}, ValueError, "similarity="),
+        ({"negative_sampling": "popular"}, ValueError, "'negative_sampling' param"),
+        ({"similarity": "euclid"}, ValueError, "'similarity' parameter"),
         ({"weight_decay": -1.0}, ValueError, "weight_decay"),
-        ({"k": 0}, ValueError, "k must"),
+        ({"k": 0}, ValueError, r"'k' parameter .* range \[1, inf\)"),
+        ({"n_negatives": 0, "loss": "bce"}, ValueError, "without negatives"),
+        ({"optimizer": None}, TypeError, "'optimizer' parameter"),
+        ({"embedding_dim": True}, TypeError, "embedding_dim"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"lr": float("nan")}, ValueError, "lr"),
         ({"train_split": 0.2}, ValueError, "train_split"),
@@ -423,16 +426,19 @@ def test_n_users_n_items_reserve_ids(data):
 
 @pytest.mark.parametrize("bitmap_max", [2**26, 0])  # dense bitmap / sorted keys
 def test_negative_sampling_avoids_observed_items(monkeypatch, bitmap_max):
-    from skcollapse.recommenders import _cf
+    import scipy.sparse as sp
 
-    monkeypatch.setattr(_cf, "_BITMAP_MAX", bitmap_max)
+    from skcollapse.recommenders import _sampling
+
+    monkeypatch.setattr(_sampling, "_BITMAP_MAX", bitmap_max)
     X = make_interactions(50, 40, density=0.3, random_state=0)
-    model = MFRecommender(max_epochs=1, **FAST).fit(X)
-    # rebuild the sampling state as at fit time and draw many negatives
-    model.on_train_begin(model, X=X)
-    assert (model._train_keys_.dtype == torch.bool) == (bitmap_max > 0)
+    R = sp.csr_matrix((np.ones(len(X)), (X[:, 0], X[:, 1])), shape=(50, 40))
+    sampler = _sampling.NegativeSampler(
+        R, torch.device("cpu"), torch.Generator().manual_seed(0)
+    )
+    assert (sampler.keys.dtype == torch.bool) == (bitmap_max > 0)
     users = torch.from_numpy(np.repeat(X[:, 0], 10))
-    neg = model._sample_negatives(users, 4).numpy()
+    neg = sampler.independent(users, 4).numpy()
     assert neg.min() >= 0 and neg.max() < 40
     observed = set(map(tuple, X))
     hits = np.array(

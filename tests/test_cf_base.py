@@ -10,7 +10,7 @@ from sklearn.model_selection import GridSearchCV
 from skorch import NeuralNetRegressor
 from torch import nn
 
-from skcollapse.recommenders._base import ModelFitError, RegularizedNetMixin
+from skcollapse.recommenders import ModelFitError, RegularizedNetMixin
 from skcollapse.regularizers import Regularizer
 from skcollapse.regularizers import _base as reg_base
 

@@ -1,5 +1,7 @@
 """Plain ``torch.nn.Module`` building blocks (no skorch here)."""
 
+from skcollapse.nn._cf_encoder import CFEncoder
+from skcollapse.nn._cf_loss import CFLoss
 from skcollapse.nn._ctr_blocks import (
     CIN,
     BilinearFusion,
@@ -30,6 +32,8 @@ __all__ = [
     "FM",
     "IPNN",
     "BilinearFusion",
+    "CFEncoder",
+    "CFLoss",
     "CTRModel",
     "CrossNetV2",
     "DCNv2",

@@ -15,9 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from skcollapse.nn._mf import _check_positive_int
+from skcollapse.nn._cf_encoder import CFEncoder
 
 __all__ = ["LightGCN", "normalized_adjacency"]
 
@@ -84,7 +83,7 @@ class _SymmetricSpMM(torch.autograd.Function):
         return None, torch.sparse.mm(ctx.A, grad.contiguous())
 
 
-class LightGCN(nn.Module):
+class LightGCN(CFEncoder):
     """LightGCN encoder over a joint user/item ego-embedding table.
 
     Parameters
@@ -108,19 +107,8 @@ class LightGCN(nn.Module):
 
     def __init__(self, n_users, n_items, embedding_dim=64, n_layers=3, *,
                  init_std=0.1):
-        super().__init__()
-        _check_positive_int(n_users, "n_users")
-        _check_positive_int(n_items, "n_items")
-        _check_positive_int(embedding_dim, "embedding_dim")
-        if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
-            raise ValueError(f"n_layers must be an integer >= 0, got {n_layers!r}.")
-        self.n_users = n_users
-        self.n_items = n_items
-        self.embedding_dim = embedding_dim
-        self.n_layers = n_layers
-        self.init_std = float(init_std)
-        self.embedding = nn.Embedding(n_users + n_items, embedding_dim)
-        nn.init.normal_(self.embedding.weight, std=self.init_std)
+        super().__init__(n_users, n_items, embedding_dim, init_std=init_std)
+        self.n_layers = int(n_layers)
         self.adjacency = None
 
     def set_adjacency(self, adjacency):
@@ -162,7 +150,7 @@ class LightGCN(nn.Module):
     def encode(self, users, items):
         """Propagated and ego embeddings of a batch (see ``MatrixFactorization``)."""
         all_emb = self.propagate()
-        index = torch.cat([users, items + self.n_users])
+        index = self._ego_index(users, items)
         final = all_emb.index_select(0, index)
         ego = F.embedding(index, self.embedding.weight)
         nu = users.shape[0]
@@ -177,18 +165,6 @@ class LightGCN(nn.Module):
         """The propagated ``(user_table, item_table)`` used for ranking."""
         all_emb = self.propagate()
         return all_emb[: self.n_users], all_emb[self.n_users:]
-
-    def forward(self, pairs=None, *, users=None, items=None):
-        """Scores of ``(user, item)`` pairs given as a ``(batch, 2)`` LongTensor.
-
-        With ``users=`` and ``items=`` instead, return ``encode(users, items)``:
-        the form data-parallel wrappers (DDP, which averages gradients only for
-        work done in ``forward``) need for the training step.
-        """
-        if pairs is None:
-            return self.encode(users, items)
-        enc = self.encode(pairs[:, 0], pairs[:, 1])
-        return (enc["user"] * enc["item"]).sum(-1)
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -12,17 +12,13 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from skcollapse.nn._cf_encoder import CFEncoder
 
 __all__ = ["MatrixFactorization", "SparseRowAdam"]
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
-class MatrixFactorization(nn.Module):
+class MatrixFactorization(CFEncoder):
     """Dot-product matrix factorisation ``score(u, i) = <p_u, q_i>``.
 
     Parameters
@@ -47,37 +43,14 @@ class MatrixFactorization(nn.Module):
 
     def __init__(self, n_users, n_items, embedding_dim=64, *, sparse=False,
                  init_std=0.1):
-        super().__init__()
-        _check_positive_int(n_users, "n_users")
-        _check_positive_int(n_items, "n_items")
-        _check_positive_int(embedding_dim, "embedding_dim")
-        self.n_users = n_users
-        self.n_items = n_items
-        self.embedding_dim = embedding_dim
-        self.sparse = bool(sparse)
-        self.init_std = float(init_std)
-        self.embedding = nn.Embedding(n_users + n_items, embedding_dim, sparse=sparse)
-        nn.init.normal_(self.embedding.weight, std=self.init_std)
-
-    def _lookup(self, index):
-        return F.embedding(index, self.embedding.weight, sparse=self.sparse)
+        super().__init__(n_users, n_items, embedding_dim, init_std=init_std,
+                         sparse=sparse)
 
     def encode(self, users, items):
-        """Embeddings of a batch, in one lookup.
-
-        Parameters
-        ----------
-        users : LongTensor of shape (n_u,)
-        items : LongTensor of shape (n_i,)
-
-        Returns
-        -------
-        dict
-            ``"user"``/``"item"``: the embeddings used for scoring;
-            ``"user_ego"``/``"item_ego"``: the raw table rows (the same tensors
-            for MF), on which an L2 penalty is taken.
-        """
-        rows = self._lookup(torch.cat([users, items + self.n_users]))
+        """Embeddings of a batch, in one lookup (ego rows are the embeddings)."""
+        rows = F.embedding(
+            self._ego_index(users, items), self.embedding.weight, sparse=self.sparse
+        )
         user, item = rows[: users.shape[0]], rows[users.shape[0]:]
         return {"user": user, "item": item, "user_ego": user, "item_ego": item}
 
@@ -85,18 +58,6 @@ class MatrixFactorization(nn.Module):
         """The full ``(user_table, item_table)`` used for ranking."""
         w = self.embedding.weight
         return w[: self.n_users], w[self.n_users:]
-
-    def forward(self, pairs=None, *, users=None, items=None):
-        """Scores of ``(user, item)`` pairs given as a ``(batch, 2)`` LongTensor.
-
-        With ``users=`` and ``items=`` instead, return ``encode(users, items)``:
-        the form data-parallel wrappers (DDP, which averages gradients only for
-        work done in ``forward``) need for the training step.
-        """
-        if pairs is None:
-            return self.encode(users, items)
-        enc = self.encode(pairs[:, 0], pairs[:, 1])
-        return (enc["user"] * enc["item"]).sum(-1)
 
 
 class SparseRowAdam(torch.optim.Optimizer):

@@ -1,8 +1,8 @@
 """skorch estimators: collaborative-filtering recommenders and CTR classifiers."""
 
-from skcollapse.recommenders._base import ModelFitError, RegularizedNetMixin
+from skcollapse.exceptions import ModelFitError
+from skcollapse.nn._cf_loss import CFLoss
 from skcollapse.recommenders._cf import (
-    CFLoss,
     LightGCNRecommender,
     MFRecommender,
 )
@@ -15,6 +15,7 @@ from skcollapse.recommenders._ctr import (
     NFwFMClassifier,
     xDeepFMClassifier,
 )
+from skcollapse.recommenders._regularized import RegularizedNetMixin
 
 __all__ = [
     "CFLoss",

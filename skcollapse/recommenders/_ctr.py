@@ -25,13 +25,18 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetBinaryClassifier
 from skorch.dataset import unpack_data
-from skorch.utils import to_device, to_numpy, to_tensor
+from skorch.utils import to_numpy, to_tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from skcollapse.nn._ctr_models import DNN, FM, IPNN, DCNv2, FinalMLP, NFwFM, XDeepFM
-from skcollapse.recommenders._base import RegularizedNetMixin
+from skcollapse.recommenders._base import NetBase
 from skcollapse.utils._distributed import unwrap_module
-from skcollapse.utils._sklearn_compat import check_is_fitted, validate_data
+from skcollapse.utils._sklearn_compat import (
+    int_interval,
+    int_sequence,
+    real_interval,
+    validate_data,
+)
 
 __all__ = [
     "DCNv2Classifier",
@@ -162,12 +167,23 @@ def _unwrap_dataset(dataset):
     return None, None
 
 
-class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
+class _CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
     """Shared machinery of the CTR classifiers (see the concrete classes)."""
 
     #: constructor parameters forwarded to the module
     _module_params: ClassVar[tuple[str, ...]] = ()
     _fitted_attributes = ("field_dims_", "embedding_names_", "classes_inferred_")
+    _transient_attributes: ClassVar[tuple[str, ...]] = (
+        *NetBase._transient_attributes,
+        "_shuffle_generator_",
+        "_batch_penalty_",
+    )
+    _parameter_constraints: ClassVar[dict] = {
+        **NetBase._parameter_constraints,
+        "embedding_dim": [int_interval(1, None, closed="left")],
+        "n_embedding_sets": [int_interval(1, None, closed="left")],
+        "cardinalities": [int_interval(1, None, closed="left"), int_sequence(), None],
+    }
 
     def __init__(
         self,
@@ -206,60 +222,12 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
         self.regularizer = regularizer
         self.random_state = random_state
 
-    # ------------------------------------------------------------ validation
-    def _validate_params(self):
-        super()._validate_params()
-        self._check_sizes()
-        self._cardinalities_spec()
-        self._torch_seed()
-
-    def _check_sizes(self):
-        for name in ("embedding_dim", "n_embedding_sets"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"{name} must be an integer, got {value!r}.")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value!r}.")
-
     def _cardinalities_spec(self):
         """``None``, an int, or a list of ints from ``cardinalities``."""
         c = self.cardinalities
-        if c is None:
-            return None
-        if isinstance(c, numbers.Integral) and not isinstance(c, bool):
-            if c < 1:
-                raise ValueError(f"cardinalities must be >= 1, got {c!r}.")
-            return int(c)
-        if isinstance(c, (str, bytes)) or not hasattr(c, "__iter__"):
-            raise TypeError(
-                "cardinalities must be None, an int or a sequence of ints (one per "
-                f"field), got {type(c).__name__}."
-            )
-        out = []
-        for i, v in enumerate(c):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(
-                    f"cardinalities[{i}] must be an integer >= 1, got {v!r}."
-                )
-            out.append(int(v))
-        if not out:
-            raise ValueError("cardinalities is empty; give one value per field.")
-        return out
-
-    def _torch_seed(self):
-        rs = self.random_state
-        if rs is None:
-            return None
-        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
-            if not 0 <= rs < 2**32:
-                raise ValueError(f"random_state must be in [0, 2**32), got {rs!r}.")
-            return int(rs)
-        if isinstance(rs, np.random.RandomState):
-            # a seed read from the state, without advancing the caller's generator
-            return int(rs.get_state()[1][0]) % (2**31 - 1)
-        raise TypeError(
-            f"random_state must be None, an int or a RandomState, got {rs!r}."
-        )
+        if c is None or isinstance(c, numbers.Integral):
+            return None if c is None else int(c)
+        return [int(v) for v in c]
 
     # ------------------------------------------------------------ module
     def _field_dims_without_data(self):
@@ -269,46 +237,38 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
         # two-field placeholder (pair models need two) until on_train_begin
         return [spec if isinstance(spec, int) else 1] * 2
 
-    def _module_kwargs(self, field_dims):
-        kwargs = {
-            "field_dims": list(field_dims),
-            "embedding_dim": self.embedding_dim,
-            "n_embedding_sets": self.n_embedding_sets,
-        }
-        for name in self._module_params:
-            kwargs[name] = getattr(self, name)
-        kwargs.update(self.get_params_for("module"))
-        return kwargs
-
-    def initialize_module(self):
-        """Build the module for the data's field cardinalities.
+    def _component_kwargs(self, prefix):
+        """The module's field sizes and architecture parameters.
 
         Before the training data is known (``initialize()`` of a fresh fit) the
         module is built from ``cardinalities`` when it is a full sequence (or
         the sizes of an earlier fit), else from a two-field placeholder;
         :meth:`on_train_begin` rebuilds it from the training data.
         """
-        self._check_sizes()
+        if prefix != "module":
+            return super()._component_kwargs(prefix)
         dims = getattr(self, "_pending_field_dims_", None)
-        from_data = dims is not None
         if dims is None:
             # a re-initialisation of a fitted net (e.g. set_params(module__...))
             # keeps the fitted tables' sizes; a fresh fit resizes them anyway
             dims = getattr(self, "field_dims_", None)
         if dims is None:
             dims = self._field_dims_without_data()
-        kwargs = self._module_kwargs(dims)
-        seed = self._torch_seed()
-        if seed is None:
-            module = self.initialized_instance(self.module, kwargs)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                module = self.initialized_instance(self.module, kwargs)
-        self.module_ = module
-        self._module_from_data_ = from_data or isinstance(
-            self._cardinalities_spec(), list
-        )
+        kwargs = {
+            "field_dims": list(dims),
+            "embedding_dim": self.embedding_dim,
+            "n_embedding_sets": self.n_embedding_sets,
+        }
+        for name in self._module_params:
+            kwargs[name] = getattr(self, name)
+        return kwargs
+
+    def initialize_module(self):
+        """Build the module (see :meth:`_component_kwargs` for its sizes)."""
+        super().initialize_module()
+        self._module_from_data_ = getattr(
+            self, "_pending_field_dims_", None
+        ) is not None or isinstance(self._cardinalities_spec(), list)
         return self
 
     def _infer_field_dims(self, X):
@@ -368,13 +328,7 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
             dims = self._infer_field_dims(Xc)
             self._pending_field_dims_ = dims
             try:
-                with self._current_init_context("module"):
-                    self.initialize_module()
-                    self.module_ = self.torch_compile(
-                        to_device(self.module_, self.device), name="module"
-                    )
-                with self._current_init_context("optimizer"):
-                    self.initialize_optimizer()
+                self._resize_to_data()
             finally:
                 del self._pending_field_dims_
             self.field_dims_ = dims
@@ -383,17 +337,11 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
             ]
             self.field_names_ = names
             self.embedding_names_ = self._table_names(names)
-            if getattr(self, "_wrapped_with_accelerator", False):
-                # AccelerateMixin prepared the placeholder module: prepare the
-                # module and optimiser built for the data (DDP, device placement)
-                self.module_ = self.accelerator.prepare(self.module_)
-                self.optimizer_ = self.accelerator.prepare(self.optimizer_)
-        seed = self._torch_seed()
-        if seed is not None:
-            torch.manual_seed(seed + 1)  # dropout of this fit
-            self._shuffle_generator_ = torch.Generator().manual_seed(seed + 2)
-        else:
-            self._shuffle_generator_ = None
+        # dropout draws from the forked global RNG seeded by partial_fit
+        seed = getattr(self, "_fit_seed_", None)
+        self._shuffle_generator_ = (
+            None if seed is None else torch.Generator().manual_seed(seed + 2)
+        )
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def _table_names(self, field_names):
@@ -558,7 +506,7 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
 
     # ------------------------------------------------------------ embeddings
     def _field_index(self, field):
-        check_is_fitted(self)
+        self._check_fitted()
         if isinstance(field, (numbers.Integral, np.integer)) and not isinstance(
             field, bool
         ):
@@ -572,6 +520,19 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
         raise ValueError(
             f"unknown field {field!r}; use an index or one of {self.field_names_}."
         )
+
+    def get_embedding_tensors(self):
+        """Embedding tables as tensors on the estimator's device (see
+        :meth:`get_embeddings`)."""
+        self._check_fitted()
+        emb = unwrap_module(self.module_).embedding
+        n_fields = len(self.field_dims_)
+        out = {}
+        with torch.no_grad():
+            for i, name in enumerate(self.embedding_names_):
+                m, f = divmod(i, n_fields)
+                out[name] = self.inference_table(name, emb.table(f, m).detach())
+        return out
 
     def get_embeddings(self, X=None):
         """Embedding tables, one per field (and per embedding set).
@@ -589,22 +550,12 @@ class _CTRClassifierBase(RegularizedNetMixin, NeuralNetBinaryClassifier):
             the field (the OOV row is left out). A ``"layer"`` regularizer is
             applied as at inference.
         """
-        check_is_fitted(self)
-        emb = self.module_.embedding
-        out = {}
-        n_fields = len(self.field_dims_)
-        with torch.no_grad():
-            for i, name in enumerate(self.embedding_names_):
-                m, f = divmod(i, n_fields)
-                table = self.inference_table(name, emb.table(f, m).detach())
-                out[name] = to_numpy(table).copy()
-        return out
+        return super().get_embeddings(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         tags.input_tags.categorical = True
-        tags.non_deterministic = self.random_state is None
         return tags
 
 
@@ -693,6 +644,14 @@ _MLP_DOC = """    hidden_units : tuple of int, default=(400, 400)
 """
 
 
+_MLP_CONSTRAINTS = {
+    **_CTRClassifierBase._parameter_constraints,
+    "hidden_units": [int_interval(1, None, closed="left"), int_sequence()],
+    "dropout": [real_interval(0, 1, closed="left")],
+    "batch_norm": ["boolean"],
+}
+
+
 class FMClassifier(_CTRClassifierBase):
     __doc__ = _doc(
         """Factorization machine click model (Rendle, 2010).
@@ -719,6 +678,9 @@ class DNNClassifier(_CTRClassifierBase):
         + _MLP_DOC,
         example="DNNClassifier",
     )
+    _parameter_constraints: ClassVar[dict] = {
+        **_MLP_CONSTRAINTS,
+    }
     _module_params = ("hidden_units", "dropout", "batch_norm")
 
     def __init__(self, module=DNN, *, embedding_dim=10, n_embedding_sets=1,
@@ -742,6 +704,10 @@ class IPNNClassifier(_CTRClassifierBase):
 """,
         example="IPNNClassifier",
     )
+    _parameter_constraints: ClassVar[dict] = {
+        **_MLP_CONSTRAINTS,
+        "concat_embeddings": ["boolean"],
+    }
     _module_params = ("hidden_units", "dropout", "batch_norm", "concat_embeddings")
 
     def __init__(self, module=IPNN, *, embedding_dim=10, n_embedding_sets=1,
@@ -767,6 +733,9 @@ class NFwFMClassifier(_CTRClassifierBase):
         dim=50,
         example="NFwFMClassifier",
     )
+    _parameter_constraints: ClassVar[dict] = {
+        **_MLP_CONSTRAINTS,
+    }
     _module_params = ("hidden_units", "dropout", "batch_norm")
 
     def __init__(self, module=NFwFM, *, embedding_dim=50, n_embedding_sets=1,
@@ -790,6 +759,11 @@ class xDeepFMClassifier(_CTRClassifierBase):
         + _MLP_DOC,
         example="xDeepFMClassifier",
     )
+    _parameter_constraints: ClassVar[dict] = {
+        **_MLP_CONSTRAINTS,
+        "cin_layer_sizes": [int_interval(1, None, closed="left"), int_sequence()],
+        "split_half": ["boolean"],
+    }
     _module_params = ("cin_layer_sizes", "split_half", "hidden_units", "dropout",
                       "batch_norm")
 
@@ -818,6 +792,10 @@ class DCNv2Classifier(_CTRClassifierBase):
 """
         + _MLP_DOC,
     )
+    _parameter_constraints: ClassVar[dict] = {
+        **_MLP_CONSTRAINTS,
+        "n_cross_layers": [int_interval(0, None, closed="left")],
+    }
     _module_params = ("n_cross_layers", "hidden_units", "dropout", "batch_norm")
 
     def __init__(self, module=DCNv2, *, embedding_dim=10, n_embedding_sets=1,
@@ -870,6 +848,9 @@ class FinalMLPClassifier(_CTRClassifierBase):
         + _MLP_DOC,
         example="FinalMLPClassifier",
     )
+    _parameter_constraints: ClassVar[dict] = {
+        **_MLP_CONSTRAINTS,
+    }
     _module_params = ("hidden_units", "dropout", "batch_norm")
 
     def __init__(self, module=FinalMLP, *, embedding_dim=10, n_embedding_sets=1,

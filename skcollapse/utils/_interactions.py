@@ -145,7 +145,8 @@ def check_interactions(X, *, name="X", allow_extra_columns=False):
         raise ValueError(f"{name} is empty; give at least one (user, item) pair.")
     users = _as_int_ids(np.asarray(users), name)
     items = _as_int_ids(np.asarray(items), name)
-    return np.ascontiguousarray(users), np.ascontiguousarray(items)
+    # own, writable, contiguous arrays (a DataFrame column may be a read-only view)
+    return np.array(users, dtype=np.int64), np.array(items, dtype=np.int64)
 
 
 def check_id_vector(ids, upper, *, name, kind):

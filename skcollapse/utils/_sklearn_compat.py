@@ -38,6 +38,7 @@ __all__ = [
     "_fit_context",
     "check_is_fitted",
     "int_interval",
+    "int_sequence",
     "real_interval",
     "validate_parameter_constraints",
     "validate_data",
@@ -65,3 +66,32 @@ def int_interval(left=None, right=None, *, closed="both"):
 def real_interval(left=None, right=None, *, closed="both"):
     """A real-interval constraint (ints accepted; booleans, NaN and inf refused)."""
     return _NumberInterval(Real, left, right, closed=closed)
+
+
+class _PositiveIntSequence(Options):
+    """A sequence of positive ints (e.g. layer sizes), as a scikit-learn constraint."""
+
+    def __init__(self, *, min_length=1):
+        super().__init__(object, set())
+        self.min_length = min_length
+
+    def is_satisfied_by(self, val):
+        if isinstance(val, (str, bytes, dict)) or not (
+            hasattr(val, "__len__") and hasattr(val, "__iter__")
+        ):
+            return False
+        values = list(val)
+        return len(values) >= self.min_length and all(
+            isinstance(v, Integral) and not isinstance(v, (bool, np.bool_)) and v >= 1
+            for v in values
+        )
+
+    def __str__(self):
+        if self.min_length <= 0:
+            return "a sequence of positive ints"
+        return f"a sequence of at least {self.min_length} positive int(s)"
+
+
+def int_sequence(*, min_length=1):
+    """A constraint for a sequence (tuple, list, array) of positive ints."""
+    return _PositiveIntSequence(min_length=min_length)

@@ -1,0 +1,86 @@
+"""Training objectives of the collaborative-filtering models (as RecBole's
+``model/loss.py``): one module, :class:`CFLoss`, on batch embeddings."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CF_LOSSES", "CFLoss"]
+
+#: names of the objectives :class:`CFLoss` implements
+CF_LOSSES = ("bpr", "bce", "softmax", "align")
+
+class CFLoss(nn.Module):
+    """Training objectives of the CF recommenders, on batch embeddings.
+
+    Parameters
+    ----------
+    loss : {"bpr", "bce", "softmax", "align"}, default="bpr"
+        ``"bpr"``: ``-log sigmoid(s_ui - s_uj)`` averaged over sampled negatives;
+        ``"bce"``: ``-log sigmoid(s_ui) - sum_j log sigmoid(-s_uj)``;
+        ``"softmax"``: sampled softmax cross-entropy of the positive against the
+        negatives with logits ``s / temperature``; ``"align"``: positive-only
+        alignment ``||u/|u| - i/|i|||^2`` (DirectAU's alignment term; the
+        regularizer supplies the rest, e.g. uniformity or DirectSpec).
+    temperature : float, default=1.0
+        Softmax temperature (``"softmax"`` only).
+
+    Notes
+    -----
+    Negatives come either per positive, ``neg`` of shape ``(batch, n, dim)``, or
+    shared by the whole batch, ``neg`` of shape ``(n, dim)``; a shared set is
+    scored with one ``(batch, dim) @ (dim, n)`` product. ``neg_mask`` (``True`` =
+    drop) removes entries from the loss, e.g. a shared negative that is the row's
+    own positive ("accidental hit").
+    """
+
+    def __init__(self, loss="bpr", temperature=1.0):
+        super().__init__()
+        if loss not in CF_LOSSES:
+            # a criterion built directly (criterion__loss=...) would otherwise
+            # fall through to another objective silently
+            raise ValueError(f"loss={loss!r} is not supported; choose one of {CF_LOSSES}.")
+        self.loss = loss
+        self.temperature = float(temperature)
+
+    def forward(self, user, pos, neg=None, neg_mask=None):
+        """Mean loss of a batch.
+
+        Parameters
+        ----------
+        user, pos : Tensor of shape (batch, dim)
+            Row ``b`` of both forms an observed pair.
+        neg : Tensor of shape (batch, n_negatives, dim) or (n_negatives, dim), or None
+            Negatives of each row, or one set shared by every row.
+        neg_mask : BoolTensor of shape (batch, n_negatives) or None
+            ``True`` where a negative is left out of row ``b``'s loss.
+        """
+        if self.loss == "align":
+            u = F.normalize(user, dim=-1)
+            i = F.normalize(pos, dim=-1)
+            return (u - i).pow(2).sum(-1).mean()
+        if neg is None:
+            raise ValueError(f"loss={self.loss!r} needs negatives; got neg=None.")
+        pos_s = (user * pos).sum(-1)
+        if neg.dim() == 2:
+            neg_s = user @ neg.T
+        else:
+            neg_s = torch.einsum("bd,bnd->bn", user, neg)
+        if self.loss == "softmax":
+            if neg_mask is not None:
+                neg_s = neg_s.masked_fill(neg_mask, float("-inf"))
+            logits = torch.cat([pos_s[:, None], neg_s], dim=1) / self.temperature
+            return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+        if self.loss == "bpr":
+            terms = -F.logsigmoid(pos_s[:, None] - neg_s)
+            if neg_mask is None:
+                return terms.mean()
+            keep = (~neg_mask).to(terms.dtype)
+            per_row = (terms * keep).sum(-1) / keep.sum(-1).clamp_min(1.0)
+            return per_row.mean()
+        terms = F.softplus(neg_s)
+        if neg_mask is not None:
+            terms = terms.masked_fill(neg_mask, 0.0)
+        return (F.softplus(-pos_s) + terms.sum(-1)).mean()

@@ -1,0 +1,111 @@
+"""Docstring parts shared by the CF recommenders (written once, composed per class)."""
+
+__all__ = ["cf_docstring"]
+
+_SHARED_PARAMS = """
+    n_users : int, default=None
+        Number of users; ``None`` infers ``max(user id) + 1`` at fit. Give it when
+        cross-validation folds may miss the largest ids.
+    n_items : int, default=None
+        Number of items, as ``n_users``.
+    embedding_dim : int, default=64
+        Width of the user and item embeddings.
+    loss : {"bpr", "bce", "softmax", "align"}, default="bpr"
+        Training objective (see :class:`CFLoss`).
+    n_negatives : int, default=None
+        Uniformly sampled negatives per positive (``negative_sampling=
+        "independent"``) or per batch (``"shared"``). ``None``: 1 for ``"bpr"``,
+        4 for ``"bce"``, 128 for ``"softmax"`` with independent negatives,
+        ``batch_size`` with shared ones; none for ``"align"``.
+    negative_sampling : {"independent", "shared"}, default="independent"
+        ``"independent"``: every positive gets its own negatives, and items the
+        user has observed are resampled. ``"shared"``: one uniform set for the
+        whole batch, scored with a single matrix product (far cheaper per
+        negative, so hundreds or thousands of negatives become affordable, as in
+        sampled-softmax training); a negative equal to the row's positive is
+        left out of that row's loss, other observed items are not filtered.
+    similarity : {"dot", "cosine"}, default="dot"
+        Score used in training and ranking: ``<p_u, q_i>``, or the cosine
+        ``<p_u, q_i> / (|p_u| |q_i|)``. With ``"cosine"`` the ranking tables
+        (:meth:`get_embeddings`) are row-normalised. Cosine scores pair with a
+        softmax ``temperature`` well below 1 (0.05 to 0.2).
+    temperature : float, default=1.0
+        Temperature of the ``"softmax"`` loss.
+    weight_decay : float, default=1e-4
+        L2 penalty ``weight_decay / 2 * sum ||e||^2 / batch_size`` on the ego
+        embeddings of the batch (users, positives and negatives).
+    init_std : float, default=0.1
+        Standard deviation of the normal initialisation of the embeddings.
+    k : int, default=20
+        Cut-off of the NDCG used by :meth:`score`.
+    regularizer : None, str, Regularizer class or instance, or callable, default=None
+        Anti-collapse regularizer applied to the batch embeddings (see
+        :mod:`skcollapse.regularizers`); its parameters route as
+        ``regularizer__<name>``, e.g. ``regularizer__weight``.
+    random_state : int, RandomState or None, default=None
+        Seeds the initialisation, the shuffling and the negative sampling.
+"""
+
+_SHARED_TAIL = """
+    lr : float, default=0.005
+        Learning rate.
+    max_epochs : int, default=30
+        Training epochs.
+    batch_size : int, default=2048
+        Positive pairs per step.
+    callbacks : list or None, default=None
+        skorch callbacks, e.g. ``[CollapseMonitor()]`` or
+        ``[skorch.callbacks.ProgressBar()]`` for a progress bar.
+    warm_start : bool, default=False
+        Continue training on the next ``fit`` instead of re-initialising.
+    verbose : int, default=0
+        ``1`` prints skorch's per-epoch log table.
+    device : str, default="cpu"
+        ``"cuda"`` trains and ranks on the GPU.
+    **kwargs
+        Other :class:`skorch.NeuralNet` arguments (``module__*``,
+        ``optimizer__*``, ``iterator_train__batch_size``, ...).
+
+    Attributes
+    ----------
+    n_users_ : int
+        Number of users of the fitted model.
+    n_items_ : int
+        Number of items of the fitted model.
+    user_items_ : scipy.sparse.csr_matrix of shape (n_users_, n_items_)
+        Binary training interactions (filtered out by :meth:`recommend`).
+    item_popularity_ : ndarray of shape (n_items_,)
+        Training interaction count of each item.
+    module_ : torch.nn.Module
+        The trained encoder.
+    regularizer_ : Regularizer or None
+        The regularizer built from ``regularizer``.
+    embeddings_cache_ : dict of str to torch.Tensor
+        Ranking tables computed once after training.
+    history_ : skorch.History
+        Per-epoch records (``train_loss``, ``dur``, ``regularizer_penalty``, and
+        whatever callbacks such as :class:`~skcollapse.callbacks.CollapseMonitor`
+        add).
+"""
+
+
+def cf_docstring(summary, model_params, tail):
+    """The numpydoc docstring of a CF estimator.
+
+    Parameters
+    ----------
+    summary : str
+        Summary and description, indented as a class docstring.
+    model_params : str
+        The estimator's own parameters (after the shared ones).
+    tail : str
+        See Also, References and Examples sections.
+    """
+    return (
+        summary
+        + "\n\n    Parameters\n    ----------"
+        + _SHARED_PARAMS
+        + model_params
+        + _SHARED_TAIL
+        + tail
+    )

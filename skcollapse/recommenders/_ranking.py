@@ -1,0 +1,301 @@
+"""Top-k ranking over embedding tables, written once for every CF model.
+
+:class:`RankingMixin` gives an estimator ``predict``, ``recommend``,
+``similar_items`` and ``score`` (as implicit's ``MatrixFactorizationBase``)
+from two things the estimator provides:
+
+* ``get_embedding_tensors()`` -> ``{"user": Tensor, "item": Tensor}``, the
+  ranking tables on the estimator's device (scores are dot products);
+* ``_check_fitted()``, raising ``NotFittedError`` before the model can rank
+  (:class:`~skcollapse.recommenders._base.NetBase` has it);
+* the fitted state ``n_users_``, ``n_items_``, ``user_items_`` (the training
+  interactions, filtered out of recommendations) and ``k`` (NDCG cut-off of
+  :meth:`~RankingMixin.score`).
+
+Users are ranked against the whole catalogue in blocks of about ``2**24``
+scores, on the device of the tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from skcollapse.metrics import ranking_scorer
+from skcollapse.utils._interactions import check_id_vector, check_interactions
+from skcollapse.utils._sklearn_compat import (
+    int_interval,
+    validate_parameter_constraints,
+)
+
+__all__ = ["RankingMixin"]
+
+# scores kept in memory per ranking block (float32 entries)
+_RANK_BLOCK = 2**24
+
+
+def _check_n(n):
+    validate_parameter_constraints(
+        {"n": [int_interval(1, None, closed="left")]}, {"n": n}, caller_name="recommend"
+    )
+
+
+class RankingMixin:
+    """``predict``/``recommend``/``similar_items``/``score`` over ranking tables."""
+
+    def predict(self, X):
+        """Score of each ``(user, item)`` pair.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_pairs, 2)
+
+        Returns
+        -------
+        ndarray of shape (n_pairs,)
+            Dot products of the ranking embeddings (cosines with
+            ``similarity="cosine"``), float32.
+        """
+        self._check_fitted()
+        users, items = check_interactions(X)
+        check_id_vector(users, self.n_users_, name="X[:, 0]", kind="user")
+        check_id_vector(items, self.n_items_, name="X[:, 1]", kind="item")
+        tabs = self.get_embedding_tensors()
+        U, I = tabs["user"], tabs["item"]
+        dev = U.device
+        out = np.empty(users.shape[0], dtype=np.float32)
+        step = 1 << 16
+        for start in range(0, users.shape[0], step):
+            u = torch.from_numpy(users[start : start + step]).to(dev)
+            i = torch.from_numpy(items[start : start + step]).to(dev)
+            s = (U.index_select(0, u) * I.index_select(0, i)).sum(-1)
+            out[start : start + step] = s.float().cpu().numpy()
+        return out
+
+    def _liked_tensors(self):
+        liked = getattr(self, "_liked_", None)
+        if liked is None:
+            R = self.user_items_.tocsr()
+            dev = self.get_embedding_tensors()["item"].device
+            liked = (
+                torch.from_numpy(R.indptr.astype(np.int64)).to(dev),
+                torch.from_numpy(R.indices.astype(np.int64)).to(dev),
+            )
+            self._liked_ = liked
+        return liked
+
+    @staticmethod
+    def _rows_of(indptr, indices, rows):
+        """(row position, column) pairs of the CSR rows ``rows`` (vectorised)."""
+        starts = indptr.index_select(0, rows)
+        counts = indptr.index_select(0, rows + 1) - starts
+        total = int(counts.sum())
+        pos = torch.repeat_interleave(torch.arange(rows.shape[0], device=rows.device),
+                                      counts)
+        if total == 0:
+            return pos, pos
+        offsets = torch.cumsum(counts, 0) - counts
+        within = torch.arange(total, device=rows.device) - offsets.repeat_interleave(
+            counts
+        )
+        cols = indices.index_select(0, starts.repeat_interleave(counts) + within)
+        return pos, cols
+
+    def _topk(self, queries, table, n, *, exclude=None, filter_items=None, items=None):
+        """Top-``n`` rows of ``table`` for each query row, in blocks.
+
+        ``exclude(block_slice) -> (rows, cols)`` gives per-query exclusions in
+        catalogue ids; ``filter_items`` excludes ids for everybody; ``items``
+        restricts the candidates.
+        """
+        dev = table.device
+        n_items = table.shape[0]
+        lookup = None
+        if items is not None:
+            cand = torch.from_numpy(items).to(dev)
+            cand_table = table.index_select(0, cand)
+            lookup = torch.full((n_items,), -1, dtype=torch.long, device=dev)
+            lookup[cand] = torch.arange(cand.shape[0], device=dev)
+        else:
+            cand = None
+            cand_table = table
+        n_cand = cand_table.shape[0]
+        n_out = min(int(n), n_cand)
+        filt = None
+        if filter_items is not None and filter_items.size:
+            filt = torch.from_numpy(filter_items).to(dev)
+            if lookup is not None:
+                filt = lookup[filt]
+                filt = filt[filt >= 0]
+        n_q = queries.shape[0]
+        ids_out = np.empty((n_q, n_out), dtype=np.int64)
+        sc_out = np.empty((n_q, n_out), dtype=np.float32)
+        block = max(1, _RANK_BLOCK // max(n_cand, 1))
+        neg_inf = float("-inf")
+        for start in range(0, n_q, block):
+            stop = min(n_q, start + block)
+            S = queries[start:stop] @ cand_table.T
+            if exclude is not None:
+                rows, cols = exclude(start, stop)
+                if lookup is not None:
+                    cols = lookup[cols]
+                    keep = cols >= 0
+                    rows, cols = rows[keep], cols[keep]
+                S[rows, cols] = neg_inf
+            if filt is not None:
+                S[:, filt] = neg_inf
+            vals, idx = torch.topk(S, n_out, dim=1)
+            if cand is not None:
+                idx = cand[idx]
+            idx = torch.where(torch.isinf(vals) & (vals < 0), -1, idx)
+            ids_out[start:stop] = idx.cpu().numpy()
+            sc_out[start:stop] = vals.float().cpu().numpy()
+        return ids_out, sc_out
+
+    def _check_item_list(self, values, name):
+        if values is None:
+            return None
+        arr, _ = check_id_vector(values, self.n_items_, name=name, kind="item")
+        return arr
+
+    def recommend(
+        self,
+        user_ids,
+        user_items=None,
+        *,
+        n=10,
+        filter_already_liked_items=True,
+        filter_items=None,
+        items=None,
+    ):
+        """Top-``n`` items for each user, ranking all items on the device.
+
+        Parameters
+        ----------
+        user_ids : int or array-like of shape (n_users_query,)
+            Users to recommend for (ids in ``[0, n_users_)``).
+        user_items : sparse matrix of shape (n_users_query, n_items_), default=None
+            Items to treat as already liked, one row per entry of ``user_ids``.
+            ``None`` uses the training interactions (``user_items_``).
+        n : int, default=10
+            Number of items per user. Fewer columns are returned when fewer
+            candidates exist; rows with fewer valid candidates are padded with id
+            ``-1`` and score ``-inf``.
+        filter_already_liked_items : bool, default=True
+            Exclude the liked items from the ranking.
+        filter_items : array-like of int, default=None
+            Items excluded for every user.
+        items : array-like of int, default=None
+            Restrict the ranking to these candidate items.
+
+        Returns
+        -------
+        ids : ndarray of shape (n_users_query, n) or (n,)
+            Item ids, best first (1-D when ``user_ids`` is a scalar).
+        scores : ndarray of the same shape
+            Their scores (float32).
+        """
+        self._check_fitted()
+        _check_n(n)
+        users, scalar = check_id_vector(
+            user_ids, self.n_users_, name="user_ids", kind="user"
+        )
+        if filter_items is not None and items is not None:
+            raise ValueError(
+                "filter_items and items are contradictory: pass the allowed items "
+                "through items only."
+            )
+        filt = self._check_item_list(filter_items, "filter_items")
+        cand = self._check_item_list(items, "items")
+        if cand is not None:
+            if cand.size == 0:
+                raise ValueError("items is empty; give at least one candidate item.")
+            if np.unique(cand).size != cand.size:
+                raise ValueError("items contains duplicate ids.")
+        tabs = self.get_embedding_tensors()
+        U, I = tabs["user"], tabs["item"]
+        dev = U.device
+        users_t = torch.from_numpy(users).to(dev)
+        exclude = None
+        if filter_already_liked_items:
+            if user_items is not None:
+                if not sp.issparse(user_items):
+                    raise TypeError(
+                        "user_items must be a scipy sparse matrix of shape "
+                        f"(len(user_ids), n_items_), got {type(user_items).__name__}."
+                    )
+                R = sp.csr_matrix(user_items)
+                if R.shape != (users.shape[0], self.n_items_):
+                    raise ValueError(
+                        f"user_items must have shape ({users.shape[0]}, "
+                        f"{self.n_items_}), got {R.shape}."
+                    )
+                indptr = torch.from_numpy(R.indptr.astype(np.int64)).to(dev)
+                indices = torch.from_numpy(R.indices.astype(np.int64)).to(dev)
+                row_ids = torch.arange(users.shape[0], device=dev)
+            else:
+                indptr, indices = self._liked_tensors()
+                row_ids = users_t
+
+            def exclude(start, stop):
+                return self._rows_of(indptr, indices, row_ids[start:stop])
+
+        queries = U.index_select(0, users_t)
+        ids, scores = self._topk(
+            queries, I, n, exclude=exclude, filter_items=filt, items=cand
+        )
+        if scalar:
+            return ids[0], scores[0]
+        return ids, scores
+
+    def similar_items(self, item_ids, *, n=10, filter_items=None, items=None):
+        """Most similar items by cosine similarity of the ranking embeddings.
+
+        Parameters
+        ----------
+        item_ids : int or array-like of shape (n_queries,)
+        n : int, default=10
+            The query item itself is included (similarity 1).
+        filter_items, items : array-like of int, default=None
+            As in :meth:`recommend`.
+
+        Returns
+        -------
+        ids, scores : ndarray of shape (n_queries, n) or (n,)
+        """
+        self._check_fitted()
+        _check_n(n)
+        q, scalar = check_id_vector(item_ids, self.n_items_, name="item_ids", kind="item")
+        if filter_items is not None and items is not None:
+            raise ValueError(
+                "filter_items and items are contradictory: pass the allowed items "
+                "through items only."
+            )
+        filt = self._check_item_list(filter_items, "filter_items")
+        cand = self._check_item_list(items, "items")
+        I = F.normalize(self.get_embedding_tensors()["item"], dim=1)
+        queries = I.index_select(0, torch.from_numpy(q).to(I.device))
+        ids, scores = self._topk(queries, I, n, filter_items=filt, items=cand)
+        if scalar:
+            return ids[0], scores[0]
+        return ids, scores
+
+    def score(self, X, y=None):
+        """NDCG@``k`` of held-out pairs, training items excluded from the ranking.
+
+        Users or items outside the fitted range count as misses (one warning).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_pairs, 2)
+            Held-out ``(user, item)`` interactions.
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
+        self._check_fitted()
+        return ranking_scorer("ndcg", k=self.k)(self, X)

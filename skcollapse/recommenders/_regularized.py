@@ -1,0 +1,345 @@
+"""The ``regularizer=`` component of a skorch net.
+
+:class:`RegularizedNetMixin` gives any skorch net a ``regularizer=`` component that
+follows the contract of :mod:`skcollapse.regularizers._base`:
+
+* ``regularizer`` accepts ``None``, a registered name, a
+  :class:`~skcollapse.regularizers.Regularizer` subclass or instance, or a plain
+  callable; its own parameters route as ``regularizer__<name>`` (e.g.
+  ``regularizer__weight``), so ``set_params`` re-initialises it and
+  ``GridSearchCV`` can search them.
+* ``self.regularizer_`` is built in :meth:`initialize_criterion` (skorch treats it
+  as a criterion: it is moved to ``device``, re-initialised by ``set_params``,
+  pickled device-independently and its parameters are optimised).
+* ``regularizer_.setup(info)`` is called once per ``fit``/``partial_fit`` call
+  with :meth:`get_regularizer_info`; learnable parameters it creates there are
+  added to the optimiser.
+* training steps call ``embeddings, penalty = self.regularize(embeddings,
+  context)``; the epoch mean of the weighted penalty is recorded in
+  ``net.history`` under ``"regularizer_penalty"``.
+* a non-finite training loss stops ``fit`` with :class:`ModelFitError`.
+
+The mixin knows nothing about collaborative filtering or CTR data; subclasses
+describe their data by overriding :meth:`get_regularizer_info`.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from typing import ClassVar
+
+import torch
+from skorch import NeuralNet
+
+from skcollapse.exceptions import ModelFitError
+from skcollapse.regularizers import Regularizer, resolve_regularizer
+
+__all__ = ["RegularizedNetMixin"]
+
+
+def _rebuild_regularizer(instance: Regularizer, kwargs: dict) -> Regularizer:
+    """A fresh instance of ``type(instance)`` with its init args updated by kwargs.
+
+    skorch's ``initialized_instance`` would call ``type(instance)(**kwargs)`` and
+    lose every constructor argument not in ``kwargs`` (e.g. the function of a
+    :class:`~skcollapse.regularizers.CallableRegularizer`); here the missing ones
+    are read back from the instance, as ``sklearn.base.clone`` does.
+    """
+    cls = type(instance)
+    params = {}
+    sig = inspect.signature(cls.__init__)
+    for name, p in sig.parameters.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if name in kwargs:
+            continue
+        if hasattr(instance, name):
+            params[name] = getattr(instance, name)
+        elif p.default is p.empty:
+            raise TypeError(
+                f"cannot rebuild regularizer {cls.__name__} with "
+                f"regularizer__* parameters: its constructor argument {name!r} is "
+                "not stored as an attribute of the same name. Pass the class and "
+                "all its arguments as regularizer__<name> instead."
+            )
+    params.update(kwargs)
+    unknown = set(kwargs) - set(sig.parameters)
+    has_var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    if unknown and not has_var_kw:
+        raise ValueError(
+            f"regularizer {cls.__name__} got unexpected parameter(s) "
+            f"{sorted('regularizer__' + k for k in unknown)}; valid ones are "
+            f"{sorted('regularizer__' + k for k in sig.parameters if k != 'self')}."
+        )
+    return cls(**params)
+
+
+class RegularizedNetMixin:
+    """Mixin adding the ``regularizer=`` component to a skorch ``NeuralNet``.
+
+    Put it left of the skorch base class::
+
+        class MyNet(RegularizedNetMixin, NeuralNetBinaryClassifier):
+            ...
+
+    The subclass stores ``self.regularizer`` in ``__init__`` (``None`` by
+    default), calls :meth:`regularize` on the batch embeddings in its training
+    step and, when its inference reads embedding tables, passes them through
+    :meth:`inference_table`.
+
+    Subclasses may override :meth:`get_regularizer_info` to describe the
+    training data for ``Regularizer.setup``, and extend ``_fitted_attributes``
+    with the attributes a fitted (not merely initialised) net must have.
+    """
+
+    prefixes_: ClassVar[list[str]] = [*NeuralNet.prefixes_, "regularizer"]
+    cuda_dependent_attributes_: ClassVar[list[str]] = [
+        *NeuralNet.cuda_dependent_attributes_,
+        "regularizer_",
+    ]
+    # ``regularizer_`` is handled as a criterion by skorch: moved to device,
+    # set to train/eval mode, its parameters are learnable and ``set_params``
+    # with ``regularizer__*`` re-initialises it (and the optimiser).
+    _criteria: ClassVar[list[str]] = ["regularizer"]
+
+    #: attributes that exist only after a successful ``fit`` (sklearn's
+    #: ``check_is_fitted`` reads them through ``__sklearn_is_fitted__``).
+    _fitted_attributes: tuple[str, ...] = ()
+
+    #: name of the history column holding the epoch-mean weighted penalty.
+    penalty_history_key = "regularizer_penalty"
+
+    #: per-fit state that is never pickled (generators, per-epoch accumulators,
+    #: caches derived from the data); unpickling sets each to ``None``.
+    #: Subclasses extend it: ``[*Base._transient_attributes, "_mine_"]``.
+    _transient_attributes: ClassVar[tuple[str, ...]] = (
+        "_penalty_sum_",
+        "_penalty_count_",
+    )
+
+    # ------------------------------------------------------------------ building
+    def initialize_criterion(self):
+        """Initialise the criterion, then build ``regularizer_``."""
+        super().initialize_criterion()
+        self.regularizer_ = self._build_regularizer()
+        return self
+
+    def _build_regularizer(self):
+        spec = resolve_regularizer(getattr(self, "regularizer", None))
+        if spec is None:
+            # regularizer__* parameters are ignored without a regularizer so that
+            # grids such as {"regularizer": [None, "logdet"],
+            # "regularizer__weight": [...]} work.
+            return None
+        kwargs = self.get_params_for("regularizer")
+        if isinstance(spec, Regularizer):
+            # never train the user's object in place: each fit starts afresh
+            reg = _rebuild_regularizer(spec, kwargs) if kwargs else copy.deepcopy(spec)
+        else:
+            try:
+                reg = spec(**kwargs)
+            except TypeError as exc:
+                raise TypeError(
+                    f"could not build regularizer {spec.__name__} from "
+                    f"regularizer__* parameters {sorted(kwargs)}: {exc}"
+                ) from exc
+        return reg
+
+    def initialize_optimizer(self, *args, **kwargs):
+        """Initialise the optimiser; forget an optimiser of an earlier fit's
+        regularizer parameters."""
+        if "regularizer_optimizer" in getattr(self, "_optimizers", []):
+            delattr(self, "regularizer_optimizer_")
+        return super().initialize_optimizer(*args, **kwargs)
+
+    def _validate_params(self):
+        super()._validate_params()
+        # a bad ``regularizer=`` gets a clear error naming the argument (raised
+        # by resolve_regularizer) even when set through set_params.
+        resolve_regularizer(getattr(self, "regularizer", None))
+
+    # ------------------------------------------------------------ data & setup
+    def get_regularizer_info(self, X, y=None) -> dict:
+        """Describe the training data for ``Regularizer.setup``.
+
+        Override in subclasses (CF: ``n_users``, ``n_items``, ``interactions``,
+        ``tables``; CTR: ``field_dims``, ``tables``). The default is an empty dict.
+        """
+        return {}
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self._setup_regularizer(X, y)
+
+    def _setup_regularizer(self, X, y=None):
+        """Call ``regularizer_.setup`` once per fit and optimise new parameters."""
+        reg = getattr(self, "regularizer_", None)
+        if reg is None:
+            return
+        reg.setup(self.get_regularizer_info(X, y))
+        reg.to(self.device)
+        self._optimize_regularizer_params()
+
+    def _optimize_regularizer_params(self):
+        params = [p for p in self.regularizer_.parameters() if p.requires_grad]
+        if not params:
+            return
+        optimized = set()
+        for name in self._optimizers:
+            opt = getattr(self, name + "_", None)
+            if opt is None:
+                continue
+            for group in opt.param_groups:
+                optimized.update(id(p) for p in group["params"])
+        new = [p for p in params if id(p) not in optimized]
+        if not new:
+            return
+        opt = getattr(self, "optimizer_", None)
+        if opt is None or isinstance(opt, torch.optim.SparseAdam):
+            # SparseAdam cannot take dense gradients: give the regularizer's own
+            # parameters a dense Adam with the net's learning rate.
+            with self._current_init_context("optimizer"):
+                self.regularizer_optimizer_ = torch.optim.Adam(new, lr=self.lr)
+        else:
+            opt.add_param_group({"params": new})
+
+    # ------------------------------------------------------------ the hook
+    def regularize(self, embeddings: dict, context: dict | None = None):
+        """Apply the regularizer to the batch embeddings of a training step.
+
+        Parameters
+        ----------
+        embeddings : dict of str to torch.Tensor
+            Table name -> ``(batch, dim)`` tensor.
+        context : dict or None, default=None
+            Batch ids (CF: ``"user_ids"``, ``"item_ids"``; CTR: ``"X"``).
+
+        Returns
+        -------
+        embeddings : dict of str to torch.Tensor
+            The (possibly transformed) embeddings; the input when no regularizer
+            is set.
+        penalty : torch.Tensor
+            Scalar penalty already multiplied by the weight; zero when no
+            regularizer is set.
+        """
+        reg = getattr(self, "regularizer_", None)
+        if reg is None:
+            first = next(iter(embeddings.values()))
+            return embeddings, first.new_zeros(())
+        out, penalty = reg(embeddings, context)
+        if reg.training:
+            detached = penalty.detach()
+            if getattr(self, "_penalty_sum_", None) is None:
+                self._penalty_count_ = 0
+                self._penalty_sum_ = detached.clone()
+            else:
+                self._penalty_sum_ += detached
+            self._penalty_count_ += 1
+        return out, penalty
+
+    def regularize_extra(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Apply the regularizer's transform to other rows of table ``name``.
+
+        In training this is the transform of the current batch (e.g. negative
+        items under DBN); identity without a regularizer.
+        """
+        reg = getattr(self, "regularizer_", None)
+        if reg is None:
+            return x
+        return reg.transform_extra(name, x)
+
+    def inference_table(self, name: str, table: torch.Tensor) -> torch.Tensor:
+        """Return table ``name`` as inference sees it.
+
+        ``"layer"`` regularizers (e.g. decorrelated batch normalisation) are applied
+        in eval mode to the whole table; other kinds never touch inference.
+        """
+        reg = getattr(self, "regularizer_", None)
+        if reg is None or reg.kind != "layer":
+            return table
+        was_training = reg.training
+        reg.eval()
+        try:
+            with torch.no_grad():
+                return reg.transform_extra(name, table)
+        finally:
+            reg.train(was_training)
+
+    def trim_for_prediction(self):
+        """Drop what only training needs (optimisers, callbacks, history).
+
+        As skorch's, except that a ``"layer"`` regularizer (e.g. decorrelated
+        batch normalisation) is kept: it is part of the model at inference, and
+        dropping it would silently change every prediction. The prediction
+        nonlinearity (e.g. the sigmoid of ``predict_proba``), which skorch infers
+        from the criterion that trimming removes, is kept too.
+        """
+        reg = getattr(self, "regularizer_", None)
+        spec = getattr(self, "regularizer", None)
+        nonlinearity = self._get_predict_nonlinearity()
+        super().trim_for_prediction()
+        self._trimmed_nonlinearity_ = nonlinearity
+        if reg is not None and reg.kind == "layer":
+            self.regularizer_ = reg
+            self.regularizer = spec
+        return self
+
+    def _get_predict_nonlinearity(self):
+        trimmed = getattr(self, "_trimmed_nonlinearity_", None)
+        if trimmed is not None:
+            return trimmed
+        return super()._get_predict_nonlinearity()
+
+    # ------------------------------------------------------------ bookkeeping
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(
+            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
+        )
+        self._penalty_sum_ = None
+        self._penalty_count_ = 0
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        count = getattr(self, "_penalty_count_", None) or 0
+        if getattr(self, "regularizer_", None) is not None and count:
+            mean = float(self._penalty_sum_) / count
+            self.history.record(self.penalty_history_key, mean)
+        self._penalty_sum_ = None
+        self._penalty_count_ = 0
+        super().on_epoch_end(
+            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
+        )
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        loss = kwargs.get("loss")
+        if training and loss is not None and not math.isfinite(float(loss.detach())):
+            epoch = len(self.history)
+            raise ModelFitError(
+                f"training diverged: the loss became {float(loss.detach())} in "
+                f"epoch {epoch}. "
+                "Lower lr, the regularizer weight (regularizer__weight) or "
+                "embedding initialisation scale, then fit again."
+            )
+
+    def __sklearn_is_fitted__(self):
+        if not getattr(self, "initialized_", False):
+            return False
+        if not super().__sklearn_is_fitted__():
+            return False
+        return all(
+            getattr(self, attr, None) is not None for attr in self._fitted_attributes
+        )
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for name in self._transient_attributes:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for name in self._transient_attributes:
+            setattr(self, name, None)

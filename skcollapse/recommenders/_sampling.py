@@ -1,0 +1,143 @@
+"""Batches and negative sampling of the CF recommenders (as RecBole's
+``sampler/``): everything runs as tensor operations on the estimator's device.
+
+* :class:`PairsDataset` / :class:`PairBatches`: the training pairs as one
+  ``(n, 2)`` LongTensor, iterated in shuffled slices (each process of a
+  data-parallel run takes its own share of every epoch's permutation);
+* :func:`observed_keys`: the sorted ``user * n_items + item`` keys of the
+  training interactions;
+* :class:`NegativeSampler`: uniform negatives, per positive (observed items
+  resampled) or shared by a batch, drawn from the fit's generators.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from skcollapse.utils._distributed import shard_rows
+
+__all__ = ["NegativeSampler", "PairBatches", "PairsDataset", "observed_keys"]
+
+# largest n_users * n_items for which observed pairs are kept as a dense bitmap
+_BITMAP_MAX = 2**26
+# rounds of vectorised resampling of observed (false) negatives
+_RESAMPLE_ROUNDS = 3
+
+
+class PairsDataset(torch.utils.data.Dataset):
+    """Interaction pairs held as one ``(n, 2)`` LongTensor (on the net's device)."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def __len__(self):
+        return self.pairs.shape[0]
+
+    def __getitem__(self, i):  # not used by the batch iterator; kept for skorch tools
+        return self.pairs[i], torch.zeros(())
+
+
+class PairBatches:
+    """Iterate over ``(pairs_batch, None)`` slices, shuffled on the device."""
+
+    def __init__(self, pairs, batch_size, *, shuffle, generator=None, shard=(0, 1)):
+        self.pairs = pairs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        # (rank, world): under data parallelism each process iterates over its
+        # own, equally long share of every epoch's permutation
+        self.shard = shard
+
+    def _n_rows(self):
+        n = self.pairs.shape[0]
+        world = self.shard[1]
+        return n if world == 1 or n == 0 else -(-n // world)
+
+    def __len__(self):
+        return (self._n_rows() + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n = self.pairs.shape[0]
+        if self.shuffle:
+            perm = torch.randperm(n, generator=self.generator, device=self.pairs.device)
+            data = self.pairs.index_select(0, perm)
+        else:
+            data = self.pairs
+        rank, world = self.shard
+        if world > 1 and n:
+            rows = shard_rows(n, rank=rank, world=world).to(data.device)
+            data = data.index_select(0, rows)
+        for start in range(0, data.shape[0], self.batch_size):
+            yield data[start : start + self.batch_size], None
+
+
+def observed_keys(R):
+    """Sorted ``user * n_items + item`` keys of the non-zeros of the CSR ``R``."""
+    rows = np.repeat(np.arange(R.shape[0], dtype=np.int64), np.diff(R.indptr))
+    keys = rows * R.shape[1] + R.indices.astype(np.int64)
+    keys.sort()
+    return keys
+
+
+class NegativeSampler:
+    """Uniform negative items for the pairs of a batch.
+
+    Parameters
+    ----------
+    user_items : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Observed interactions (never drawn as per-positive negatives).
+    device : torch.device
+    generator : torch.Generator
+        Source of the draws (per process under data parallelism).
+    """
+
+    def __init__(self, user_items, device, generator):
+        self.n_users, self.n_items = user_items.shape
+        self.generator = generator
+        keys = observed_keys(user_items)
+        if self.n_users * self.n_items <= _BITMAP_MAX:
+            # small catalogues: a dense membership table is the cheapest lookup
+            bitmap = torch.zeros(self.n_users * self.n_items, dtype=torch.bool)
+            bitmap[torch.from_numpy(keys)] = True
+            self.keys = bitmap.to(device)
+        else:
+            self.keys = torch.from_numpy(keys).to(device)
+
+    def _observed(self, users, neg):
+        k = users[:, None] * self.n_items + neg
+        if self.keys.dtype == torch.bool:
+            return self.keys[k]
+        last = self.keys.shape[0] - 1
+        return self.keys[torch.searchsorted(self.keys, k).clamp_(max=last)] == k
+
+    def independent(self, users, n_neg):
+        """``(batch, n_neg)`` items per user; observed items are resampled.
+
+        Up to three vectorised rounds redraw the hits, so an observed item
+        survives only with probability ``density**4`` per draw.
+        """
+        gen, dev = self.generator, users.device
+        neg = torch.randint(
+            0, self.n_items, (users.shape[0], n_neg), generator=gen, device=dev
+        )
+        if self.n_items == 1:
+            return neg
+        for _ in range(_RESAMPLE_ROUNDS):
+            hit = self._observed(users, neg)
+            n_hit = int(hit.sum())
+            if n_hit == 0:
+                break
+            neg[hit] = torch.randint(0, self.n_items, (n_hit,), generator=gen, device=dev)
+        return neg
+
+    def shared(self, n_neg, device):
+        """``n_neg`` items drawn uniformly, shared by every row of the batch.
+
+        Observed items are not resampled (they differ per user); the loss drops
+        a row's own positive from the shared set instead (``negative_mask``).
+        """
+        return torch.randint(
+            0, self.n_items, (n_neg,), generator=self.generator, device=device
+        )
