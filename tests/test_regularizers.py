@@ -1,7 +1,9 @@
 """Unit tests of the built-in regularizers against independent float64 references."""
 
 import copy
+import inspect
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -111,32 +113,71 @@ def test_bad_input_is_a_clear_error(name):
         reg({"user": np.zeros((4, 3))})
     with pytest.raises(ValueError, match="tables"):
         BUILTIN[name](tables=["nope"])({"user": torch.randn(4, 3)})
-    with pytest.raises(ValueError, match="weight"):
+    cls = BUILTIN[name].__name__
+    with pytest.raises(
+        ValueError,
+        match=rf"'weight' parameter of {cls} must be a float in the range \[0.0, inf\)",
+    ):
         BUILTIN[name](weight=-1.0)
-    with pytest.raises(TypeError, match="tables"):
+    with pytest.raises(
+        TypeError,
+        match=rf"'tables' parameter of {cls} must be None, an instance of 'str' or an "
+        "array-like",
+    ):
         BUILTIN[name](tables=3)
+
+
+_POS = r"parameter of \w+ must be a float in the range \(0.0, inf\)"
+_NON_NEG = r"parameter of \w+ must be a float in the range \[0.0, inf\)"
+_INT_GE_1 = r"parameter of \w+ must be None or an int in the range \[1, inf\)"
 
 
 @pytest.mark.parametrize(
     ("cls", "kwargs", "match"),
     [
-        (LogDetRegularizer, {"source": "rows"}, "source"),
-        (LogDetRegularizer, {"eps": 0.0}, "eps"),
-        (LogDetRegularizer, {"center": "yes"}, "center"),
-        (LogDetRegularizer, {"table_weights": {"user": -1}}, "table_weights"),
-        (DecorrelatedBatchNorm, {"group_size": 0}, "group_size"),
-        (DecorrelatedBatchNorm, {"group_size": 2.5}, "group_size"),
-        (DecorrelatedBatchNorm, {"momentum": 0.0}, "momentum"),
-        (DecorrelatedBatchNorm, {"momentum": 1.5}, "momentum"),
-        (DecorrelatedBatchNorm, {"eps": float("nan")}, "eps"),
-        (DirectSpec, {"tau": float("inf")}, "tau"),
-        (DirectSpec, {"shrink_norm": -0.1}, "shrink_norm"),
-        (DirectSpec, {"block_size": 1}, "block_size"),
-        (DirectSpecPlus, {"tau0": "a"}, "tau0"),
-        (DirectAU, {"gamma": -1.0}, "gamma"),
-        (DirectAU, {"pairs": [("user",)]}, "pairs"),
-        (UniformityRegularizer, {"t": 0.0}, "t"),
-        (CodingRate, {"eps": -1.0}, "eps"),
+        (LogDetRegularizer, {"source": "rows"}, r"'source' .* str among"),
+        (LogDetRegularizer, {"eps": 0.0}, rf"'eps' {_POS}"),
+        (LogDetRegularizer, {"center": "yes"}, r"'center' .* instance of 'bool'"),
+        (
+            LogDetRegularizer,
+            {"table_weights": {"user": -1}},
+            rf"\"table_weights\['user'\]\" {_NON_NEG}",
+        ),
+        (
+            LogDetRegularizer,
+            {"table_weights": {3: 1.0}},
+            r"keys of the 'table_weights' .* table names",
+        ),
+        (
+            LogDetRegularizer,
+            {"table_weights": [1.0]},
+            r"'table_weights' .* an instance of 'dict'",
+        ),
+        (DecorrelatedBatchNorm, {"group_size": 0}, rf"'group_size' {_INT_GE_1}"),
+        (DecorrelatedBatchNorm, {"group_size": 2.5}, rf"'group_size' {_INT_GE_1}"),
+        (DecorrelatedBatchNorm, {"momentum": 0.0}, r"'momentum' .* \(0.0, 1.0\]"),
+        (DecorrelatedBatchNorm, {"momentum": 1.5}, r"'momentum' .* \(0.0, 1.0\]"),
+        (DecorrelatedBatchNorm, {"eps": float("nan")}, rf"'eps' {_POS}"),
+        (
+            DirectSpec,
+            {"tau": float("inf")},
+            r"'tau' .* float in the range \(-inf, inf\)",
+        ),
+        (DirectSpec, {"shrink_norm": -0.1}, rf"'shrink_norm' {_NON_NEG}"),
+        (
+            DirectSpec,
+            {"block_size": 1},
+            r"'block_size' .* None or an int .* \[2, inf\)",
+        ),
+        (DirectSpecPlus, {"tau0": "a"}, r"'tau0' .* float in the range \(-inf, inf\)"),
+        (DirectAU, {"gamma": -1.0}, rf"'gamma' {_NON_NEG}"),
+        (DirectAU, {"alignment": 1}, r"'alignment' .* instance of 'bool'"),
+        (DirectAU, {"pairs": [("user",)]}, r"pairs must be a list of \(table, table\)"),
+        (UniformityRegularizer, {"t": 0.0}, rf"'t' {_POS}"),
+        (CodingRate, {"eps": -1.0}, rf"'eps' {_POS}"),
+        (SingularValueVariance, {"weight": True}, rf"'weight' {_NON_NEG}"),
+        (SingularValueVariance, {"tables": []}, r"'tables' .* non-empty list"),
+        (SingularValueVariance, {"tables": ["a", 3]}, r"'tables\[1\]' .* 'str'"),
     ],
 )
 def test_bad_parameters(cls, kwargs, match):
@@ -650,3 +691,12 @@ def test_dbn_setup_keeps_running_statistics_of_same_dim(rng):
     dbn.setup({"tables": {"user": 6}})  # another dimension: fresh state
     assert dbn.states_["t_user"].running_mean.shape == (6,)
     assert int(dbn.states_["t_user"].num_batches_tracked) == 0
+
+
+def test_documented_weight_defaults_are_the_real_ones():
+    """Every built-in regularizer documents the ``weight`` default it really has."""
+    for cls in BUILTIN.values():
+        real = inspect.signature(cls).parameters["weight"].default
+        documented = re.search(r"weight : float, default=(\S+)", cls.__doc__)
+        assert documented, cls.__name__
+        assert float(documented.group(1)) == real == cls().weight, cls.__name__

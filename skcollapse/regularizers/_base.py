@@ -40,6 +40,12 @@ Contract with the estimators (CF recommenders and CTR classifiers)
   inference.
 * ``last_penalty_`` holds the most recent unweighted penalty (detached)
   as a float so estimators can log it in ``net.history``.
+
+Parameters are validated once, by the base constructor, with scikit-learn's
+``validate_parameter_constraints`` against the class's ``_parameter_constraints``
+(a subclass extends its parent's dict): a subclass passes every constructor
+argument up, ``super().__init__(weight=weight, eps=eps, ...)``, and the base
+checks and stores them.
 """
 
 from __future__ import annotations
@@ -48,6 +54,11 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+
+from skcollapse.utils._sklearn_compat import (
+    real_interval,
+    validate_parameter_constraints,
+)
 
 _KINDS = ("penalty", "transform", "layer")
 
@@ -61,30 +72,68 @@ class Regularizer(nn.Module):
     name with :func:`register_regularizer` to make it available as
     ``regularizer="name"``.
 
+    Subclasses declare their parameters in ``_parameter_constraints``
+    (scikit-learn's format, extending the parent's dict) and pass every
+    constructor argument to ``super().__init__``, which validates and stores them.
+
     Parameters
     ----------
     weight : float, default=1.0
         Multiplier of the penalty added to the loss. Transform- and layer-only
         regularizers ignore it.
+    **params
+        The subclass's own constructor arguments, validated against
+        ``_parameter_constraints`` and stored as attributes of the same name.
     """
 
     kind: ClassVar[str] = "penalty"
     #: whether the estimator must pass full tables in ``context["tables"]``
     needs_tables: ClassVar[bool] = False
+    _parameter_constraints: ClassVar[dict] = {
+        "weight": [real_interval(0, None, closed="left")],
+    }
 
-    def __init__(self, *, weight: float = 1.0):
+    def __init__(self, *, weight: float = 1.0, **params):
         super().__init__()
-        self.weight = weight
+        params = {"weight": weight, **params}
+        self._validate_params(params)
+        for name, value in params.items():
+            setattr(self, name, value)
         self.last_penalty_ = 0.0
-        self._check_weight()
 
-    def _check_weight(self):
-        try:
-            w = float(self.weight)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"weight must be a real number, got {self.weight!r}.") from exc
-        if not w >= 0 or w == float("inf"):
-            raise ValueError(f"weight must be a finite number >= 0, got {self.weight!r}.")
+    def _validate_params(self, params: dict) -> None:
+        """Check ``params`` against ``_parameter_constraints`` (scikit-learn's way).
+
+        The entries of the two container parameters shared by the built-in
+        regularizers are checked too, each reported by its index or key:
+        ``tables`` (non-empty, table names) and ``table_weights`` (table name ->
+        finite float >= 0).
+        """
+        caller = type(self).__name__
+        validate_parameter_constraints(
+            self._parameter_constraints, params, caller_name=caller
+        )
+        entries, constraints = {}, {}
+        tables = params.get("tables")
+        if tables is not None and not isinstance(tables, str):
+            tables = list(tables)
+            if not tables:
+                raise ValueError(
+                    f"The 'tables' parameter of {caller} must be None, a table name "
+                    "or a non-empty list of table names. Got [] instead."
+                )
+            for i, name in enumerate(tables):
+                entries[f"tables[{i}]"], constraints[f"tables[{i}]"] = name, [str]
+        for key, value in (params.get("table_weights") or {}).items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"The keys of the 'table_weights' parameter of {caller} must be "
+                    f"table names (str). Got {key!r} instead."
+                )
+            entry = f"table_weights[{key!r}]"
+            entries[entry] = value
+            constraints[entry] = [real_interval(0, None, closed="left")]
+        validate_parameter_constraints(constraints, entries, caller_name=caller)
 
     # -- hooks for subclasses -------------------------------------------------
     def setup(self, info: dict) -> None:
@@ -126,12 +175,13 @@ class CallableRegularizer(Regularizer):
     """
 
     kind = "penalty"
+    _parameter_constraints: ClassVar[dict] = {
+        **Regularizer._parameter_constraints,
+        "func": [callable],
+    }
 
     def __init__(self, func=None, *, weight: float = 1.0):
-        super().__init__(weight=weight)
-        if func is None or not callable(func):
-            raise TypeError(f"func must be a callable, got {func!r}.")
-        self.func = func
+        super().__init__(weight=weight, func=func)
 
     def penalty(self, embeddings, context=None):
         value = self.func(embeddings, context)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
-    check_real,
-    check_tables_param,
+    TABLE_CONSTRAINTS,
     select_tables,
     table_dims,
+    table_names,
 )
+from skcollapse.utils._sklearn_compat import int_interval, real_interval
 
 
 class _InvSqrtPSD(torch.autograd.Function):
@@ -141,24 +144,24 @@ class DecorrelatedBatchNorm(Regularizer):
     """
 
     kind = "layer"
+    _parameter_constraints: ClassVar[dict] = {
+        **Regularizer._parameter_constraints,
+        "group_size": [None, int_interval(1, None, closed="left")],
+        "eps": [real_interval(0, None, closed="neither")],
+        "momentum": [real_interval(0, 1, closed="right")],
+        "tables": TABLE_CONSTRAINTS["tables"],
+    }
 
     def __init__(
         self, *, weight=1.0, group_size=None, eps=0.1, momentum=0.1, tables=None
     ):
-        super().__init__(weight=weight)
-        self.group_size = group_size
-        self.eps = eps
-        self.momentum = momentum
-        self.tables = tables
-        if group_size is not None and (
-            isinstance(group_size, bool) or not isinstance(group_size, int)
-        ):
-            raise TypeError(f"group_size must be None or an int, got {group_size!r}.")
-        if group_size is not None and group_size < 1:
-            raise ValueError(f"group_size must be >= 1, got {group_size!r}.")
-        check_real(eps, "eps", low=0.0, strict_low=True)
-        check_real(momentum, "momentum", low=0.0, high=1.0, strict_low=True)
-        check_tables_param(tables)
+        super().__init__(
+            weight=weight,
+            group_size=group_size,
+            eps=eps,
+            momentum=momentum,
+            tables=tables,
+        )
         self.states_ = nn.ModuleDict()
         self._batch_stats = {}
 
@@ -172,7 +175,7 @@ class DecorrelatedBatchNorm(Regularizer):
         """
         self._batch_stats = {}
         dims = table_dims(info)
-        names = check_tables_param(self.tables) or tuple(dims)
+        names = table_names(self.tables) or tuple(dims)
         for name in names:
             if name not in dims:
                 continue
@@ -263,7 +266,7 @@ class DecorrelatedBatchNorm(Regularizer):
         (so gradients flow through them); in eval mode the running statistics.
         Tables the regularizer does not act on are returned unchanged.
         """
-        names = check_tables_param(self.tables)
+        names = table_names(self.tables)
         if names is not None and name not in names:
             return x
         if self.training and name in self._batch_stats:

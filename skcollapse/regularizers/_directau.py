@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
-    check_bool,
-    check_real,
-    check_table_weights,
-    check_tables_param,
+    TABLE_CONSTRAINTS,
     select_tables,
     weight_of,
 )
+from skcollapse.utils._sklearn_compat import real_interval
 
 
 def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
@@ -83,15 +82,14 @@ class UniformityRegularizer(Regularizer):
     """
 
     kind = "penalty"
+    _parameter_constraints: ClassVar[dict] = {
+        **Regularizer._parameter_constraints,
+        "t": [real_interval(0, None, closed="neither")],
+        **TABLE_CONSTRAINTS,
+    }
 
     def __init__(self, *, weight=0.01, t=2.0, tables=None, table_weights=None):
-        super().__init__(weight=weight)
-        self.t = t
-        self.tables = tables
-        self.table_weights = table_weights
-        check_real(t, "t", low=0.0, strict_low=True)
-        check_tables_param(tables)
-        self._table_weights = check_table_weights(table_weights)
+        super().__init__(weight=weight, t=t, tables=tables, table_weights=table_weights)
 
     def _uniformity(self, embeddings, names):
         first = embeddings[names[0]]
@@ -99,7 +97,7 @@ class UniformityRegularizer(Regularizer):
         n_terms = 0.0
         for name in names:
             x = embeddings[name]
-            w = weight_of(self._table_weights, name)
+            w = weight_of(self.table_weights, name)
             n_terms += w
             if w == 0.0 or x.shape[0] < 2:
                 continue
@@ -161,6 +159,14 @@ class DirectAU(UniformityRegularizer):
     contribution is small, to reproduce the reference).
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        **UniformityRegularizer._parameter_constraints,
+        "gamma": [real_interval(0, None, closed="left")],
+        "alpha": [real_interval(0, None, closed="neither")],
+        "alignment": ["boolean"],
+        "pairs": [None, "array-like"],
+    }
+
     def __init__(
         self,
         *,
@@ -173,14 +179,19 @@ class DirectAU(UniformityRegularizer):
         tables=None,
         table_weights=None,
     ):
-        super().__init__(weight=weight, t=t, tables=tables, table_weights=table_weights)
-        self.gamma = gamma
-        self.alpha = alpha
-        self.alignment = alignment
-        self.pairs = pairs
-        check_real(gamma, "gamma", low=0.0)
-        check_real(alpha, "alpha", low=0.0, strict_low=True)
-        check_bool(alignment, "alignment")
+        # The base validates and stores every parameter; UniformityRegularizer's
+        # constructor has no room for DirectAU's own, so it is skipped.
+        Regularizer.__init__(
+            self,
+            weight=weight,
+            gamma=gamma,
+            alpha=alpha,
+            t=t,
+            alignment=alignment,
+            pairs=pairs,
+            tables=tables,
+            table_weights=table_weights,
+        )
         self._pairs = self._check_pairs(pairs)
 
     @staticmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -9,35 +11,45 @@ import torch.nn.functional as F
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
-    check_real,
-    check_tables_param,
+    TABLE_CONSTRAINTS,
     ids_of,
     select_tables,
 )
+from skcollapse.utils._sklearn_compat import int_interval, real_interval
+
+_FINITE = real_interval(None, None, closed="neither")
 
 
 class _SpectrumBalancing(Regularizer):
     """Shared machinery of DirectSpec and DirectSpec+ (training-time transform)."""
 
     kind = "transform"
+    _parameter_constraints: ClassVar[dict] = {
+        **Regularizer._parameter_constraints,
+        "alpha": [_FINITE],
+        "shrink_norm": [real_interval(0, None, closed="left")],
+        "block_size": [None, int_interval(2, None, closed="left")],
+        "tables": TABLE_CONSTRAINTS["tables"],
+    }
 
     def __init__(
-        self, *, weight=1.0, alpha=1.0, shrink_norm=0.0, block_size=None, tables=None
+        self,
+        *,
+        weight=1.0,
+        alpha=1.0,
+        shrink_norm=0.0,
+        block_size=None,
+        tables=None,
+        **params,
     ):
-        super().__init__(weight=weight)
-        self.alpha = alpha
-        self.shrink_norm = shrink_norm
-        self.block_size = block_size
-        self.tables = tables
-        check_real(alpha, "alpha")
-        check_real(shrink_norm, "shrink_norm", low=0.0)
-        if block_size is not None and (
-            isinstance(block_size, bool) or not isinstance(block_size, int)
-        ):
-            raise TypeError(f"block_size must be None or an int, got {block_size!r}.")
-        if block_size is not None and block_size < 2:
-            raise ValueError(f"block_size must be >= 2, got {block_size!r}.")
-        check_tables_param(tables)
+        super().__init__(
+            weight=weight,
+            alpha=alpha,
+            shrink_norm=shrink_norm,
+            block_size=block_size,
+            tables=tables,
+            **params,
+        )
         self._keys = {}
 
     def __getstate__(self):
@@ -187,6 +199,11 @@ class DirectSpec(_SpectrumBalancing):
     torch.Size([6, 4])
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        **_SpectrumBalancing._parameter_constraints,
+        "tau": [_FINITE],
+    }
+
     def __init__(
         self,
         *,
@@ -200,12 +217,11 @@ class DirectSpec(_SpectrumBalancing):
         super().__init__(
             weight=weight,
             alpha=alpha,
+            tau=tau,
             shrink_norm=shrink_norm,
             block_size=block_size,
             tables=tables,
         )
-        self.tau = tau
-        check_real(tau, "tau")
 
     def temperatures(self, name, n_rows, context, device, dtype):
         return float(self.tau)
@@ -289,6 +305,12 @@ class DirectSpecPlus(_SpectrumBalancing):
     :math:`\tau_1`.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        **_SpectrumBalancing._parameter_constraints,
+        "tau0": [_FINITE],
+        "tau1": [_FINITE],
+    }
+
     def __init__(
         self,
         *,
@@ -303,14 +325,12 @@ class DirectSpecPlus(_SpectrumBalancing):
         super().__init__(
             weight=weight,
             alpha=alpha,
+            tau0=tau0,
+            tau1=tau1,
             shrink_norm=shrink_norm,
             block_size=block_size,
             tables=tables,
         )
-        self.tau0 = tau0
-        self.tau1 = tau1
-        check_real(tau0, "tau0")
-        check_real(tau1, "tau1")
         self.cooccurrence_ = {}
 
     def setup(self, info):

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
-    check_bool,
-    check_real,
-    check_table_weights,
-    check_tables_param,
+    TABLE_CONSTRAINTS,
     ids_of,
     select_tables,
     weight_of,
 )
+from skcollapse.utils._sklearn_compat import StrOptions, real_interval
 
 _SOURCES = ("batch", "unique", "table")
 
@@ -124,6 +124,14 @@ class LogDetRegularizer(Regularizer):
     """
 
     kind = "penalty"
+    _parameter_constraints: ClassVar[dict] = {
+        **Regularizer._parameter_constraints,
+        "center": ["boolean"],
+        "normalize": ["boolean"],
+        "source": [StrOptions(set(_SOURCES))],
+        "eps": [real_interval(0, None, closed="neither")],
+        **TABLE_CONSTRAINTS,
+    }
 
     def __init__(
         self,
@@ -136,20 +144,15 @@ class LogDetRegularizer(Regularizer):
         tables=None,
         table_weights=None,
     ):
-        super().__init__(weight=weight)
-        self.center = center
-        self.normalize = normalize
-        self.source = source
-        self.eps = eps
-        self.tables = tables
-        self.table_weights = table_weights
-        check_bool(center, "center")
-        check_bool(normalize, "normalize")
-        if source not in _SOURCES:
-            raise ValueError(f"source must be one of {_SOURCES}, got {source!r}.")
-        check_real(eps, "eps", low=0.0, strict_low=True)
-        check_tables_param(tables)
-        self._table_weights = check_table_weights(table_weights)
+        super().__init__(
+            weight=weight,
+            center=center,
+            normalize=normalize,
+            source=source,
+            eps=eps,
+            tables=tables,
+            table_weights=table_weights,
+        )
 
     @property
     def needs_tables(self) -> bool:
@@ -191,7 +194,7 @@ class LogDetRegularizer(Regularizer):
         first = embeddings[names[0]]
         total = first.new_zeros((), dtype=torch.float64)
         for name in names:
-            w = weight_of(self._table_weights, name)
+            w = weight_of(self.table_weights, name)
             if w == 0.0:
                 continue
             rows = self._rows(name, embeddings[name], context)

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
-    check_bool,
-    check_real,
-    check_table_weights,
-    check_tables_param,
+    TABLE_CONSTRAINTS,
     select_tables,
     weight_of,
 )
+from skcollapse.utils._sklearn_compat import real_interval
 
 
 class _PerTableMean(Regularizer):
     """A penalty that is the weighted mean of a per-table term."""
 
     kind = "penalty"
-
-    def __init__(self, *, weight=1.0, tables=None, table_weights=None):
-        super().__init__(weight=weight)
-        self.tables = tables
-        self.table_weights = table_weights
-        check_tables_param(tables)
-        self._table_weights = check_table_weights(table_weights)
+    _parameter_constraints: ClassVar[dict] = {
+        **Regularizer._parameter_constraints,
+        **TABLE_CONSTRAINTS,
+    }
 
     def table_term(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -37,7 +34,7 @@ class _PerTableMean(Regularizer):
         total = first.new_zeros((), dtype=torch.float64)
         denom = 0.0
         for name in names:
-            w = weight_of(self._table_weights, name)
+            w = weight_of(self.table_weights, name)
             denom += w
             x = embeddings[name]
             if w == 0.0 or x.shape[0] < 2:
@@ -64,9 +61,10 @@ class SingularValueVariance(_PerTableMean):
 
     Parameters
     ----------
-    weight : float, default=1e-2
-        Multiplier of the penalty (the Multi-Embedding appendix uses 1e-3, 1e-4
-        and 1e-5 on CTR models; 1e-2 suited LightGCN on synthetic data).
+    weight : float, default=1.0
+        Multiplier of the penalty. Smaller values are usual: the Multi-Embedding
+        appendix uses 1e-3, 1e-4 and 1e-5 on CTR models, and 1e-2 suited
+        LightGCN on synthetic data.
     tables : str or list of str, default=None
         Tables the penalty acts on (per CTR field in the source); ``None`` means
         every table of the batch.
@@ -82,6 +80,9 @@ class SingularValueVariance(_PerTableMean):
     ``torch.linalg.svdvals`` (whose backward needs no singular-value gaps).
     Tables with fewer than 2 rows contribute 0.
     """
+
+    def __init__(self, *, weight=1.0, tables=None, table_weights=None):
+        super().__init__(weight=weight, tables=tables, table_weights=table_weights)
 
     def table_term(self, x):
         s = torch.linalg.svdvals(x.to(torch.float64))
@@ -128,14 +129,22 @@ class CodingRate(_PerTableMean):
     Cholesky in float64 (it is always positive definite).
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        **_PerTableMean._parameter_constraints,
+        "eps": [real_interval(0, None, closed="neither")],
+        "normalize": ["boolean"],
+    }
+
     def __init__(
         self, *, weight=1e-3, eps=0.5, normalize=True, tables=None, table_weights=None
     ):
-        super().__init__(weight=weight, tables=tables, table_weights=table_weights)
-        self.eps = eps
-        self.normalize = normalize
-        check_real(eps, "eps", low=0.0, strict_low=True)
-        check_bool(normalize, "normalize")
+        super().__init__(
+            weight=weight,
+            eps=eps,
+            normalize=normalize,
+            tables=tables,
+            table_weights=table_weights,
+        )
 
     def table_term(self, x):
         Z = x.to(torch.float64)

@@ -1,4 +1,4 @@
-"""Helpers shared by the built-in regularizers: table selection and validation.
+"""Helpers shared by the built-in regularizers: table selection and batch checks.
 
 Every built-in regularizer works on any dict of table name -> ``(batch, dim)``
 tensor (CF: ``"user"``, ``"item"``; CTR: one key per field and embedding set).
@@ -11,74 +11,30 @@ Two constructor parameters are common to all of them:
     ``None`` or a dict name -> float multiplying that table's term (per-side
     weights, e.g. LogDet's user/item weights in re-implementations); tables not
     in the dict get 1.0.
+
+Both are validated once, with the other constructor parameters, by
+:class:`~skcollapse.regularizers.Regularizer`'s constructor; the helpers here
+only read them.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 
-
-def check_real(
-    value, name: str, *, low=None, high=None, strict_low=False, allow_none=False
-):
-    """Validate a real scalar constructor parameter and return it as float."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}.")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}.")
-    if low is not None and (v <= low if strict_low else v < low):
-        op = ">" if strict_low else ">="
-        raise ValueError(f"{name} must be {op} {low}, got {value!r}.")
-    if high is not None and v > high:
-        raise ValueError(f"{name} must be <= {high}, got {value!r}.")
-    return v
+#: Constraints of the two parameters common to the built-in regularizers.
+TABLE_CONSTRAINTS = {
+    "tables": [None, str, "array-like"],
+    "table_weights": [None, dict],
+}
 
 
-def check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}.")
-    return value
-
-
-def check_tables_param(tables):
-    """Validate ``tables`` (None, a str or a sequence of str); return tuple or None."""
+def table_names(tables):
+    """``tables`` (validated at construction) as a tuple of names, or ``None``."""
     if tables is None:
         return None
     if isinstance(tables, str):
         return (tables,)
-    try:
-        names = tuple(tables)
-    except TypeError as exc:
-        raise TypeError(
-            f"tables must be None, a table name or a list of names, got {tables!r}."
-        ) from exc
-    if not names or not all(isinstance(n, str) for n in names):
-        raise ValueError(
-            f"tables must be None or a non-empty list of table names, got {tables!r}."
-        )
-    return names
-
-
-def check_table_weights(table_weights):
-    """Validate ``table_weights`` (None or dict name -> finite float >= 0)."""
-    if table_weights is None:
-        return None
-    if not isinstance(table_weights, dict):
-        raise TypeError(
-            f"table_weights must be None or a dict name -> float, got {table_weights!r}."
-        )
-    out = {}
-    for key, val in table_weights.items():
-        if not isinstance(key, str):
-            raise TypeError(f"table_weights keys must be table names, got {key!r}.")
-        out[key] = check_real(val, f"table_weights[{key!r}]", low=0.0)
-    return out
+    return tuple(tables)
 
 
 def check_batch_tensor(name: str, x) -> torch.Tensor:
@@ -108,7 +64,7 @@ def select_tables(embeddings: dict, tables) -> list:
     ``ValueError`` naming the available tables when ``tables`` asks for a table
     the batch does not have.
     """
-    names = check_tables_param(tables)
+    names = table_names(tables)
     if names is None:
         names = tuple(embeddings)
     else:
@@ -126,7 +82,7 @@ def select_tables(embeddings: dict, tables) -> list:
 def weight_of(table_weights, name: str) -> float:
     if table_weights is None:
         return 1.0
-    return table_weights.get(name, 1.0)
+    return float(table_weights.get(name, 1.0))
 
 
 def ids_of(context, name: str):
