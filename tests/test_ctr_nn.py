@@ -62,12 +62,8 @@ def test_indexer_rejects_bad_input():
         idx(torch.zeros(3, 2, dtype=torch.long))
     with pytest.raises(TypeError, match="integer"):
         idx(torch.zeros(3, 4))
-    with pytest.raises(ValueError, match="field_dims"):
-        FieldIndexer([3, 0])
-    with pytest.raises(ValueError, match="empty"):
-        FieldIndexer([])
-    with pytest.raises(TypeError, match="field_dims"):
-        FieldIndexer("abc")
+    with pytest.raises(ValueError, match=r"shape \(batch, 4\)"):
+        idx(torch.zeros(4, dtype=torch.long))
 
 
 # --------------------------------------------------------------------- embedding
@@ -209,10 +205,7 @@ def test_mlp_block_layers():
         "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear",
     ]
     assert MLPBlock(7, (5,), batch_norm=False).output_dim == 5
-    with pytest.raises(ValueError, match="dropout"):
-        MLPBlock(3, (2,), dropout=1.5)
-    with pytest.raises(ValueError, match="hidden_units"):
-        MLPBlock(3, (0,))
+    assert MLPBlock(7, 4).output_dim == 4  # an int is one layer
 
 
 def test_bilinear_fusion_matches_formula():
@@ -397,13 +390,27 @@ def test_forward_accepts_transformed_embeddings(rng):
 
 
 def test_model_argument_errors():
-    with pytest.raises(ValueError, match="hidden_units"):
-        DNN(FIELD_DIMS, 3, 1, hidden_units=())
-    with pytest.raises(ValueError, match="n_sets"):
-        DNN(FIELD_DIMS, 3, 0)
-    with pytest.raises(TypeError, match="embedding_dim"):
-        DNN(FIELD_DIMS, 2.5, 1)
+    # Scalar arguments are validated by the estimators; the modules only refuse
+    # what depends on the data they are built for.
     with pytest.raises(ValueError, match="2 fields"):
         NFwFM([4], 3, 1)
-    with pytest.raises(ValueError, match="n_cross_layers"):
-        DCNv2(FIELD_DIMS, 3, 1, n_cross_layers=-1)
+    with pytest.raises(ValueError, match="2 fields"):
+        IPNN([4], 3, 1, concat_embeddings=False)
+
+
+def test_modules_trust_numpy_integer_arguments(rng):
+    """Sizes computed with numpy (np.int64, an int array) build the same model."""
+    torch.manual_seed(0)
+    ref = DCNv2(FIELD_DIMS, 3, 2, n_cross_layers=1, hidden_units=(8,)).eval()
+    torch.manual_seed(0)
+    model = DCNv2(
+        np.array(FIELD_DIMS),
+        np.int64(3),
+        np.int64(2),
+        n_cross_layers=np.int64(1),
+        hidden_units=np.array([8]),
+    ).eval()
+    assert model.field_dims == tuple(FIELD_DIMS)
+    assert type(model.embedding_dim) is int and type(model.n_embedding_sets) is int
+    x = _codes(rng, 6)
+    torch.testing.assert_close(model(x), ref(x))

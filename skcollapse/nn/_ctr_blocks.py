@@ -11,28 +11,25 @@ J. Pan et al., "Field-weighted Factorization Machines", WWW 2018.
 J. Lian et al., "xDeepFM", KDD 2018.
 R. Wang et al., "DCN V2", WWW 2021.
 K. Mao et al., "FinalMLP", AAAI 2023.
+
+The blocks trust their constructor arguments (validated by the CTR estimators);
+only combinations the estimators cannot see are checked here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from numbers import Integral
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 
-def _as_units(hidden_units, name="hidden_units") -> tuple[int, ...]:
-    if isinstance(hidden_units, (int,)) and not isinstance(hidden_units, bool):
-        hidden_units = (hidden_units,)
-    if not isinstance(hidden_units, Sequence) or isinstance(hidden_units, (str, bytes)):
-        raise TypeError(f"{name} must be a sequence of positive integers.")
-    units = []
-    for u in hidden_units:
-        if isinstance(u, bool) or not isinstance(u, int) or u < 1:
-            raise ValueError(f"{name} must hold positive integers, got {hidden_units!r}.")
-        units.append(int(u))
-    return tuple(units)
+def _as_units(hidden_units) -> tuple[int, ...]:
+    """Layer widths as a tuple of ints (an int is one layer)."""
+    if isinstance(hidden_units, Integral):
+        return (int(hidden_units),)
+    return tuple(int(u) for u in hidden_units)
 
 
 class MLPBlock(nn.Sequential):
@@ -60,9 +57,7 @@ class MLPBlock(nn.Sequential):
         self, input_dim, hidden_units, *, dropout=0.0, batch_norm=True,
         output_layer=False,
     ):
-        units = _as_units(tuple(hidden_units))
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        units = _as_units(hidden_units)
         layers = []
         dim = int(input_dim)
         for u in units:
@@ -176,9 +171,7 @@ class CIN(nn.Module):
 
     def __init__(self, n_fields, layer_sizes=(16, 16), *, split_half=False):
         super().__init__()
-        sizes = _as_units(tuple(layer_sizes), "cin_layer_sizes")
-        if not sizes:
-            raise ValueError("cin_layer_sizes must hold at least one layer.")
+        sizes = _as_units(layer_sizes)
         self.n_fields = int(n_fields)
         self.split_half = bool(split_half)
         self.convs = nn.ModuleList()
@@ -234,10 +227,8 @@ class CrossNetV2(nn.Module):
 
     def __init__(self, input_dim, n_layers):
         super().__init__()
-        if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
-            raise ValueError(f"n_cross_layers must be an integer >= 0, got {n_layers!r}.")
         self.input_dim = int(input_dim)
-        self.n_layers = n_layers
+        self.n_layers = n_layers = int(n_layers)
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.empty(self.input_dim, self.input_dim))
              for _ in range(n_layers)]

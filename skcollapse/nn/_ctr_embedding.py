@@ -14,45 +14,19 @@ of this layout stacked on top of each other (set ``m`` occupies rows
 ``[m * n_rows, (m + 1) * n_rows)``). One gather with ``M`` shifted index grids
 returns all sets at once as a ``(M, batch, n_fields, K)`` tensor whose set slices
 are contiguous.
+
+The modules trust their constructor arguments: the CTR estimators validate them
+(``_parameter_constraints``) and derive ``field_dims`` from the data.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-
-def _check_field_dims(field_dims) -> list[int]:
-    if isinstance(field_dims, (str, bytes)) or not isinstance(
-        field_dims, (Sequence, np.ndarray, torch.Tensor)
-    ):
-        raise TypeError(
-            "field_dims must be a sequence of positive integers (one cardinality "
-            f"per field), got {type(field_dims).__name__}."
-        )
-    dims = []
-    for i, d in enumerate(list(np.asarray(field_dims).reshape(-1).tolist())):
-        if isinstance(d, bool) or not float(d).is_integer():
-            raise TypeError(f"field_dims[{i}] must be an integer, got {d!r}.")
-        if int(d) < 1:
-            raise ValueError(f"field_dims[{i}] must be >= 1, got {d!r}.")
-        dims.append(int(d))
-    if not dims:
-        raise ValueError("field_dims is empty; a CTR model needs at least one field.")
-    return dims
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}.")
-    return int(value)
 
 
 class FieldIndexer(nn.Module):
@@ -74,7 +48,7 @@ class FieldIndexer(nn.Module):
 
     def __init__(self, field_dims):
         super().__init__()
-        dims = _check_field_dims(field_dims)
+        dims = [int(d) for d in np.asarray(field_dims).reshape(-1).tolist()]
         self.field_dims = tuple(dims)
         self.n_fields = len(dims)
         sizes = np.asarray(dims, dtype=np.int64) + 1
@@ -136,8 +110,8 @@ class FieldEmbedding(nn.Module):
     def __init__(self, field_dims, embedding_dim, *, n_sets=1):
         super().__init__()
         self.indexer = FieldIndexer(field_dims)
-        self.embedding_dim = _check_positive_int(embedding_dim, "embedding_dim")
-        self.n_sets = _check_positive_int(n_sets, "n_sets")
+        self.embedding_dim = int(embedding_dim)
+        self.n_sets = int(n_sets)
         self.field_dims = self.indexer.field_dims
         self.n_fields = self.indexer.n_fields
         self.n_rows = self.indexer.n_rows

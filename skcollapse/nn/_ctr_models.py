@@ -107,16 +107,6 @@ class CTRModel(nn.Module):
                         batch_norm=batch_norm, output_layer=True)
 
 
-def _units_with_projection(hidden_units):
-    units = _as_units(tuple(hidden_units))
-    if not units:
-        raise ValueError(
-            "hidden_units must hold at least one layer: the first one is the "
-            "per-set non-linear projection of the multi-embedding design."
-        )
-    return units
-
-
 class _Flatten(nn.Module):
     def forward(self, e):
         return e.flatten(1)
@@ -154,7 +144,7 @@ class DNN(CTRModel):
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
                  hidden_units=(400, 400), dropout=0.2, batch_norm=True):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
-        units = _units_with_projection(hidden_units)
+        units = _as_units(hidden_units)
         d = self.n_fields * self.embedding_dim
         self.set_blocks = nn.ModuleList(
             nn.Sequential(_Flatten(), MLPBlock(d, units[:1], dropout=dropout,
@@ -209,7 +199,7 @@ class IPNN(CTRModel):
                 "IPNN without concat_embeddings needs at least 2 fields; got "
                 f"n_features = {self.n_fields}."
             )
-        units = _units_with_projection(hidden_units)
+        units = _as_units(hidden_units)
         self.set_blocks = nn.ModuleList(
             _ProductSet(self.n_fields, self.embedding_dim, units[0], dropout,
                         batch_norm, bool(concat_embeddings))
@@ -241,7 +231,7 @@ class NFwFM(CTRModel):
                 "NFwFM needs at least 2 fields to form field pairs; got "
                 f"n_features = {self.n_fields}."
             )
-        units = _units_with_projection(hidden_units)
+        units = _as_units(hidden_units)
         k = self.embedding_dim
         blocks = []
         for _ in range(self.n_embedding_sets):
@@ -279,7 +269,7 @@ class XDeepFM(CTRModel):
                  cin_layer_sizes=(16, 16), hidden_units=(400, 400), dropout=0.2,
                  batch_norm=True, split_half=False):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
-        units = _units_with_projection(hidden_units)
+        units = _as_units(hidden_units)
         d = self.n_fields * self.embedding_dim
         self.cins = nn.ModuleList(
             CIN(self.n_fields, cin_layer_sizes, split_half=split_half)
@@ -330,7 +320,7 @@ class DCNv2(CTRModel):
                  n_cross_layers=4, hidden_units=(400, 400), dropout=0.2,
                  batch_norm=True):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
-        units = _units_with_projection(hidden_units)
+        units = _as_units(hidden_units)
         d = self.n_fields * self.embedding_dim
         self.set_blocks = nn.ModuleList(
             _CrossSet(d, n_cross_layers, units[0], dropout, batch_norm)
@@ -385,7 +375,7 @@ class FinalMLP(CTRModel):
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
                  hidden_units=(400, 400), dropout=0.2, batch_norm=True):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
-        units = _units_with_projection(hidden_units)
+        units = _as_units(hidden_units)
         d = self.n_fields * self.embedding_dim
         self.set_blocks = nn.ModuleList(
             _FinalMLPSet(d, units, dropout, batch_norm)
