@@ -1,6 +1,28 @@
-"""Reusable behavioural test mixins (import only from tests; needs pytest)."""
+"""Reusable test harness: behavioural mixins, references and discovery.
+
+Import only from tests (needs pytest).
+"""
 
 from skcollapse.testing._collapse_metric_tests import CollapseMetricTests
+from skcollapse.testing._ctr import CTRClassifierTestMixin
+from skcollapse.testing._discovery import all_estimators
 from skcollapse.testing._recommender import RecommenderTestMixin
+from skcollapse.testing._reference import (
+    reference_effective_rank,
+    reference_erank_of_spectrum,
+    reference_information_abundance,
+    reference_singular_values,
+)
+from skcollapse.testing._regularizer import RegularizerTests
 
-__all__ = ["CollapseMetricTests", "RecommenderTestMixin"]
+__all__ = [
+    "CTRClassifierTestMixin",
+    "CollapseMetricTests",
+    "RecommenderTestMixin",
+    "RegularizerTests",
+    "all_estimators",
+    "reference_effective_rank",
+    "reference_erank_of_spectrum",
+    "reference_information_abundance",
+    "reference_singular_values",
+]

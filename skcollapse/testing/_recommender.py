@@ -43,9 +43,10 @@ class RecommenderTestMixin(ABC):
         """An unfitted estimator that learns the checkerboard in a few dozen steps."""
 
     @pytest.fixture(scope="class")
-    def fitted_model(self):
-        train, test = checkerboard(self.n_users, self.n_items)
-        model = self._get_model()
+    @classmethod
+    def fitted_model(cls):
+        train, test = checkerboard(cls.n_users, cls.n_items)
+        model = cls()._get_model()
         model.fit(train)
         return model, train, test
 
