@@ -12,6 +12,7 @@ from skcollapse.regularizers._directau import DirectAU, UniformityRegularizer
 from skcollapse.regularizers._directspec import DirectSpec, DirectSpecPlus
 from skcollapse.regularizers._logdet import LogDetRegularizer
 from skcollapse.regularizers._spectral import CodingRate, SingularValueVariance
+from skcollapse.regularizers._sync import SyncBatchRegularizer
 
 __all__ = [
     "CallableRegularizer",
@@ -23,6 +24,7 @@ __all__ = [
     "LogDetRegularizer",
     "Regularizer",
     "SingularValueVariance",
+    "SyncBatchRegularizer",
     "UniformityRegularizer",
     "get_regularizer_names",
     "register_regularizer",
