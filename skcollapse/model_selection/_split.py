@@ -4,7 +4,9 @@ Every splitter follows scikit-learn's protocol (``split(X, y=None, groups=None)`
 yields ``(train_index, test_index)``; ``get_n_splits``), so it plugs into
 ``GridSearchCV(cv=...)``, ``cross_validate`` and ``learning_curve``. ``X`` is an
 array ``(n, >= 2)`` whose first two columns are (user, item) ids, or a DataFrame
-with ``user``/``item`` columns (else its first two columns). Temporal splitters
+read like everywhere in skcollapse (``check_interactions``): by its ``user``/``item``
+columns, else by position, and refused when its column names contradict the
+(user, item) order. Temporal splitters
 read the timestamp from a third column (``timestamp`` for a DataFrame) or from
 the ``timestamps`` array given to the splitter, aligned with ``X`` (the pattern
 of ``PredefinedSplit``), which keeps ``X`` two-column for the recommenders.
