@@ -352,7 +352,7 @@ def _reference_loss(loss, u, p, negs, tau=1.0):
 
 @pytest.mark.parametrize("loss", ["bpr", "bce", "softmax"])
 def test_shared_negatives_loss_matches_per_row_reference(loss):
-    from skcollapse.recommenders._cf import CFLoss
+    from skcollapse.recommenders import CFLoss
 
     g = torch.Generator().manual_seed(0)
     B, n, d = 5, 4, 3
@@ -685,3 +685,37 @@ class TestLightGCNRecommenderBehaviour(RecommenderTestMixin):
     def _get_model(self):
         return LightGCNRecommender(embedding_dim=8, batch_size=160, max_epochs=25,
                                    lr=0.1, weight_decay=0.0, random_state=0)
+
+
+# ------------------------------------------------ DataFrame columns (one reader)
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_dataframe_read_by_column_name(data, cls):
+    """A frame with columns [item, user] is trained, scored and predicted per
+    real user (the same model as from the ordered frame), never swapped."""
+    train, test = data
+    ordered = pd.DataFrame({"user": train[:, 0], "item": train[:, 1]})
+    swapped = ordered[["item", "user"]]
+    assert list(swapped.columns) == ["item", "user"]
+    a = cls(max_epochs=1, **FAST).fit(ordered)
+    b = cls(max_epochs=1, **FAST).fit(swapped)
+    assert (b.n_users_, b.n_items_) == (train[:, 0].max() + 1, train[:, 1].max() + 1)
+    for name in ("user", "item"):
+        np.testing.assert_array_equal(a.get_embeddings()[name], b.get_embeddings()[name])
+    held = pd.DataFrame({"item": test[:, 1], "user": test[:, 0]})
+    np.testing.assert_array_equal(b.predict(held), a.predict(test))
+    assert b.score(held) == pytest.approx(a.score(test))
+
+
+@pytest.mark.parametrize(
+    "columns", [["item_id", "user_id"], ["item", "rating"], ["ts", "user"]]
+)
+def test_dataframe_with_contradictory_names_is_refused(data, columns):
+    train, _ = data
+    df = pd.DataFrame({columns[0]: train[:, 1], columns[1]: train[:, 0]})
+    with pytest.raises(ValueError, match="contradict"):
+        MFRecommender(max_epochs=1, **FAST).fit(df)
+    model = MFRecommender(max_epochs=1, **FAST).fit(train)
+    with pytest.raises(ValueError, match="contradict"):
+        model.predict(df)
+    with pytest.raises(ValueError, match="contradict"):
+        model.score(df)

@@ -2,10 +2,6 @@
 
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn._cf_loss import CFLoss
-from skcollapse.recommenders._cf import (
-    LightGCNRecommender,
-    MFRecommender,
-)
 from skcollapse.recommenders._ctr import (
     DCNv2Classifier,
     DNNClassifier,
@@ -15,6 +11,8 @@ from skcollapse.recommenders._ctr import (
     NFwFMClassifier,
     xDeepFMClassifier,
 )
+from skcollapse.recommenders._lightgcn import LightGCNRecommender
+from skcollapse.recommenders._mf import MFRecommender
 from skcollapse.recommenders._regularized import RegularizedNetMixin
 
 __all__ = [

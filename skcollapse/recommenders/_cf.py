@@ -1,6 +1,7 @@
-"""Collaborative-filtering recommenders as skorch estimators: MF and LightGCN.
+"""The base of the collaborative-filtering recommenders (skorch estimators).
 
-Both take implicit feedback as ``(user, item)`` interaction pairs and train an
+The CF estimators (:class:`~skcollapse.recommenders.MFRecommender`,
+:class:`~skcollapse.recommenders.LightGCNRecommender`) take implicit feedback as ``(user, item)`` interaction pairs and train an
 encoder (:class:`~skcollapse.nn.CFEncoder`) with :class:`~skcollapse.nn.CFLoss`
 on uniformly sampled negatives. The jobs around the model live in their own
 modules: reading the pairs (``utils/_interactions.py``), batches and negatives
@@ -22,10 +23,8 @@ from skorch.dataset import unpack_data
 
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn._cf_loss import CF_LOSSES, CFLoss
-from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
 from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
 from skcollapse.recommenders._base import NetBase
-from skcollapse.recommenders._docstrings import cf_docstring
 from skcollapse.recommenders._ranking import RankingMixin
 from skcollapse.recommenders._sampling import NegativeSampler, PairBatches, PairsDataset
 from skcollapse.utils._distributed import (
@@ -44,11 +43,9 @@ from skcollapse.utils._sklearn_compat import (
     real_interval,
 )
 
-__all__ = ["CFLoss", "CFRecommenderBase", "LightGCNRecommender", "MFRecommender"]
+__all__ = ["CFRecommenderBase"]
 
 _DEFAULT_NEGATIVES = {"bpr": 1, "bce": 4, "softmax": 128, "align": 0}
-#: optimisers that take the sparse gradients of an embedding table
-_SPARSE_OPTIMIZERS = (SparseRowAdam, torch.optim.SparseAdam)
 
 
 class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
@@ -511,114 +508,3 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         tags.input_tags.two_d_array = True
         tags.input_tags.positive_only = True
         return tags
-
-
-class MFRecommender(CFRecommenderBase):
-    __doc__ = cf_docstring(
-        """Matrix factorisation recommender trained on implicit feedback.
-
-    ``score(u, i) = <p_u, q_i>`` with one joint embedding table. With the default
-    optimiser (:class:`~skcollapse.nn.SparseRowAdam`) only the rows of the batch
-    are touched per step (sparse gradients), which keeps epochs cheap on large
-    catalogues.""",
-        """    module : type, default=MatrixFactorization
-        Encoder class (a :class:`~skcollapse.nn.CFEncoder` with
-        ``encode(users, items)`` and ``tables()``).
-    optimizer : torch optimizer class, default=SparseRowAdam
-        :class:`~skcollapse.nn.SparseRowAdam` and ``torch.optim.SparseAdam``
-        train with sparse gradients; other optimisers train a dense table.""",
-        """
-    See Also
-    --------
-    LightGCNRecommender : graph-propagated embeddings.
-
-    Examples
-    --------
-    >>> from skcollapse.datasets import make_interactions
-    >>> from skcollapse.recommenders import MFRecommender
-    >>> X = make_interactions(200, 100, random_state=0)
-    >>> model = MFRecommender(embedding_dim=16, max_epochs=2, random_state=0).fit(X)
-    >>> ids, scores = model.recommend([0, 1], n=5)
-    >>> ids.shape
-    (2, 5)
-    >>> model.get_embeddings()["item"].shape
-    (100, 16)
-    """,
-    )
-
-    def __init__(self, *, module=MatrixFactorization, optimizer=SparseRowAdam,
-                 **kwargs):
-        super().__init__(module=module, optimizer=optimizer, **kwargs)
-
-    def _component_kwargs(self, prefix):
-        kwargs = super()._component_kwargs(prefix)
-        if prefix == "module" and isinstance(self.module, type) and issubclass(
-            self.module, MatrixFactorization
-        ):
-            kwargs["sparse"] = isinstance(self.optimizer, type) and issubclass(
-                self.optimizer, _SPARSE_OPTIMIZERS
-            )
-        return kwargs
-
-
-class LightGCNRecommender(CFRecommenderBase):
-    __doc__ = cf_docstring(
-        """LightGCN recommender (He et al., SIGIR 2020) on implicit feedback.
-
-    Ego embeddings are propagated over the symmetric-normalised user-item graph
-    (built once per fit as a torch sparse CSR matrix) for ``n_layers`` layers and
-    averaged. Ranking, ``predict`` and ``get_embeddings`` use the propagated
-    embeddings, computed once after training.""",
-        """    n_layers : int, default=3
-        Propagation layers (``0`` is matrix factorisation).
-    module : type, default=LightGCN
-        Encoder class (:class:`~skcollapse.nn.LightGCN` or a subclass).
-    optimizer : torch optimizer class, default=torch.optim.Adam
-        Adam runs fused on CPU and CUDA.""",
-        """
-    See Also
-    --------
-    MFRecommender : the same objective without propagation.
-
-    References
-    ----------
-    He, Deng, Wang, Li, Zhang, Wang. "LightGCN: Simplifying and Powering Graph
-    Convolution Network for Recommendation." SIGIR 2020.
-
-    Examples
-    --------
-    >>> from skcollapse.datasets import make_interactions
-    >>> from skcollapse.recommenders import LightGCNRecommender
-    >>> X = make_interactions(200, 100, random_state=0)
-    >>> model = LightGCNRecommender(embedding_dim=16, max_epochs=2,
-    ...                             random_state=0).fit(X)
-    >>> model.recommend(3, n=4)[0].shape
-    (4,)
-    """,
-    )
-    _parameter_constraints: ClassVar[dict] = {
-        **CFRecommenderBase._parameter_constraints,
-        "n_layers": [int_interval(0, None, closed="left")],
-    }
-
-    def __init__(self, *, n_layers=3, module=LightGCN, optimizer=torch.optim.Adam,
-                 **kwargs):
-        super().__init__(module=module, optimizer=optimizer, **kwargs)
-        self.n_layers = n_layers
-
-    def _component_kwargs(self, prefix):
-        kwargs = super()._component_kwargs(prefix)
-        if prefix == "module":
-            kwargs["n_layers"] = int(self.n_layers)
-        return kwargs
-
-    def _prepare_module(self):
-        mod = unwrap_module(self.module_)
-        if not hasattr(mod, "set_adjacency"):
-            return
-        if getattr(mod, "adjacency", None) is not None and getattr(
-            self, "_adjacency_for_", None
-        ) is self.user_items_:
-            return
-        mod.set_adjacency(normalized_adjacency(self.user_items_, device=self._device()))
-        self._adjacency_for_ = self.user_items_

@@ -1,0 +1,62 @@
+"""Matrix factorisation as a CF estimator."""
+
+from __future__ import annotations
+
+import torch
+
+from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
+from skcollapse.recommenders._cf import CFRecommenderBase
+from skcollapse.recommenders._docstrings import cf_docstring
+
+__all__ = ["MFRecommender"]
+
+#: optimisers that take the sparse gradients of an embedding table
+_SPARSE_OPTIMIZERS = (SparseRowAdam, torch.optim.SparseAdam)
+
+
+class MFRecommender(CFRecommenderBase):
+    __doc__ = cf_docstring(
+        """Matrix factorisation recommender trained on implicit feedback.
+
+    ``score(u, i) = <p_u, q_i>`` with one joint embedding table. With the default
+    optimiser (:class:`~skcollapse.nn.SparseRowAdam`) only the rows of the batch
+    are touched per step (sparse gradients), which keeps epochs cheap on large
+    catalogues.""",
+        """    module : type, default=MatrixFactorization
+        Encoder class (a :class:`~skcollapse.nn.CFEncoder` with
+        ``encode(users, items)`` and ``tables()``).
+    optimizer : torch optimizer class, default=SparseRowAdam
+        :class:`~skcollapse.nn.SparseRowAdam` and ``torch.optim.SparseAdam``
+        train with sparse gradients; other optimisers train a dense table.""",
+        """
+    See Also
+    --------
+    LightGCNRecommender : graph-propagated embeddings.
+
+    Examples
+    --------
+    >>> from skcollapse.datasets import make_interactions
+    >>> from skcollapse.recommenders import MFRecommender
+    >>> X = make_interactions(200, 100, random_state=0)
+    >>> model = MFRecommender(embedding_dim=16, max_epochs=2, random_state=0).fit(X)
+    >>> ids, scores = model.recommend([0, 1], n=5)
+    >>> ids.shape
+    (2, 5)
+    >>> model.get_embeddings()["item"].shape
+    (100, 16)
+    """,
+    )
+
+    def __init__(self, *, module=MatrixFactorization, optimizer=SparseRowAdam,
+                 **kwargs):
+        super().__init__(module=module, optimizer=optimizer, **kwargs)
+
+    def _component_kwargs(self, prefix):
+        kwargs = super()._component_kwargs(prefix)
+        if prefix == "module" and isinstance(self.module, type) and issubclass(
+            self.module, MatrixFactorization
+        ):
+            kwargs["sparse"] = isinstance(self.optimizer, type) and issubclass(
+                self.optimizer, _SPARSE_OPTIMIZERS
+            )
+        return kwargs
