@@ -9,31 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skcollapse.cli import main
-from skcollapse.cli._train import (
+from skcollapse.cli import (
     FORMAT_VERSION,
-    MODEL_MAGIC,
-    is_model_file,
     load_model,
+    main,
     read_model_header,
+    save_model,
 )
+from skcollapse.cli._model_file import MODEL_MAGIC, is_model_file
 from skcollapse.datasets import make_interactions
+from skcollapse.testing import reference_effective_rank as _erank_reference
+from skcollapse.testing import reference_information_abundance as _ia_reference
 from skcollapse.utils import _device
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--max-epochs", "2", "--embedding-dim", "8", "--batch-size", "512"]
-
-
-def _erank_reference(E):
-    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
-    p = s / s.sum()
-    p = p[p > 0]
-    return float(np.exp(-(p * np.log(p)).sum()))
-
-
-def _ia_reference(E):
-    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
-    return float(s.sum() / s.max())
 
 
 def _run(*args, cwd):
@@ -80,7 +70,8 @@ def test_train_subprocess_saves_a_model_with_its_metadata(tmp_path, csv_file):
     assert header["data"]["n_users"] == len(set(users))
     assert header["data"]["n_items"] == len(set(items))
     assert header["data"]["n_interactions"] == len(users)
-    model, _, payload = load_model(out)
+    model, payload = load_model(out, return_metadata=True)
+    assert payload["format_version"] == FORMAT_VERSION
     # code c of the model is the c-th sorted raw id
     np.testing.assert_array_equal(payload["user_ids"], np.unique(users))
     np.testing.assert_array_equal(payload["item_ids"], np.unique(items))
@@ -120,7 +111,7 @@ def test_train_then_score_the_saved_model(tmp_path, csv_file, capsys):
     assert code == 0, captured.err
     assert captured.out == ""  # --quiet
     assert read_model_header(out)["params"]["n_layers"] == 2
-    model, _, _ = load_model(out)
+    model = load_model(out)
     assert model.n_layers == 2
     code = main(["score", str(out), "--json"])
     captured = capsys.readouterr()
@@ -162,7 +153,7 @@ def test_train_synthetic_with_held_out_evaluation(tmp_path, capsys):
     header = read_model_header(out)
     X = make_interactions(1000, 500, random_state=3)
     _, X_test = train_test_split_interactions(X, test_size=0.2, random_state=3)
-    model, _, _ = load_model(out)
+    model = load_model(out)
     assert header["data"]["n_train"] == len(X) - len(X_test)
     assert header["metrics"]["ndcg@10"] == pytest.approx(model.score(X_test))
     assert "erank_item" not in model.history[-1]  # --no-monitor
@@ -188,7 +179,7 @@ def test_regularizer_and_routed_params(tmp_path, csv_file):
         ]
     )
     assert code == 0
-    model, header, _ = load_model(out)
+    model, header = load_model(out, return_metadata=True)
     assert header["params"]["regularizer__weight"] == 0.05
     assert model.regularizer_.weight == 0.05
     assert "regularizer_penalty" in model.history[-1]
@@ -224,7 +215,7 @@ def test_bad_input_subprocess_is_one_line(tmp_path):
         (["--param", "device=cuda"], "use --device"),
         (["--lr", "0.1", "--param", "lr=0.2"], "lr is given twice"),
         (["--test-size", "1.5"], "--test-size must be in [0, 1)"),
-        (["--loss", "hinge"], "loss='hinge' is not supported"),
+        (["--loss", "hinge"], "'loss' parameter of MFRecommender must be a str among"),
         (["--embedding-dim", "0"], "embedding_dim"),
         (["--user-col", "nope"], "--user-col 'nope' is not a column"),
         (["--item-col", "9"], "--item-col 9: the file has only 3 columns"),
@@ -305,7 +296,7 @@ def test_model_file_checks(tmp_path, capsys):
     future = tmp_path / "f.skc"
     future.write_bytes(MODEL_MAGIC + b'{"format_version": 99}\n')
     assert main(["score", str(future)]) == 2
-    assert "format 99 is not supported" in capsys.readouterr().err
+    assert "format version 99 is not supported" in capsys.readouterr().err
     truncated = tmp_path / "t.skc"
     truncated.write_bytes(MODEL_MAGIC + b'{"format_version": 1}\n\x80')
     assert main(["score", str(truncated)]) == 2
@@ -366,7 +357,7 @@ def test_headerless_text_files(tmp_path, name, sep):
     # the first line is data, not a header: every interaction is kept
     assert header["data"]["n_interactions"] == len(X)
     assert header["data"]["n_users"] == len(np.unique(X[:, 0]))
-    _, _, payload = load_model(out)
+    _, payload = load_model(out, return_metadata=True)
     np.testing.assert_array_equal(payload["item_ids"], np.unique(X[:, 1]) + 1)
 
 
@@ -390,5 +381,73 @@ def test_regularizer_none_means_no_regularizer(csv_file, tmp_path):
     out = tmp_path / "m.skc"
     args = ["train", "--data", str(path), *FAST, "--regularizer", "None"]
     assert main([*args, "-o", str(out), "--quiet", "--max-epochs", "1"]) == 0
-    model, header, _ = load_model(out)
+    model, header = load_model(out, return_metadata=True)
     assert model.regularizer is None and header["params"]["regularizer"] is None
+
+
+# ------------------------------------------------------------------ public API
+def test_save_and_load_model_round_trip(tmp_path):
+    from skcollapse.recommenders import MFRecommender
+
+    X = make_interactions(60, 30, random_state=0)
+    est = MFRecommender(embedding_dim=8, max_epochs=2, random_state=0).fit(X)
+    path = save_model(
+        est, tmp_path / "mf.skc", item_ids=np.arange(30) + 100, note="baseline",
+        metrics={"ndcg": np.float32(0.5)},
+    )
+    assert path == tmp_path / "mf.skc" and is_model_file(path)
+    assert not list(tmp_path.glob("*.part"))
+    loaded = load_model(path)
+    assert type(loaded) is MFRecommender and loaded is not est
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    for name, table in est.get_embeddings().items():
+        np.testing.assert_array_equal(loaded.get_embeddings()[name], table)
+    ids, scores = loaded.recommend([0, 5], n=4)
+    ref_ids, ref_scores = est.recommend([0, 5], n=4)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_array_equal(scores, ref_scores)
+    _, meta = load_model(str(path), return_metadata=True)
+    assert meta["format_version"] == FORMAT_VERSION == 1
+    assert meta["note"] == "baseline" and meta["metrics"] == {"ndcg": 0.5}
+    assert meta["user_ids"] is None
+    np.testing.assert_array_equal(meta["item_ids"], np.arange(30) + 100)
+    assert read_model_header(path) == {k: meta[k] for k in ("format_version",
+                                                            "metrics", "note")}
+    # an existing file is only replaced on request
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        save_model(est, path)
+    save_model(est, path, overwrite=True, note="second")
+    assert read_model_header(path)["note"] == "second"
+    with pytest.raises(ValueError, match="format_version is set by save_model"):
+        save_model(est, tmp_path / "x.skc", format_version=2)
+
+
+@pytest.mark.parametrize("version", [0, 2, 99, "1", True, None])
+def test_load_model_refuses_an_unknown_format_version(tmp_path, version):
+    import json
+    import pickle
+
+    path = tmp_path / "future.skc"
+    header = {} if version is None else {"format_version": version}
+    path.write_bytes(
+        MODEL_MAGIC + json.dumps(header).encode() + b"\n"
+        + pickle.dumps({"estimator": "never unpickled"})
+    )
+    message = (
+        rf"{path.name}: model file format version {version!r} is not supported; "
+        rf"this skcollapse reads format version {FORMAT_VERSION}"
+    )
+    for reader in (load_model, read_model_header):
+        with pytest.raises(ValueError, match=message.replace("'", ".")):
+            reader(path)
+
+
+def test_load_model_refuses_other_files(tmp_path):
+    path = tmp_path / "x.skc"
+    path.write_bytes(b"hello")
+    with pytest.raises(ValueError, match="is not a skcollapse model file"):
+        load_model(path)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "absent.skc")
+    with pytest.raises(ValueError, match=r"'return_metadata' parameter of load_model"):
+        load_model(path, return_metadata="yes")

@@ -8,6 +8,20 @@ imported when :func:`main` runs, so a listed module that is missing fails loudly
 User errors (:class:`CLIError`, and ``ValueError``/``TypeError``/``OSError`` such
 as a missing file) print one line ``skcollapse: error: ...`` on stderr and exit
 with code 2, like argparse's own usage errors; no traceback.
+
+Model files
+-----------
+The file ``skcollapse train`` writes is a fitted estimator with its metadata, in
+a versioned format (see :mod:`skcollapse.cli._model_file`). Python code writes
+and reads the same files with :func:`save_model` and :func:`load_model`::
+
+    from skcollapse.cli import load_model, save_model
+
+    save_model(estimator, "mf.skc", model="mf", note="baseline")
+    estimator, meta = load_model("mf.skc", return_metadata=True)
+
+A file whose format version this release does not know is refused with a
+``ValueError`` that names the file and the versions found and supported.
 """
 
 from __future__ import annotations
@@ -16,7 +30,21 @@ import argparse
 import importlib
 import sys
 
-__all__ = ["CLIError", "main"]
+from skcollapse.cli._model_file import (
+    FORMAT_VERSION,
+    load_model,
+    read_model_header,
+    save_model,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CLIError",
+    "load_model",
+    "main",
+    "read_model_header",
+    "save_model",
+]
 
 #: Modules that each contribute one sub-command through ``add_parser(subparsers)``.
 _COMMANDS = [

@@ -146,7 +146,7 @@ def load_tables(file):
         raise FileNotFoundError(2, "No such file", str(path))
     if path.is_dir():
         raise CLIError(f"{path} is a directory; give a file ({', '.join(_SUFFIXES)})")
-    from skcollapse.cli._train import is_model_file, load_model_tables
+    from skcollapse.cli._model_file import is_model_file, load_model_tables
 
     if is_model_file(path):  # written by `skcollapse train`, whatever its suffix
         return load_model_tables(path)

@@ -5,27 +5,17 @@ TSV / Parquet file of interactions. Flags mirror the estimator's parameters
 (``--embedding-dim`` is ``embedding_dim``, ...); any other parameter, including a
 regularizer's own (``regularizer__weight``), goes through ``--param NAME=VALUE``.
 
-Saved model file
-----------------
-A model file is a short text header followed by a pickle::
-
-    SKCOLLAPSE-MODEL\\n
-    {"format_version": 1, "model": "mf", ...}\\n     <- one JSON line of metadata
-    <pickle of {"estimator": ..., "user_ids": ..., "item_ids": ...}>
-
-:func:`read_model_header` reads the metadata without unpickling anything;
-:func:`load_model` unpickles the estimator, so (as with any pickle) only load
-files you trust. ``skcollapse score MODEL`` scores the embedding tables of a
-saved model through :func:`load_model_tables`.
+The trained estimator is written with :func:`skcollapse.cli.save_model` (the
+versioned model-file format of :mod:`skcollapse.cli._model_file`), with the run's
+metadata in its header; ``skcollapse score MODEL`` and
+:func:`skcollapse.cli.load_model` read it back.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime as _dt
-import json
 import os
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -33,11 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from skcollapse.cli import CLIError
-
-#: First bytes of every model file written by ``skcollapse train``.
-MODEL_MAGIC = b"SKCOLLAPSE-MODEL\n"
-#: Version of the file layout; bumped when it changes incompatibly.
-FORMAT_VERSION = 1
+from skcollapse.cli._model_file import save_model
 
 #: Model name on the command line -> estimator class in skcollapse.recommenders.
 MODELS = {"mf": "MFRecommender", "lightgcn": "LightGCNRecommender"}
@@ -401,113 +387,6 @@ def load_interactions(
     return X, info, users, items
 
 
-# ------------------------------------------------------------------ model files
-def _json_ready(value):
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
-def save_model(
-    path, estimator, metadata, *, user_ids=None, item_ids=None, overwrite=False
-):
-    """Write ``estimator`` and its metadata to a model file (see module docstring)."""
-    path = Path(path)
-    if path.is_dir():
-        raise CLIError(f"--output {path} is a directory; give a file name")
-    if path.exists() and not overwrite:
-        raise CLIError(f"{path} exists; pass --overwrite to replace it")
-    if not path.parent.exists():
-        raise CLIError(f"folder {path.parent} does not exist")
-    header = {"format_version": FORMAT_VERSION, **_json_ready(metadata)}
-    payload = {"estimator": estimator, "user_ids": user_ids, "item_ids": item_ids}
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        fh.write(MODEL_MAGIC)
-        fh.write(json.dumps(header, sort_keys=True).encode("utf-8") + b"\n")
-        pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
-    return path
-
-
-def is_model_file(path) -> bool:
-    """Whether ``path`` starts with the model-file magic bytes."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(len(MODEL_MAGIC)) == MODEL_MAGIC
-    except OSError:
-        return False
-
-
-def read_model_header(path) -> dict:
-    """Metadata of a model file, read without unpickling the model."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(2, "No such file", str(path))
-    with open(path, "rb") as fh:
-        if fh.read(len(MODEL_MAGIC)) != MODEL_MAGIC:
-            raise CLIError(f"{path} is not a skcollapse model file")
-        line = fh.readline()
-    try:
-        header = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CLIError(f"{path}: the model file header is damaged") from None
-    version = header.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CLIError(
-            f"{path}: model file format {version!r} is not supported by this "
-            f"skcollapse (reads format {FORMAT_VERSION})"
-        )
-    return header
-
-
-def load_model(path):
-    """Return ``(estimator, header, payload)`` of a model file.
-
-    The estimator is unpickled: only load model files you trust.
-    """
-    path = Path(path)
-    header = read_model_header(path)
-    with open(path, "rb") as fh:
-        fh.read(len(MODEL_MAGIC))
-        fh.readline()
-        try:
-            payload = pickle.load(fh)
-        except (
-            pickle.UnpicklingError,
-            EOFError,
-            AttributeError,
-            ImportError,
-            ValueError,
-        ) as exc:
-            raise CLIError(f"{path}: cannot load the model ({exc})") from None
-    if not isinstance(payload, dict) or "estimator" not in payload:
-        raise CLIError(f"{path}: the model file holds no estimator")
-    return payload["estimator"], header, payload
-
-
-def load_model_tables(path) -> dict:
-    """The embedding tables (``get_embeddings()``) of a saved model, as numpy."""
-    estimator, _, _ = load_model(path)
-    getter = getattr(estimator, "get_embeddings", None)
-    if not callable(getter):
-        raise CLIError(f"{path}: the saved model has no get_embeddings()")
-    tables = {}
-    for name, table in getter().items():
-        if hasattr(table, "detach"):
-            table = table.detach().cpu().numpy()
-        tables[str(name)] = np.asarray(table)
-    return tables
-
-
 # ------------------------------------------------------------------ the command
 def _say(args, *parts):
     if not args.quiet:
@@ -531,15 +410,22 @@ def _callbacks(args):
     return callbacks
 
 
+#: Collapse metrics stored in the model file, as ``<table>_<alias>`` keys.
+TABLE_METRICS = ("effective_rank", "information_abundance")
+
+
 def _table_metrics(estimator):
-    from skcollapse.metrics import effective_rank, information_abundance
+    """Metrics of every table, from one spectrum per table (``collapse_metrics``)."""
+    from skcollapse.metrics import collapse_metrics
+    from skcollapse.metrics._registry import COLLAPSE_METRICS
 
     out = {}
     for name, table in estimator.get_embeddings().items():
         if hasattr(table, "detach"):
             table = table.detach().cpu().numpy()
-        out[f"{name}_erank"] = float(effective_rank(table))
-        out[f"{name}_ia"] = float(information_abundance(table))
+        values = collapse_metrics(table, metrics=list(TABLE_METRICS))
+        for metric in TABLE_METRICS:
+            out[f"{name}_{COLLAPSE_METRICS[metric].alias}"] = float(values[metric])
     return out
 
 
@@ -624,13 +510,17 @@ def run_train(args) -> int:
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "skcollapse_version": _version(),
     }
+    if output.is_dir():
+        raise CLIError(f"--output {output} is a directory; give a file name")
+    if not output.parent.exists():
+        raise CLIError(f"folder {output.parent} does not exist")
     save_model(
-        output,
         estimator,
-        metadata,
+        output,
         user_ids=user_ids,
         item_ids=item_ids,
         overwrite=args.overwrite,
+        **metadata,
     )
     summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
     _say(args, f"trained in {fit_seconds:.1f} s: {summary}")
