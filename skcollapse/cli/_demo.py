@@ -65,16 +65,25 @@ DEMO_SETTINGS = {
     "lr": 1e-2,
 }
 
+#: Collapse metrics of the user and item tables in the table (metric registry).
+_TABLE_METRICS = ("effective_rank", "information_abundance")
+_TABLES = ("user", "item")
+
+
+def _metric_column(metric, table):
+    """Column header of a table's metric, e.g. ``"erank item"``."""
+    from skcollapse.metrics._registry import COLLAPSE_METRICS
+
+    return f"{COLLAPSE_METRICS[metric].short_label} {table}"
+
+
 _COLUMNS = [
     "model",
     "regularizer",
     "Recall@20",
     "NDCG@20",
     "coverage@20",
-    "erank user",
-    "erank item",
-    "IA user",
-    "IA item",
+    *(_metric_column(m, t) for m in _TABLE_METRICS for t in _TABLES),
     "fit s",
 ]
 
@@ -163,10 +172,7 @@ def _popularity_row(train, test, n_users, n_items):
         "Recall@20": res["recall"],
         "NDCG@20": res["ndcg"],
         "coverage@20": res["coverage"],
-        "erank user": None,
-        "erank item": None,
-        "IA user": None,
-        "IA item": None,
+        **{_metric_column(m, t): None for m in _TABLE_METRICS for t in _TABLES},
         "fit s": None,
     }
 
@@ -261,9 +267,7 @@ def run_demo(args):
         fit_s = time.perf_counter() - t0
         models[label if reg["label"] == "none" else f"{label} + {reg['label']}"] = est
         res = evaluate_ranking(est, test, k=20, metrics=("recall", "ndcg", "coverage"))
-        spec = collapse_metrics(
-            est.get_embeddings(), metrics=["effective_rank", "information_abundance"]
-        )
+        spec = collapse_metrics(est.get_embeddings(), metrics=list(_TABLE_METRICS))
         rows.append(
             {
                 "model": label,
@@ -271,10 +275,11 @@ def run_demo(args):
                 "Recall@20": res["recall"],
                 "NDCG@20": res["ndcg"],
                 "coverage@20": res["coverage"],
-                "erank user": spec["user"]["effective_rank"],
-                "erank item": spec["item"]["effective_rank"],
-                "IA user": spec["user"]["information_abundance"],
-                "IA item": spec["item"]["information_abundance"],
+                **{
+                    _metric_column(m, t): spec[t][m]
+                    for m in _TABLE_METRICS
+                    for t in _TABLES
+                },
                 "fit s": fit_s,
             }
         )

@@ -188,8 +188,8 @@ def _projection_plot(models, directory, interactions, table):
 
 
 def _history_plot(models, directory):
+    from skcollapse.metrics._registry import metric_of_column
     from skcollapse.plotting import CollapseHistoryDisplay
-    from skcollapse.plotting._history import metric_of_column
 
     runs, metrics = {}, set()
     for name, model in models.items():

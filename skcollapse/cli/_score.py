@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from skcollapse.cli import CLIError
+from skcollapse.metrics._registry import COLLAPSE_METRICS, DEFAULT_METRICS
 
 _SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv")
-_COLUMNS = (
-    ("effective_rank", "erank"),
-    ("information_abundance", "IA"),
-    ("normalized_std", "norm_std"),
-)
+#: (metric name, column header) of the printed table, from the metric registry.
+_COLUMNS = tuple((name, COLLAPSE_METRICS[name].short_label) for name in DEFAULT_METRICS)
 
 
 def add_parser(subparsers):
