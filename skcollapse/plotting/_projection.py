@@ -12,6 +12,7 @@ from skcollapse.plotting._base import (
     select_tables,
     to_numpy,
 )
+from skcollapse.utils._sklearn_compat import int_interval, validate_params
 from skcollapse.utils._validation import check_embedding_matrix
 
 _CHUNK_ROWS = 65536
@@ -215,6 +216,19 @@ class EmbeddingProjectionDisplay:
         return self
 
     @classmethod
+    @validate_params(
+        {
+            "embeddings": "no_validation",
+            "popularity": "no_validation",
+            "center": ["boolean"],
+            "row_normalize": ["boolean"],
+            "max_points": [int_interval(1, None, closed="left"), None],
+            "random_state": ["random_state"],
+            "name": "no_validation",
+            "ax": "no_validation",
+        },
+        prefer_skip_nested_validation=False,  # plot(**kwargs) checks its own
+    )
     def from_embeddings(
         cls,
         embeddings,
@@ -268,12 +282,6 @@ class EmbeddingProjectionDisplay:
                     f"popularity has {popularity.shape[0]} entries but embeddings has "
                     f"{n} rows."
                 )
-        if max_points is not None and (
-            not isinstance(max_points, (int, np.integer)) or max_points < 1
-        ):
-            raise ValueError(
-                f"max_points must be a positive int or None, got {max_points!r}."
-            )
         projection, ratio = _pca_2d(E, center=center, row_normalize=row_normalize)
         if max_points is not None and n > max_points:
             from sklearn.utils import check_random_state
@@ -295,6 +303,17 @@ class EmbeddingProjectionDisplay:
         return disp.plot(ax=ax, **kwargs)
 
     @classmethod
+    @validate_params(
+        {
+            "estimator": "no_validation",
+            "X": "no_validation",
+            "table": [str],
+            "popularity": "no_validation",
+            "name": "no_validation",
+            "ax": "no_validation",
+        },
+        prefer_skip_nested_validation=False,
+    )
     def from_estimator(
         cls,
         estimator,
@@ -331,8 +350,6 @@ class EmbeddingProjectionDisplay:
         -------
         display : EmbeddingProjectionDisplay
         """
-        if not isinstance(table, str):
-            raise TypeError(f"table must be a str, got {type(table).__name__}.")
         E = select_tables(get_estimator_embeddings(estimator), table, name="table")[
             table
         ]
