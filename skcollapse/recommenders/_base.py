@@ -29,6 +29,8 @@ same answers to the same questions:
 from __future__ import annotations
 
 import contextlib
+import inspect
+import warnings
 from numbers import Integral
 from typing import ClassVar
 
@@ -123,14 +125,45 @@ class NetBase(RegularizedNetMixin):
         (dropout and any other global draw are reproducible), leaving the
         caller's global RNG untouched.
         """
+        if self.max_epochs == 0:
+            warnings.warn(
+                f"{type(self).__name__}(max_epochs=0) does not train: the model "
+                "keeps its random initialisation. Set max_epochs >= 1 to train.",
+                UserWarning,
+                stacklevel=2,
+            )
         seed = self._seed()
         self._fit_seed_ = seed
         try:
             with self._seeded_rng(None if seed is None else seed + 1):
                 return super().partial_fit(X, y, classes=classes, **fit_params)
+        except ModelFitError:
+            self._forget_fit()
+            raise
         finally:
             self._fit_seed_ = None
             self._fitting_ = False
+
+    def _forget_fit(self):
+        """After a failed fit the estimator is not fitted (nothing returns NaN)."""
+        self.initialized_ = False
+        for name in ("module_", *self._fitted_attributes):
+            self.__dict__.pop(name, None)
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_end(
+            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
+        )
+        bad = [
+            name for name, p in self.module_.named_parameters()
+            if not bool(torch.isfinite(p).all())
+        ]
+        if bad:
+            raise ModelFitError(
+                f"training diverged in epoch {len(self.history)}: parameters "
+                f"{bad[:3]} became non-finite. Lower lr (now {self.lr}) or the "
+                "regularizer weight and fit again."
+            )
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
@@ -226,3 +259,47 @@ class NetBase(RegularizedNetMixin):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
+
+    # ------------------------------------------------------------ repr
+    @classmethod
+    def _init_defaults(cls):
+        """Constructor defaults, gathered along the ``**kwargs`` chain of the MRO."""
+        defaults = {}
+        for klass in reversed(cls.__mro__):
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            for name, p in inspect.signature(init).parameters.items():
+                if p.default is not p.empty:
+                    defaults[name] = p.default
+        return defaults
+
+    def __repr__(self):
+        """``Name(param=value, ...)`` with the parameters that differ from the
+        defaults, as scikit-learn prints estimators (skorch's module printout is
+        ``module_``)."""
+        defaults = self._init_defaults()
+        changed = []
+        for name, value in self.get_params(deep=False).items():
+            default = defaults.get(name, _NO_DEFAULT)
+            if name.startswith("_") or _same(value, default):
+                continue
+            changed.append(f"{name}={_short_repr(value)}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+_NO_DEFAULT = object()
+
+
+def _same(a, b):
+    try:
+        return bool(a is b or a == b)
+    except Exception:  # e.g. arrays  # noqa: BLE001
+        return False
+
+
+def _short_repr(value):
+    if isinstance(value, type):
+        return value.__name__
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

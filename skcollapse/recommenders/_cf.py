@@ -113,12 +113,14 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         warm_start=False,
         verbose=0,
         device="cpu",
+        criterion=CFLoss,
+        train_split=None,
         **kwargs,
     ):
-        kwargs.setdefault("criterion", CFLoss)
-        kwargs.setdefault("train_split", None)
         super().__init__(
             module=module,
+            criterion=criterion,
+            train_split=train_split,
             optimizer=optimizer,
             lr=lr,
             max_epochs=max_epochs,

@@ -124,19 +124,35 @@ class _BatchLoader:
     """Vectorised mini-batches of a :class:`_FieldDataset` (or a Subset of one).
 
     Each batch is one index-select of the stored tensors instead of the
-    per-sample ``__getitem__`` + collate of a ``DataLoader``.
+    per-sample ``__getitem__`` + collate of a ``DataLoader``. With
+    ``merge_single=True`` (training) a final batch of one row joins the batch
+    before it, so that batch normalisation, which needs two rows, trains on any
+    number of rows (2,049 rows at ``batch_size=2048`` give one batch of 2,049).
     """
 
-    def __init__(self, dataset, indices, batch_size, shuffle, generator):
+    def __init__(self, dataset, indices, batch_size, shuffle, generator,
+                 merge_single=False):
         self.dataset = dataset
         self.indices = indices
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.merge_single = merge_single
+
+    def _n(self):
+        return len(self.dataset) if self.indices is None else len(self.indices)
+
+    def _bounds(self, n):
+        starts = list(range(0, n, self.batch_size))
+        stops = [*starts[1:], n]
+        if self.merge_single and len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+            stops.pop()
+            stops[-1] = n
+        return zip(starts, stops)
 
     def __len__(self):
-        n = len(self.dataset) if self.indices is None else len(self.indices)
-        return (n + self.batch_size - 1) // self.batch_size
+        return sum(1 for _ in self._bounds(self._n()))
 
     def __iter__(self):
         X, y = self.dataset.X, self.dataset.y
@@ -145,12 +161,12 @@ class _BatchLoader:
         if self.shuffle:
             perm = torch.randperm(n, generator=self.generator)
             idx = perm if idx is None else idx[perm]
-        for start in range(0, n, self.batch_size):
+        for start, stop in self._bounds(n):
             if idx is None:
-                sl = slice(start, start + self.batch_size)
+                sl = slice(start, stop)
                 yield X[sl], (None if y is None else y[sl])
             else:
-                b = idx[start : start + self.batch_size]
+                b = idx[start:stop]
                 yield X[b], (None if y is None else y[b])
 
 
@@ -431,7 +447,8 @@ class _CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
             batch_size = len(dataset)
         shuffle = kwargs.get("shuffle", training)
         gen = getattr(self, "_shuffle_generator_", None) if training else None
-        return _BatchLoader(base, idx, max(int(batch_size), 1), bool(shuffle), gen)
+        return _BatchLoader(base, idx, max(int(batch_size), 1), bool(shuffle), gen,
+                            merge_single=training)
 
     # ------------------------------------------------------------ steps
     def _embedding_dict(self, e):

@@ -17,7 +17,8 @@ follows the contract of :mod:`skcollapse.regularizers._base`:
 * training steps call ``embeddings, penalty = self.regularize(embeddings,
   context)``; the epoch mean of the weighted penalty is recorded in
   ``net.history`` under ``"regularizer_penalty"``.
-* a non-finite training loss stops ``fit`` with :class:`ModelFitError`.
+* a non-finite training loss, or one that explodes (``DIVERGENCE_FACTOR``
+  times the fit's first batch loss), stops ``fit`` with :class:`ModelFitError`.
 
 The mixin knows nothing about collaborative filtering or CTR data; subclasses
 describe their data by overriding :meth:`get_regularizer_info`.
@@ -36,7 +37,13 @@ from skorch import NeuralNet
 from skcollapse.exceptions import ModelFitError
 from skcollapse.regularizers import Regularizer, resolve_regularizer
 
-__all__ = ["RegularizedNetMixin"]
+__all__ = ["DIVERGENCE_FACTOR", "RegularizedNetMixin"]
+
+#: a training batch whose loss exceeds this multiple of the fit's first batch loss
+#: (or of 1, whichever is larger) stops the fit with ``ModelFitError``, as does a
+#: non-finite loss: a fit that diverges fails loudly instead of "succeeding" with
+#: finite garbage (e.g. ``lr=1e6`` takes a BPR loss from 0.69 to ~1e12).
+DIVERGENCE_FACTOR = 1e4
 
 
 def _rebuild_regularizer(instance: Regularizer, kwargs: dict) -> Regularizer:
@@ -117,6 +124,7 @@ class RegularizedNetMixin:
     _transient_attributes: ClassVar[tuple[str, ...]] = (
         "_penalty_sum_",
         "_penalty_count_",
+        "_first_loss_",
     )
 
     # ------------------------------------------------------------------ building
@@ -168,10 +176,6 @@ class RegularizedNetMixin:
         ``tables``; CTR: ``field_dims``, ``tables``). The default is an empty dict.
         """
         return {}
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._setup_regularizer(X, y)
 
     def _setup_regularizer(self, X, y=None):
         """Call ``regularizer_.setup`` once per fit and optimise new parameters."""
@@ -312,16 +316,33 @@ class RegularizedNetMixin:
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
 
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self._setup_regularizer(X, y)
+        self._first_loss_ = None
+
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        """Stop a diverging fit (:data:`DIVERGENCE_FACTOR`) with ``ModelFitError``."""
         super().on_batch_end(net, batch=batch, training=training, **kwargs)
         loss = kwargs.get("loss")
-        if training and loss is not None and not math.isfinite(float(loss.detach())):
-            epoch = len(self.history)
+        if not training or loss is None:
+            return
+        value = float(loss.detach())
+        first = getattr(self, "_first_loss_", None)
+        if first is None and math.isfinite(value):
+            self._first_loss_ = first = value
+        limit = DIVERGENCE_FACTOR * max(abs(first), 1.0) if first is not None else None
+        if not math.isfinite(value) or (limit is not None and value > limit):
+            what = (
+                f"the loss became {value}" if not math.isfinite(value) else
+                f"the batch loss reached {value:.3g}, more than {DIVERGENCE_FACTOR:.0e} "
+                f"times its first value {first:.3g}"
+            )
             raise ModelFitError(
-                f"training diverged: the loss became {float(loss.detach())} in "
-                f"epoch {epoch}. "
-                "Lower lr, the regularizer weight (regularizer__weight) or "
-                "embedding initialisation scale, then fit again."
+                f"training diverged in epoch {len(self.history)}: {what}. Lower lr "
+                f"(now {getattr(self, 'lr', None)}), the regularizer weight "
+                "(regularizer__weight) or the embedding initialisation scale, then "
+                "fit again."
             )
 
     def __sklearn_is_fitted__(self):

@@ -24,6 +24,25 @@ def resolve_device(device, *, name: str = "device") -> torch.device:
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
-            f"{name}={device!r} asks for CUDA, but torch.cuda.is_available() is False."
+            f"{name}={device!r} asks for CUDA, but torch.cuda.is_available() is "
+            f"False on this machine; use {name}='cpu' (or install a CUDA build of "
+            "torch on a machine with a GPU)."
+        )
+    if dev.type == "cuda" and dev.index is not None and (
+        dev.index >= torch.cuda.device_count()
+    ):
+        raise ValueError(
+            f"{name}={device!r} names CUDA device {dev.index}, but this machine has "
+            f"{torch.cuda.device_count()}."
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"{name}={device!r} asks for Apple's MPS, which this machine does not "
+            f"have (torch.backends.mps.is_available() is False); use {name}='cpu'."
+        )
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(
+            f"{name}={device!r}: skcollapse runs on 'cpu', 'cuda' or 'mps', not "
+            f"{dev.type!r}."
         )
     return dev
