@@ -130,9 +130,19 @@ class RegularizerTests:
             reg({"user": np.zeros((4, 3))})
         with pytest.raises(ValueError, match="tables"):
             self.make(regularizer_name, tables=["nope"])({"user": torch.randn(4, 3)})
-        with pytest.raises(ValueError, match="weight"):
+        # parameters are checked by sklearn's validation, naming class and rule
+        cls = type(reg).__name__
+        with pytest.raises(
+            ValueError,
+            match=rf"'weight' parameter of {cls} must be a float in the range "
+            r"\[0.0, inf\)",
+        ):
             self.make(regularizer_name, weight=-1.0)
-        with pytest.raises(TypeError, match="tables"):
+        with pytest.raises(
+            TypeError,
+            match=rf"'tables' parameter of {cls} must be None, an instance of 'str' "
+            "or an array-like",
+        ):
             self.make(regularizer_name, tables=3)
 
     def test_pickle_and_deepcopy_keep_the_output(self, regularizer_name):
