@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetRegressor
@@ -262,6 +262,57 @@ def test_scorer_call_clear_error_without_embeddings(digits):
 
     with pytest.raises(ValueError, match="no tables"):
         IAScorer()(Empty(), X)
+
+
+def test_scorer_as_scoring_on_a_probe_pipeline_scores_the_transformed_fold(digits):
+    # The documented probe use: a Pipeline ending in ErankScorer, searched with
+    # scoring=ErankScorer()/IAScorer(). Each split's score is the metric of the
+    # held-out fold as the probe receives it (it used to be NaN with a warning).
+    X, _ = digits
+    X = X[:300]
+    pipe = make_pipeline(StandardScaler(), PCA(svd_solver="full"), ErankScorer())
+    cv = KFold(2)
+    search = GridSearchCV(
+        pipe, {"pca__n_components": [2, 12]}, cv=cv,
+        scoring={"erank": ErankScorer(), "ia": IAScorer()}, refit="erank",
+        error_score="raise",
+    ).fit(X)
+    for i, n in enumerate([2, 12]):
+        for split, (train, test) in enumerate(cv.split(X)):
+            fold = clone(pipe).set_params(pca__n_components=n).fit(X[train])
+            Z = fold[:-1].transform(X[test])
+            assert Z.shape[1] == n
+            res = search.cv_results_
+            np.testing.assert_allclose(res[f"split{split}_test_erank"][i],
+                                       ref_erank(Z), rtol=1e-6)
+            np.testing.assert_allclose(res[f"split{split}_test_ia"][i], ref_ia(Z),
+                                       rtol=1e-6)
+    assert search.best_params_ == {"pca__n_components": 12}
+    # called directly, on the fitted search, a nested Pipeline and the probe itself
+    Z = search.best_estimator_[:-1].transform(X)
+    np.testing.assert_allclose(ErankScorer()(search, X), ref_erank(Z), rtol=1e-6)
+    nested = make_pipeline(StandardScaler(), make_pipeline(PCA(5), IAScorer())).fit(X)
+    Zn = nested[-1][0].transform(nested[0].transform(X))
+    np.testing.assert_allclose(IAScorer()(nested, X), ref_ia(Zn), rtol=1e-6)
+    np.testing.assert_allclose(ErankScorer()(nested[-1][-1], Zn), ref_erank(Zn),
+                               rtol=1e-6)
+
+
+def test_scorer_on_a_probe_pipeline_errors_say_what_to_do(digits):
+    X, _ = digits
+    pipe = make_pipeline(StandardScaler(), PCA(4), ErankScorer()).fit(X)
+    with pytest.raises(ValueError, match=r"without X: pass the data to score"):
+        ErankScorer()(pipe)
+    with pytest.raises(ValueError, match="is expecting 4 features"):
+        IAScorer()(pipe[-1], X)  # the probe alone needs what it was fitted on
+    # a Pipeline ending in a plain transformer: say how to get a probe
+    plain = make_pipeline(StandardScaler(), PCA(4)).fit(X)
+    with pytest.raises(TypeError, match=r"Pipeline has no get_embeddings.*end a "
+                       r"Pipeline with ErankScorer\(\)/IAScorer\(\)"):
+        ErankScorer()(plain, X)
+    with pytest.raises(TypeError, match="Pipeline has no get_embeddings"):
+        GridSearchCV(plain, {"pca__n_components": [2, 3]}, scoring=ErankScorer(),
+                     error_score="raise", cv=2).fit(X)
 
 
 def test_grid_search_scoring_dict_of_collapse_scorers(digits):

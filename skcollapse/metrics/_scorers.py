@@ -5,7 +5,11 @@ spectrum of the matrix it sees, ``transform`` passes it through unchanged and
 ``score`` returns the metric, so ``GridSearchCV`` without ``scoring=`` ranks the
 upstream steps by collapse. As callables ``scorer(estimator, X, y=None)`` they read
 ``estimator.get_embeddings()`` (the embeddings protocol of DESIGN.md) and work in
-``GridSearchCV(scoring=...)`` and skorch's ``EpochScoring``. Larger is better.
+``GridSearchCV(scoring=...)`` and skorch's ``EpochScoring``. Called on a Pipeline
+whose last step is such a probe, they score ``X`` as transformed by the steps
+before the probe, i.e. the matrix the probe receives (so ``scoring=IAScorer()`` on
+a Pipeline ending in ``ErankScorer()`` ranks by information abundance). Larger is
+better.
 """
 
 from __future__ import annotations
@@ -43,6 +47,28 @@ def _find_embeddings(estimator):
         if hasattr(seen, "best_estimator_"):
             seen = seen.best_estimator_
         elif hasattr(seen, "steps") and seen.steps:
+            seen = seen.steps[-1][1]
+        else:
+            break
+    return None
+
+
+def _find_probe(estimator):
+    """The chain of Pipelines ending in a collapse probe, and the probe.
+
+    Returns ``(pipelines, probe)`` where ``pipelines`` are the (nested) Pipelines
+    whose steps before the last lead to ``probe``, or ``None`` when ``estimator``
+    (a fitted search is looked into) does not end in an ``ErankScorer``/``IAScorer``.
+    """
+    pipelines = []
+    seen = estimator
+    for _ in range(8):
+        if isinstance(seen, _CollapseScorerMixin):
+            return pipelines, seen
+        if hasattr(seen, "best_estimator_"):
+            seen = seen.best_estimator_
+        elif hasattr(seen, "steps") and seen.steps:
+            pipelines.append(seen)
             seen = seen.steps[-1][1]
         else:
             break
@@ -245,23 +271,34 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         ----------
         estimator : object
             A fitted estimator with ``get_embeddings() -> dict[str, array]`` (or a
-            Pipeline/search whose last step/best estimator has it).
-        X, y : ignored
-            Present for the scorer signature ``(estimator, X, y)``.
+            Pipeline/search whose last step/best estimator has it), or a fitted
+            Pipeline whose last step is an ``ErankScorer``/``IAScorer`` probe.
+        X : array-like of shape (n_samples, n_features) or None, default=None
+            Ignored for estimators with ``get_embeddings()``. For a Pipeline
+            ending in a probe, the data to score: it goes through the steps
+            before the probe and the metric of the result is returned (``table``
+            and ``reduce`` do not apply there).
+        y : None
+            Ignored; present for the scorer signature ``(estimator, X, y)``.
 
         Returns
         -------
         float
             The metric of the chosen table, or of all chosen tables reduced by
-            ``reduce``.
+            ``reduce``; for a probe Pipeline, the metric of the transformed ``X``.
         """
         self._validate_params()
         owner = _find_embeddings(estimator)
         if owner is None:
+            found = _find_probe(estimator)
+            if found is not None:
+                return self._score_probe(*found, X)
             raise TypeError(
                 f"{self!r} scores embeddings, but {type(estimator).__name__} has no "
                 "get_embeddings() method (expected get_embeddings() -> dict of "
-                "name -> (n_rows, dim) array); use it as a Pipeline step instead."
+                "name -> (n_rows, dim) array). To score the matrix a model "
+                "produces, end a Pipeline with ErankScorer()/IAScorer(): the "
+                "scorer then reads X as transformed by the steps before it."
             )
         tables = owner.get_embeddings()
         if not isinstance(tables, Mapping):
@@ -275,6 +312,21 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         if len(values) == 1:
             return values[0]
         return float(_REDUCERS[self.reduce](values))
+
+    def _score_probe(self, pipelines, probe, X):
+        """The metric of ``X`` transformed by the steps before ``probe``."""
+        if X is None:
+            raise ValueError(
+                f"{self!r} was called on a Pipeline that ends in "
+                f"{type(probe).__name__}, without X: pass the data to score, "
+                "scorer(pipeline, X); it is transformed by the steps before the "
+                "probe."
+            )
+        for pipe in pipelines:
+            if len(pipe.steps) > 1:
+                X = pipe[:-1].transform(X)
+        X = probe.transform(X)  # fitted check and the feature count of its fit
+        return float(self._metric_of(X))
 
     def _selected(self, tables):
         if self.table is None:
@@ -295,7 +347,8 @@ _COMMON = """table : str, list of str or None, default=None
         When called as ``scorer(estimator, X, y)``: which table of
         ``estimator.get_embeddings()`` to score (e.g. ``"item"`` or a field name);
         ``None`` scores every table and combines them with ``reduce``. Ignored by
-        ``fit``/``score``, which read the matrix they are given.
+        ``fit``/``score``, and by a call on a Pipeline that ends in a probe,
+        which read the matrix they are given.
     reduce : {"mean", "min", "max", "median"}, default="mean"
         How several tables are combined into one number.
     center : bool, default=False
