@@ -190,17 +190,20 @@ def test_recommend_bad_arguments(fitted):
     model = fitted[MFRecommender]
     with pytest.raises(ValueError, match="contradictory"):
         model.recommend([0], filter_items=[1], items=[2, 3])
-    with pytest.raises(ValueError, match="outside the fitted range"):
+    with pytest.raises(ValueError, match=r"user_ids contains 1 user id.* unseen in fit"):
         model.recommend([model.n_users_])
-    with pytest.raises(ValueError, match="outside the fitted range"):
+    with pytest.raises(ValueError, match="negative"):
         model.recommend([-1])
     with pytest.raises(ValueError, match="'n' parameter of recommend must be an int"):
         model.recommend([0], n=0)
-    with pytest.raises(TypeError, match="user_ids"):
+    # a string id is a label like any other: unknown to this model
+    with pytest.raises(ValueError, match=r"user_ids .* unseen in fit, e.g. 'a'"):
         model.recommend(["a"])
+    with pytest.raises(TypeError, match="user_ids must hold integer or string"):
+        model.recommend([0.5 + 0j])
     with pytest.raises(ValueError, match="duplicate"):
         model.recommend([0], items=[1, 1])
-    with pytest.raises(ValueError, match="outside the fitted range"):
+    with pytest.raises(ValueError, match=r"items contains 1 item id.* unseen in fit"):
         model.recommend([0], items=[model.n_items_])
     with pytest.raises(ValueError, match="user_items must have shape"):
         model.recommend([0, 1], sp.csr_matrix((1, model.n_items_)))
@@ -238,15 +241,16 @@ def test_score_counts_unknown_ids_as_misses_with_one_warning(fitted, data):
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         got = model.score(np.vstack([test, extra]))
-    assert sum("outside the fitted range" in str(w.message) for w in rec) == 1
+    assert sum("unseen in fit are counted as misses" in str(w.message)
+               for w in rec) == 1
     assert got < base
 
 
 def test_predict_rejects_unknown_ids(fitted):
     model = fitted[MFRecommender]
-    with pytest.raises(ValueError, match="outside the fitted range"):
+    with pytest.raises(ValueError, match=r"item column contains 1 item id.* unseen"):
         model.predict([[0, model.n_items_]])
-    with pytest.raises(ValueError, match="outside the fitted range"):
+    with pytest.raises(ValueError, match=r"user column contains 1 user id.* unseen"):
         model.predict(np.array([[model.n_users_, 0]]))
 
 
@@ -260,7 +264,7 @@ def test_predict_rejects_unknown_ids(fitted):
         (np.array([0, 1, 2]), ValueError, r"shape \(n, 2\)"),
         (np.empty((0, 2), dtype=int), ValueError, "empty"),
         (np.array([[0.0, np.nan]]), ValueError, "NaN"),
-        (np.array([["a", "b"]]), TypeError, "integer"),
+        (np.array([["a", None]], dtype=object), TypeError, "integer or string"),
         (np.array([[True, False]]), TypeError, "integer"),
         (sp.csr_matrix(np.eye(3)), TypeError, "sparse"),
         (pd.DataFrame({"u": [0], "i": [1], "t": [5]}), ValueError, "two columns"),
@@ -480,8 +484,9 @@ def test_set_params_reinitialises_and_warm_start(data):
     warm.fit(train)
     assert len(warm.history) == 4
     assert not np.allclose(before, warm.get_embeddings()["item"])
-    with pytest.raises(ValueError, match="warm_start"):
-        warm.fit(np.vstack([train, [[warm.n_users_ + 5, 0]]]))
+    # continuing with a new user id grows the tables (the id is learned)
+    warm.fit(np.vstack([train, [[warm.n_users_ + 5, 0]]]))
+    assert warm.user_ids_[-1] == warm.n_users_ + 4 and len(warm.history) == 6
     # partial_fit continues training on a subset without shrinking the model
     part = MFRecommender(max_epochs=1, **FAST).fit(train)
     n_users = part.n_users_
@@ -490,6 +495,26 @@ def test_set_params_reinitialises_and_warm_start(data):
     assert part.n_users_ == n_users and len(part.history) == 2
     assert not np.allclose(before, part.get_embeddings()["item"])
     assert part.user_items_.shape == (n_users, part.n_items_)
+
+
+def test_partial_fit_learns_new_ids_and_keeps_trained_rows(data):
+    train, _ = data
+    model = MFRecommender(max_epochs=1, **FAST).fit(train)
+    before = model.get_embeddings()
+    new_user, new_item = int(model.user_ids_.max()) + 7, int(model.item_ids_.max()) + 3
+    model.partial_fit(np.array([[new_user, new_item], [new_user, train[0, 1]]]))
+    assert model.user_ids_[-1] == new_user and model.item_ids_[-1] == new_item
+    assert model.n_users_ == before["user"].shape[0] + 1
+    after = model.get_embeddings()
+    # SparseRowAdam updates only the rows of the batch: the other users' trained
+    # rows were copied into the grown table unchanged
+    np.testing.assert_array_equal(after["user"][:-1], before["user"])
+    assert model.recommend(new_user, n=3)[0].shape == (3,)
+    assert model.predict([[new_user, new_item]]).shape == (1,)
+    # n_users fixes the ids: a new id is refused
+    fixed = MFRecommender(max_epochs=1, n_users=300, **FAST).fit(train)
+    with pytest.raises(ValueError, match="beyond n_users=300"):
+        fixed.partial_fit(np.array([[300, 0]]))
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)

@@ -32,7 +32,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from skcollapse.utils._interactions import check_interactions
+from skcollapse.utils._interactions import IdVocabulary, check_interactions
 from skcollapse.utils._sklearn_compat import (
     int_interval,
     real_interval,
@@ -573,36 +573,83 @@ def _check_ranking_estimator(estimator, need_popularity):
         )
 
 
+def _heldout_codes(vocab, ids):
+    """Rows of held-out ids in the estimator's vocabulary; unseen ids get rows
+    ``len(vocab), len(vocab) + 1, ...`` (one per distinct unseen id), so they
+    count as relevant but can never be recommended."""
+    codes = vocab.encode(ids, name="X", unknown="ignore")
+    unseen = codes < 0
+    if unseen.any():
+        _, extra = np.unique(ids[unseen], return_inverse=True)
+        codes[unseen] = len(vocab) + extra
+    return codes, int(np.count_nonzero(unseen))
+
+
+def _vocabulary(estimator, kind):
+    ids = getattr(estimator, f"{kind}_ids_", None)
+    if ids is None:  # a recommender without a vocabulary: its rows are its ids
+        ids = np.arange(int(getattr(estimator, f"n_{kind}s_")))
+    return IdVocabulary(ids, kind=kind)
+
+
 def _recommend_for_heldout(estimator, X, k, batch_size):
-    """Build the relevant CSR and the (padded) top-k ids of the held-out users."""
+    """Build the relevant CSR and the (padded) top-k rows of the held-out users.
+
+    Held-out ids are raw ids (labels): they are mapped to the estimator's rows
+    through its ``user_ids_``/``item_ids_`` (rows are the ids themselves for a
+    recommender without them), and ``recommend``'s raw item ids are mapped back.
+    """
     users, items = check_interactions(X, allow_extra_columns=True)
     n_users_fit = int(estimator.n_users_)
     n_items_fit = int(estimator.n_items_)
-    eval_users, rows = np.unique(users, return_inverse=True)
-    n_cols = max(n_items_fit, int(items.max()) + 1)
+    uvocab, ivocab = _vocabulary(estimator, "user"), _vocabulary(estimator, "item")
+    ucodes, _ = _heldout_codes(uvocab, users)
+    icodes, n_unknown_items = _heldout_codes(ivocab, items)
+    eval_users, rows = np.unique(ucodes, return_inverse=True)
+    n_cols = max(n_items_fit, int(icodes.max()) + 1)
     rel = sp.csr_matrix(
-        (np.ones(users.shape[0]), (rows, items)), shape=(eval_users.shape[0], n_cols)
+        (np.ones(ucodes.shape[0]), (rows, icodes)), shape=(eval_users.shape[0], n_cols)
     )
     rel = _check_relevant(rel)
     unknown_users = eval_users >= n_users_fit
-    n_unknown_items = int(np.count_nonzero(items >= n_items_fit))
     if unknown_users.any() or n_unknown_items:
         warnings.warn(
             f"{int(unknown_users.sum())} held-out user(s) and {n_unknown_items} "
-            f"held-out interaction(s) with an item outside the fitted range "
-            f"(n_users_={n_users_fit}, n_items_={n_items_fit}) are counted as misses.",
+            "held-out interaction(s) with an item unseen in fit are counted as "
+            "misses.",
             UserWarning,
             stacklevel=4,
         )
+    seen = getattr(estimator, "user_items_", None)
+    known = (ucodes < n_users_fit) & (icodes < n_items_fit)
+    if seen is not None and known.any():
+        n_seen = int(np.asarray(seen.tocsr()[ucodes[known], icodes[known]]).sum())
+        if n_seen == ucodes.shape[0]:
+            warnings.warn(
+                "every held-out pair of X was seen in fit: training items are "
+                "excluded from the ranking, so nothing was left to rank and the "
+                "score is 0. Score held-out pairs (e.g. X_test), not the training "
+                "data.",
+                UserWarning,
+                stacklevel=4,
+            )
+        elif n_seen:
+            warnings.warn(
+                f"{n_seen} of {ucodes.shape[0]} held-out pairs were seen in fit: "
+                "training items are excluded from the ranking, so they count as "
+                "misses.",
+                UserWarning,
+                stacklevel=4,
+            )
     rec = np.full((eval_users.shape[0], k), -1, dtype=np.int64)
     known_rows = np.flatnonzero(~unknown_users)
     n_req = min(k, n_items_fit)
     for start in range(0, known_rows.shape[0], batch_size):
         batch_rows = known_rows[start : start + batch_size]
         ids, _ = estimator.recommend(
-            eval_users[batch_rows], n=n_req, filter_already_liked_items=True
+            uvocab.ids[eval_users[batch_rows]], n=n_req, filter_already_liked_items=True
         )
-        ids = _to_numpy(ids)
+        ids = np.asarray(_to_numpy(ids))
         if ids.ndim == 1:
             ids = ids.reshape(batch_rows.shape[0], -1)
         if ids.shape[0] != batch_rows.shape[0] or ids.shape[1] > k:
@@ -610,7 +657,8 @@ def _recommend_for_heldout(estimator, X, k, batch_size):
                 f"{type(estimator).__name__}.recommend returned ids of shape "
                 f"{ids.shape} for {batch_rows.shape[0]} users and n={n_req}."
             )
-        rec[batch_rows, : ids.shape[1]] = ids
+        codes = ivocab.encode(ids.ravel(), name="recommended ids", unknown="ignore")
+        rec[batch_rows, : ids.shape[1]] = codes.reshape(ids.shape)
     rec = _check_recommended(rec, k, n_items_fit, name="recommended ids")
     return rel, rec, n_items_fit
 

@@ -91,6 +91,17 @@ class CFEncoder(nn.Module):
         enc = self.encode(pairs[:, 0], pairs[:, 1])
         return (enc["user"] * enc["item"]).sum(-1)
 
+    @torch.no_grad()
+    def copy_rows_from(self, other):
+        """Copy the ego rows of ``other`` (an encoder with at most as many users
+        and items) into the first user and item rows of this one."""
+        w = self.embedding.weight
+        src = other.embedding.weight.detach().to(w.device, w.dtype)
+        nu, ni = other.n_users, other.n_items
+        w[:nu] = src[:nu]
+        w[self.n_users : self.n_users + ni] = src[nu : nu + ni]
+        return self
+
     def _ego_index(self, users, items):
         """Rows of the joint table holding ``users`` then ``items``."""
         return torch.cat([users, items + self.n_users])

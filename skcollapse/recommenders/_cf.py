@@ -35,7 +35,7 @@ from skcollapse.utils._distributed import (
     shared_seed,
     unwrap_module,
 )
-from skcollapse.utils._interactions import check_interactions
+from skcollapse.utils._interactions import IdVocabulary, check_interactions
 from skcollapse.utils._sklearn_compat import (
     HasMethods,
     StrOptions,
@@ -73,13 +73,20 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         "optimizer": [callable],
     }
     _fitted_attributes = (
-        "n_users_", "n_items_", "user_items_", "item_popularity_", "embeddings_cache_"
+        "user_ids_",
+        "item_ids_",
+        "n_users_",
+        "n_items_",
+        "user_items_",
+        "item_popularity_",
+        "embeddings_cache_",
     )
     _transient_attributes: ClassVar[tuple[str, ...]] = (
         *NetBase._transient_attributes,
         "_generator_",
         "_sampler_",
         "_adjacency_for_",
+        "_vocabularies_",
     )
     cuda_dependent_attributes_: ClassVar[list[str]] = [
         *NetBase.cuda_dependent_attributes_,
@@ -184,6 +191,12 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
             return {"loss": self.loss, "temperature": float(self.temperature)}
         return {}
 
+    def initialize_module(self):
+        """Build the encoder; a new module invalidates the cached ranking tables."""
+        super().initialize_module()
+        self.embeddings_cache_ = None
+        return self
+
     def get_params_for_optimizer(self, prefix, named_parameters):
         """As skorch's; SparseAdam gets only the table, Adam runs fused."""
         named = list(named_parameters)
@@ -238,58 +251,70 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         }
 
     def _set_interactions(self, users, items):
-        """Fitted id range, ``user_items_`` and ``item_popularity_`` from ``X``."""
-        n_users = int(users.max()) + 1
-        n_items = int(items.max()) + 1
-        # a fitted module that was not re-initialised (warm_start=True, or
-        # partial_fit) keeps training: its id range is fixed
-        fitted = getattr(self, "embeddings_cache_", None) is not None
-        if fitted and (n_users > self.n_users_ or n_items > self.n_items_):
-            raise ValueError(
-                "continuing training (warm_start=True or partial_fit) but X has ids "
-                f"beyond the fitted range (n_users_={self.n_users_}, n_items_="
-                f"{self.n_items_}); fit from scratch or set n_users/n_items large "
-                "enough before the first fit."
-            )
-        if fitted:
-            n_users, n_items = self.n_users_, self.n_items_
-        for name, got, given in (
-            ("n_users", n_users, self.n_users),
-            ("n_items", n_items, self.n_items),
+        """Learn (or extend) the id vocabularies; set ``user_items_`` and
+        ``item_popularity_`` in rows of the vocabulary. Returns the row codes.
+
+        A fresh fit learns the ids of ``X`` (``0..n-1`` when ``n_users`` /
+        ``n_items`` is given); continued training (``partial_fit``, or ``fit``
+        with ``warm_start=True``) appends ids it has not seen.
+        """
+        continuing = getattr(self, "embeddings_cache_", None) is not None
+        vocabs = []
+        for kind, ids, given in (
+            ("user", users, self.n_users), ("item", items, self.n_items)
         ):
-            if given is not None and got > given:
-                raise ValueError(
-                    f"X contains {name[2:-1]} id {got - 1} but {name}={given}; ids "
-                    f"must be < {name}."
-                )
-        self.n_users_ = int(self.n_users or n_users)
-        self.n_items_ = int(self.n_items or n_items)
+            if continuing:
+                vocab, n_new = self._vocabulary(kind).extend(ids)
+                if n_new and given is not None:
+                    raise ValueError(
+                        f"X has {n_new} {kind} id(s) beyond n_{kind}s={given}, which "
+                        f"fixes the {kind} ids to 0..{given - 1}; fit from scratch "
+                        f"with a larger n_{kind}s (or n_{kind}s=None)."
+                    )
+            else:
+                vocab = IdVocabulary.learn(ids, kind=kind, n=given)
+            vocabs.append(vocab)
+        uv, iv = vocabs
+        old_n_items = self.n_items_ if continuing else 0
+        self.user_ids_, self.item_ids_ = uv.ids, iv.ids
+        self._vocabularies_ = {"user": uv, "item": iv}
+        self.n_users_, self.n_items_ = len(uv), len(iv)
         self.n_features_in_ = 2
+        u = uv.encode(users, name="X's user column")
+        i = iv.encode(items, name="X's item column")
         R = sp.csr_matrix(
-            (np.ones(users.shape[0], dtype=np.float32), (users, items)),
+            (np.ones(u.shape[0], dtype=np.float32), (u, i)),
             shape=(self.n_users_, self.n_items_),
         )
-        popularity = np.bincount(items, minlength=self.n_items_).astype(np.int64)
-        if fitted and not getattr(self, "_fit_replaces_data_", False):
+        popularity = np.bincount(i, minlength=self.n_items_).astype(np.int64)
+        if continuing and not getattr(self, "_fit_replaces_data_", False):
             # partial_fit: the model has now seen the earlier interactions too, so
             # recommend() keeps filtering them, negatives avoid them and LightGCN
             # propagates over the whole known graph
-            R = R + self.user_items_
-            popularity = popularity + self.item_popularity_
+            old = self.user_items_.tocsr(copy=True)
+            old.resize((self.n_users_, self.n_items_))
+            R = R + old
+            popularity[:old_n_items] += self.item_popularity_
         R.sum_duplicates()
         R.data[:] = 1.0
         self.user_items_ = R
         self.item_popularity_ = popularity
         self._liked_ = None
         self.embeddings_cache_ = None
+        return u, i
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         users, items = check_interactions(X)
-        self._set_interactions(users, items)
+        continuing = getattr(self, "embeddings_cache_", None) is not None
+        users, items = self._set_interactions(users, items)
         mod = unwrap_module(self.module_)
         if (mod.n_users, mod.n_items) != (self.n_users_, self.n_items_):
-            # the module was built before the data was seen
+            # the module was built before the data was seen, or new ids arrived
+            # while training continues: rebuild it at the data's size, keeping
+            # the trained rows of the ids it already knew
             self._resize_to_data()
+            if continuing:
+                unwrap_module(self.module_).copy_rows_from(mod)
         dev = self._device()
         self._fit_pairs_ = torch.from_numpy(np.column_stack([users, items])).to(dev)
         seed = getattr(self, "_fit_seed_", None)
@@ -321,11 +346,14 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
     def get_dataset(self, X, y=None):
         if isinstance(X, PairsDataset):
             return X
-        users, items = check_interactions(X)
-        cand = torch.from_numpy(np.column_stack([users, items]))
         pairs = getattr(self, "_fit_pairs_", None)
-        if pairs is not None and torch.equal(cand.to(pairs.device), pairs):
+        if pairs is not None and len(X) == pairs.shape[0]:
+            # the training data, already read and encoded by on_train_begin
             return PairsDataset(pairs)
+        users, items = check_interactions(X)
+        users = self._vocabulary("user").encode(users, name="X's user column")
+        items = self._vocabulary("item").encode(items, name="X's item column")
+        cand = torch.from_numpy(np.column_stack([users, items]))
         return PairsDataset(cand.to(self._device()))
 
     def get_iterator(self, dataset, training=False):

@@ -24,7 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from skcollapse.metrics import ranking_scorer
-from skcollapse.utils._interactions import check_id_vector, check_interactions
+from skcollapse.utils._interactions import (
+    IdVocabulary,
+    check_id_vector,
+    check_interactions,
+)
 from skcollapse.utils._sklearn_compat import (
     int_interval,
     validate_parameter_constraints,
@@ -43,7 +47,30 @@ def _check_n(n):
 
 
 class RankingMixin:
-    """``predict``/``recommend``/``similar_items``/``score`` over ranking tables."""
+    """``predict``/``recommend``/``similar_items``/``score`` over ranking tables.
+
+    Every public method speaks raw ids (the labels of ``user_ids_`` and
+    ``item_ids_``); rows of the tables are looked up through
+    :class:`~skcollapse.utils._interactions.IdVocabulary`.
+    """
+
+    def _vocabulary(self, kind):
+        """The (cached) :class:`IdVocabulary` of ``user_ids_`` or ``item_ids_``."""
+        ids = getattr(self, f"{kind}_ids_", None)
+        if ids is None:  # an estimator without a vocabulary: rows are the ids
+            ids = np.arange(int(getattr(self, f"n_{kind}s_")))
+        cache = getattr(self, "_vocabularies_", None) or {}
+        vocab = cache.get(kind)
+        if vocab is None or vocab.ids is not ids:
+            vocab = IdVocabulary(ids, kind=kind)
+            cache[kind] = vocab
+            self._vocabularies_ = cache
+        return vocab
+
+    def _codes(self, kind, ids, *, name, unknown="error"):
+        """Rows of raw ``ids`` (scalar or 1-D); returns ``(codes, was_scalar)``."""
+        arr, scalar = check_id_vector(ids, name=name)
+        return self._vocabulary(kind).encode(arr, name=name, unknown=unknown), scalar
 
     def predict(self, X):
         """Score of each ``(user, item)`` pair.
@@ -60,8 +87,8 @@ class RankingMixin:
         """
         self._check_fitted()
         users, items = check_interactions(X)
-        check_id_vector(users, self.n_users_, name="X[:, 0]", kind="user")
-        check_id_vector(items, self.n_items_, name="X[:, 1]", kind="item")
+        users = self._vocabulary("user").encode(users, name="X's user column")
+        items = self._vocabulary("item").encode(items, name="X's item column")
         tabs = self.get_embedding_tensors()
         U, I = tabs["user"], tabs["item"]
         dev = U.device
@@ -154,11 +181,26 @@ class RankingMixin:
             sc_out[start:stop] = vals.float().cpu().numpy()
         return ids_out, sc_out
 
-    def _check_item_list(self, values, name):
-        if values is None:
-            return None
-        arr, _ = check_id_vector(values, self.n_items_, name=name, kind="item")
-        return arr
+    def _item_filters(self, filter_items, items):
+        """Rows of ``filter_items`` (unknown ids ignored: they are never ranked)
+        and of the candidate ``items`` (unknown ids refused)."""
+        if filter_items is not None and items is not None:
+            raise ValueError(
+                "filter_items and items are contradictory: pass the allowed items "
+                "through items only."
+            )
+        filt = cand = None
+        if filter_items is not None:
+            filt, _ = self._codes("item", filter_items, name="filter_items",
+                                  unknown="ignore")
+            filt = filt[filt >= 0]
+        if items is not None:
+            cand, _ = self._codes("item", items, name="items")
+            if cand.size == 0:
+                raise ValueError("items is empty; give at least one candidate item.")
+            if np.unique(cand).size != cand.size:
+                raise ValueError("items contains duplicate ids.")
+        return filt, cand
 
     def recommend(
         self,
@@ -174,46 +216,36 @@ class RankingMixin:
 
         Parameters
         ----------
-        user_ids : int or array-like of shape (n_users_query,)
-            Users to recommend for (ids in ``[0, n_users_)``).
+        user_ids : id or array-like of shape (n_users_query,)
+            Users to recommend for: ids seen in fit (``user_ids_``); an unseen id
+            is an error.
         user_items : sparse matrix of shape (n_users_query, n_items_), default=None
-            Items to treat as already liked, one row per entry of ``user_ids``.
-            ``None`` uses the training interactions (``user_items_``).
+            Items to treat as already liked, one row per entry of ``user_ids``,
+            columns in the order of ``item_ids_``. ``None`` uses the training
+            interactions (``user_items_``).
         n : int, default=10
             Number of items per user. Fewer columns are returned when fewer
             candidates exist; rows with fewer valid candidates are padded with id
-            ``-1`` and score ``-inf``.
+            ``-1`` (``None`` for string ids) and score ``-inf``.
         filter_already_liked_items : bool, default=True
             Exclude the liked items from the ranking.
-        filter_items : array-like of int, default=None
-            Items excluded for every user.
-        items : array-like of int, default=None
-            Restrict the ranking to these candidate items.
+        filter_items : array-like of ids, default=None
+            Items excluded for every user (ids unseen in fit are ignored).
+        items : array-like of ids, default=None
+            Restrict the ranking to these candidate items (ids seen in fit).
 
         Returns
         -------
         ids : ndarray of shape (n_users_query, n) or (n,)
-            Item ids, best first (1-D when ``user_ids`` is a scalar).
+            Item ids (labels of ``item_ids_``), best first (1-D when
+            ``user_ids`` is a scalar).
         scores : ndarray of the same shape
             Their scores (float32).
         """
         self._check_fitted()
         _check_n(n)
-        users, scalar = check_id_vector(
-            user_ids, self.n_users_, name="user_ids", kind="user"
-        )
-        if filter_items is not None and items is not None:
-            raise ValueError(
-                "filter_items and items are contradictory: pass the allowed items "
-                "through items only."
-            )
-        filt = self._check_item_list(filter_items, "filter_items")
-        cand = self._check_item_list(items, "items")
-        if cand is not None:
-            if cand.size == 0:
-                raise ValueError("items is empty; give at least one candidate item.")
-            if np.unique(cand).size != cand.size:
-                raise ValueError("items contains duplicate ids.")
+        users, scalar = self._codes("user", user_ids, name="user_ids")
+        filt, cand = self._item_filters(filter_items, items)
         tabs = self.get_embedding_tensors()
         U, I = tabs["user"], tabs["item"]
         dev = U.device
@@ -246,6 +278,7 @@ class RankingMixin:
         ids, scores = self._topk(
             queries, I, n, exclude=exclude, filter_items=filt, items=cand
         )
+        ids = self._vocabulary("item").decode(ids)
         if scalar:
             return ids[0], scores[0]
         return ids, scores
@@ -255,7 +288,8 @@ class RankingMixin:
 
         Parameters
         ----------
-        item_ids : int or array-like of shape (n_queries,)
+        item_ids : id or array-like of shape (n_queries,)
+            Items seen in fit (``item_ids_``).
         n : int, default=10
             The query item itself is included (similarity 1).
         filter_items, items : array-like of int, default=None
@@ -267,17 +301,12 @@ class RankingMixin:
         """
         self._check_fitted()
         _check_n(n)
-        q, scalar = check_id_vector(item_ids, self.n_items_, name="item_ids", kind="item")
-        if filter_items is not None and items is not None:
-            raise ValueError(
-                "filter_items and items are contradictory: pass the allowed items "
-                "through items only."
-            )
-        filt = self._check_item_list(filter_items, "filter_items")
-        cand = self._check_item_list(items, "items")
+        q, scalar = self._codes("item", item_ids, name="item_ids")
+        filt, cand = self._item_filters(filter_items, items)
         I = F.normalize(self.get_embedding_tensors()["item"], dim=1)
         queries = I.index_select(0, torch.from_numpy(q).to(I.device))
         ids, scores = self._topk(queries, I, n, filter_items=filt, items=cand)
+        ids = self._vocabulary("item").decode(ids)
         if scalar:
             return ids[0], scores[0]
         return ids, scores
@@ -285,7 +314,10 @@ class RankingMixin:
     def score(self, X, y=None):
         """NDCG@``k`` of held-out pairs, training items excluded from the ranking.
 
-        Users or items outside the fitted range count as misses (one warning).
+        Held-out users or items unseen in fit count as misses (one warning);
+        held-out pairs that were seen in fit cannot be recommended (they are
+        filtered out) and count as misses too: a warning says so, and when no
+        pair of ``X`` is left to rank (e.g. ``score(X_train)``) the score is 0.
 
         Parameters
         ----------

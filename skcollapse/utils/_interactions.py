@@ -19,7 +19,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ITEM_COLUMN", "USER_COLUMN", "check_id_vector", "check_interactions"]
+__all__ = [
+    "ITEM_COLUMN",
+    "USER_COLUMN",
+    "IdVocabulary",
+    "check_id_vector",
+    "check_interactions",
+]
 
 #: DataFrame column names read by name.
 USER_COLUMN = "user"
@@ -64,31 +70,45 @@ def _frame_columns(X, name):
     return X.iloc[:, 0].to_numpy(), X.iloc[:, 1].to_numpy()
 
 
-def _as_int_ids(arr, name):
-    """Integer-valued, finite, non-negative ids as int64 (any numeric dtype)."""
+def _as_ids(arr, name):
+    """Ids as labels: non-negative integers (int64), or strings.
+
+    Integer-valued floats are integers; NaN, negative or fractional numbers,
+    booleans and mixed or missing values are refused.
+    """
     kind = arr.dtype.kind
-    if kind == "O":
-        try:
+    if kind in "OUS":
+        import pandas as pd
+
+        inferred = pd.api.types.infer_dtype(arr, skipna=False)
+        if inferred in ("string", "bytes"):
+            return arr
+        if inferred in ("integer", "floating", "mixed-integer-float"):
             arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
+            kind = "f"
+        else:
             raise TypeError(
-                f"{name} must hold integer user/item ids, got dtype object with "
-                "non-numeric values; encode them first, e.g. with "
-                "sklearn.preprocessing.OrdinalEncoder."
-            ) from None
-        kind = "f"
+                f"{name} must hold integer or string user/item ids, got values of "
+                f"type {inferred!r} (missing values, or a mix of types); clean them "
+                "or encode them first, e.g. with sklearn.preprocessing.OrdinalEncoder."
+            )
     if kind == "b" or kind not in "iuf":
-        raise TypeError(f"{name} must hold integer user/item ids, got dtype {arr.dtype}.")
+        raise TypeError(
+            f"{name} must hold integer or string user/item ids, got dtype {arr.dtype}."
+        )
     if kind == "f":
         if not np.isfinite(arr).all():
             raise ValueError(f"{name} contains NaN or infinite ids.")
         if not np.array_equal(arr, np.floor(arr)):
             raise ValueError(
-                f"{name} must hold integer user/item ids, got non-integer values; "
-                "encode raw ids with sklearn.preprocessing.OrdinalEncoder first."
+                f"{name} must hold integer (or string) user/item ids, got "
+                "non-integer numbers; is this a rating or timestamp column?"
             )
     if arr.size and arr.min() < 0:
-        raise ValueError(f"{name} contains negative user or item ids; ids must be >= 0.")
+        raise ValueError(
+            f"{name} contains negative user or item ids; numeric ids must be >= 0 "
+            "(-1 pads recommendation lists)."
+        )
     return arr.astype(np.int64, copy=False)
 
 
@@ -108,7 +128,10 @@ def check_interactions(X, *, name="X", allow_extra_columns=False):
 
     Returns
     -------
-    users, items : ndarray of shape (n,), int64
+    users, items : ndarray of shape (n,)
+        The ids as labels: int64 for numeric ids (non-negative, integer-valued),
+        else the strings as given. Estimators map labels to rows with
+        :class:`IdVocabulary`.
     """
     if X is None:
         raise ValueError(f"{name} is required: an (n, 2) array of (user, item) ids.")
@@ -143,42 +166,124 @@ def check_interactions(X, *, name="X", allow_extra_columns=False):
         users, items = arr[:, 0], arr[:, 1]
     if users.shape[0] == 0:
         raise ValueError(f"{name} is empty; give at least one (user, item) pair.")
-    users = _as_int_ids(np.asarray(users), name)
-    items = _as_int_ids(np.asarray(items), name)
+    users = _as_ids(np.asarray(users), name)
+    items = _as_ids(np.asarray(items), name)
     # own, writable, contiguous arrays (a DataFrame column may be a read-only view)
-    return np.array(users, dtype=np.int64), np.array(items, dtype=np.int64)
+    return np.array(users), np.array(items)
 
 
-def check_id_vector(ids, upper, *, name, kind):
-    """1-D int64 ids in ``[0, upper)``; returns ``(array, was_scalar)``.
-
-    Parameters
-    ----------
-    ids : int or array-like of int
-    upper : int
-        Number of known ids.
-    name : str
-        Argument name for error messages.
-    kind : {"user", "item"}
-    """
+def check_id_vector(ids, *, name):
+    """A scalar or 1-D array of ids as a 1-D array; returns ``(array, was_scalar)``."""
     scalar = np.ndim(ids) == 0
     arr = np.atleast_1d(np.asarray(ids))
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a scalar or a 1-D array, got shape {arr.shape}.")
-    if arr.dtype.kind not in "iu":
-        integral_floats = (
-            arr.dtype.kind == "f"
-            and np.all(np.isfinite(arr))
-            and np.all(arr == np.floor(arr))
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64), scalar
+    return _as_ids(arr, name), scalar
+
+
+class IdVocabulary:
+    """The ids an estimator knows, and the row (code) of each.
+
+    Ids are labels, as classes are for scikit-learn classifiers: integers with
+    gaps, 1-based, or strings. Row ``c`` of an embedding table belongs to
+    ``ids[c]``. When the ids are exactly ``0..n-1`` (the fast path) the codes
+    are the ids themselves and no lookup is made.
+
+    Parameters
+    ----------
+    ids : ndarray of shape (n,)
+        The known ids, in row order, without duplicates.
+    kind : {"user", "item"}
+        Used in error messages.
+    """
+
+    def __init__(self, ids, *, kind):
+        self.ids = np.asarray(ids)
+        self.kind = kind
+        n = self.ids.shape[0]
+        self.identity = bool(
+            self.ids.dtype.kind in "iu"
+            and (n == 0 or (self.ids[0] == 0 and self.ids[-1] == n - 1))
+            and np.array_equal(self.ids, np.arange(n))
         )
-        if not (integral_floats or arr.size == 0):
-            raise TypeError(f"{name} must hold integer {kind} ids, got dtype {arr.dtype}.")
-    arr = arr.astype(np.int64, copy=False)
-    if arr.size and (arr.min() < 0 or arr.max() >= upper):
-        bad = arr[(arr < 0) | (arr >= upper)][0]
-        raise ValueError(
-            f"{name} contains {kind} id {bad}, outside the fitted range [0, {upper}); "
-            f"the model knows {upper} {kind}s (set n_{kind}s at construction to "
-            "reserve ids missing from the training data)."
-        )
-    return arr, scalar
+        self._index = None
+
+    @classmethod
+    def learn(cls, ids, *, kind, n=None):
+        """The vocabulary of ``ids``: ``0..n-1`` when ``n`` is given, else the
+        sorted distinct ids."""
+        if n is not None:
+            if ids.dtype.kind not in "iu":
+                raise ValueError(
+                    f"n_{kind}s={n} reserves integer ids 0..{n - 1}, but X holds "
+                    f"{kind} ids of dtype {ids.dtype}; leave n_{kind}s=None."
+                )
+            if ids.size and int(ids.max()) >= n:
+                raise ValueError(
+                    f"X contains {kind} id {int(ids.max())} but n_{kind}s={n}; ids "
+                    f"must be < n_{kind}s."
+                )
+            return cls(np.arange(n, dtype=np.int64), kind=kind)
+        return cls(np.unique(ids), kind=kind)
+
+    def __len__(self):
+        return self.ids.shape[0]
+
+    def _lookup(self, ids):
+        if self.identity:
+            if ids.dtype.kind not in "iu":
+                return np.full(ids.shape[0], -1, dtype=np.int64)
+            codes = ids.astype(np.int64, copy=True)
+            codes[(codes < 0) | (codes >= len(self))] = -1
+            return codes
+        if self._index is None:
+            import pandas as pd
+
+            self._index = pd.Index(self.ids)
+        return self._index.get_indexer(ids).astype(np.int64, copy=False)
+
+    def encode(self, ids, *, name, unknown="error"):
+        """Rows of ``ids``; ``unknown="error"`` refuses ids not in the vocabulary,
+        ``"ignore"`` returns ``-1`` for them."""
+        codes = self._lookup(np.asarray(ids))
+        if unknown == "error" and codes.size and codes.min() < 0:
+            bad = np.asarray(ids)[codes < 0]
+            example = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
+            raise ValueError(
+                f"{name} contains {bad.shape[0]} {self.kind} id(s) unseen in fit, "
+                f"e.g. {example!r}; the model knows {len(self)} {self.kind}s (their "
+                f"ids are {self.kind}_ids_). Fit on data that includes them, or "
+                "drop them first."
+            )
+        return codes
+
+    def extend(self, ids):
+        """A vocabulary with the unseen ``ids`` appended (sorted); and their count."""
+        new = np.unique(np.asarray(ids)[self._lookup(np.asarray(ids)) < 0])
+        if new.size == 0:
+            return self, 0
+        if self.identity and new.dtype.kind in "iu" and new[0] == len(self) and (
+            new[-1] == len(self) + new.size - 1
+        ):
+            return IdVocabulary(np.arange(len(self) + new.size), kind=self.kind), new.size
+        merged = np.concatenate([self.ids.astype(object), new.astype(object)])
+        if self.ids.dtype.kind in "iu" and new.dtype.kind in "iu":
+            merged = merged.astype(np.int64)
+        return IdVocabulary(merged, kind=self.kind), new.size
+
+    def decode(self, codes):
+        """Ids of rows ``codes``; ``-1`` (padding) stays ``-1`` for integer ids and
+        becomes ``None`` for string ids."""
+        codes = np.asarray(codes)
+        if self.identity:
+            return codes
+        pad = codes < 0
+        if self.ids.dtype.kind in "iu":
+            out = self.ids[np.where(pad, 0, codes)]
+            out[pad] = -1
+            return out
+        out = self.ids.astype(object)[np.where(pad, 0, codes)]
+        out[pad] = None
+        return out

@@ -40,8 +40,8 @@ __all__ = [
     "int_interval",
     "int_sequence",
     "real_interval",
-    "validate_parameter_constraints",
     "validate_data",
+    "validate_parameter_constraints",
     "validate_params",
 ]
 
