@@ -6,7 +6,6 @@ mixin without being listed here.
 """
 
 import pytest
-import torch
 from sklearn.base import is_classifier
 from skorch import NeuralNet
 
@@ -18,13 +17,7 @@ CTR_CLASSIFIERS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: one thread avoids oversubscribing shared CI cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_all_seven_classifiers_are_found():
