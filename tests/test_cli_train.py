@@ -451,3 +451,34 @@ def test_load_model_refuses_other_files(tmp_path):
         load_model(tmp_path / "absent.skc")
     with pytest.raises(ValueError, match=r"'return_metadata' parameter of load_model"):
         load_model(path, return_metadata="yes")
+
+
+def test_cli_and_python_train_the_same_model_on_raw_ids(tmp_path, csv_file):
+    """The CLI fits the file's own ids (strings, gapped integers) like Python
+    does: same vocabulary, same tables, same recommendations in raw ids."""
+    import pandas as pd
+
+    from skcollapse.model_selection import train_test_split_interactions
+    from skcollapse.recommenders import MFRecommender
+
+    path, _, _ = csv_file
+    out = tmp_path / "m.skc"
+    code = main(["train", "--data", str(path), *FAST, "--seed", "3",
+                 "--test-size", "0.2", "-o", str(out), "--quiet"])
+    assert code == 0
+    cli_model = load_model(out)
+
+    frame = pd.read_csv(path)
+    X = pd.DataFrame({"user": frame["user_id"], "item": frame["item_id"]})
+    train, _ = train_test_split_interactions(X, test_size=0.2, random_state=3)
+    py_model = MFRecommender(max_epochs=2, embedding_dim=8, batch_size=512,
+                             random_state=3).fit(train)
+    np.testing.assert_array_equal(cli_model.user_ids_, py_model.user_ids_)
+    np.testing.assert_array_equal(cli_model.item_ids_, py_model.item_ids_)
+    for name in ("user", "item"):
+        np.testing.assert_allclose(cli_model.get_embeddings()[name],
+                                   py_model.get_embeddings()[name])
+    user = py_model.user_ids_[0]
+    assert str(user).startswith("u")
+    np.testing.assert_array_equal(cli_model.recommend(user, n=5)[0],
+                                  py_model.recommend(user, n=5)[0])

@@ -322,10 +322,12 @@ def _is_number(text):
 
 
 def interactions_from_frame(frame, *, user_col=None, item_col=None, source="file"):
-    """Encode a DataFrame's user and item columns as 0-based codes.
+    """The user and item columns of a DataFrame, as ``(user, item)`` pairs of ids.
 
-    Returns ``(X, user_ids, item_ids)``: ``X`` the ``(n, 2)`` int64 code pairs,
-    and the original id of each code (sorted), so code ``c`` is ``user_ids[c]``.
+    Returns a DataFrame with columns ``"user"`` and ``"item"`` holding the ids as
+    they are in the file (integers or strings): the estimator learns their
+    vocabulary (``user_ids_``, ``item_ids_``) exactly as when it is fitted on the
+    same columns in Python, so both give the same model.
     """
     import pandas as pd
 
@@ -337,22 +339,20 @@ def interactions_from_frame(frame, *, user_col=None, item_col=None, source="file
     )
     if ucol == icol:
         raise CLIError(f"user and item columns are both {ucol!r}")
-    codes, uniques = [], []
     for col in (ucol, icol):
-        values = frame[col]
-        missing = int(values.isna().sum())
+        missing = int(frame[col].isna().sum())
         if missing:
             raise CLIError(f"column {col!r} of {source} has {missing} missing values")
-        code, unique = pd.factorize(values, sort=True)
-        codes.append(code.astype(np.int64))
-        uniques.append(np.asarray(unique))
-    return np.column_stack(codes), uniques[0], uniques[1]
+    return pd.DataFrame(
+        {"user": frame[ucol].to_numpy(), "item": frame[icol].to_numpy()}
+    )
 
 
 def load_interactions(
     source, *, user_col=None, item_col=None, sep=None, data_home=None, seed=0
 ):
-    """Return ``(X, info)`` for ``--data``; ``info`` describes the data."""
+    """Return ``(X, info)`` for ``--data``: the ``(user, item)`` pairs with the
+    data's own ids, and a description of the data."""
     if source == "synthetic":
         from skcollapse.datasets import make_interactions
 
@@ -363,14 +363,17 @@ def load_interactions(
             + ", ".join(f"{k}={v}" for k, v in SYNTHETIC.items())
             + f", random_state={seed})",
         }
-        return X, info, None, None
+        return X, info
     if source in MOVIELENS:
         from skcollapse.datasets import fetch_movielens
 
         bunch = fetch_movielens(MOVIELENS[source], data_home=data_home)
-        X = np.asarray(bunch.data, dtype=np.int64)
+        codes = np.asarray(bunch.data, dtype=np.int64)
+        # MovieLens' own ids, as a user reading u.data would pass them
+        users = np.asarray(bunch.user_ids)[codes[:, 0]]
+        X = np.column_stack([users, np.asarray(bunch.item_ids)[codes[:, 1]]])
         info = {"source": source, "description": f"MovieLens {MOVIELENS[source]}"}
-        return X, info, np.asarray(bunch.user_ids), np.asarray(bunch.item_ids)
+        return X, info
     path = Path(source)
     if not path.exists():
         raise CLIError(
@@ -380,11 +383,11 @@ def load_interactions(
     if path.is_dir():
         raise CLIError(f"--data {source} is a directory; give a CSV/Parquet file")
     frame = _read_table(path, sep)
-    X, users, items = interactions_from_frame(
+    X = interactions_from_frame(
         frame, user_col=user_col, item_col=item_col, source=str(path)
     )
     info = {"source": os.fspath(path), "description": f"interactions of {path.name}"}
-    return X, info, users, items
+    return X, info
 
 
 # ------------------------------------------------------------------ the command
@@ -443,7 +446,7 @@ def run_train(args) -> int:
     if output.exists() and not args.overwrite:
         raise CLIError(f"{output} exists; pass --overwrite to replace it")
 
-    X, info, user_ids, item_ids = load_interactions(
+    X, info = load_interactions(
         args.data,
         user_col=args.user_col,
         item_col=args.item_col,
@@ -451,7 +454,10 @@ def run_train(args) -> int:
         data_home=args.data_home,
         seed=args.seed,
     )
-    n_users, n_items = int(X[:, 0].max()) + 1, int(X[:, 1].max()) + 1
+    from skcollapse.utils._interactions import check_interactions
+
+    users, items = check_interactions(X)
+    n_users, n_items = np.unique(users).size, np.unique(items).size
     _say(
         args,
         f"data: {info['description']}: {X.shape[0]} interactions, "
@@ -466,13 +472,10 @@ def run_train(args) -> int:
         )
         _say(args, f"held out {X_test.shape[0]} interactions for evaluation")
 
-    import torch
-
-    torch.manual_seed(args.seed)
-    # sizes from all the data, so ids seen only in the held-out part are known
-    sizes = {"n_users": n_users, "n_items": n_items}
+    # the estimator learns the ids of the training part, as in Python; held-out
+    # ids it never saw count as misses in the evaluation
     estimator = cls(
-        **{**sizes, **params},
+        **params,
         random_state=args.seed,
         device=device,
         verbose=0 if args.quiet else 1,
@@ -517,8 +520,8 @@ def run_train(args) -> int:
     save_model(
         estimator,
         output,
-        user_ids=user_ids,
-        item_ids=item_ids,
+        user_ids=estimator.user_ids_,
+        item_ids=estimator.item_ids_,
         overwrite=args.overwrite,
         **metadata,
     )
