@@ -7,8 +7,9 @@ these tests without editing any list. To check other regularizers, override
 ``regularizer_names()``. The contract is the one of
 :class:`skcollapse.regularizers.Regularizer`: a dict of ``(batch, dim)`` tables
 in, the same keys and shapes out plus a finite scalar penalty; gradients reach
-the inputs; weight scales the penalty only; ``"penalty"`` and ``"transform"``
-kinds leave inference alone; clear errors on bad input; pickle and deepcopy.
+the inputs; a penalty's weight scales it (transforms and layers take none);
+``"penalty"`` and ``"transform"`` kinds leave inference alone; clear errors on
+bad input; pickle and deepcopy.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class RegularizerTests:
             assert any(g.abs().sum() > 0 for g in grads)
 
     def test_weight_scales_the_penalty_only(self, regularizer_name):
+        if self.make(regularizer_name).kind != "penalty":
+            pytest.skip("transforms and layers add no penalty and take no weight")
         names = self.table_sets[0]
         batch = _batch(0, names, dtype=torch.float64)
         one = self._setup(self.make(regularizer_name, weight=1.0), names)
@@ -132,12 +135,16 @@ class RegularizerTests:
             self.make(regularizer_name, tables=["nope"])({"user": torch.randn(4, 3)})
         # parameters are checked by sklearn's validation, naming class and rule
         cls = type(reg).__name__
-        with pytest.raises(
-            ValueError,
-            match=rf"'weight' parameter of {cls} must be a float in the range "
-            r"\[0.0, inf\)",
-        ):
-            self.make(regularizer_name, weight=-1.0)
+        if reg.kind == "penalty":
+            with pytest.raises(
+                ValueError,
+                match=rf"'weight' parameter of {cls} must be a float in the range "
+                r"\[0.0, inf\)",
+            ):
+                self.make(regularizer_name, weight=-1.0)
+        else:  # transforms and layers add no penalty: they have no weight to set
+            with pytest.raises(TypeError, match="unexpected keyword argument 'weight'"):
+                self.make(regularizer_name, weight=1.0)
         with pytest.raises(
             TypeError,
             match=rf"'tables' parameter of {cls} must be None, an instance of 'str' "
