@@ -238,3 +238,15 @@ def test_repr_shows_the_parameters_that_differ_from_the_defaults():
     assert "uninitialized" not in text and "lr=" not in text
     assert repr(clone(DNNClassifier(hidden_units=(8,)))) == (
         "DNNClassifier(hidden_units=(8,))")
+
+
+def test_regularizer_weight_that_would_do_nothing(pairs):
+    with pytest.warns(UserWarning, match=r"regularizer__weight.*no effect with "
+                      "regularizer=None"):
+        MFRecommender(regularizer__weight=0.1, **FAST).fit(pairs)
+    for name in ("dbn", "directspec", "directspec+"):
+        with pytest.raises(ValueError, match="would do nothing: .* has no weight"):
+            MFRecommender(regularizer=name, regularizer__weight=0.1, **FAST).fit(pairs)
+    # a penalty regularizer takes it, and a weight-less one trains with its own
+    MFRecommender(regularizer="logdet", regularizer__weight=0.1, **FAST).fit(pairs)
+    MFRecommender(regularizer="dbn", regularizer__eps=0.5, **FAST).fit(pairs)

@@ -114,11 +114,15 @@ def test_bad_input_is_a_clear_error(name):
     with pytest.raises(ValueError, match="tables"):
         BUILTIN[name](tables=["nope"])({"user": torch.randn(4, 3)})
     cls = BUILTIN[name].__name__
-    with pytest.raises(
-        ValueError,
-        match=rf"'weight' parameter of {cls} must be a float in the range \[0.0, inf\)",
-    ):
-        BUILTIN[name](weight=-1.0)
+    if BUILTIN[name].kind == "penalty":
+        with pytest.raises(
+            ValueError,
+            match=rf"'weight' parameter of {cls} must be a float in the range \[0.0, inf\)",
+        ):
+            BUILTIN[name](weight=-1.0)
+    else:  # transforms and layers add no penalty: they have no weight to set
+        with pytest.raises(TypeError, match="unexpected keyword argument 'weight'"):
+            BUILTIN[name](weight=1.0)
     with pytest.raises(
         TypeError,
         match=rf"'tables' parameter of {cls} must be None, an instance of 'str' or an "
@@ -694,8 +698,13 @@ def test_dbn_setup_keeps_running_statistics_of_same_dim(rng):
 
 
 def test_documented_weight_defaults_are_the_real_ones():
-    """Every built-in regularizer documents the ``weight`` default it really has."""
+    """Every built-in regularizer documents the ``weight`` default it really has;
+    those without a penalty (transforms, layers) neither have nor document one."""
     for cls in BUILTIN.values():
+        if cls.kind != "penalty":
+            assert "weight" not in inspect.signature(cls).parameters, cls.__name__
+            assert "weight :" not in cls.__doc__, cls.__name__
+            continue
         real = inspect.signature(cls).parameters["weight"].default
         documented = re.search(r"weight : float, default=(\S+)", cls.__doc__)
         assert documented, cls.__name__

@@ -94,10 +94,11 @@ def test_grid_search_over_regularizer_and_its_params(split):
         n_users=N_USERS,
         n_items=N_ITEMS,
     )
-    grid = {
-        "regularizer": [None, "logdet", "directspec+"],
-        "regularizer__weight": [1e-3, 1e-2],
-    }
+    # a penalty is searched over its weight, a transform over its own strength
+    grid = [
+        {"regularizer": [None, "logdet"], "regularizer__weight": [1e-3, 1e-2]},
+        {"regularizer": ["directspec+"], "regularizer__alpha": [0.5, 1.0]},
+    ]
     search = GridSearchCV(
         est,
         grid,
@@ -112,8 +113,10 @@ def test_grid_search_over_regularizer_and_its_params(split):
     reg = best.regularizer_
     if search.best_params_["regularizer"] is None:
         assert reg is None
-    else:
+    elif search.best_params_["regularizer"] == "logdet":
         assert float(reg.weight) == search.best_params_["regularizer__weight"]
+    else:
+        assert float(reg.alpha) == search.best_params_["regularizer__alpha"]
     clone = pickle.loads(pickle.dumps(best))
     users = np.arange(10)
     ids, scores = best.recommend(users, n=5)

@@ -194,7 +194,7 @@ def _gather_worker(rank, world, init_file, out_dir):
         results = {}
         for label, make in (
             ("logdet", lambda: LogDetRegularizer(weight=1.0, center=True)),
-            ("dbn", lambda: DecorrelatedBatchNorm(weight=1.0)),
+            ("dbn", lambda: DecorrelatedBatchNorm()),
         ):
             P = _global_rows().requires_grad_(True)
             local = {"item": P[start:stop] * 1.0}
@@ -246,7 +246,7 @@ def test_sync_regularizer_two_processes_equal_global_batch(tmp_path):
     # reference: one process holding the whole (global) batch
     for label, make in (
         ("logdet", lambda: LogDetRegularizer(weight=1.0, center=True)),
-        ("dbn", lambda: DecorrelatedBatchNorm(weight=1.0)),
+        ("dbn", lambda: DecorrelatedBatchNorm()),
     ):
         P = _global_rows().requires_grad_(True)
         reg = make()

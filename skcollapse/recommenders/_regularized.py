@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import warnings
 from typing import ClassVar
 
 import torch
@@ -44,6 +45,11 @@ __all__ = ["DIVERGENCE_FACTOR", "RegularizedNetMixin"]
 #: non-finite loss: a fit that diverges fails loudly instead of "succeeding" with
 #: finite garbage (e.g. ``lr=1e6`` takes a BPR loss from 0.69 to ~1e12).
 DIVERGENCE_FACTOR = 1e4
+
+
+def _own_params(cls) -> str:
+    names = [n for n in inspect.signature(cls).parameters if n not in ("self", "tables")]
+    return ", ".join(f"regularizer__{n}" for n in names[:3]) or "none"
 
 
 def _rebuild_regularizer(instance: Regularizer, kwargs: dict) -> Regularizer:
@@ -136,12 +142,21 @@ class RegularizedNetMixin:
 
     def _build_regularizer(self):
         spec = resolve_regularizer(getattr(self, "regularizer", None))
+        kwargs = self.get_params_for("regularizer")
         if spec is None:
             # regularizer__* parameters are ignored without a regularizer so that
             # grids such as {"regularizer": [None, "logdet"],
-            # "regularizer__weight": [...]} work.
+            # "regularizer__weight": [...]} work (_validate_params warns)
             return None
-        kwargs = self.get_params_for("regularizer")
+        cls = spec if isinstance(spec, type) else type(spec)
+        if "weight" in kwargs and "weight" not in inspect.signature(cls).parameters:
+            raise ValueError(
+                f"regularizer__weight={kwargs['weight']!r} would do nothing: "
+                f"{cls.__name__} is a {cls.kind!r} regularizer, which reshapes the "
+                "embeddings instead of adding a weighted penalty, so it has no "
+                "weight. Drop regularizer__weight for it (tune its own parameters, "
+                f"e.g. {_own_params(cls)})."
+            )
         if isinstance(spec, Regularizer):
             # never train the user's object in place: each fit starts afresh
             reg = _rebuild_regularizer(spec, kwargs) if kwargs else copy.deepcopy(spec)
@@ -166,7 +181,15 @@ class RegularizedNetMixin:
         super()._validate_params()
         # a bad ``regularizer=`` gets a clear error naming the argument (raised
         # by resolve_regularizer) even when set through set_params.
-        resolve_regularizer(getattr(self, "regularizer", None))
+        if resolve_regularizer(getattr(self, "regularizer", None)) is None:
+            extra = self.get_params_for("regularizer")
+            if extra:
+                warnings.warn(
+                    f"{sorted('regularizer__' + k for k in extra)} have no effect "
+                    "with regularizer=None: every value trains the same model.",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     # ------------------------------------------------------------ data & setup
     def get_regularizer_info(self, X, y=None) -> dict:

@@ -79,8 +79,10 @@ class Regularizer(nn.Module):
     Parameters
     ----------
     weight : float, default=1.0
-        Multiplier of the penalty added to the loss. Transform- and layer-only
-        regularizers ignore it.
+        Multiplier of the penalty added to the loss. Only regularizers that add
+        a penalty take it as a parameter: transform- and layer-only ones (DBN,
+        DirectSpec) do not expose it, so ``regularizer__weight`` is refused for
+        them instead of silently doing nothing.
     **params
         The subclass's own constructor arguments, validated against
         ``_parameter_constraints`` and stored as attributes of the same name.

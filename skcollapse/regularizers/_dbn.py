@@ -91,8 +91,6 @@ class DecorrelatedBatchNorm(Regularizer):
 
     Parameters
     ----------
-    weight : float, default=1.0
-        Unused (a layer adds no penalty); kept for the common interface.
     group_size : int, default=None
         Number of columns whitened together. ``None`` whitens all columns as one
         group (full ZCA whitening). Huang et al. default to ``d/2`` and use 16
@@ -152,11 +150,8 @@ class DecorrelatedBatchNorm(Regularizer):
         "tables": TABLE_CONSTRAINTS["tables"],
     }
 
-    def __init__(
-        self, *, weight=1.0, group_size=None, eps=0.1, momentum=0.1, tables=None
-    ):
+    def __init__(self, *, group_size=None, eps=0.1, momentum=0.1, tables=None):
         super().__init__(
-            weight=weight,
             group_size=group_size,
             eps=eps,
             momentum=momentum,

@@ -35,7 +35,6 @@ class _SpectrumBalancing(Regularizer):
     def __init__(
         self,
         *,
-        weight=1.0,
         alpha=1.0,
         shrink_norm=0.0,
         block_size=None,
@@ -43,7 +42,6 @@ class _SpectrumBalancing(Regularizer):
         **params,
     ):
         super().__init__(
-            weight=weight,
             alpha=alpha,
             shrink_norm=shrink_norm,
             block_size=block_size,
@@ -158,8 +156,6 @@ class DirectSpec(_SpectrumBalancing):
 
     Parameters
     ----------
-    weight : float, default=1.0
-        Unused (a transform adds no penalty); kept for the common interface.
     alpha : float, default=1.0
         Strength of the balancing step (README: 0.8 Yelp, 1.0 CiteULike,
         0.7 Gowalla).
@@ -207,7 +203,6 @@ class DirectSpec(_SpectrumBalancing):
     def __init__(
         self,
         *,
-        weight=1.0,
         alpha=1.0,
         tau=3.0,
         shrink_norm=0.0,
@@ -215,7 +210,6 @@ class DirectSpec(_SpectrumBalancing):
         tables=None,
     ):
         super().__init__(
-            weight=weight,
             alpha=alpha,
             tau=tau,
             shrink_norm=shrink_norm,
@@ -271,8 +265,6 @@ class DirectSpecPlus(_SpectrumBalancing):
 
     Parameters
     ----------
-    weight : float, default=1.0
-        Unused (a transform adds no penalty); kept for the common interface.
     alpha : float, default=1.0
         Strength of the balancing step.
     tau0 : float, default=2.5
@@ -314,7 +306,6 @@ class DirectSpecPlus(_SpectrumBalancing):
     def __init__(
         self,
         *,
-        weight=1.0,
         alpha=1.0,
         tau0=2.5,
         tau1=3.0,
@@ -323,7 +314,6 @@ class DirectSpecPlus(_SpectrumBalancing):
         tables=None,
     ):
         super().__init__(
-            weight=weight,
             alpha=alpha,
             tau0=tau0,
             tau1=tau1,
