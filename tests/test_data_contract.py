@@ -245,7 +245,7 @@ def test_regularizer_weight_that_would_do_nothing(pairs):
                       "regularizer=None"):
         MFRecommender(regularizer__weight=0.1, **FAST).fit(pairs)
     for name in ("dbn", "directspec", "directspec+"):
-        with pytest.raises(ValueError, match="would do nothing: .* has no weight"):
+        with pytest.raises(ValueError, match=r"would do nothing: .* has no weight"):
             MFRecommender(regularizer=name, regularizer__weight=0.1, **FAST).fit(pairs)
     # a penalty regularizer takes it, and a weight-less one trains with its own
     MFRecommender(regularizer="logdet", regularizer__weight=0.1, **FAST).fit(pairs)
