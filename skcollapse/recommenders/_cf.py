@@ -238,7 +238,10 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         On a fitted model the interactions of ``X`` are added to those seen
         before: ``user_items_`` (and so :meth:`recommend`'s filter, the negatives
         and LightGCN's graph) is the union, ``item_popularity_`` the summed
-        counts. The id range stays the fitted one.
+        counts. Ids unseen so far are appended to ``user_ids_``/``item_ids_``
+        and the tables grow: trained rows are kept, new rows start from the
+        initialisation, and the optimiser restarts (unless ``n_users``/``n_items``
+        fix the ids, which makes a new id an error).
         """
         return super().partial_fit(X, y, classes=classes, **fit_params)
 

@@ -4,10 +4,13 @@ __all__ = ["cf_docstring"]
 
 _SHARED_PARAMS = """
     n_users : int, default=None
-        Number of users; ``None`` infers ``max(user id) + 1`` at fit. Give it when
-        cross-validation folds may miss the largest ids.
+        ``None``: the users are the distinct user ids of ``X`` (integers with gaps,
+        1-based, or strings: ids are labels, like a classifier's classes), one
+        table row each. An int fixes the user ids to ``0..n_users-1`` (one row
+        each, trained or not), e.g. to keep every user through cross-validation
+        folds.
     n_items : int, default=None
-        Number of items, as ``n_users``.
+        As ``n_users``, for items.
     embedding_dim : int, default=64
         Width of the user and item embeddings.
     loss : {"bpr", "bce", "softmax", "align"}, default="bpr"
@@ -50,7 +53,10 @@ _SHARED_TAIL = """
     lr : float, default=0.005
         Learning rate.
     max_epochs : int, default=30
-        Training epochs.
+        Training epochs (``0`` warns: the model keeps its initialisation). A
+        fit whose loss becomes non-finite or grows ``1e4`` times above its first
+        batch's value raises :class:`~skcollapse.exceptions.ModelFitError` and
+        leaves the estimator unfitted.
     batch_size : int, default=2048
         Positive pairs per step.
     callbacks : list or None, default=None
@@ -68,14 +74,22 @@ _SHARED_TAIL = """
 
     Attributes
     ----------
+    user_ids_ : ndarray of shape (n_users_,)
+        The user ids the model knows; row ``r`` of the user table (and of
+        ``get_embeddings()["user"]``) belongs to ``user_ids_[r]``. Sorted after
+        ``fit``; ``partial_fit`` appends new ids.
+    item_ids_ : ndarray of shape (n_items_,)
+        The same for items. Every public method speaks these ids: ``recommend``
+        takes user ids and returns item ids; an id unseen in fit is an error.
     n_users_ : int
         Number of users of the fitted model.
     n_items_ : int
         Number of items of the fitted model.
     user_items_ : scipy.sparse.csr_matrix of shape (n_users_, n_items_)
-        Binary training interactions (filtered out by :meth:`recommend`).
+        Binary training interactions, rows and columns in the order of
+        ``user_ids_`` and ``item_ids_`` (filtered out by :meth:`recommend`).
     item_popularity_ : ndarray of shape (n_items_,)
-        Training interaction count of each item.
+        Training interaction count of each item (in the order of ``item_ids_``).
     module_ : torch.nn.Module
         The trained encoder.
     regularizer_ : Regularizer or None
