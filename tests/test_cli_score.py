@@ -108,7 +108,7 @@ def test_pt_tensor_and_state_dict(tmp_path, capsys):
     })
     torch.save(model.state_dict(), tmp_path / "model.pt")
     rows = {r["name"]: r for r in score_json(capsys, str(tmp_path / "model.pt"))}
-    # every 2-D floating weight; the bias vector is skipped
+    # every 2-D numeric weight; the bias vector is skipped
     assert set(rows) == {"user.weight", "item.weight", "head.weight"}
     w = model["item"].weight.detach().numpy()
     np.testing.assert_allclose(rows["item.weight"]["effective_rank"], ref(w)[0],
@@ -167,6 +167,24 @@ def test_options_are_passed_through(tmp_path, capsys):
         (lambda p: (p / "x.pt").write_bytes(b"not a torch file"), "cannot read"),
         (lambda p: torch.save({"b": torch.ones(3)}, p / "x.pt"), "holds no 2-D"),
         (lambda p: (p / "x.npy").write_bytes(b"garbage"), "cannot read"),
+        # what a user meets on a disk: empty, truncated and mislabelled files
+        (lambda p: (p / "x.npy").write_bytes(b""), "x.npy: the file is empty (0 bytes)"),
+        (lambda p: (p / "x.npz").write_bytes(b""), "x.npz: the file is empty (0 bytes)"),
+        (lambda p: (p / "x.pt").write_bytes(b""), "x.pt: the file is empty (0 bytes)"),
+        (lambda p: (p / "x.npz").write_text("user,item\n1,2\n"),
+         "x.npz: not a .npz file (not a zip archive"),
+        (lambda p: _truncated(p / "x.npz", lambda f: np.savez(f, a=np.eye(3)), 0.7),
+         "x.npz: the .npz archive is damaged or truncated"),
+        (lambda p: _truncated(p / "x.npy", lambda f: np.save(f, np.eye(30)), 0.05),
+         "x.npy: the file is damaged or truncated"),
+        (lambda p: _truncated(p / "x.npy", lambda f: np.save(f, np.eye(30)), 0.5),
+         "x.npy: the file is damaged or truncated"),
+        (lambda p: _truncated(p / "x.pt", lambda f: torch.save(torch.eye(30), f), 0.5),
+         "x.pt: the file is damaged or truncated"),
+        (lambda p: _truncated(
+            p / "x.pt",
+            lambda f: torch.save(torch.eye(30), f, _use_new_zipfile_serialization=False),
+            0.5), "x.pt: the file is damaged or truncated"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, make, match):
@@ -179,6 +197,77 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, make, match):
     assert len(lines) == 1, err
     assert lines[0].startswith("skcollapse: error: ")
     assert match in lines[0]
+    # a damaged file is not a trust question: no advice to load it unsafely
+    assert "unsafe" not in err and "weights_only" not in err and "\x1b" not in err
+
+
+def _truncated(path, save, fraction):
+    """Write a file with ``save``, then keep only ``fraction`` of its bytes."""
+    save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_whole_pickled_module_says_to_save_a_state_dict(tmp_path, capsys, zip_format):
+    model = torch.nn.Sequential(torch.nn.Embedding(20, 4), torch.nn.Linear(4, 1))
+    path = tmp_path / "model.pt"
+    torch.save(model, path, _use_new_zipfile_serialization=zip_format)
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "\x1b" not in err  # no terminal escape codes
+    assert "torch.nn.modules.container.Sequential" in err
+    # the whole advice, not cut off
+    assert err.rstrip().endswith("torch.save(model.state_dict(), path)"), err
+    # and the advice works: the state dict scores
+    torch.save(model.state_dict(), path)
+    rows = {r["name"]: r for r in score_json(capsys, str(path))}
+    assert set(rows) == {"0.weight", "1.weight"}
+
+
+def test_integer_pt_is_read_like_integer_npy(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    E = rng.integers(-5, 6, size=(300, 7))
+    np.save(tmp_path / "codes.npy", E)
+    torch.save(torch.from_numpy(E), tmp_path / "codes.pt")
+    torch.save({"w": torch.from_numpy(E).to(torch.int32)}, tmp_path / "sd.pt")
+    (npy,) = score_json(capsys, str(tmp_path / "codes.npy"))
+    (pt,) = score_json(capsys, str(tmp_path / "codes.pt"))
+    (sd,) = score_json(capsys, str(tmp_path / "sd.pt"))
+    erank, ia = ref(E)
+    for row in (npy, pt, sd):
+        assert row["shape"] == [300, 7]
+        np.testing.assert_allclose(row["effective_rank"], erank, rtol=1e-6)
+        np.testing.assert_allclose(row["information_abundance"], ia, rtol=1e-6)
+    # a 2-D bool tensor is not a table, as a bool .npy is not
+    torch.save(torch.ones(4, 3, dtype=torch.bool), tmp_path / "mask.pt")
+    assert main(["score", str(tmp_path / "mask.pt")]) == 2
+    assert "holds no 2-D numeric array" in capsys.readouterr().err
+
+
+def test_reader_that_stops_early_gets_no_broken_pipe_error(tmp_path):
+    # the reader is gone before anything is written
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skcollapse", "score", "--example"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 1
+    assert err == ""
+    # `skcollapse score X | head -n 2`, with more output than a pipe holds
+    np.savez(tmp_path / "many.npz",
+             **{f"t{i}": np.eye(3) + i for i in range(1500)})
+    proc = subprocess.run(
+        f"{sys.executable} -m skcollapse score {tmp_path / 'many.npz'} | head -n 2",
+        shell=True, check=False, cwd=ROOT, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert proc.stdout.splitlines()[0] == f"source: {tmp_path / 'many.npz'}"
+    assert len(proc.stdout.splitlines()) == 2
+    assert proc.stderr == ""
 
 
 def test_directory_and_missing_file(tmp_path, capsys):

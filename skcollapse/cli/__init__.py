@@ -7,7 +7,8 @@ imported when :func:`main` runs, so a listed module that is missing fails loudly
 
 User errors (:class:`CLIError`, and ``ValueError``/``TypeError``/``OSError`` such
 as a missing file) print one line ``skcollapse: error: ...`` on stderr and exit
-with code 2, like argparse's own usage errors; no traceback.
+with code 2, like argparse's own usage errors; no traceback. Output piped into a
+reader that stops early (``skcollapse score X | head``) ends quietly, exit code 1.
 
 Model files
 -----------
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from skcollapse.cli._model_file import (
@@ -86,13 +88,23 @@ def _error(message) -> int:
     return EXIT_USAGE
 
 
+def _silence_stdout():
+    """Point stdout at devnull, so the final flush finds no broken pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # stdout is not a real file
+        pass
+
+
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``).
 
     Returns
     -------
     int
-        The exit code: 0 on success, 2 for bad input.
+        The exit code: 0 on success, 2 for bad input, 1 when stdout was closed
+        early (broken pipe), 130 on Ctrl-C.
     """
     parser = build_parser()
     try:
@@ -100,7 +112,14 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, --version and argparse usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (``skcollapse score X | head``): stop quietly, as
+        # Python's docs recommend (signal module, "Note on SIGPIPE").
+        _silence_stdout()
+        return 1
     except CLIError as exc:
         return _error(exc)
     except FileNotFoundError as exc:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
+import struct
 import sys
+import tokenize
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,7 @@ def add_parser(subparsers):
         help="effective rank, information abundance and normalized std of tables",
         description=(
             "Score every embedding table in FILE (.npy; .npz: every 2-D array; "
-            ".pt/.pth: a tensor or a state dict, every 2-D floating weight; .csv: "
+            ".pt/.pth: a tensor or a state dict, every 2-D numeric tensor; .csv: "
             "numbers only, an optional header row; a model file written by "
             "'skcollapse train': its get_embeddings() tables). Without FILE, or with "
             "--example, score a built-in collapsed and a healthy synthetic table."
@@ -53,7 +57,26 @@ def add_parser(subparsers):
 
 
 # ------------------------------------------------------------------ loading files
-def _floating_2d(value):
+#: First bytes of a .npy file, of a zip archive (.npz, torch.save) and of a
+#: protocol >= 2 pickle (torch.save(..., _use_new_zipfile_serialization=False)).
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"
+#: What numpy raises on a damaged .npy/.npz: a bad header is parsed as a Python
+#: literal (ValueError, SyntaxError, TokenError); a bad archive is a BadZipFile.
+_DAMAGED_NUMPY = (
+    ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError,
+    zipfile.BadZipFile, NotImplementedError,
+)
+#: What torch.load(weights_only=True) raises on a damaged or foreign file.
+_DAMAGED_TORCH = (
+    pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
+    KeyError, IndexError, TypeError, AttributeError, AssertionError, struct.error,
+)
+
+
+def _numeric_2d(value):
+    """A non-empty 2-D array of floats or integers (the rule for every format)."""
     return (
         isinstance(value, np.ndarray)
         and value.ndim == 2
@@ -62,33 +85,79 @@ def _floating_2d(value):
     )
 
 
+def _cannot_read(path, what):
+    return CLIError(f"cannot read {path}: {what}")
+
+
+def _first_bytes(path, n=8):
+    """The first ``n`` bytes of ``path``; an empty file is refused here."""
+    with open(path, "rb") as fh:
+        head = fh.read(n)
+    if not head:
+        raise _cannot_read(path, "the file is empty (0 bytes)")
+    return head
+
+
+def _why(exc):
+    """A short, one-line reason from a loader's exception."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _load_npy(path):
+    head = _first_bytes(path)
+    if head.startswith(_ZIP_MAGIC):  # an .npz under another name, as np.load reads it
+        return _load_npz(path)
+    if not head.startswith(_NPY_MAGIC):
+        raise _cannot_read(
+            path, "not a .npy file (it does not start with the NumPy header that "
+            "np.save writes)"
+        )
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise CLIError(f"{path}: cannot read as a numeric .npy array ({exc})") from None
+    except _DAMAGED_NUMPY as exc:
+        if "Python objects" in str(exc) or "Object arrays" in str(exc):
+            raise _cannot_read(
+                path, "it holds Python objects (dtype=object), not numbers; save a "
+                "numeric array, e.g. np.save(path, np.asarray(E, dtype=float))"
+            ) from None
+        raise _cannot_read(
+            path, f"the file is damaged or truncated ({_why(exc)})"
+        ) from None
     return {path.stem: arr}
 
 
 def _load_npz(path):
+    head = _first_bytes(path)
+    if head.startswith(_NPY_MAGIC):  # a .npy under another name, as np.load reads it
+        return _load_npy(path)
+    if not head.startswith(_ZIP_MAGIC):
+        raise _cannot_read(
+            path, "not a .npz file (not a zip archive as np.savez writes)"
+        )
     tables = {}
     try:
         with np.load(path, allow_pickle=False) as data:
             for key in data.files:
                 try:
                     arr = data[key]
-                except ValueError:  # object arrays need pickle: not embeddings
-                    continue
-                if _floating_2d(arr):
+                except ValueError as exc:
+                    if "Object arrays" in str(exc):  # needs pickle: not embeddings
+                        continue
+                    raise
+                if _numeric_2d(arr):
                     tables[key] = arr
-    except (ValueError, OSError) as exc:
-        raise CLIError(f"{path}: cannot read as .npz ({exc})") from None
+    except _DAMAGED_NUMPY as exc:
+        raise _cannot_read(
+            path, f"the .npz archive is damaged or truncated ({_why(exc)})"
+        ) from None
     return tables
 
 
 def _collect_torch(obj, prefix, out, torch):
     if isinstance(obj, torch.Tensor):
-        if obj.ndim == 2 and obj.is_floating_point() and obj.numel() > 0:
+        numeric = not (obj.is_complex() or obj.dtype == torch.bool)
+        if obj.ndim == 2 and numeric and obj.numel() > 0:
             out[prefix or "tensor"] = obj.detach()
     elif isinstance(obj, dict):
         for key, value in obj.items():
@@ -98,16 +167,40 @@ def _collect_torch(obj, prefix, out, torch):
             _collect_torch(value, f"{prefix}.{i}" if prefix else str(i), out, torch)
 
 
-def _load_torch(path):
-    import pickle
+def _unsupported_global(exc):
+    """The class/function name a weights-only load refused, or None."""
+    import re
 
+    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    return match.group(1) if match else None
+
+
+def _load_torch(path):
     import torch
 
+    head = _first_bytes(path)
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        raise _cannot_read(
+            path, "not a torch file (neither the zip archive nor the legacy pickle "
+            "that torch.save writes)"
+        )
     try:
+        # weights_only: tensors and containers only, no pickled code is run
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CLIError(f"{path}: cannot read as a torch file ({first})") from None
+    except _DAMAGED_TORCH as exc:
+        name = _unsupported_global(exc)
+        if name is not None:  # a well-formed pickle of more than tensors
+            raise _cannot_read(
+                path, f"it holds a pickled Python object ({name}), not only "
+                "tensors, and skcollapse does not run pickled code. If it is a "
+                "whole model saved with torch.save(model), save its weights "
+                "instead: torch.save(model.state_dict(), path)"
+            ) from None
+        if head.startswith(_ZIP_MAGIC):
+            what = "torch could not read its zip archive"
+        else:
+            what = "its pickle data is invalid or ends early"
+        raise _cannot_read(path, f"the file is damaged or truncated ({what})") from None
     tables = {}
     _collect_torch(obj, "", tables, torch)
     return tables
