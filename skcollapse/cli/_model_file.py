@@ -28,6 +28,7 @@ files you trust.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -40,6 +41,7 @@ from skcollapse.utils._sklearn_compat import validate_params
 __all__ = [
     "FORMAT_VERSION",
     "MODEL_MAGIC",
+    "check_output_path",
     "is_model_file",
     "load_model",
     "load_model_tables",
@@ -105,8 +107,11 @@ def save_model(
 
     Raises
     ------
-    FileExistsError
-        If ``path`` exists and ``overwrite`` is False.
+    OSError
+        The errors of :func:`check_output_path`, checked before anything is
+        written: ``FileExistsError`` if ``path`` exists and ``overwrite`` is
+        False, ``IsADirectoryError``, ``FileNotFoundError`` (no such folder),
+        ``NotADirectoryError``, ``PermissionError``.
 
     Examples
     --------
@@ -114,17 +119,9 @@ def save_model(
     >>> save_model(estimator, "mf.skc", model="mf")  # doctest: +SKIP
     >>> estimator = load_model("mf.skc")  # doctest: +SKIP
     """
-    path = Path(path)
     if "format_version" in meta:
         raise ValueError("format_version is set by save_model itself.")
-    if path.is_dir():
-        raise IsADirectoryError(21, "is a directory; give a file name", str(path))
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            17, "exists; pass overwrite=True (--overwrite) to replace it", str(path)
-        )
-    if not path.parent.exists():
-        raise FileNotFoundError(2, "folder does not exist", str(path.parent))
+    path = check_output_path(path, overwrite=overwrite)
     header = {"format_version": FORMAT_VERSION, **_json_ready(meta)}
     payload = {"estimator": estimator, "user_ids": user_ids, "item_ids": item_ids}
     tmp = path.with_name(path.name + ".part")
@@ -137,6 +134,70 @@ def save_model(
     finally:
         if tmp.exists():
             tmp.unlink()
+    return path
+
+
+def check_output_path(path, *, overwrite=False) -> Path:
+    """Check that a model file can be written at ``path``, before any work.
+
+    ``skcollapse train`` calls it before training, so that a wrong ``--output``
+    fails at once instead of after the fit; :func:`save_model` calls it again.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+    overwrite : bool, default=False
+        Whether an existing file may be replaced.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Raises
+    ------
+    IsADirectoryError
+        If ``path`` is a folder.
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+    NotADirectoryError
+        If the "folder" of ``path`` is a file.
+    PermissionError
+        If the folder is not writable.
+
+    Each error's ``strerror`` is a full sentence naming the path.
+    """
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, f"{path} is a folder; give a file name", str(path)
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            errno.EEXIST,
+            f"{path} exists; pass --overwrite (overwrite=True) to replace it",
+            str(path),
+        )
+    if not parent.exists():
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"cannot write {path}: folder {parent} does not exist; create it or "
+            "choose another file",
+            str(path),
+        )
+    if not parent.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"cannot write {path}: {parent} is not a folder", str(path)
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):  # the file is written beside
+        raise PermissionError(  # its final name, then moved: the folder counts
+            errno.EACCES,
+            f"cannot write {path}: no write permission in folder {parent}",
+            str(path),
+        )
     return path
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from skcollapse.cli import CLIError
-from skcollapse.cli._model_file import save_model
+from skcollapse.cli._model_file import check_output_path, save_model
 
 #: Model name on the command line -> estimator class in skcollapse.recommenders.
 MODELS = {"mf": "MFRecommender", "lightgcn": "LightGCNRecommender"}
@@ -443,8 +443,10 @@ def run_train(args) -> int:
     cls = _estimator_class(args.model)
     _check_param_names(cls, params, args.model)
     output = Path(args.output) if args.output else Path(f"{args.model}.skc")
-    if output.exists() and not args.overwrite:
-        raise CLIError(f"{output} exists; pass --overwrite to replace it")
+    try:  # before any work: a wrong --output fails now, not after training
+        check_output_path(output, overwrite=args.overwrite)
+    except OSError as exc:
+        raise CLIError(f"--output: {exc.strerror}") from None
 
     X, info = load_interactions(
         args.data,
@@ -513,11 +515,7 @@ def run_train(args) -> int:
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "skcollapse_version": _version(),
     }
-    if output.is_dir():
-        raise CLIError(f"--output {output} is a directory; give a file name")
-    if not output.parent.exists():
-        raise CLIError(f"folder {output.parent} does not exist")
-    save_model(
+    save_model(  # checks the path again: it may have changed during training
         estimator,
         output,
         user_ids=estimator.user_ids_,
