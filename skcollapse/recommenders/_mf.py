@@ -42,8 +42,10 @@ class MFRecommender(CFRecommenderBase):
     >>> ids, scores = model.recommend([0, 1], n=5)
     >>> ids.shape
     (2, 5)
-    >>> model.get_embeddings()["item"].shape
-    (100, 16)
+    >>> model.get_embeddings()["item"].shape  # one row per item id seen in X
+    (99, 16)
+    >>> model.item_ids_[:3]  # the id of each row
+    array([0, 1, 2])
     """,
     )
 
