@@ -381,7 +381,7 @@ def test_scorers_read_a_dataframe_by_column_name():
         assert scorer(est, ordered) == expected
         assert scorer(est, swapped) == expected
     # read by position, the swapped frame would give another number
-    with pytest.warns(UserWarning, match="outside the fitted range"):
+    with pytest.warns(UserWarning, match="unseen in fit are counted as misses"):
         by_position = ranking_scorer("ndcg", k=5)(est, swapped.to_numpy())
     assert by_position != ranking_scorer("ndcg", k=5)(est, test)
     report = evaluate_ranking(est, swapped.assign(timestamp=1), k=5)
@@ -414,7 +414,7 @@ def test_scorer_counts_unknown_users_and_items_as_misses_with_one_warning():
         warnings.simplefilter("always")
         value = ranking_scorer("recall", k=1)(est, held_out)
     relevant_warnings = [
-        w for w in record if "outside the fitted range" in str(w.message)
+        w for w in record if "unseen in fit are counted as misses" in str(w.message)
     ]
     assert len(relevant_warnings) == 1
     assert value == pytest.approx(1 / 3)
