@@ -1,25 +1,14 @@
 """CollapseMonitor: erank / IA of the tables recorded in net.history."""
 
-import numpy as np
 import pytest
 
 from skcollapse.callbacks import CollapseMonitor
 from skcollapse.datasets import make_interactions
 from skcollapse.recommenders import LightGCNRecommender, MFRecommender
+from skcollapse.testing import reference_effective_rank as _svd_erank
+from skcollapse.testing import reference_information_abundance as _svd_ia
 
 FAST = {"embedding_dim": 8, "batch_size": 256, "random_state": 0}
-
-
-def _svd_erank(E):
-    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
-    p = s / s.sum()
-    p = p[p > 0]
-    return float(np.exp(-(p * np.log(p)).sum()))
-
-
-def _svd_ia(E):
-    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
-    return float(s.sum() / s.max())
 
 
 @pytest.fixture(scope="module")

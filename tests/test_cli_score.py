@@ -11,6 +11,7 @@ import torch
 
 from skcollapse.cli import CLIError, main
 from skcollapse.metrics import effective_rank, information_abundance, normalized_std
+from skcollapse.testing import reference_effective_rank, reference_information_abundance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,11 +25,7 @@ def run_module(*args):
 
 
 def ref(E):
-    E = np.asarray(E, dtype=np.float64)
-    s = np.linalg.svd(E, compute_uv=False)
-    p = s / s.sum()
-    p = p[p > 0]
-    return float(np.exp(-(p * np.log(p)).sum())), float(s.sum() / s[0])
+    return reference_effective_rank(E), reference_information_abundance(E)
 
 
 def score_json(capsys, *args):

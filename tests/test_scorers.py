@@ -25,18 +25,8 @@ from skcollapse.metrics import (
     information_abundance,
 )
 from skcollapse.testing import CollapseMetricTests
-
-
-def ref_erank(E):
-    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
-    p = s / s.sum()
-    p = p[p > 0]
-    return float(np.exp(-(p * np.log(p)).sum()))
-
-
-def ref_ia(E):
-    s = np.linalg.svd(np.asarray(E, dtype=np.float64), compute_uv=False)
-    return float(s.sum() / s[0])
+from skcollapse.testing import reference_effective_rank as ref_erank
+from skcollapse.testing import reference_information_abundance as ref_ia
 
 
 @pytest.fixture

@@ -284,6 +284,7 @@ def load_criteo(
     Examples
     --------
     >>> from skcollapse.datasets import load_criteo
+    >>> # skipped by the doctests: needs a local Criteo file
     >>> bunch = load_criteo("criteo_sample.txt", min_count=2)  # doctest: +SKIP
     >>> bunch.data.shape  # doctest: +SKIP
     (200, 39)

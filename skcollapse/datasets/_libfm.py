@@ -54,7 +54,8 @@ def load_libfm(path, *, n_fields=None, dtype=np.int64):
 
     Examples
     --------
-    >>> from skcollapse.datasets import load_libfm  # doctest: +SKIP
+    >>> # skipped by the doctests: needs a local libFM file (e.g. frappe)
+    >>> from skcollapse.datasets import load_libfm
     >>> X, y = load_libfm("frappe/frappe.validation.libfm")  # doctest: +SKIP
     >>> X.shape  # doctest: +SKIP
     (57722, 10)

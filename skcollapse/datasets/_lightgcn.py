@@ -170,6 +170,7 @@ def load_lightgcn(folder, *, n_users=None, n_items=None):
     Examples
     --------
     >>> from skcollapse.datasets import load_lightgcn
+    >>> # skipped by the doctests: needs the LightGCN Gowalla files
     >>> data = load_lightgcn("../shared/eval-data/gowalla")  # doctest: +SKIP
     >>> data.train.shape, data.n_users, data.n_items  # doctest: +SKIP
     ((810128, 2), 29858, 40981)

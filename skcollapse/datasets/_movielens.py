@@ -476,6 +476,7 @@ def fetch_movielens(
     Examples
     --------
     >>> from skcollapse.datasets import fetch_movielens
+    >>> # skipped by the doctests: downloads MovieLens (network)
     >>> ml = fetch_movielens("100k")  # doctest: +SKIP
     >>> ml.data.shape, ml.n_users, ml.n_items  # doctest: +SKIP
     ((100000, 2), 943, 1682)
