@@ -119,28 +119,18 @@ _CTR_XFAIL = {
         "sample_weight (unsupported, as in skorch) is looked at"
     ),
 }
-# predict_proba is float32: torch's vectorised sigmoid and its scalar tail
-# differ by a few float32 ulps (relative 2e-7), so a row that moves between the
-# two in a permuted batch misses the check's rtol=1e-7. Which models hit it
-# depends on the fitted weights; a float64 sigmoid would fix it (reported).
-_ORDER = {
-    "check_methods_sample_order_invariance": (
-        "float32 sigmoid: the vectorised and scalar-tail paths differ by a few "
-        "ulps (relative 2e-7 > the check's rtol=1e-7) for some rows"
-    ),
-}
 XFAILS = {
     "ErankScorer": {},  # the scorers pass every check
     "IAScorer": {},
     "MFRecommender": _CF_XFAIL,
     "LightGCNRecommender": _CF_XFAIL,
-    "FMClassifier": {**_CTR_XFAIL, **_ORDER},
-    "DNNClassifier": {**_CTR_XFAIL, **_ORDER},
+    "FMClassifier": _CTR_XFAIL,
+    "DNNClassifier": _CTR_XFAIL,
     "IPNNClassifier": _CTR_XFAIL,
     "NFwFMClassifier": _CTR_XFAIL,
-    "xDeepFMClassifier": {**_CTR_XFAIL, **_ORDER},
+    "xDeepFMClassifier": _CTR_XFAIL,
     "DCNv2Classifier": _CTR_XFAIL,
-    "FinalMLPClassifier": {**_CTR_XFAIL, **_ORDER},
+    "FinalMLPClassifier": _CTR_XFAIL,
 }
 
 

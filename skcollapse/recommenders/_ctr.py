@@ -99,8 +99,13 @@ def _check_target(y, owner="CTR classifier"):
 
 
 def _sigmoid_proba(logits):
-    """``(n,)`` logits to ``(n, 2)`` class probabilities."""
-    p = torch.sigmoid(logits)
+    """``(n,)`` logits to ``(n, 2)`` float64 class probabilities.
+
+    In float64: torch's vectorised float32 sigmoid and its scalar tail differ by
+    a few ulps, so a row's probability would depend on its position in the
+    batch (scikit-learn's sample-order invariance check catches it).
+    """
+    p = torch.sigmoid(logits.double())
     return torch.stack((1 - p, p), dim=1)
 
 
