@@ -40,7 +40,7 @@ __all__ = ["RankingMixin"]
 _RANK_BLOCK = 2**24
 
 
-def _check_n(n):
+def _validate_n(n):
     validate_parameter_constraints(
         {"n": [int_interval(1, None, closed="left")]}, {"n": n}, caller_name="recommend"
     )
@@ -243,7 +243,7 @@ class RankingMixin:
             Their scores (float32).
         """
         self._check_fitted()
-        _check_n(n)
+        _validate_n(n)
         users, scalar = self._codes("user", user_ids, name="user_ids")
         filt, cand = self._item_filters(filter_items, items)
         tabs = self.get_embedding_tensors()
@@ -300,7 +300,7 @@ class RankingMixin:
         ids, scores : ndarray of shape (n_queries, n) or (n,)
         """
         self._check_fitted()
-        _check_n(n)
+        _validate_n(n)
         q, scalar = self._codes("item", item_ids, name="item_ids")
         filt, cand = self._item_filters(filter_items, items)
         I = F.normalize(self.get_embedding_tensors()["item"], dim=1)
