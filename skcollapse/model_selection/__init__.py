@@ -1,4 +1,5 @@
-"""Splitters for interaction data that follow scikit-learn's CV-splitter protocol."""
+"""Splitters for interaction data: scikit-learn CV splitters, and a per-user
+validation hold-out for the ``train_split`` of skorch estimators."""
 
 from skcollapse.model_selection._split import (
     LeaveLastOut,
@@ -7,11 +8,13 @@ from skcollapse.model_selection._split import (
     TemporalSplit,
     train_test_split_interactions,
 )
+from skcollapse.model_selection._valid_split import PerUserValidSplit
 
 __all__ = [
     "LeaveLastOut",
     "PerUserKFold",
     "PerUserShuffleSplit",
+    "PerUserValidSplit",
     "TemporalSplit",
     "train_test_split_interactions",
 ]

@@ -136,13 +136,18 @@ class NetBase(RegularizedNetMixin):
         self._fit_seed_ = seed
         try:
             with self._seeded_rng(None if seed is None else seed + 1):
-                return super().partial_fit(X, y, classes=classes, **fit_params)
+                super().partial_fit(X, y, classes=classes, **fit_params)
+                self._after_fit()
+            return self
         except ModelFitError:
             self._forget_fit()
             raise
         finally:
             self._fit_seed_ = None
             self._fitting_ = False
+
+    def _after_fit(self):
+        """Hook run when training is over and every callback is done."""
 
     def _forget_fit(self):
         """After a failed fit the estimator is not fitted (nothing returns NaN)."""

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.dataset import unpack_data
 
+from skcollapse.callbacks import RankingValidation
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn._cf_loss import CF_LOSSES, CFLoss
 from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
@@ -48,6 +49,19 @@ __all__ = ["CFRecommenderBase"]
 _DEFAULT_NEGATIVES = {"bpr": 1, "bce": 4, "softmax": 128, "align": 0}
 
 
+def _indices_of(subset, n):
+    """Row indices of a split part: a ``Subset``'s indices, or all rows."""
+    indices = getattr(subset, "indices", None)
+    if indices is None:
+        if len(subset) != n:
+            raise TypeError(
+                "train_split must return torch Subsets of the dataset it is given "
+                f"(as skorch's ValidSplit does), got {type(subset).__name__}."
+            )
+        return np.arange(n)
+    return np.asarray(indices, dtype=np.int64)
+
+
 class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
     """Shared implementation of the CF recommenders (see :class:`MFRecommender`).
 
@@ -71,6 +85,7 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         "k": [int_interval(1, None, closed="left")],
         "module": [HasMethods(["encode", "tables"]), type],
         "optimizer": [callable],
+        "train_split": [callable, None],
     }
     _fitted_attributes = (
         "user_ids_",
@@ -87,12 +102,15 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         "_sampler_",
         "_adjacency_for_",
         "_vocabularies_",
+        "_valid_sampler_",
+        "_valid_tables_",
     )
     cuda_dependent_attributes_: ClassVar[list[str]] = [
         *NetBase.cuda_dependent_attributes_,
         "embeddings_cache_",
         "_liked_",
         "_fit_pairs_",
+        "_valid_pairs_",
     ]
 
     def __init__(
@@ -152,6 +170,19 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         self.regularizer = regularizer
         self.random_state = random_state
 
+    @property
+    def _default_callbacks(self):
+        callbacks = list(super()._default_callbacks)
+        if self.train_split is not None:
+            # validation ranking metrics in the history (valid_ndcg, valid_recall),
+            # before the log prints the epoch's row
+            at = next(
+                (i for i, (name, _) in enumerate(callbacks) if name == "print_log"),
+                len(callbacks),
+            )
+            callbacks.insert(at, ("valid_ranking", RankingValidation()))
+        return callbacks
+
     # ------------------------------------------------------------ parameters
     def _check_params(self):
         super()._check_params()
@@ -164,11 +195,6 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
             raise ValueError(
                 f"n_negatives=0 leaves loss={self.loss!r} without negatives; give "
                 "n_negatives >= 1 or None (the loss's default)."
-            )
-        if self.train_split is not None:
-            raise ValueError(
-                f"train_split must be None for {type(self).__name__}: evaluate "
-                "ranking on held-out pairs with score(X_test) or ranking_scorer."
             )
 
     def _n_negatives(self):
@@ -253,13 +279,14 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
             "tables": {"user": int(self.embedding_dim), "item": int(self.embedding_dim)},
         }
 
-    def _set_interactions(self, users, items):
+    def _set_interactions(self, users, items, train=None):
         """Learn (or extend) the id vocabularies; set ``user_items_`` and
         ``item_popularity_`` in rows of the vocabulary. Returns the row codes.
 
         A fresh fit learns the ids of ``X`` (``0..n-1`` when ``n_users`` /
         ``n_items`` is given); continued training (``partial_fit``, or ``fit``
-        with ``warm_start=True``) appends ids it has not seen.
+        with ``warm_start=True``) appends ids it has not seen. ``train`` (a
+        boolean mask) keeps validation pairs out of ``user_items_``.
         """
         continuing = getattr(self, "embeddings_cache_", None) is not None
         vocabs = []
@@ -285,11 +312,12 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         self.n_features_in_ = 2
         u = uv.encode(users, name="X's user column")
         i = iv.encode(items, name="X's item column")
+        ut, it = (u, i) if train is None else (u[train], i[train])
         R = sp.csr_matrix(
-            (np.ones(u.shape[0], dtype=np.float32), (u, i)),
+            (np.ones(ut.shape[0], dtype=np.float32), (ut, it)),
             shape=(self.n_users_, self.n_items_),
         )
-        popularity = np.bincount(i, minlength=self.n_items_).astype(np.int64)
+        popularity = np.bincount(it, minlength=self.n_items_).astype(np.int64)
         if continuing and not getattr(self, "_fit_replaces_data_", False):
             # partial_fit: the model has now seen the earlier interactions too, so
             # recommend() keeps filtering them, negatives avoid them and LightGCN
@@ -306,10 +334,36 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         self.embeddings_cache_ = None
         return u, i
 
+    def _split_mask(self, users, items):
+        """Training-pair mask from ``train_split`` (``None`` without one).
+
+        The split is made here, once per fit, on the pairs of ``X``: validation
+        pairs must stay out of ``user_items_`` (else ranking would filter them
+        out as already seen) and out of the negatives' exclusion set. The
+        splitter sees the pairs as integer codes (any ids work).
+        """
+        if self.train_split is None:
+            return None
+        import pandas as pd
+
+        n_pairs = users.shape[0]
+        codes = np.column_stack([pd.factorize(users)[0], pd.factorize(items)[0]])
+        pairs = PairsDataset(torch.from_numpy(codes.astype(np.int64)))
+        train, valid = self.train_split(pairs)
+        mask = np.zeros(n_pairs, dtype=bool)
+        mask[_indices_of(train, n_pairs)] = True
+        if mask[_indices_of(valid, n_pairs)].any():
+            raise ValueError(
+                f"train_split={self.train_split!r} returned overlapping training "
+                "and validation pairs."
+            )
+        return mask
+
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         users, items = check_interactions(X)
         continuing = getattr(self, "embeddings_cache_", None) is not None
-        users, items = self._set_interactions(users, items)
+        train = self._split_mask(users, items)
+        users, items = self._set_interactions(users, items, train=train)
         mod = unwrap_module(self.module_)
         if (mod.n_users, mod.n_items) != (self.n_users_, self.n_items_):
             # the module was built before the data was seen, or new ids arrived
@@ -319,7 +373,12 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
             if continuing:
                 unwrap_module(self.module_).copy_rows_from(mod)
         dev = self._device()
-        self._fit_pairs_ = torch.from_numpy(np.column_stack([users, items])).to(dev)
+        pairs = torch.from_numpy(np.column_stack([users, items]))
+        self._valid_pairs_ = None
+        if train is not None:
+            self._valid_pairs_ = pairs[torch.from_numpy(~train)].to(dev)
+            pairs = pairs[torch.from_numpy(train)]
+        self._fit_pairs_ = pairs.to(dev)
         seed = getattr(self, "_fit_seed_", None)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -332,18 +391,72 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
             negatives = torch.Generator(device=dev)
             negatives.manual_seed(process_seed((seed + 2) % 2**32))
         self._sampler_ = NegativeSampler(self.user_items_, dev, negatives)
+        # validation negatives come from their own stream: validating does not
+        # change the training draws
+        valid_gen = torch.Generator(device=dev).manual_seed(seed + 3)
+        self._valid_sampler_ = NegativeSampler(self.user_items_, dev, valid_gen)
         self._prepare_module()
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def _prepare_module(self):
         """Hook for data-dependent module state (LightGCN: the adjacency)."""
 
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        super().on_train_end(net, X=X, y=y, **kwargs)
+    def _after_fit(self):
+        """Cache the ranking tables once every callback is done (e.g. skorch's
+        ``EarlyStopping(load_best=True)`` restores the best weights in its
+        ``on_train_end``), and drop the state only training needs."""
         self.embeddings_cache_ = self._compute_tables()
-        self._fit_pairs_ = None
-        self._generator_ = None
-        self._sampler_ = None
+        for name in ("_fit_pairs_", "_valid_pairs_", "_generator_", "_sampler_",
+                     "_valid_sampler_", "_valid_tables_"):
+            setattr(self, name, None)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """The training and validation pairs split by :meth:`on_train_begin`."""
+        pairs = getattr(self, "_fit_pairs_", None)
+        if pairs is None:
+            return super().get_split_datasets(X, y, **fit_params)
+        valid = getattr(self, "_valid_pairs_", None)
+        return PairsDataset(pairs), (None if valid is None else PairsDataset(valid))
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(
+            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
+        )
+        self._valid_tables_ = None
+
+    def rank_validation(self, dataset_valid, *, k=None, metrics=("ndcg", "recall")):
+        """Ranking metrics of the current weights on validation pairs.
+
+        All items are ranked for each validation user, the training items
+        excluded (:func:`~skcollapse.metrics.evaluate_ranking`). Used by
+        :class:`~skcollapse.callbacks.RankingValidation` each epoch.
+
+        Parameters
+        ----------
+        dataset_valid : PairsDataset
+            The validation pairs (rows of the vocabulary), as skorch passes them.
+        k : int, default=None
+            Cut-off; ``None`` uses the estimator's ``k``.
+        metrics : sequence of str, default=("ndcg", "recall")
+
+        Returns
+        -------
+        dict of str to float
+        """
+        from skcollapse.metrics import evaluate_ranking
+
+        pairs = dataset_valid.pairs.detach().cpu().numpy()
+        raw = np.column_stack([
+            self._vocabulary("user").decode(pairs[:, 0]),
+            self._vocabulary("item").decode(pairs[:, 1]),
+        ])
+        self.embeddings_cache_ = self._compute_tables()
+        try:
+            return evaluate_ranking(
+                self, raw, k=self.k if k is None else k, metrics=tuple(metrics)
+            )
+        finally:
+            self.embeddings_cache_ = None
 
     # ------------------------------------------------------------ training
     def get_dataset(self, X, y=None):
@@ -480,9 +593,31 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         return {"loss": loss, "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
-        raise NotImplementedError(
-            f"{type(self).__name__} has no validation loss; train_split must be None."
-        )
+        """The training objective (without penalties) on validation pairs.
+
+        Negatives are drawn as in training, from a stream of their own; the
+        ranking tables of the current weights are computed once per epoch.
+        Recorded by skorch as ``valid_loss``.
+        """
+        self._set_training(False)
+        Xi, _ = unpack_data(batch)
+        with torch.no_grad():
+            tables = getattr(self, "_valid_tables_", None)
+            if tables is None:
+                tables = self._valid_tables_ = self._compute_tables()
+            U, I = tables["user"], tables["item"]
+            users, pos = Xi[:, 0], Xi[:, 1]
+            n_neg = self._n_negatives()
+            neg = neg_mask = None
+            if n_neg:
+                if self.negative_sampling == "shared":
+                    idx = self._valid_sampler_.shared(n_neg, users.device)
+                    neg, neg_mask = I[idx], idx[None, :] == pos[:, None]
+                else:
+                    neg = I[self._valid_sampler_.independent(users, n_neg)]
+            user, item = U[users], I[pos]
+            loss = self.criterion_(user, item, neg, neg_mask=neg_mask)
+        return {"loss": loss, "y_pred": (user * item).sum(-1)}
 
     # ------------------------------------------------------------ embeddings
     def _compute_tables(self):

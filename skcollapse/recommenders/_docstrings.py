@@ -59,6 +59,16 @@ _SHARED_TAIL = """
         leaves the estimator unfitted.
     batch_size : int, default=2048
         Positive pairs per step.
+    train_split : callable or None, default=None
+        A validation hold-out of the training pairs, e.g.
+        :class:`~skcollapse.model_selection.PerUserValidSplit` ``(0.1)`` (or
+        skorch's ``ValidSplit``). With one, every epoch records ``valid_loss``
+        (the training objective on the validation pairs, sampled negatives)
+        and ``valid_ndcg``/``valid_recall`` at ``k`` (all items ranked, the
+        training items excluded; :class:`~skcollapse.callbacks.RankingValidation`)
+        in ``history_``, and validation pairs stay out of ``user_items_``.
+        Select epochs with ``EarlyStopping(monitor="valid_ndcg",
+        lower_is_better=False, load_best=True)``.
     callbacks : list or None, default=None
         skorch callbacks, e.g. ``[CollapseMonitor()]`` or
         ``[skorch.callbacks.ProgressBar()]`` for a progress bar.

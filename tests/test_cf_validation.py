@@ -1,0 +1,131 @@
+"""The validation protocol of the CF recommenders: train_split, validation ranking
+metrics in the history, early stopping that restores the best epoch."""
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.dataset import ValidSplit
+
+from skcollapse.datasets import make_interactions
+from skcollapse.model_selection import PerUserValidSplit
+from skcollapse.recommenders import LightGCNRecommender, MFRecommender
+
+FAST = {"embedding_dim": 16, "batch_size": 512, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def X():
+    X = make_interactions(300, 150, density=0.08, random_state=1)
+    assert np.unique(X, axis=0).shape[0] == X.shape[0]  # no duplicate pairs
+    return X
+
+
+def _brute_ndcg(train, valid, U, I, k):
+    """NDCG@k by an explicit per-user loop (independent of the package)."""
+    seen, rel = {}, {}
+    for u, i in train:
+        seen.setdefault(u, set()).add(i)
+    for u, i in valid:
+        rel.setdefault(u, set()).add(i)
+    vals = []
+    for u, items in rel.items():
+        s = U[u] @ I.T
+        s[list(seen.get(u, ()))] = -np.inf
+        top = np.argsort(-s, kind="stable")[:k]
+        dcg = sum(1.0 / np.log2(r + 2) for r, i in enumerate(top) if i in items)
+        idcg = sum(1.0 / np.log2(r + 2) for r in range(min(k, len(items))))
+        vals.append(dcg / idcg)
+    return float(np.mean(vals))
+
+
+def test_per_user_valid_split_holds_out_a_share_of_every_user(X):
+    train, valid = PerUserValidSplit(0.2, random_state=0)(X)
+    t, v = np.asarray(train.indices), np.asarray(valid.indices)
+    assert np.intersect1d(t, v).size == 0 and t.size + v.size == X.shape[0]
+    counts = np.bincount(X[:, 0])
+    held = np.bincount(X[v, 0], minlength=counts.size)
+    expected = np.minimum(np.rint(0.2 * counts), counts - 1)
+    np.testing.assert_array_equal(held[counts > 0], expected[counts > 0])
+    again, _ = PerUserValidSplit(0.2, random_state=0)(X)
+    np.testing.assert_array_equal(again.indices, train.indices)
+    with pytest.raises(ValueError, match="'valid_size' parameter"):
+        PerUserValidSplit(1.5)(X)
+
+
+@pytest.mark.parametrize("cls", [MFRecommender, LightGCNRecommender])
+def test_validation_metrics_are_recorded_and_exact(X, cls):
+    split = PerUserValidSplit(0.1, random_state=0)
+    model = cls(max_epochs=3, train_split=split, **FAST).fit(X)
+    hist = model.history
+    for key in ("valid_loss", "valid_ndcg", "valid_recall"):
+        assert len(hist[:, key]) == 3 and np.isfinite(hist[:, key]).all()
+    train_idx, valid_idx = (np.asarray(s.indices) for s in split(X))
+    train, valid = X[train_idx], X[valid_idx]
+    # validation pairs stay out of the training interactions (and the filter)
+    assert model.user_items_.nnz == train.shape[0]
+    assert not np.asarray(model.user_items_[valid[:, 0], valid[:, 1]]).any()
+    emb = model.get_embeddings()
+    brute = _brute_ndcg(train, valid, emb["user"], emb["item"], model.k)
+    assert hist[-1, "valid_ndcg"] == pytest.approx(brute, rel=1e-5)
+
+
+def test_skorch_valid_split_works_too(X):
+    model = MFRecommender(max_epochs=2, train_split=ValidSplit(0.1, random_state=0),
+                          **FAST).fit(X)
+    assert model.user_items_.nnz == X.shape[0] - int(np.ceil(0.1 * X.shape[0]))
+    assert np.isfinite(model.history[:, "valid_ndcg"]).all()
+
+
+def test_every_carries_values_forward(X):
+    model = MFRecommender(max_epochs=4, train_split=PerUserValidSplit(0.1),
+                          callbacks__valid_ranking__every=3, **FAST).fit(X)
+    ndcg = model.history[:, "valid_ndcg"]
+    assert ndcg[1] == ndcg[0] and ndcg[2] == ndcg[0]  # epochs 2 and 3 carried
+    assert len(ndcg) == 4  # epoch 4 is the last: evaluated
+
+
+class _Spoil(Callback):
+    """From epoch 3 on the model ranks the least popular items first and stops
+    learning (learning rate 0): validation NDCG falls and stays down."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) < 3:
+            return
+        pop = torch.as_tensor(net.item_popularity_, dtype=torch.float32)
+        with torch.no_grad():
+            w = net.module_.embedding.weight
+            w.zero_()
+            w[: net.n_users_, 0] = 1.0
+            w[net.n_users_ :, 0] = -pop
+        for group in net.optimizer_.param_groups:
+            group["lr"] = 0.0
+
+
+class _Snapshots(Callback):
+    def initialize(self):
+        self.tables = {}
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.tables[len(net.history)] = net.module_.embedding.weight.detach().clone()
+
+
+def test_early_stopping_restores_the_best_epoch(X):
+    split = PerUserValidSplit(0.1, random_state=0)
+    snaps = _Snapshots()
+    model = MFRecommender(
+        max_epochs=20, lr=0.02, train_split=split,
+        callbacks=[_Spoil(), snaps, EarlyStopping(
+            monitor="valid_ndcg", lower_is_better=False, patience=3, load_best=True)],
+        **FAST,
+    ).fit(X)
+    ndcg = model.history[:, "valid_ndcg"]
+    best = int(np.argmax(ndcg)) + 1
+    assert best <= 2 < len(ndcg) < 20  # peaked early, stopped early
+    assert torch.equal(model.module_.embedding.weight, snaps.tables[best])
+    # the cached ranking tables are those of the restored epoch
+    train_idx, valid_idx = (np.asarray(s.indices) for s in split(X))
+    emb = model.get_embeddings()
+    assert _brute_ndcg(X[train_idx], X[valid_idx], emb["user"], emb["item"],
+                       model.k) == pytest.approx(ndcg[best - 1], rel=1e-5)
