@@ -306,7 +306,7 @@ def _zca_ref(x, eps):
 def test_dbn_training_whitens_each_group(rng, group_size, groups):
     n, d = 400, 7
     x = torch.as_tensor(rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) + 3.0)
-    dbn = DecorrelatedBatchNorm(group_size=group_size, eps=1e-8)
+    dbn = DecorrelatedBatchNorm(group_size=group_size, eps=1e-8, relative_eps=False)
     out, pen = dbn({"item": x})
     assert float(pen) == 0.0
     y = _np(out["item"])
@@ -319,7 +319,8 @@ def test_dbn_training_whitens_each_group(rng, group_size, groups):
 
 
 def test_dbn_eval_uses_running_statistics(rng):
-    dbn = DecorrelatedBatchNorm(group_size=2, momentum=0.3, eps=1e-5)
+    dbn = DecorrelatedBatchNorm(group_size=2, momentum=0.3, eps=1e-5,
+                                relative_eps=False)
     dbn.setup({"tables": {"user": 4, "item": 4}})
     d = 4
     run_mu = {k: np.zeros(d) for k in ("user", "item")}
@@ -356,7 +357,7 @@ def test_dbn_eval_uses_running_statistics(rng):
 
 
 def test_dbn_transform_extra_in_training_uses_batch_statistics(rng):
-    dbn = DecorrelatedBatchNorm(eps=1e-6)
+    dbn = DecorrelatedBatchNorm(eps=1e-6, relative_eps=False)
     batch = _batch(rng, n=64, d=4, grad=True)
     dbn(batch)
     extra = torch.as_tensor(rng.standard_normal((5, 4)))
@@ -369,6 +370,45 @@ def test_dbn_transform_extra_in_training_uses_batch_statistics(rng):
     only_user = DecorrelatedBatchNorm(tables="user")
     only_user(batch)
     assert only_user.transform_extra("item", extra) is extra
+
+
+@pytest.mark.parametrize("group_size", [None, 4])
+@pytest.mark.parametrize("eps", [1e-3, None])  # full whitening; the (soft) default
+def test_dbn_relative_eps_whitens_alike_at_any_scale(rng, group_size, eps):
+    """eps is relative to each group's mean variance: a table of std 1e-2 and
+    the same table at std 1e+2 are whitened alike, equal to the ZCA reference
+    with eps * trace(Σ)/m; with a small eps every group's covariance is ≈ I."""
+    n, d = 2000, 8
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    lams = np.geomspace(0.3, 3.0, d)  # a well-conditioned covariance
+    base = rng.standard_normal((n, d)) * np.sqrt(lams) @ q.T
+    kwargs = {} if eps is None else {"eps": eps}
+    rel = DecorrelatedBatchNorm().eps if eps is None else eps
+    outs = []
+    for scale in (1e-2, 1e2):
+        dbn = DecorrelatedBatchNorm(group_size=group_size, **kwargs)
+        out, _ = dbn({"item": torch.as_tensor(scale * base)})
+        y = _np(out["item"])
+        m = d if group_size is None else group_size
+        for a in range(0, d, m):
+            xs = scale * base[:, a : a + m]
+            S = np.cov(xs.T, bias=True)
+            mu, W = _zca_ref(xs, rel * np.trace(S) / m)
+            np.testing.assert_allclose(y[:, a : a + m], (xs - mu) @ W, atol=1e-8)
+            if eps is not None:
+                cov = np.cov(y[:, a : a + m].T, bias=True)
+                np.testing.assert_allclose(cov, np.eye(m), atol=1e-2)
+        outs.append(y)
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-8)
+
+
+def test_dbn_absolute_eps_depends_on_the_scale(rng):
+    """The reference code's absolute eps (0.1) barely whitens a small table."""
+    x = torch.as_tensor(1e-2 * rng.standard_normal((500, 6)))
+    y = _np(DecorrelatedBatchNorm(eps=0.1, relative_eps=False)({"item": x})[0]["item"])
+    assert np.trace(np.cov(y.T, bias=True)) < 0.01 * 6
+    y_rel = _np(DecorrelatedBatchNorm(eps=1e-3)({"item": x})[0]["item"])
+    assert np.trace(np.cov(y_rel.T, bias=True)) == pytest.approx(6, rel=1e-2)
 
 
 def test_dbn_inverse_sqrt_gradcheck_and_repeated_eigenvalues():
