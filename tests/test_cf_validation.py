@@ -129,3 +129,54 @@ def test_early_stopping_restores_the_best_epoch(X):
     emb = model.get_embeddings()
     assert _brute_ndcg(X[train_idx], X[valid_idx], emb["user"], emb["item"],
                        model.k) == pytest.approx(ndcg[best - 1], rel=1e-5)
+
+
+# ------------------------------------------------------------ user-first sampling
+def _skewed_pairs(seed=0):
+    """Users with very different activity (1 to 40 items)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(60):
+        n = 1 + (u * 7) % 40
+        rows += [(u, i) for i in rng.choice(80, size=n, replace=False)]
+    return np.array(rows)
+
+
+def test_user_sampling_draws_users_uniformly_and_positives_within_them():
+    from scipy.stats import chisquare
+
+    from skcollapse.recommenders._sampling import PairBatches, UserBatches
+
+    X = _skewed_pairs()
+    pairs = torch.from_numpy(X)
+    gen = torch.Generator().manual_seed(0)
+    batches = UserBatches(pairs, 256, generator=gen)
+    assert len(batches) == -(-len(X) // 256)
+    drawn = torch.cat([batches.sample() for _ in range(200)]).numpy()
+    observed = {tuple(p) for p in X.tolist()}
+    assert all(tuple(p) in observed for p in drawn.tolist())  # real positives
+    counts = np.bincount(drawn[:, 0], minlength=60)
+    assert chisquare(counts).pvalue > 1e-3  # uniform over users
+    # within a user, positives are uniform over the user's items
+    busiest = int(np.argmax(np.bincount(X[:, 0])))
+    items = drawn[drawn[:, 0] == busiest, 1]
+    per_item = np.unique(items, return_counts=True)[1]
+    assert per_item.size == np.sum(X[:, 0] == busiest)
+    assert chisquare(per_item).pvalue > 1e-3
+    # the pair sampler weighs users by activity: far from uniform
+    shuffled = np.concatenate([b[0].numpy() for _ in range(20)
+                               for b in PairBatches(pairs, 256, shuffle=True,
+                                                    generator=gen)])
+    assert chisquare(np.bincount(shuffled[:, 0], minlength=60)).pvalue < 1e-10
+
+
+def test_user_sampling_trains_the_estimators():
+    X = _skewed_pairs()
+    for cls in (MFRecommender, LightGCNRecommender):
+        model = cls(sampling="user", max_epochs=2, **FAST).fit(X)
+        assert len(model.history) == 2 and np.isfinite(model.history[:, "train_loss"]).all()
+        ref = cls(sampling="user", max_epochs=2, **FAST).fit(X)
+        np.testing.assert_array_equal(model.get_embeddings()["item"],
+                                      ref.get_embeddings()["item"])  # seeded
+    with pytest.raises(ValueError, match="'sampling' parameter"):
+        MFRecommender(sampling="items", max_epochs=1).fit(X)

@@ -27,7 +27,12 @@ from skcollapse.nn._cf_loss import CF_LOSSES, CFLoss
 from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
 from skcollapse.recommenders._base import NetBase
 from skcollapse.recommenders._ranking import RankingMixin
-from skcollapse.recommenders._sampling import NegativeSampler, PairBatches, PairsDataset
+from skcollapse.recommenders._sampling import (
+    NegativeSampler,
+    PairBatches,
+    PairsDataset,
+    UserBatches,
+)
 from skcollapse.utils._distributed import (
     is_distributed,
     num_processes,
@@ -78,6 +83,7 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         "loss": [StrOptions(set(CF_LOSSES))],
         "n_negatives": [int_interval(0, None, closed="left"), None],
         "negative_sampling": [StrOptions({"independent", "shared"})],
+        "sampling": [StrOptions({"pairs", "user"})],
         "similarity": [StrOptions({"dot", "cosine"})],
         "temperature": [real_interval(0, None, closed="neither")],
         "weight_decay": [real_interval(0, None, closed="left")],
@@ -122,6 +128,7 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         loss="bpr",
         n_negatives=None,
         negative_sampling="independent",
+        sampling="pairs",
         similarity="dot",
         temperature=1.0,
         weight_decay=1e-4,
@@ -162,6 +169,7 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         self.loss = loss
         self.n_negatives = n_negatives
         self.negative_sampling = negative_sampling
+        self.sampling = sampling
         self.similarity = similarity
         self.temperature = temperature
         self.weight_decay = weight_decay
@@ -482,6 +490,13 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         batch_size = self.get_params_for(prefix).get("batch_size", self.batch_size)
         if batch_size == -1:
             batch_size = max(1, len(dataset))
+        if training and self.sampling == "user":
+            # the per-process stream under data parallelism (each process its
+            # own users), the fit's generator otherwise
+            return UserBatches(
+                dataset.pairs, int(batch_size), generator=self._sampler_.generator,
+                world=num_processes(),
+            )
         return PairBatches(
             dataset.pairs,
             int(batch_size),

@@ -27,6 +27,13 @@ _SHARED_PARAMS = """
         negative, so hundreds or thousands of negatives become affordable, as in
         sampled-softmax training); a negative equal to the row's positive is
         left out of that row's loss, other observed items are not filtered.
+    sampling : {"pairs", "user"}, default="pairs"
+        How an epoch draws its positive pairs. ``"pairs"``: every training pair
+        once, shuffled (users weigh by their activity). ``"user"``: each batch
+        draws ``batch_size`` users uniformly (among users with training pairs)
+        and one of their items uniformly, for ``ceil(n_pairs / batch_size)``
+        batches, as the LightGCN and DirectSpec reference code do (every user
+        weighs the same; batch statistics see the users, not the pairs).
     similarity : {"dot", "cosine"}, default="dot"
         Score used in training and ranking: ``<p_u, q_i>``, or the cosine
         ``<p_u, q_i> / (|p_u| |q_i|)``. With ``"cosine"`` the ranking tables

@@ -4,6 +4,8 @@
 * :class:`PairsDataset` / :class:`PairBatches`: the training pairs as one
   ``(n, 2)`` LongTensor, iterated in shuffled slices (each process of a
   data-parallel run takes its own share of every epoch's permutation);
+* :class:`UserBatches`: uniform users, then one uniform positive each (the
+  reference code's sampling, ``sampling="user"``);
 * :func:`observed_keys`: the sorted ``user * n_items + item`` keys of the
   training interactions;
 * :class:`NegativeSampler`: uniform negatives, per positive (observed items
@@ -17,7 +19,13 @@ import torch
 
 from skcollapse.utils._distributed import shard_rows
 
-__all__ = ["NegativeSampler", "PairBatches", "PairsDataset", "observed_keys"]
+__all__ = [
+    "NegativeSampler",
+    "PairBatches",
+    "PairsDataset",
+    "UserBatches",
+    "observed_keys",
+]
 
 # largest n_users * n_items for which observed pairs are kept as a dense bitmap
 _BITMAP_MAX = 2**26
@@ -141,3 +149,56 @@ class NegativeSampler:
         return torch.randint(
             0, self.n_items, (n_neg,), generator=self.generator, device=device
         )
+
+
+class UserBatches:
+    """Batches drawn user-first: ``batch_size`` users uniformly, one positive each.
+
+    The sampling of the LightGCN and DirectSpec reference code: every user
+    weighs the same in an epoch whatever their activity (the pair-shuffling
+    default weighs users by their number of interactions), which also changes
+    what batch-statistics regularizers see. An epoch has as many batches as the
+    pair sampler would (``ceil(n_pairs / batch_size)``, shared out between the
+    processes of a data-parallel run).
+
+    Parameters
+    ----------
+    pairs : LongTensor of shape (n, 2)
+        Training pairs (rows of the vocabulary), on the device.
+    batch_size : int
+    generator : torch.Generator
+    world : int, default=1
+        Number of data-parallel processes.
+    """
+
+    def __init__(self, pairs, batch_size, *, generator=None, world=1):
+        self.batch_size = batch_size
+        self.generator = generator
+        self.n_batches = -(-pairs.shape[0] // (batch_size * world)) if len(pairs) else 0
+        users = pairs[:, 0]
+        order = torch.argsort(users, stable=True)
+        self.items = pairs[order, 1]
+        counts = torch.bincount(users)
+        self.indptr = torch.zeros(counts.shape[0] + 1, dtype=torch.long,
+                                  device=pairs.device)
+        self.indptr[1:] = torch.cumsum(counts, 0)
+        self.users = torch.nonzero(counts, as_tuple=True)[0]  # users with a pair
+
+    def __len__(self):
+        return self.n_batches
+
+    def sample(self):
+        """One batch: ``(batch_size, 2)`` pairs of uniform users, uniform positives."""
+        dev = self.users.device
+        pick = torch.randint(0, self.users.shape[0], (self.batch_size,),
+                             generator=self.generator, device=dev)
+        users = self.users[pick]
+        start = self.indptr[users]
+        count = self.indptr[users + 1] - start
+        offset = (torch.rand(self.batch_size, generator=self.generator, device=dev)
+                  * count).long().clamp_max_(count - 1)
+        return torch.stack([users, self.items[start + offset]], dim=1)
+
+    def __iter__(self):
+        for _ in range(self.n_batches):
+            yield self.sample(), None
