@@ -180,3 +180,57 @@ def test_user_sampling_trains_the_estimators():
                                       ref.get_embeddings()["item"])  # seeded
     with pytest.raises(ValueError, match="'sampling' parameter"):
         MFRecommender(sampling="items", max_epochs=1).fit(X)
+
+
+# ------------------------------------------------------------ the DirectSpec recipe
+def _directspec_reference_loss(U, I, u, p, alpha, tau, shrink):
+    """float64 transcription of directspec_mf.py's forward (tanatosuu/directspec)."""
+    def balance(E):
+        E = E / np.linalg.norm(E, axis=1, keepdims=True)
+        logits = tau * (E @ E.T)
+        w = np.exp(logits - logits.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        out = E - alpha * (w @ E)
+        if shrink != 0:
+            out = out * (np.linalg.norm(out, axis=1, keepdims=True) * shrink)
+        return out
+
+    s = (balance(U[u]) * balance(I[p])).sum(1)
+    return float(-np.log(1.0 / (1.0 + np.exp(-s))).sum() / len(u))
+
+
+def test_directspec_recipe_loss_equals_the_reference_formulas():
+    """MF + the DirectSpec recipe (positive-only bce, no negatives, transform
+    regularizer, no weight decay) computes the reference's loss on a batch."""
+    rng = np.random.default_rng(0)
+    X = np.array([(u, i) for u in range(12) for i in rng.choice(20, 4, replace=False)])
+    model = MFRecommender(
+        embedding_dim=8, loss="bce", n_negatives=0, weight_decay=0,
+        regularizer="directspec", regularizer__alpha=1.0, regularizer__tau=3.0,
+        regularizer__shrink_norm=0.03, init="xavier_uniform",
+        optimizer=torch.optim.SGD, lr=180.0, sampling="user", batch_size=16,
+        max_epochs=1, random_state=0,
+    ).fit(X)
+    model.module_.double()
+    model.regularizer_.double()
+    U, I = (t.detach().numpy() for t in model.module_.tables())
+    u = np.array([0, 3, 3, 7, 11, 5])
+    p = np.array([X[X[:, 0] == k, 1][0] for k in u])
+    batch = torch.as_tensor(np.column_stack([u, p]))
+    model.module_.train()
+    model.regularizer_.train()
+    loss = model.get_loss(model.infer(batch), training=True)
+    ref = _directspec_reference_loss(U, I, u, p, alpha=1.0, tau=3.0, shrink=0.03)
+    assert float(loss) == pytest.approx(ref, rel=1e-10)
+
+
+def test_xavier_uniform_init_bounds_per_table():
+    from skcollapse.nn import MatrixFactorization
+
+    mod = MatrixFactorization(1000, 50, 16, init="xavier_uniform")
+    U, I = (t.detach().numpy() for t in mod.tables())
+    for table, n in ((U, 1000), (I, 50)):
+        bound = np.sqrt(6.0 / (n + 16))
+        assert np.abs(table).max() <= bound
+        assert np.abs(table).max() > 0.95 * bound  # uniform over the whole range
+        assert table.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)

@@ -40,6 +40,11 @@ class CFEncoder(nn.Module):
         Standard deviation of the normal initialisation.
     sparse : bool, default=False
         Whether the table produces sparse gradients.
+    init : {"normal", "xavier_uniform"}, default="normal"
+        ``"normal"``: N(0, ``init_std``²) for every row. ``"xavier_uniform"``:
+        the user rows from U(±sqrt(6 / (n_users + dim))) and the item rows from
+        U(±sqrt(6 / (n_items + dim))), each table on its own (the initialisation
+        of the DirectSpec reference code); ``init_std`` is then unused.
 
     Attributes
     ----------
@@ -48,17 +53,30 @@ class CFEncoder(nn.Module):
     """
 
     def __init__(self, n_users, n_items, embedding_dim=64, *, init_std=0.1,
-                 sparse=False):
+                 sparse=False, init="normal"):
         super().__init__()
         self.n_users = int(n_users)
         self.n_items = int(n_items)
         self.embedding_dim = int(embedding_dim)
         self.init_std = float(init_std)
         self.sparse = bool(sparse)
+        self.init = init
         self.embedding = nn.Embedding(
             self.n_users + self.n_items, self.embedding_dim, sparse=self.sparse
         )
-        nn.init.normal_(self.embedding.weight, std=self.init_std)
+        with torch.no_grad():
+            if init == "xavier_uniform":
+                w, d = self.embedding.weight, self.embedding_dim
+                for rows, n in ((slice(0, self.n_users), self.n_users),
+                                (slice(self.n_users, None), self.n_items)):
+                    bound = (6.0 / (n + d)) ** 0.5
+                    w[rows].uniform_(-bound, bound)
+            elif init == "normal":
+                nn.init.normal_(self.embedding.weight, std=self.init_std)
+            else:  # the estimators validate it; a direct user gets a clear error
+                raise ValueError(
+                    f"init={init!r} is not supported; use 'normal' or 'xavier_uniform'."
+                )
 
     def encode(self, users, items):
         """Embeddings of a batch.

@@ -19,7 +19,9 @@ class CFLoss(nn.Module):
     ----------
     loss : {"bpr", "bce", "softmax", "align"}, default="bpr"
         ``"bpr"``: ``-log sigmoid(s_ui - s_uj)`` averaged over sampled negatives;
-        ``"bce"``: ``-log sigmoid(s_ui) - sum_j log sigmoid(-s_uj)``;
+        ``"bce"``: ``-log sigmoid(s_ui) - sum_j log sigmoid(-s_uj)`` (without
+        negatives, the positive-only ``-log sigmoid(s_ui)`` of DirectSpec's
+        recipe);
         ``"softmax"``: sampled softmax cross-entropy of the positive against the
         negatives with logits ``s / temperature``; ``"align"``: positive-only
         alignment ``||u/|u| - i/|i|||^2`` (DirectAU's alignment term; the
@@ -62,6 +64,8 @@ class CFLoss(nn.Module):
             i = F.normalize(pos, dim=-1)
             return (u - i).pow(2).sum(-1).mean()
         if neg is None:
+            if self.loss == "bce":  # positive-only: -log sigmoid(s_ui) (DirectSpec)
+                return F.softplus(-(user * pos).sum(-1)).mean()
             raise ValueError(f"loss={self.loss!r} needs negatives; got neg=None.")
         pos_s = (user * pos).sum(-1)
         if neg.dim() == 2:

@@ -95,6 +95,8 @@ class LightGCN(CFEncoder):
         Propagation layers ``L``; ``0`` reduces to matrix factorisation.
     init_std : float, default=0.1
         Standard deviation of the normal initialisation of the ego table.
+    init : {"normal", "xavier_uniform"}, default="normal"
+        See :class:`CFEncoder`.
 
     Attributes
     ----------
@@ -106,8 +108,9 @@ class LightGCN(CFEncoder):
     """
 
     def __init__(self, n_users, n_items, embedding_dim=64, n_layers=3, *,
-                 init_std=0.1):
-        super().__init__(n_users, n_items, embedding_dim, init_std=init_std)
+                 init_std=0.1, init="normal"):
+        super().__init__(n_users, n_items, embedding_dim, init_std=init_std,
+                         init=init)
         self.n_layers = int(n_layers)
         self.adjacency = None
 

@@ -34,6 +34,8 @@ class MatrixFactorization(CFEncoder):
         :class:`torch.optim.SparseAdam`).
     init_std : float, default=0.1
         Standard deviation of the normal initialisation.
+    init : {"normal", "xavier_uniform"}, default="normal"
+        See :class:`CFEncoder`.
 
     Attributes
     ----------
@@ -42,9 +44,9 @@ class MatrixFactorization(CFEncoder):
     """
 
     def __init__(self, n_users, n_items, embedding_dim=64, *, sparse=False,
-                 init_std=0.1):
+                 init_std=0.1, init="normal"):
         super().__init__(n_users, n_items, embedding_dim, init_std=init_std,
-                         sparse=sparse)
+                         sparse=sparse, init=init)
 
     def encode(self, users, items):
         """Embeddings of a batch, in one lookup (ego rows are the embeddings)."""

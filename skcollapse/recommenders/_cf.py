@@ -88,6 +88,7 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         "temperature": [real_interval(0, None, closed="neither")],
         "weight_decay": [real_interval(0, None, closed="left")],
         "init_std": [real_interval(0, None, closed="neither")],
+        "init": [StrOptions({"normal", "xavier_uniform"})],
         "k": [int_interval(1, None, closed="left")],
         "module": [HasMethods(["encode", "tables"]), type],
         "optimizer": [callable],
@@ -133,6 +134,7 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         temperature=1.0,
         weight_decay=1e-4,
         init_std=0.1,
+        init="normal",
         k=20,
         regularizer=None,
         random_state=None,
@@ -174,6 +176,7 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         self.temperature = temperature
         self.weight_decay = weight_decay
         self.init_std = init_std
+        self.init = init
         self.k = k
         self.regularizer = regularizer
         self.random_state = random_state
@@ -199,10 +202,11 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
                 "loss='align' is positive-only; leave n_negatives=None, got "
                 f"{self.n_negatives!r}."
             )
-        if self.loss != "align" and self.n_negatives == 0:
+        if self.loss in ("bpr", "softmax") and self.n_negatives == 0:
             raise ValueError(
                 f"n_negatives=0 leaves loss={self.loss!r} without negatives; give "
-                "n_negatives >= 1 or None (the loss's default)."
+                "n_negatives >= 1 or None (the loss's default). Only 'bce' has a "
+                "positive-only form (n_negatives=0)."
             )
 
     def _n_negatives(self):
@@ -220,6 +224,7 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
                 "n_items": int(getattr(self, "n_items_", None) or self.n_items or 1),
                 "embedding_dim": int(self.embedding_dim),
                 "init_std": float(self.init_std),
+                "init": self.init,
             }
         if prefix == "criterion":
             return {"loss": self.loss, "temperature": float(self.temperature)}

@@ -46,6 +46,10 @@ _SHARED_PARAMS = """
         embeddings of the batch (users, positives and negatives).
     init_std : float, default=0.1
         Standard deviation of the normal initialisation of the embeddings.
+    init : {"normal", "xavier_uniform"}, default="normal"
+        ``"normal"``: N(0, ``init_std``²). ``"xavier_uniform"``: each table from
+        U(±sqrt(6 / (n_rows + embedding_dim))), the DirectSpec reference's
+        initialisation (``init_std`` unused).
     k : int, default=20
         Cut-off of the NDCG used by :meth:`score`.
     regularizer : None, str, Regularizer class or instance, or callable, default=None
