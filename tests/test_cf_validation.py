@@ -234,3 +234,45 @@ def test_xavier_uniform_init_bounds_per_table():
         assert np.abs(table).max() <= bound
         assert np.abs(table).max() > 0.95 * bound  # uniform over the whole range
         assert table.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)
+
+
+# ------------------------------------------------------------ DirectAU reference
+def _directau_reference_loss(U, I, u, i, gamma, t=2.0):
+    """float64 transcription of THUwangcy/DirectAU ``calculate_loss``."""
+    x = U[u] / np.linalg.norm(U[u], axis=1, keepdims=True)
+    y = I[i] / np.linalg.norm(I[i], axis=1, keepdims=True)
+    align = (np.linalg.norm(x - y, axis=1) ** 2).mean()
+
+    def uniformity(z):
+        iu = np.triu_indices(len(z), k=1)  # torch.pdist: pairs i < j
+        d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)[iu]
+        return np.log(np.exp(-t * d2).mean())
+
+    return float(align + gamma * (uniformity(x) + uniformity(y)) / 2)
+
+
+@pytest.mark.parametrize("cls", [MFRecommender, LightGCNRecommender])
+@pytest.mark.parametrize("gamma", [0.5, 5.0])
+def test_directau_setup_loss_equals_the_reference(cls, gamma):
+    """loss='align' + the DirectAU regularizer (weight 1, alignment left to the
+    loss) is the reference's loss on the same embeddings, duplicates kept."""
+    X = make_interactions(40, 30, density=0.2, random_state=0)
+    model = cls(
+        embedding_dim=8, loss="align", weight_decay=0, regularizer="directau",
+        regularizer__weight=1.0, regularizer__alignment=False,
+        regularizer__gamma=gamma, max_epochs=1, random_state=0,
+    ).fit(X)
+    model.module_.double()
+    if cls is LightGCNRecommender:
+        model.module_.adjacency = model.module_.adjacency.double()
+    model.module_.train()
+    model.regularizer_.train()
+    pairs = np.vstack([X[:20], X[:3]])  # repeated rows
+    u = model._vocabulary("user").encode(pairs[:, 0], name="u")
+    i = model._vocabulary("item").encode(pairs[:, 1], name="i")
+    batch = torch.as_tensor(np.column_stack([u, i]))
+    with torch.no_grad():
+        U, I = (t.numpy() for t in model.module_.tables())
+    loss = model.get_loss(model.infer(batch), training=True)
+    assert float(loss) == pytest.approx(
+        _directau_reference_loss(U, I, u, i, gamma), rel=1e-10)
