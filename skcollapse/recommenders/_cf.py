@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.dataset import unpack_data
 
-from skcollapse.callbacks import RankingValidation
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn._cf_loss import CF_LOSSES, CFLoss
 from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
@@ -33,6 +32,7 @@ from skcollapse.recommenders._sampling import (
     PairsDataset,
     UserBatches,
 )
+from skcollapse.recommenders._validation import ValidationMixin
 from skcollapse.utils._distributed import (
     is_distributed,
     num_processes,
@@ -54,20 +54,7 @@ __all__ = ["CFRecommenderBase"]
 _DEFAULT_NEGATIVES = {"bpr": 1, "bce": 4, "softmax": 128, "align": 0}
 
 
-def _indices_of(subset, n):
-    """Row indices of a split part: a ``Subset``'s indices, or all rows."""
-    indices = getattr(subset, "indices", None)
-    if indices is None:
-        if len(subset) != n:
-            raise TypeError(
-                "train_split must return torch Subsets of the dataset it is given "
-                f"(as skorch's ValidSplit does), got {type(subset).__name__}."
-            )
-        return np.arange(n)
-    return np.asarray(indices, dtype=np.int64)
-
-
-class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
+class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
     """Shared implementation of the CF recommenders (see :class:`MFRecommender`).
 
     A subclass gives the default encoder (``module=``) and optimiser, and may add
@@ -180,19 +167,6 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         self.k = k
         self.regularizer = regularizer
         self.random_state = random_state
-
-    @property
-    def _default_callbacks(self):
-        callbacks = list(super()._default_callbacks)
-        if self.train_split is not None:
-            # validation ranking metrics in the history (valid_ndcg, valid_recall),
-            # before the log prints the epoch's row
-            at = next(
-                (i for i, (name, _) in enumerate(callbacks) if name == "print_log"),
-                len(callbacks),
-            )
-            callbacks.insert(at, ("valid_ranking", RankingValidation()))
-        return callbacks
 
     # ------------------------------------------------------------ parameters
     def _check_params(self):
@@ -347,31 +321,6 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         self.embeddings_cache_ = None
         return u, i
 
-    def _split_mask(self, users, items):
-        """Training-pair mask from ``train_split`` (``None`` without one).
-
-        The split is made here, once per fit, on the pairs of ``X``: validation
-        pairs must stay out of ``user_items_`` (else ranking would filter them
-        out as already seen) and out of the negatives' exclusion set. The
-        splitter sees the pairs as integer codes (any ids work).
-        """
-        if self.train_split is None:
-            return None
-        import pandas as pd
-
-        n_pairs = users.shape[0]
-        codes = np.column_stack([pd.factorize(users)[0], pd.factorize(items)[0]])
-        pairs = PairsDataset(torch.from_numpy(codes.astype(np.int64)))
-        train, valid = self.train_split(pairs)
-        mask = np.zeros(n_pairs, dtype=bool)
-        mask[_indices_of(train, n_pairs)] = True
-        if mask[_indices_of(valid, n_pairs)].any():
-            raise ValueError(
-                f"train_split={self.train_split!r} returned overlapping training "
-                "and validation pairs."
-            )
-        return mask
-
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         users, items = check_interactions(X)
         continuing = getattr(self, "embeddings_cache_", None) is not None
@@ -422,54 +371,6 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         for name in ("_fit_pairs_", "_valid_pairs_", "_generator_", "_sampler_",
                      "_valid_sampler_", "_valid_tables_"):
             setattr(self, name, None)
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        """The training and validation pairs split by :meth:`on_train_begin`."""
-        pairs = getattr(self, "_fit_pairs_", None)
-        if pairs is None:
-            return super().get_split_datasets(X, y, **fit_params)
-        valid = getattr(self, "_valid_pairs_", None)
-        return PairsDataset(pairs), (None if valid is None else PairsDataset(valid))
-
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        super().on_epoch_begin(
-            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
-        )
-        self._valid_tables_ = None
-
-    def rank_validation(self, dataset_valid, *, k=None, metrics=("ndcg", "recall")):
-        """Ranking metrics of the current weights on validation pairs.
-
-        All items are ranked for each validation user, the training items
-        excluded (:func:`~skcollapse.metrics.evaluate_ranking`). Used by
-        :class:`~skcollapse.callbacks.RankingValidation` each epoch.
-
-        Parameters
-        ----------
-        dataset_valid : PairsDataset
-            The validation pairs (rows of the vocabulary), as skorch passes them.
-        k : int, default=None
-            Cut-off; ``None`` uses the estimator's ``k``.
-        metrics : sequence of str, default=("ndcg", "recall")
-
-        Returns
-        -------
-        dict of str to float
-        """
-        from skcollapse.metrics import evaluate_ranking
-
-        pairs = dataset_valid.pairs.detach().cpu().numpy()
-        raw = np.column_stack([
-            self._vocabulary("user").decode(pairs[:, 0]),
-            self._vocabulary("item").decode(pairs[:, 1]),
-        ])
-        self.embeddings_cache_ = self._compute_tables()
-        try:
-            return evaluate_ranking(
-                self, raw, k=self.k if k is None else k, metrics=tuple(metrics)
-            )
-        finally:
-            self.embeddings_cache_ = None
 
     # ------------------------------------------------------------ training
     def get_dataset(self, X, y=None):
@@ -611,33 +512,6 @@ class CFRecommenderBase(RankingMixin, NetBase, NeuralNet):
         with torch.no_grad():
             y_pred = (out["user"] * out["item"]).sum(-1)
         return {"loss": loss, "y_pred": y_pred}
-
-    def validation_step(self, batch, **fit_params):
-        """The training objective (without penalties) on validation pairs.
-
-        Negatives are drawn as in training, from a stream of their own; the
-        ranking tables of the current weights are computed once per epoch.
-        Recorded by skorch as ``valid_loss``.
-        """
-        self._set_training(False)
-        Xi, _ = unpack_data(batch)
-        with torch.no_grad():
-            tables = getattr(self, "_valid_tables_", None)
-            if tables is None:
-                tables = self._valid_tables_ = self._compute_tables()
-            U, I = tables["user"], tables["item"]
-            users, pos = Xi[:, 0], Xi[:, 1]
-            n_neg = self._n_negatives()
-            neg = neg_mask = None
-            if n_neg:
-                if self.negative_sampling == "shared":
-                    idx = self._valid_sampler_.shared(n_neg, users.device)
-                    neg, neg_mask = I[idx], idx[None, :] == pos[:, None]
-                else:
-                    neg = I[self._valid_sampler_.independent(users, n_neg)]
-            user, item = U[users], I[pos]
-            loss = self.criterion_(user, item, neg, neg_mask=neg_mask)
-        return {"loss": loss, "y_pred": (user * item).sum(-1)}
 
     # ------------------------------------------------------------ embeddings
     def _compute_tables(self):
