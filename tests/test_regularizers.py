@@ -1,8 +1,6 @@
 """Unit tests of the built-in regularizers against independent float64 references."""
 
-import copy
 import inspect
-import pickle
 import re
 
 import numpy as np
@@ -77,58 +75,9 @@ def test_unknown_name_lists_registered_names():
         resolve_regularizer("no-such-regularizer")
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN))
-def test_every_regularizer_on_ctr_fields_and_cf_tables(name, rng):
-    """Any dict of tables works; output keeps keys/shapes; pickle/deepcopy work."""
-    cls = BUILTIN[name]
-    for names in [("user", "item"), ("C1", "C2", "field.3")]:
-        reg = cls()
-        reg.setup({"tables": dict.fromkeys(names, 5)})
-        batch = _batch(rng, n=20, d=5, names=names, dtype=torch.float32, grad=True)
-        out, pen = reg(batch, None)
-        assert set(out) == set(batch)
-        assert all(out[k].shape == batch[k].shape for k in batch)
-        assert pen.dim() == 0 and torch.isfinite(pen)
-        assert isinstance(reg.last_penalty_, float)
-        loss = pen + sum((o**2).mean() for o in out.values())
-        loss.backward()
-        grads = [batch[k].grad for k in batch]
-        assert all(g is not None and torch.isfinite(g).all() for g in grads)
-        assert any(g.abs().sum() > 0 for g in grads)
-        pickle.loads(pickle.dumps(reg))
-        copy.deepcopy(reg)
-    assert reg.kind in ("penalty", "transform", "layer")
-
-
-@pytest.mark.parametrize("name", sorted(BUILTIN))
-def test_bad_input_is_a_clear_error(name):
-    reg = BUILTIN[name]()
-    with pytest.raises(TypeError, match="dict"):
-        reg(torch.zeros(4, 3))
-    with pytest.raises(ValueError, match="2-D"):
-        reg({"user": torch.zeros(4, 3, 2)})
-    with pytest.raises(TypeError, match="floating"):
-        reg({"user": torch.zeros(4, 3, dtype=torch.long)})
-    with pytest.raises(TypeError, match="torch tensor"):
-        reg({"user": np.zeros((4, 3))})
-    with pytest.raises(ValueError, match="tables"):
-        BUILTIN[name](tables=["nope"])({"user": torch.randn(4, 3)})
-    cls = BUILTIN[name].__name__
-    if BUILTIN[name].kind == "penalty":
-        with pytest.raises(
-            ValueError,
-            match=rf"'weight' parameter of {cls} must be a float in the range \[0.0, inf\)",
-        ):
-            BUILTIN[name](weight=-1.0)
-    else:  # transforms and layers add no penalty: they have no weight to set
-        with pytest.raises(TypeError, match="unexpected keyword argument 'weight'"):
-            BUILTIN[name](weight=1.0)
-    with pytest.raises(
-        TypeError,
-        match=rf"'tables' parameter of {cls} must be None, an instance of 'str' or an "
-        "array-like",
-    ):
-        BUILTIN[name](tables=3)
+# The behaviour every registered regularizer shares (tables and shapes kept,
+# gradients, weight, bad input, pickling) is tested once, for every name in the
+# registry, by skcollapse.testing.RegularizerTests (tests/test_regularizer_contract.py).
 
 
 _POS = r"parameter of \w+ must be a float in the range \(0.0, inf\)"
