@@ -105,13 +105,10 @@ class RankingCurve(Callback):
             line += (f"  valid R@20 {point[3]:.4f} N@20 {point[4]:.4f}")
             if self.X_test is not None:
                 start = time.perf_counter()
-                net.embeddings_cache_ = net._compute_tables()
-                try:
-                    res = evaluate_ranking(net, self.X_test, k=20,
-                                           metrics=("recall", "ndcg"),
-                                           batch_size=net.n_users_)
-                finally:
-                    net.embeddings_cache_ = None
+                # one recommend call: the current tables are computed once
+                res = evaluate_ranking(net, self.X_test, k=20,
+                                       metrics=("recall", "ndcg"),
+                                       batch_size=net.n_users_)
                 self.eval_s_ += time.perf_counter() - start
                 point[5:] = [res["recall"], res["ndcg"]]
                 line += f"  test R@20 {res['recall']:.4f} N@20 {res['ndcg']:.4f}"

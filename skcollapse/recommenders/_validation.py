@@ -116,13 +116,12 @@ class ValidationMixin:
             self._vocabulary("user").decode(pairs[:, 0]),
             self._vocabulary("item").decode(pairs[:, 1]),
         ])
-        self.embeddings_cache_ = self._compute_tables()
-        try:
-            return evaluate_ranking(
-                self, raw, k=self.k if k is None else k, metrics=tuple(metrics)
-            )
-        finally:
-            self.embeddings_cache_ = None
+        # one recommend call for every validation user: the tables of the
+        # current weights are computed once (blocks bound the memory)
+        return evaluate_ranking(
+            self, raw, k=self.k if k is None else k, metrics=tuple(metrics),
+            batch_size=max(1, int(self.n_users_)),
+        )
 
     def validation_step(self, batch, **fit_params):
         """The training objective (without penalties) on validation pairs.
