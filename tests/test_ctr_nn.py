@@ -144,13 +144,70 @@ def test_inner_product_matches_pair_loop():
         torch.testing.assert_close(got[:, p], (e[:, i] * e[:, j]).sum(1))
 
 
-def test_fwfm_pooling_matches_pair_loop():
+def test_fwfm_pooling_pairs_matches_pair_loop():
     e = torch.randn(4, 5, 3)
-    pool = FwFMPooling(5)
+    pool = FwFMPooling(5, pooling="pairs")
     got = pool(e)
     r = pool.weight.detach()
     ref = sum(r[i, j] * e[:, i] * e[:, j] for i, j in itertools.combinations(range(5), 2))
     torch.testing.assert_close(got, ref)
+
+
+def _reference_nfwfm_pooling(e, weight):
+    """``thuml/Multi-Embedding`` ``torchfm/model/fwfm.py::NFwFM.forward``, in numpy.
+
+    ``weight`` is the reference's ``(1, F, F)`` parameter; inputs ``(B, F, E)``.
+    """
+    batch = e.shape[0]
+    w = np.broadcast_to(weight, (batch, 1, *weight.shape[1:]))  # B x 1 x F x F
+    inputs_a = e.transpose(0, 2, 1)[..., None]  # B x E x F x 1
+    inputs_b = e.transpose(0, 2, 1)[..., None, :]  # B x E x 1 x F
+    inter = np.matmul(inputs_a, inputs_b) * w  # B x E x F x F
+    return inter.sum(axis=-1).sum(axis=-1)  # B x E
+
+
+def test_fwfm_pooling_full_matches_reference_transcription():
+    """Default pooling = the reference NFwFM: all F x F weights, self terms too."""
+    rng = np.random.RandomState(3)
+    e = rng.normal(size=(6, 5, 4))
+    pool = FwFMPooling(5).double()
+    with torch.no_grad():
+        pool.weight.copy_(torch.as_tensor(rng.normal(size=(5, 5))))
+    got = pool(torch.as_tensor(e)).detach().numpy()
+    ref = _reference_nfwfm_pooling(e, pool.weight.detach().numpy()[None])
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    # the self terms are part of it: the pairs-only pooling differs
+    pairs = FwFMPooling(5, pooling="pairs").double()
+    with torch.no_grad():
+        pairs.weight.copy_(pool.weight)
+    assert not np.allclose(pairs(torch.as_tensor(e)).detach().numpy(), ref)
+
+
+def test_nfwfm_model_pools_like_the_reference():
+    """NFwFM (M=1, no dropout, eval) = MLP(BN(reference pooling(e)))."""
+    torch.manual_seed(0)
+    model = NFwFM(FIELD_DIMS, 4, 1, hidden_units=(6,), dropout=0.0).double().eval()
+    x = _codes(np.random.default_rng(0), 7)
+    e = model.embed(x)[0]
+    block = model.set_blocks[0]
+    w = block[0].weight.detach().numpy()[None]
+    pooled = torch.as_tensor(_reference_nfwfm_pooling(e.detach().numpy(), w))
+    expected = model.head(block[2:](block[1](pooled))).reshape(-1)
+    torch.testing.assert_close(model(x), expected)
+
+
+@pytest.mark.parametrize("m", [1, 2, 4])
+def test_ipnn_input_size_matches_reference(m):
+    """Reference: SE IPNN feeds N(N-1)/2 + N*K values, its ME-IPNN N(N-1)/2."""
+    n, k = len(FIELD_DIMS), 3
+    model = IPNN(FIELD_DIMS, k, m, hidden_units=(6, 5))
+    pairs = n * (n - 1) // 2
+    expected = pairs + n * k if m == 1 else pairs
+    for block in model.set_blocks:
+        assert block.mlp[0].in_features == expected
+    # either form can be forced for every M
+    forced = IPNN(FIELD_DIMS, k, m, hidden_units=(6,), concat_embeddings=True)
+    assert forced.set_blocks[0].mlp[0].in_features == pairs + n * k
 
 
 @pytest.mark.parametrize("split_half", [False, True])
@@ -248,8 +305,8 @@ def _expected_params(name, m, k, h=(6, 5)):
         return m * R * k + R + 1
     if name == "DNN":
         return m * (R * k + _mlp_params(d, h[:1])) + head
-    if name == "IPNN":
-        return m * (R * k + _mlp_params(d + pairs, h[:1])) + head
+    if name == "IPNN":  # products only for M > 1 (the reference ME-IPNN)
+        return m * (R * k + _mlp_params((d if m == 1 else 0) + pairs, h[:1])) + head
     if name == "NFwFM":
         return m * (R * k + N * N + 2 * k + _mlp_params(k, h[:1])) + head
     if name == "XDeepFM":
@@ -393,7 +450,7 @@ def test_model_argument_errors():
     # Scalar arguments are validated by the estimators; the modules only refuse
     # what depends on the data they are built for.
     with pytest.raises(ValueError, match="2 fields"):
-        NFwFM([4], 3, 1)
+        NFwFM([4], 3, 1, pooling="pairs")
     with pytest.raises(ValueError, match="2 fields"):
         IPNN([4], 3, 1, concat_embeddings=False)
 

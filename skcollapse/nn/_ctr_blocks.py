@@ -118,30 +118,53 @@ class InnerProduct(nn.Module):
 
 
 class FwFMPooling(nn.Module):
-    """Field-weighted bi-interaction pooling ``sum_{i<j} r_ij (e_i * e_j)``: ``(batch, K)``.
+    """Field-weighted bi-interaction pooling ``sum_{i,j} r_ij (e_i * e_j)``: ``(batch, K)``.
 
     The neural FwFM of Guo et al. pools field pairs into a ``K``-vector, each pair
     weighted by a learned scalar ``r_ij`` (Pan et al., 2018). Computed as
-    ``sum_i e_i * (R e)_i`` with ``R`` strictly upper triangular, i.e. one batched
-    matrix product instead of a loop over pairs.
+    ``sum_i e_i * (R e)_i``, i.e. one batched matrix product instead of a loop
+    over pairs.
 
     Parameters
     ----------
     n_fields : int
         Number of fields ``N``.
+    pooling : {"full", "pairs"}, default="full"
+        ``"full"``: ``R`` is the full, unconstrained ``N x N`` matrix, so the
+        pooling includes both orders ``r_ij``, ``r_ji`` of a pair and the self
+        terms ``r_ii e_i * e_i``. This is the ``NFwFM`` layer of the reference
+        code of Guo et al. (``thuml/Multi-Embedding``, ``torchfm/model/fwfm.py``).
+        ``"pairs"``: only the pairs ``i < j`` (``R`` strictly upper triangular),
+        the FwFM of Pan et al.
+
+    Attributes
+    ----------
+    weight : Parameter of shape (N, N)
+        ``R`` before masking, initialised ``N(0, 1)`` as in the reference code.
     """
 
-    def __init__(self, n_fields):
+    def __init__(self, n_fields, *, pooling="full"):
         super().__init__()
+        if pooling not in ("full", "pairs"):
+            raise ValueError(
+                f"pooling must be 'full' or 'pairs', got {pooling!r}."
+            )
         self.n_fields = int(n_fields)
+        self.pooling = pooling
         self.weight = nn.Parameter(torch.empty(self.n_fields, self.n_fields))
-        self.register_buffer(
-            "mask", torch.ones(self.n_fields, self.n_fields).triu(1), persistent=False
-        )
+        mask = torch.ones(self.n_fields, self.n_fields)
+        if pooling == "pairs":
+            mask = mask.triu(1)
+        self.register_buffer("mask", mask, persistent=False)
         nn.init.normal_(self.weight, std=1.0)
 
     def pair_weights(self) -> torch.Tensor:
-        """The effective ``(N, N)`` strictly upper-triangular weight matrix."""
+        """The effective ``(N, N)`` weight matrix ``R`` (``R[i, j] = r_ij``).
+
+        Full for ``pooling="full"``, strictly upper triangular for ``"pairs"``.
+        """
+        if self.pooling == "full":
+            return self.weight
         return self.weight * self.mask
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:

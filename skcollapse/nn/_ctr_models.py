@@ -18,8 +18,11 @@ model     per set                                         shared
 ========  ==============================================  =========================
 FM        FM second-order term                            first-order term, mean
 DNN       flatten -> MLP(h0)                              MLP(h1..) -> logit
-IPNN      [flatten ++] inner products -> MLP(h0)          MLP(h1..) -> logit
-NFwFM     FwFM pooling -> BN -> Dropout -> MLP(h0)        MLP(h1..) -> logit
+IPNN      M=1: flatten ++ inner products -> MLP(h0)       MLP(h1..) -> logit
+          M>1: inner products -> MLP(h0)
+NFwFM     FwFM pooling over the full N x N pair weights   MLP(h1..) -> logit
+          (self terms included) -> BN -> Dropout
+          -> MLP(h0)
 xDeepFM   CIN; flatten -> MLP(h0)                         Linear(CIN mean) +
                                                           MLP(h1..)(MLP mean)
 DCNv2     flatten -> CrossNetV2 -> MLP(h0)                MLP(h1..) -> logit
@@ -30,6 +33,35 @@ FinalMLP  two streams MLP(h0..) each                      bilinear fusion of the
 FM has no non-linear projection: its interaction is bilinear, so its ME form is
 exactly an SE FM of dimension ``M * K`` (scaled by ``1/sqrt(M)``), which is the
 paper's point that ME only helps with non-linear interactions.
+
+Parameter growth
+----------------
+The paper's scales "2x, 3x, 4x, 10x" (SE of size ``s*K`` against ME with
+``M = s`` sets of size ``K``) match the *embedding* parameters exactly: both
+have ``s * R * K`` of them, with ``R = sum(field_dims) + N`` table rows (one
+OOV row per field). The interaction and projection parameters grow differently
+(``N`` fields, first MLP width ``h0``, ``L`` cross layers, CIN sizes ``H1, H2``;
+batch-norm and bias terms left out):
+
+=========  ==========================================  ===========================
+model      SE of size ``s*K``, beyond embeddings        ME ``s x K``, beyond
+                                                        embeddings
+=========  ==========================================  ===========================
+DNN        ``s*N*K*h0`` (linear in ``s``)              ``s*N*K*h0`` (same)
+IPNN       ``(s*N*K + N(N-1)/2)*h0``                   ``s*(N(N-1)/2)*h0``
+NFwFM      ``N^2 + s*K*h0``                            ``s*(N^2 + K*h0)``
+xDeepFM    ``N^2*H1 + N*H1*H2 + s*N*K*h0``             ``s*(N^2*H1 + N*H1*H2 +
+                                                        N*K*h0)``
+DCNv2      ``L*(s*N*K)^2 + s*N*K*h0`` (quadratic)      ``s*(L*(N*K)^2 + N*K*h0)``
+FinalMLP   ``2*(s*N*K*h0 + h0*h1 + ...)``              ``s*2*(N*K*h0 + h0*h1 +
+                                                        ...)``
+=========  ==========================================  ===========================
+
+So at equal embedding budget ME has fewer DCNv2 parameters (``s`` instead of
+``s^2`` times the cross network) and more of everything that SE shares
+(CIN, FwFM weights, the streams of FinalMLP, the first MLP layer of IPNN's
+products). The reference code's SE IPNN at 20/30/40/100 builds an IPNN of size
+10 (a copy-paste slip in its ``main.py``); skcollapse builds the size asked.
 
 All models return logits of shape ``(batch,)``. ``forward(x, embeddings=None)``
 accepts precomputed (possibly regularizer-transformed) embeddings of shape
@@ -162,6 +194,7 @@ class _ProductSet(nn.Module):
         self.concat_embeddings = concat_embeddings
         d = self.product.output_dim + (n_fields * embedding_dim if concat_embeddings
                                        else 0)
+        self.input_dim = d
         self.mlp = MLPBlock(d, (unit,), dropout=dropout, batch_norm=batch_norm)
 
     def forward(self, e):
@@ -184,25 +217,36 @@ class IPNN(CTRModel):
     hidden_units : sequence of int, default=(400, 400)
     dropout : float, default=0.2
     batch_norm : bool, default=True
-    concat_embeddings : bool, default=True
-        Feed the flattened embeddings next to the inner products (the SE IPNN of
-        Qu et al.). The reference ME-IPNN of Guo et al. feeds the products only
-        (``False``).
+    concat_embeddings : bool or "auto", default="auto"
+        Feed the flattened embeddings next to the inner products. ``"auto"``
+        follows the reference code of Guo et al.: the SE IPNN (one set)
+        concatenates them, as Qu et al.'s IPNN
+        (``ProductNeuralNetworkModel``); the ME-IPNN (``M > 1``) feeds the
+        products only (``MultiPNNModel``).
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
                  hidden_units=(400, 400), dropout=0.2, batch_norm=True,
-                 concat_embeddings=True):
+                 concat_embeddings="auto"):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
+        if isinstance(concat_embeddings, str):
+            if concat_embeddings != "auto":
+                raise ValueError(
+                    "concat_embeddings must be True, False or 'auto', got "
+                    f"{concat_embeddings!r}."
+                )
+            concat_embeddings = self.n_embedding_sets == 1
+        concat_embeddings = bool(concat_embeddings)
         if self.n_fields < 2 and not concat_embeddings:
             raise ValueError(
                 "IPNN without concat_embeddings needs at least 2 fields; got "
                 f"n_features = {self.n_fields}."
             )
+        self.concat_embeddings = concat_embeddings
         units = _as_units(hidden_units)
         self.set_blocks = nn.ModuleList(
             _ProductSet(self.n_fields, self.embedding_dim, units[0], dropout,
-                        batch_norm, bool(concat_embeddings))
+                        batch_norm, concat_embeddings)
             for _ in range(self.n_embedding_sets)
         )
         self.head = self._shared_head(units, dropout, batch_norm)
@@ -221,21 +265,27 @@ class NFwFM(CTRModel):
     hidden_units : sequence of int, default=(400, 400)
     dropout : float, default=0.2
     batch_norm : bool, default=True
+    pooling : {"full", "pairs"}, default="full"
+        ``"full"`` pools ``sum_{i,j} r_ij e_i * e_j`` over the full ``N x N``
+        weight matrix, self terms ``r_ii e_i * e_i`` included, as the reference
+        code of Guo et al.; ``"pairs"`` pools the pairs ``i < j`` only (the
+        FwFM of Pan et al.). See :class:`~skcollapse.nn.FwFMPooling`.
     """
 
     def __init__(self, field_dims, embedding_dim=50, n_embedding_sets=1, *,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True):
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True,
+                 pooling="full"):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
-        if self.n_fields < 2:
+        if self.n_fields < 2 and pooling == "pairs":
             raise ValueError(
-                "NFwFM needs at least 2 fields to form field pairs; got "
-                f"n_features = {self.n_fields}."
+                "NFwFM with pooling='pairs' needs at least 2 fields to form field "
+                f"pairs; got n_features = {self.n_fields}."
             )
         units = _as_units(hidden_units)
         k = self.embedding_dim
         blocks = []
         for _ in range(self.n_embedding_sets):
-            layers = [FwFMPooling(self.n_fields)]
+            layers = [FwFMPooling(self.n_fields, pooling=pooling)]
             if batch_norm:
                 layers.append(nn.BatchNorm1d(k))
             if dropout > 0:

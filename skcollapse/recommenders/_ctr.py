@@ -32,6 +32,7 @@ from skcollapse.nn._ctr_models import DNN, FM, IPNN, DCNv2, FinalMLP, NFwFM, XDe
 from skcollapse.recommenders._base import NetBase
 from skcollapse.utils._distributed import unwrap_module
 from skcollapse.utils._sklearn_compat import (
+    StrOptions,
     int_interval,
     int_sequence,
     real_interval,
@@ -719,22 +720,24 @@ class IPNNClassifier(_CTRClassifierBase):
         """Inner-product neural network click model (Qu et al., 2016).""",
         "    module : type, default=skcollapse.nn.IPNN\n        The torch model.\n"
         + _MLP_DOC
-        + """    concat_embeddings : bool, default=True
-        Feed the flattened embeddings next to the pairwise inner products (the
-        original IPNN). ``False`` feeds the products only, the multi-embedding
-        IPNN of Guo et al.'s code.
+        + """    concat_embeddings : bool or "auto", default="auto"
+        Feed the flattened embeddings next to the pairwise inner products.
+        ``"auto"`` follows Guo et al.'s code: concatenated for one embedding
+        set (the original IPNN of Qu et al.), products only with
+        ``n_embedding_sets > 1`` (their multi-embedding IPNN). ``True`` /
+        ``False`` force either form for every ``M``.
 """,
         example="IPNNClassifier",
     )
     _parameter_constraints: ClassVar[dict] = {
         **_MLP_CONSTRAINTS,
-        "concat_embeddings": ["boolean"],
+        "concat_embeddings": ["boolean", StrOptions({"auto"})],
     }
     _module_params = ("hidden_units", "dropout", "batch_norm", "concat_embeddings")
 
     def __init__(self, module=IPNN, *, embedding_dim=10, n_embedding_sets=1,
                  hidden_units=(400, 400), dropout=0.2, batch_norm=True,
-                 concat_embeddings=True, **kwargs):
+                 concat_embeddings="auto", **kwargs):
         super().__init__(module, embedding_dim=embedding_dim,
                          n_embedding_sets=n_embedding_sets, **kwargs)
         self.hidden_units = hidden_units
@@ -747,26 +750,36 @@ class NFwFMClassifier(_CTRClassifierBase):
     __doc__ = _doc(
         """Neural field-weighted FM click model (Guo et al.'s NFwFM).
 
-    Field pairs are pooled into a ``K``-vector ``sum_{i<j} r_ij e_i * e_j``, then
-    batch-normalised and fed to an MLP. ``embedding_dim`` defaults to 50, the
-    paper's base size for this model.""",
+    Field pairs are pooled into a ``K``-vector ``sum_{i,j} r_ij e_i * e_j`` over
+    the full ``n_fields x n_fields`` weight matrix (self terms ``r_ii e_i * e_i``
+    included, as the reference code of Guo et al.), then batch-normalised and
+    fed to an MLP. ``embedding_dim`` defaults to 50, the paper's base size for
+    this model.""",
         "    module : type, default=skcollapse.nn.NFwFM\n        The torch model.\n"
-        + _MLP_DOC,
+        + _MLP_DOC
+        + """    pooling : {"full", "pairs"}, default="full"
+        ``"full"``: all ``r_ij`` of the ``n_fields x n_fields`` matrix, self
+        terms included (Guo et al.'s NFwFM). ``"pairs"``: the pairs ``i < j``
+        only (the FwFM of Pan et al., 2018).
+""",
         dim=50,
         example="NFwFMClassifier",
     )
     _parameter_constraints: ClassVar[dict] = {
         **_MLP_CONSTRAINTS,
+        "pooling": [StrOptions({"full", "pairs"})],
     }
-    _module_params = ("hidden_units", "dropout", "batch_norm")
+    _module_params = ("hidden_units", "dropout", "batch_norm", "pooling")
 
     def __init__(self, module=NFwFM, *, embedding_dim=50, n_embedding_sets=1,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True,
+                 pooling="full", **kwargs):
         super().__init__(module, embedding_dim=embedding_dim,
                          n_embedding_sets=n_embedding_sets, **kwargs)
         self.hidden_units = hidden_units
         self.dropout = dropout
         self.batch_norm = batch_norm
+        self.pooling = pooling
 
 
 class xDeepFMClassifier(_CTRClassifierBase):
