@@ -32,6 +32,11 @@ from skcollapse.metrics._scorers import (
     get_scorer_names,
 )
 from skcollapse.metrics._spectrum import singular_values
+from skcollapse.metrics._sub_embedding import (
+    embedding_set_diversity,
+    field_ia,
+    sub_embedding_ia,
+)
 
 __all__ = [
     "ErankScorer",
@@ -43,7 +48,9 @@ __all__ = [
     "collapse_metrics",
     "condition_number",
     "effective_rank",
+    "embedding_set_diversity",
     "evaluate_ranking",
+    "field_ia",
     "get_scorer",
     "get_scorer_names",
     "gini_index",
@@ -59,5 +66,6 @@ __all__ = [
     "recall_at_k",
     "singular_values",
     "stable_rank",
+    "sub_embedding_ia",
     "uniformity",
 ]

@@ -133,6 +133,26 @@ class CTRModel(nn.Module):
             embeddings = self.embed(x)
         return self.forward_embedded(x, embeddings)
 
+    def sub_embedding_maps(self, embedding_set: int = 0) -> torch.Tensor:
+        """Linear maps ``T[i, j]`` giving field ``i``'s sub-embedding ``E_i->j``.
+
+        Models whose interaction has per-field-pair structure return a tensor
+        ``(n_fields, n_fields, P, K)``: field ``i``'s table as seen by field
+        ``j``'s interaction is ``E_i @ T[i, j].T`` (Guo et al., §4). Models
+        without such structure (DNN, FinalMLP, FM) raise ``TypeError``.
+        """
+        raise TypeError(
+            f"{type(self).__name__} has no per-field-pair interaction, so no "
+            "sub-embeddings E_i->j; DCNv2, NFwFM, XDeepFM and IPNN have them."
+        )
+
+    def _check_set(self, embedding_set):
+        if not 0 <= embedding_set < self.n_embedding_sets:
+            raise ValueError(
+                f"embedding_set must be in [0, {self.n_embedding_sets}), got "
+                f"{embedding_set!r}."
+            )
+
     # helpers for subclasses ----------------------------------------------------
     def _shared_head(self, hidden_units, dropout, batch_norm):
         return MLPBlock(hidden_units[0], hidden_units[1:], dropout=dropout,
@@ -251,6 +271,16 @@ class IPNN(CTRModel):
         )
         self.head = self._shared_head(units, dropout, batch_norm)
 
+    def sub_embedding_maps(self, embedding_set: int = 0) -> torch.Tensor:
+        """``T[i, j] = I`` for ``i != j``, 0 on the diagonal: ``<e_i, e_j>`` has no
+        weights, so field ``i`` shows every other field its own embedding."""
+        self._check_set(embedding_set)
+        n, k = self.n_fields, self.embedding_dim
+        w = self.embedding.weight
+        eye = torch.eye(k, dtype=w.dtype, device=w.device)
+        off = 1 - torch.eye(n, dtype=w.dtype, device=w.device)
+        return off[:, :, None, None] * eye
+
 
 class NFwFM(CTRModel):
     """Neural field-weighted FM.
@@ -296,6 +326,17 @@ class NFwFM(CTRModel):
         self.set_blocks = nn.ModuleList(blocks)
         self.head = self._shared_head(units, dropout, batch_norm)
 
+    def sub_embedding_maps(self, embedding_set: int = 0) -> torch.Tensor:
+        """``T[i, j] = (r_ij + r_ji) I`` for ``i != j`` and ``r_ii I`` on the
+        diagonal: the pooled term ``e_i * e_j`` carries both weights of the pair."""
+        self._check_set(embedding_set)
+        r = self.set_blocks[embedding_set][0].pair_weights()
+        n = self.n_fields
+        eye_n = torch.eye(n, dtype=r.dtype, device=r.device)
+        scale = (r + r.T) * (1 - eye_n) + r * eye_n
+        eye = torch.eye(self.embedding_dim, dtype=r.dtype, device=r.device)
+        return scale[:, :, None, None] * eye
+
 
 class XDeepFM(CTRModel):
     """xDeepFM without the first-order term, as in Guo et al.
@@ -338,6 +379,20 @@ class XDeepFM(CTRModel):
         cin = cin[0] if len(cin) == 1 else torch.stack(cin, dim=0).mean(dim=0)
         deep = self.head(self.set_features(embeddings))
         return (self.cin_out(cin) + deep).reshape(-1)
+
+    def sub_embedding_maps(self, embedding_set: int = 0) -> torch.Tensor:
+        """From the first CIN layer ``z_h = sum_{i,j} W_hij e_i * e_j``:
+        ``T[i, j] = c ⊗ I`` with ``c_h = W_hij + W_hji`` (``W_hii`` on the
+        diagonal), shape ``(n_fields, n_fields, H1 * K, K)``."""
+        self._check_set(embedding_set)
+        n, k = self.n_fields, self.embedding_dim
+        conv = self.cins[embedding_set].convs[0]
+        w = conv.weight[:, :, 0].reshape(conv.out_channels, n, n)  # (H, i, j)
+        eye_n = torch.eye(n, dtype=w.dtype, device=w.device)
+        c = (w + w.transpose(1, 2)) * (1 - eye_n) + w * eye_n  # (H, i, j)
+        eye = torch.eye(k, dtype=w.dtype, device=w.device)
+        t = c.permute(1, 2, 0)[:, :, :, None, None] * eye  # (i, j, H, K, K)
+        return t.reshape(n, n, conv.out_channels * k, k)
 
 
 class _CrossSet(nn.Module):
@@ -395,6 +450,17 @@ class DCNv2(CTRModel):
         w = cross.weights[0][:, field * k : (field + 1) * k]  # (N*K, K)
         w = w.reshape(self.n_fields, k, k)  # block j: W_{j, field}
         return torch.einsum("ck,jdk->jcd", table, w)
+
+    def sub_embedding_maps(self, embedding_set: int = 0) -> torch.Tensor:
+        """``T[i, j] = W_{j,i}``, the ``K x K`` block of the first cross layer's
+        ``W`` that maps field ``i`` of the input into field ``j`` of the output."""
+        self._check_set(embedding_set)
+        cross = self.set_blocks[embedding_set].cross
+        if cross.n_layers == 0:
+            raise ValueError("sub-embeddings need n_cross_layers >= 1.")
+        n, k = self.n_fields, self.embedding_dim
+        w = cross.weights[0].reshape(n, k, n, k)  # (j, out, i, in)
+        return w.permute(2, 0, 1, 3)  # (i, j, out, in)
 
 
 class _FinalMLPSet(nn.Module):
