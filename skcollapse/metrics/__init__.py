@@ -10,6 +10,15 @@ from skcollapse.metrics._collapse import (
     stable_rank,
     uniformity,
 )
+from skcollapse.metrics._popularity import (
+    norm_popularity_correlation,
+    popularity_alignment,
+    popularity_bucket_metrics,
+    popularity_buckets,
+    popularity_collapse,
+    popularity_counts,
+    weighted_uniformity,
+)
 from skcollapse.metrics._ranking import (
     RankingScorer,
     average_popularity,
@@ -59,7 +68,13 @@ __all__ = [
     "long_tail_share",
     "map_at_k",
     "ndcg_at_k",
+    "norm_popularity_correlation",
     "normalized_std",
+    "popularity_alignment",
+    "popularity_bucket_metrics",
+    "popularity_buckets",
+    "popularity_collapse",
+    "popularity_counts",
     "precision_at_k",
     "random_reference",
     "ranking_scorer",
@@ -68,4 +83,5 @@ __all__ = [
     "stable_rank",
     "sub_embedding_ia",
     "uniformity",
+    "weighted_uniformity",
 ]

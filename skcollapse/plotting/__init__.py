@@ -7,6 +7,7 @@ without it.
 
 from skcollapse.plotting._field_spectrum import FieldSpectrumDisplay
 from skcollapse.plotting._history import CollapseHistoryDisplay
+from skcollapse.plotting._popularity import PopularityCollapseDisplay
 from skcollapse.plotting._projection import EmbeddingProjectionDisplay
 from skcollapse.plotting._spectrum import SpectrumDisplay
 
@@ -14,5 +15,6 @@ __all__ = [
     "CollapseHistoryDisplay",
     "EmbeddingProjectionDisplay",
     "FieldSpectrumDisplay",
+    "PopularityCollapseDisplay",
     "SpectrumDisplay",
 ]
