@@ -10,6 +10,8 @@ from torch import nn
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
+    RowGroups,
+    ids_of,
     select_tables,
     table_dims,
     table_names,
@@ -238,23 +240,34 @@ class DecorrelatedBatchNorm(Regularizer):
         # a constant group (zero variance) is left at zero, not divided by 0
         return float(self.eps) * mean_var.clamp_min(torch.finfo(S.dtype).tiny)
 
-    def whitening(self, x: torch.Tensor):
+    def whitening(self, x: torch.Tensor, counts=None):
         """Batch mean ``(d,)`` and block-diagonal whitening matrix ``(d, d)``.
 
-        Computed in float64; differentiable (also through the mean).
+        Computed in float64; differentiable (also through the mean). ``counts``
+        (optional) repeats row ``a`` of ``x`` ``counts[a]`` times.
         """
         X = x.to(torch.float64)
         n, d = X.shape
-        mu = X.mean(dim=0)
-        Xc = X - mu
+        if counts is None:
+            mu = X.mean(dim=0)
+            Xc = X - mu
+        else:
+            w = counts.to(X)
+            n = float(w.sum())
+            mu = w @ X / n
+            Xc = X - mu
+            # Σ = Xcᵀ diag(w) Xc / n: scale the rows by sqrt(w) on both sides
+            Xc_w = Xc * w.sqrt().unsqueeze(1)
+        Xs = Xc if counts is None else Xc_w
+        m_rows = Xs.shape[0]
         m, n_full, rest = self._groups(d)
         blocks = []
         if n_full:
-            G = Xc[:, : n_full * m].reshape(n, n_full, m).transpose(0, 1)
+            G = Xs[:, : n_full * m].reshape(m_rows, n_full, m).transpose(0, 1)
             S = G.transpose(1, 2) @ G / n
             blocks.extend(inv_sqrt_psd(S, self._eps(S)).unbind(0))
         if rest:
-            R = Xc[:, n_full * m :]
+            R = Xs[:, n_full * m :]
             S = R.T @ R / n
             blocks.append(inv_sqrt_psd(S, self._eps(S)))
         W = torch.block_diag(*blocks)
@@ -265,13 +278,22 @@ class DecorrelatedBatchNorm(Regularizer):
         names = select_tables(embeddings, self.tables)
         out = dict(embeddings)
         for name in names:
-            out[name] = self._whiten(name, embeddings[name], update=True)
+            x = embeddings[name]
+            groups = None
+            if self.training:
+                groups = RowGroups.of(x, ids_of(context, name))
+            if groups is None or groups.ids.numel() < 2:
+                out[name] = self._whiten(name, x, update=True)
+            else:  # statistics and output rows from the distinct rows, counted
+                rows = self._whiten(name, groups.rows(x), update=True,
+                                    counts=groups.counts)
+                out[name] = groups.expand(rows)
         return out
 
-    def _whiten(self, name, x, *, update):
+    def _whiten(self, name, x, *, update, counts=None):
         state = self._state(name, x)
         if self.training and x.shape[0] >= 2:
-            mu, W = self.whitening(x)
+            mu, W = self.whitening(x, counts)
             if update:
                 self._batch_stats[name] = (mu, W)
                 with torch.no_grad():

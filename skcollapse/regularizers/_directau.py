@@ -11,27 +11,74 @@ import torch.nn.functional as F
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
+    RowGroups,
+    ids_of,
     select_tables,
     weight_of,
 )
 from skcollapse.utils._sklearn_compat import real_interval
 
 
-def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+class _Uniformity(torch.autograd.Function):
+    r"""``log Σ_{i≠j} e^{-t‖z_i − z_j‖²}`` of unit rows with multiplicities, fused.
+
+    ``z`` holds ``m`` distinct unit rows, row ``a`` standing for ``c_a`` equal
+    batch rows. Over the ``n = Σ c_a`` batch rows, the pairs ``i ≠ j`` are the
+    ``c_a c_b`` pairs of two groups ``a ≠ b`` and the ``c_a (c_a − 1)`` pairs
+    inside group ``a``, so the sum is
+    ``Σ_{a≠b} c_a c_b K_ab + Σ_a c_a (c_a − 1) K_aa`` with
+    ``K = exp(−t (2 − 2 z zᵀ)⁺)``: one ``m × m`` Gram product, one ``exp`` pass
+    and one matrix-vector product forward, one ``m × m × d`` product backward
+    (the kernel is symmetric). Shifted by its largest exponent, as logsumexp.
+    """
+
+    @staticmethod
+    def forward(ctx, z, c, t):
+        v = z @ z.T  # becomes -t * clamp(2 - 2 G, 0) = min(2t G - 2t, 0) in place
+        v.mul_(2.0 * t).sub_(2.0 * t).clamp_max_(0.0)
+        diag = v.diagonal().clone()
+        v.fill_diagonal_(float("-inf"))
+        inner = c * (c - 1.0)  # pairs inside each group
+        shift = v.max()
+        if bool((inner > 0).any()):
+            shift = torch.maximum(shift, diag[inner > 0].max())
+        kernel = v.sub_(shift).exp_()
+        w_diag = inner * torch.exp(diag - shift)
+        total = c @ (kernel @ c) + w_diag.sum()
+        ctx.save_for_backward(z, c, kernel, w_diag, total)
+        ctx.t = t
+        return torch.log(total) + shift
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        z, c, kernel, w_diag, total = ctx.saved_tensors
+        # d/dG_ab = 2t c_a c_b K_ab / S (a≠b), 2t w_a / S (a=b); G = z zᵀ symmetric
+        cz = c.unsqueeze(1) * z
+        gz = c.unsqueeze(1) * (kernel @ cz) + w_diag.unsqueeze(1) * z
+        return gz * (grad * 4.0 * ctx.t / total), None, None
+
+
+def uniformity_loss(
+    x: torch.Tensor, t: float = 2.0, counts: torch.Tensor | None = None
+) -> torch.Tensor:
     r"""Wang & Isola's uniformity of the rows of ``x`` (L2-normalised here).
 
     :math:`\log \frac{2}{n(n-1)}\sum_{i<j} e^{-t\|\hat x_i-\hat x_j\|^2}`, computed
-    with ``logsumexp`` and ``‖x̂_i − x̂_j‖² = 2 − 2 x̂_i·x̂_j`` (no square root, so the
-    gradient stays finite for repeated rows). Needs at least 2 rows.
+    from the Gram matrix with ``‖x̂_i − x̂_j‖² = 2 − 2 x̂_i·x̂_j`` (no square root,
+    so the gradient stays finite for repeated rows) and a logsumexp-style
+    shift. ``counts`` (optional, ``(len(x),)``) says how many batch rows each
+    row of ``x`` stands for: the value is then that of the batch with every
+    row repeated ``counts`` times, at the cost of the distinct rows. Needs at
+    least 2 batch rows.
     """
-    n = x.shape[0]
     z = F.normalize(x, dim=1)
-    sq = (2.0 - 2.0 * (z @ z.T)).clamp_min(0.0)
-    # The kernel is symmetric, so the mean over i != j equals the mean over i < j;
-    # masking the diagonal avoids gathering n(n-1)/2 index pairs every batch.
-    eye = torch.eye(n, dtype=torch.bool, device=x.device)
-    vals = (-t * sq).masked_fill(eye, float("-inf"))
-    return torch.logsumexp(vals.flatten(), dim=0) - math.log(n * (n - 1))
+    if counts is None:
+        c = z.new_ones(z.shape[0])
+    else:
+        c = counts.to(device=z.device, dtype=z.dtype)
+    n = float(c.sum())
+    return _Uniformity.apply(z, c.detach(), float(t)) - math.log(n * (n - 1))
 
 
 def alignment_loss(
@@ -91,7 +138,7 @@ class UniformityRegularizer(Regularizer):
     def __init__(self, *, weight=0.01, t=2.0, tables=None, table_weights=None):
         super().__init__(weight=weight, t=t, tables=tables, table_weights=table_weights)
 
-    def _uniformity(self, embeddings, names):
+    def _uniformity(self, embeddings, names, context=None):
         first = embeddings[names[0]]
         total = first.new_zeros(())
         n_terms = 0.0
@@ -101,12 +148,17 @@ class UniformityRegularizer(Regularizer):
             n_terms += w
             if w == 0.0 or x.shape[0] < 2:
                 continue
-            total = total + w * uniformity_loss(x, float(self.t))
+            groups = RowGroups.of(x, ids_of(context, name))
+            if groups is None:
+                value = uniformity_loss(x, float(self.t))
+            else:  # equal rows of a popular id: the distinct rows, counted
+                value = uniformity_loss(groups.rows(x), float(self.t), groups.counts)
+            total = total + w * value
         return total / n_terms if n_terms > 0 else total
 
     def penalty(self, embeddings, context=None):
         names = select_tables(embeddings, self.tables)
-        return self._uniformity(embeddings, names)
+        return self._uniformity(embeddings, names, context)
 
     def extra_repr(self):
         return f"weight={self.weight}, t={self.t}"
@@ -212,7 +264,7 @@ class DirectAU(UniformityRegularizer):
 
     def penalty(self, embeddings, context=None):
         names = select_tables(embeddings, self.tables)
-        total = float(self.gamma) * self._uniformity(embeddings, names)
+        total = float(self.gamma) * self._uniformity(embeddings, names, context)
         if not self.alignment:
             return total
         pairs = self._pairs

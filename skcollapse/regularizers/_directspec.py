@@ -12,12 +12,16 @@ import torch.nn.functional as F
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
+    RowGroups,
     ids_of,
     select_tables,
 )
 from skcollapse.utils._sklearn_compat import int_interval, real_interval
 
 _FINITE = real_interval(None, None, closed="neither")
+# sides with at most this many rows keep their co-occurrence pattern as a dense
+# bool matrix (16 MB at the limit), read per batch instead of a sparse product
+_DENSE_COOCCURRENCE_MAX = 4096
 
 
 class _SpectrumBalancing(Regularizer):
@@ -63,9 +67,16 @@ class _SpectrumBalancing(Regularizer):
     def _extra_temperature(self):
         raise NotImplementedError
 
-    def _balance_dense(self, q, keys, tau):
-        # q: (..., m, d) queries, keys: (..., n, d), tau: scalar or (..., m, n)
+    def _group_temperatures(self, name, ids, device, dtype):
+        """Temperatures of the pairs of distinct ids ``ids`` (scalar or ``(m, m)``)."""
+        return self.temperatures(name, ids.shape[0], {f"{name}_ids": ids}, device, dtype)
+
+    def _balance_dense(self, q, keys, tau, bias=None):
+        # q: (..., m, d) queries, keys: (..., n, d), tau: scalar or (..., m, n);
+        # bias (n,): log multiplicity of each key (grouped keys), or None
         logits = tau * (q @ keys.transpose(-1, -2))
+        if bias is not None:
+            logits = logits + bias
         weights = torch.softmax(logits, dim=-1)
         out = q - float(self.alpha) * (weights @ keys)
         s = float(self.shrink_norm)
@@ -111,9 +122,22 @@ class _SpectrumBalancing(Regularizer):
         out = dict(embeddings)
         for name in names:
             x = embeddings[name]
+            groups = None
+            if self.block_size is None or self.block_size >= x.shape[0]:
+                groups = RowGroups.of(x, ids_of(context, name))
+            if groups is not None:
+                # a row fetched c times is one key of weight c (log c added to
+                # its logits) and one query whose output is copied c times:
+                # the same softmax over the batch, at the cost of the distinct rows
+                u_hat = F.normalize(groups.rows(x), dim=1)
+                bias = torch.log(groups.counts.to(u_hat.dtype))
+                tau = self._group_temperatures(name, groups.ids, x.device, x.dtype)
+                self._keys[name] = (u_hat, bias)
+                out[name] = groups.expand(self._balance_dense(u_hat, u_hat, tau, bias))
+                continue
             x_hat = F.normalize(x, dim=1)
             tau = self.temperatures(name, x.shape[0], context, x.device, x.dtype)
-            self._keys[name] = x_hat
+            self._keys[name] = (x_hat, None)
             out[name] = self._balance(x_hat, x_hat, tau)
         return out
 
@@ -130,7 +154,11 @@ class _SpectrumBalancing(Regularizer):
         """
         if not self.training or name not in self._keys:
             return x
-        keys = self._keys[name]
+        keys, bias = self._keys[name]
+        if bias is not None:  # the batch's distinct rows, weighted by count
+            return self._balance_dense(
+                F.normalize(x, dim=1), keys, self._extra_temperature(), bias
+            )
         n_keys = keys.shape[0]
         per_key = x.shape[0] // n_keys if x.shape[0] % n_keys == 0 else None
         return self._balance(
@@ -322,15 +350,45 @@ class DirectSpecPlus(_SpectrumBalancing):
             tables=tables,
         )
         self.cooccurrence_ = {}
+        self._dense_shared = {}
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_dense_shared"] = {}  # derived from cooccurrence_; rebuilt lazily
+        return state
 
     def setup(self, info):
         self.cooccurrence_ = {}
+        self._dense_shared = {}
         self._keys = {}
         R = None if info is None else info.get("interactions")
         if R is None:
             return
         R = _binary_csr(R, "info['interactions']")
         self.cooccurrence_ = {"user": R, "item": R.T.tocsr()}
+
+    def _dense_pattern(self, name):
+        """``(n, n)`` bool tensor: do rows ``i`` and ``j`` of side ``name`` share
+        an interaction; ``None`` for sides above ``_DENSE_COOCCURRENCE_MAX`` rows.
+
+        Built once per fit (in row blocks, so the sparse product never holds
+        more than a block), so a batch reads its pairs instead of multiplying.
+        """
+        dense = getattr(self, "_dense_shared", None)
+        if dense is None:
+            dense = self._dense_shared = {}
+        if name not in dense:
+            M = self.cooccurrence_[name]
+            n = M.shape[0]
+            if n > _DENSE_COOCCURRENCE_MAX:
+                dense[name] = None
+            else:
+                MT = M.T.tocsr()
+                out = np.zeros((n, n), dtype=bool)
+                for start in range(0, n, 512):
+                    out[start : start + 512] = (M[start : start + 512] @ MT).toarray() > 0
+                dense[name] = torch.from_numpy(out)
+        return dense[name]
 
     def shared_mask(self, name, ids) -> np.ndarray:
         """Dense ``(B, B)`` bool: do batch rows ``i`` and ``j`` of ``name`` co-occur.
@@ -346,8 +404,13 @@ class DirectSpecPlus(_SpectrumBalancing):
                 f"context['{name}_ids'] holds ids outside [0, {M.shape[0]}) of the "
                 "interactions given to setup()."
             )
-        rows = M[ids]
         bs = self.block_size
+        if bs is None or bs >= ids.size:
+            dense = self._dense_pattern(name)
+            if dense is not None:
+                idx = torch.from_numpy(ids.astype(np.int64))
+                return dense[idx][:, idx].numpy()
+        rows = M[ids]
         if bs is not None and bs < ids.size:
             # only pairs inside a block are used: shift each block's columns to
             # a private range so the sparse product is block diagonal

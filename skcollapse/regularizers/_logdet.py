@@ -9,6 +9,7 @@ import torch
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
+    RowGroups,
     ids_of,
     select_tables,
     weight_of,
@@ -177,14 +178,25 @@ class LogDetRegularizer(Regularizer):
             return full[name]
         return x
 
-    def covariance(self, x: torch.Tensor) -> torch.Tensor:
-        """The float64 :math:`\\Sigma` (with the ridge) of the rows ``x``."""
+    def covariance(self, x: torch.Tensor, counts=None) -> torch.Tensor:
+        """The float64 :math:`\\Sigma` (with the ridge) of the rows ``x``.
+
+        ``counts`` (optional) repeats row ``a`` ``counts[a]`` times.
+        """
         X = x.to(torch.float64)
-        if self.center:
-            X = X - X.mean(dim=0, keepdim=True)
-        S = X.T @ X
+        if counts is None:
+            n = X.shape[0]
+            if self.center:
+                X = X - X.mean(dim=0, keepdim=True)
+            S = X.T @ X
+        else:
+            w = counts.to(X)
+            n = float(w.sum())
+            if self.center:
+                X = X - (w @ X / n).unsqueeze(0)
+            S = (X * w.unsqueeze(1)).T @ X
         if self.normalize:
-            S = S / X.shape[0]
+            S = S / n
         return S + float(self.eps) * torch.eye(
             X.shape[1], dtype=X.dtype, device=X.device
         )
@@ -200,7 +212,13 @@ class LogDetRegularizer(Regularizer):
             rows = self._rows(name, embeddings[name], context)
             if rows.shape[0] == 0 or (self.center and rows.shape[0] < 2):
                 continue
-            S = self.covariance(rows)
+            groups = None
+            if self.source == "batch":
+                groups = RowGroups.of(rows, ids_of(context, name))
+            if groups is None:
+                S = self.covariance(rows)
+            else:  # the batch covariance from its distinct rows, counted
+                S = self.covariance(groups.rows(rows), groups.counts)
             value = torch.diagonal(S).sum() - logdet_spd(S, float(self.eps))
             total = total + w * value
         return total.to(first.dtype)

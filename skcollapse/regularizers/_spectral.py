@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
+    RowGroups,
+    ids_of,
     select_tables,
     weight_of,
 )
@@ -25,7 +27,9 @@ class _PerTableMean(Regularizer):
         **TABLE_CONSTRAINTS,
     }
 
-    def table_term(self, x: torch.Tensor) -> torch.Tensor:
+    def table_term(self, x: torch.Tensor, counts=None) -> torch.Tensor:
+        """The term of one table's rows ``x``; ``counts`` (optional) repeats row
+        ``a`` ``counts[a]`` times (the batch's rows grouped by id)."""
         raise NotImplementedError
 
     def penalty(self, embeddings, context=None):
@@ -39,7 +43,11 @@ class _PerTableMean(Regularizer):
             x = embeddings[name]
             if w == 0.0 or x.shape[0] < 2:
                 continue
-            total = total + w * self.table_term(x)
+            groups = RowGroups.of(x, ids_of(context, name))
+            if groups is None:
+                total = total + w * self.table_term(x)
+            else:  # the d x d statistics of the batch from its distinct rows
+                total = total + w * self.table_term(groups.rows(x), groups.counts)
         if denom > 0:
             total = total / denom
         return total.to(first.dtype)
@@ -84,8 +92,17 @@ class SingularValueVariance(_PerTableMean):
     def __init__(self, *, weight=1.0, tables=None, table_weights=None):
         super().__init__(weight=weight, tables=tables, table_weights=table_weights)
 
-    def table_term(self, x):
-        s = torch.linalg.svdvals(x.to(torch.float64))
+    def table_term(self, x, counts=None):
+        X = x.to(torch.float64)
+        n_values = min(X.shape)
+        if counts is not None:
+            # row a repeated c_a times has the singular values of sqrt(c_a) x_a
+            c = counts.to(X)
+            X = X * c.sqrt().unsqueeze(1)
+            n_values = min(int(c.sum()), X.shape[1])
+        s = torch.linalg.svdvals(X)
+        if s.shape[0] < n_values:  # fewer distinct rows than dims: the rest are 0
+            s = torch.cat([s, s.new_zeros(n_values - s.shape[0])])
         return (s / s.mean().clamp_min(1e-12)).var()
 
 
@@ -146,12 +163,18 @@ class CodingRate(_PerTableMean):
             table_weights=table_weights,
         )
 
-    def table_term(self, x):
+    def table_term(self, x, counts=None):
         Z = x.to(torch.float64)
         if self.normalize:
             Z = F.normalize(Z, dim=1)
         n, d = Z.shape
+        if counts is None:
+            gram = Z.T @ Z
+        else:
+            w = counts.to(Z)
+            n = float(w.sum())
+            gram = (Z * w.unsqueeze(1)).T @ Z
         c = d / (n * float(self.eps) ** 2)
-        M = torch.eye(d, dtype=Z.dtype, device=Z.device) + c * (Z.T @ Z)
+        M = torch.eye(d, dtype=Z.dtype, device=Z.device) + c * gram
         L = torch.linalg.cholesky(M)
         return -torch.log(torch.diagonal(L)).sum()

@@ -113,3 +113,83 @@ def table_dims(info) -> dict:
             ) from exc
         out[str(name)] = int(dim)
     return out
+
+
+class _FirstRows(torch.autograd.Function):
+    """``x[first]`` whose gradient is spread evenly over each group's rows.
+
+    Used when the rows of a group are equal (the same table row fetched several
+    times): the exact gradient of a function of the batch gives every copy the
+    same share, ``1 / count`` of the gradient of the distinct row.
+    """
+
+    @staticmethod
+    def forward(ctx, x, first, inverse, counts):
+        ctx.save_for_backward(inverse, counts)
+        return x.index_select(0, first)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inverse, counts = ctx.saved_tensors
+        share = grad / counts.to(grad.dtype).unsqueeze(1)
+        return share.index_select(0, inverse), None, None, None
+
+
+class RowGroups:
+    """The distinct rows of a batch, grouped by their ids.
+
+    A CF batch fetches popular users and items many times (on ML-100k a batch
+    of 2048 pairs has about 700 distinct users and 770 distinct items), and a
+    function of the batch rows that treats them symmetrically (a mean over
+    rows, a Gram matrix, an all-pairs kernel, a softmax over keys) can be
+    computed exactly from the ``m`` distinct rows and their counts. The
+    all-pairs terms then cost ``O(m²)`` instead of ``O(B²)``.
+
+    Attributes
+    ----------
+    ids : Tensor of shape (m,)
+        The distinct ids, sorted.
+    inverse : LongTensor of shape (B,)
+        Group of each batch row.
+    counts : LongTensor of shape (m,)
+        Rows per group.
+    first : LongTensor of shape (m,)
+        First batch row of each group.
+    """
+
+    def __init__(self, ids, inverse, counts, first):
+        self.ids, self.inverse, self.counts, self.first = ids, inverse, counts, first
+
+    @classmethod
+    def of(cls, x, ids):
+        """Group the rows of ``x`` by ``ids``; ``None`` when that is not exact.
+
+        ``None`` when there are no ids, their number does not match the rows,
+        or two rows with the same id differ (then the batch is not a set of
+        table rows and the caller computes on the rows as they are).
+        """
+        if ids is None or x.shape[0] < 2:
+            return None
+        ids = torch.as_tensor(ids, device=x.device).reshape(-1)
+        if ids.numel() != x.shape[0]:
+            return None
+        uniq, inverse, counts = torch.unique(
+            ids, return_inverse=True, return_counts=True
+        )
+        pos = torch.arange(ids.numel(), device=x.device)
+        first = torch.full_like(uniq, ids.numel(), dtype=pos.dtype).scatter_reduce(
+            0, inverse, pos, reduce="amin", include_self=True
+        )
+        if uniq.numel() < ids.numel():
+            with torch.no_grad():
+                if not torch.equal(x.index_select(0, first).index_select(0, inverse), x):
+                    return None
+        return cls(uniq, inverse, counts, first)
+
+    def rows(self, x):
+        """The distinct rows ``(m, d)``; each copy gets ``1/count`` of the gradient."""
+        return _FirstRows.apply(x, self.first, self.inverse, self.counts)
+
+    def expand(self, y):
+        """Rows ``(m, ...)`` of the groups back to the batch's ``(B, ...)``."""
+        return y.index_select(0, self.inverse)
