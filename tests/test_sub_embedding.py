@@ -23,6 +23,9 @@ from skcollapse.recommenders import (
 TINY = {"hidden_units": (8,), "max_epochs": 1, "batch_size": 256, "random_state": 0}
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(scope="module")
 def data():
     return make_ctr(600, n_fields=4, cardinalities=[5, 40, 7, 30], random_state=0)[:2]
@@ -156,3 +159,20 @@ def test_embedding_set_diversity_planted_and_against_principal_angles(data):
     single = DNNClassifier(embedding_dim=3, **TINY).fit(X, y)
     with pytest.raises(ValueError, match="n_embedding_sets >= 2"):
         embedding_set_diversity(single)
+
+
+def test_displays_draw_the_metrics(data):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from skcollapse.plotting import EmbeddingSetDiversityDisplay, SubEmbeddingIADisplay
+
+    X, y = data
+    se = DCNv2Classifier(embedding_dim=3, n_cross_layers=1, **TINY).fit(X, y)
+    me = DCNv2Classifier(embedding_dim=3, n_cross_layers=1, n_embedding_sets=2,
+                         **TINY).fit(X, y)
+    disp = SubEmbeddingIADisplay.from_estimators({"SE": se, "ME": me})
+    np.testing.assert_allclose(disp.images_[1].get_array(), sub_embedding_ia(me))
+    assert disp.images_[0].get_clim() == disp.images_[1].get_clim()
+    bars = EmbeddingSetDiversityDisplay.from_estimators({"ME": me})
+    heights = [b.get_height() for b in bars.bars_["ME"]]
+    np.testing.assert_allclose(heights, embedding_set_diversity(me))

@@ -1,6 +1,7 @@
 """Splitters for interaction data: scikit-learn CV splitters, and a per-user
 validation hold-out for the ``train_split`` of skorch estimators."""
 
+from skcollapse.model_selection._scaling import PAPER_PROTOCOL, scaling_curve
 from skcollapse.model_selection._split import (
     LeaveLastOut,
     PerUserKFold,
@@ -11,10 +12,12 @@ from skcollapse.model_selection._split import (
 from skcollapse.model_selection._valid_split import PerUserValidSplit
 
 __all__ = [
+    "PAPER_PROTOCOL",
     "LeaveLastOut",
     "PerUserKFold",
     "PerUserShuffleSplit",
     "PerUserValidSplit",
     "TemporalSplit",
+    "scaling_curve",
     "train_test_split_interactions",
 ]

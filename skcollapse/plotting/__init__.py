@@ -9,12 +9,20 @@ from skcollapse.plotting._field_spectrum import FieldSpectrumDisplay
 from skcollapse.plotting._history import CollapseHistoryDisplay
 from skcollapse.plotting._popularity import PopularityCollapseDisplay
 from skcollapse.plotting._projection import EmbeddingProjectionDisplay
+from skcollapse.plotting._scaling import ScalingDisplay
 from skcollapse.plotting._spectrum import SpectrumDisplay
+from skcollapse.plotting._sub_embedding import (
+    EmbeddingSetDiversityDisplay,
+    SubEmbeddingIADisplay,
+)
 
 __all__ = [
     "CollapseHistoryDisplay",
     "EmbeddingProjectionDisplay",
+    "EmbeddingSetDiversityDisplay",
     "FieldSpectrumDisplay",
     "PopularityCollapseDisplay",
+    "ScalingDisplay",
     "SpectrumDisplay",
+    "SubEmbeddingIADisplay",
 ]
