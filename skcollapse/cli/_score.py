@@ -31,7 +31,9 @@ def add_parser(subparsers):
             "Score every embedding table in FILE (.npy; .npz: every 2-D array; "
             ".pt/.pth: a tensor or a state dict, every 2-D numeric tensor; .csv: "
             "numbers only, an optional header row; a model file written by "
-            "'skcollapse train': its get_embeddings() tables). Without FILE, or with "
+            "'skcollapse train': its get_embeddings() tables; a RecBole checkpoint "
+            "or a TorchRec state dict: its embedding tables; implicit's save() "
+            ".npz: its user and item factors). Without FILE, or with "
             "--example, score a built-in collapsed and a healthy synthetic table."
         ),
     )
@@ -145,12 +147,18 @@ def _load_npz(path):
                     if "Object arrays" in str(exc):  # needs pickle: not embeddings
                         continue
                     raise
-                if _numeric_2d(arr):
+                if _numeric_2d(arr) or key == "factors":
                     tables[key] = arr
     except _DAMAGED_NUMPY as exc:
         raise _cannot_read(
             path, f"the .npz archive is damaged or truncated ({_why(exc)})"
         ) from None
+    factors = tables.pop("factors", None)
+    if "user_factors" in tables and "item_factors" in tables:
+        # implicit's save(): the latent factors, without BPR/LMF bias columns
+        from skcollapse.adapters import extract_embeddings
+
+        return extract_embeddings({**tables, "factors": factors})
     return tables
 
 
@@ -189,6 +197,9 @@ def _load_torch(path):
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except _DAMAGED_TORCH as exc:
         name = _unsupported_global(exc)
+        recbole = _read_checkpoint(path) if name is not None else None
+        if recbole is not None:
+            return recbole
         if name is not None:  # a well-formed pickle of more than tensors
             raise _cannot_read(
                 path, f"it holds a pickled Python object ({name}), not only "
@@ -201,9 +212,43 @@ def _load_torch(path):
         else:
             what = "its pickle data is invalid or ends early"
         raise _cannot_read(path, f"the file is damaged or truncated ({what})") from None
+    from skcollapse.adapters._extract import (
+        _flatten,
+        _is_recbole_checkpoint,
+        _torchrec_tables,
+        extract_embeddings,
+    )
+
+    if _is_recbole_checkpoint(obj) or (
+        isinstance(obj, dict) and _torchrec_tables(_flatten(obj))
+    ):
+        # a checkpoint dict or a TorchRec state dict: its embedding tables only
+        return extract_embeddings(obj)
     tables = {}
     _collect_torch(obj, "", tables, torch)
     return tables
+
+
+def _read_checkpoint(path):
+    """The tables of a checkpoint dict holding pickled objects of another library
+    (RecBole's ``{"config": Config, "state_dict": ...}``), read without running
+    them; None when the file is something else (e.g. a whole pickled model)."""
+    from skcollapse.adapters._extract import (
+        _is_recbole_checkpoint,
+        extract_embeddings,
+        load_checkpoint,
+    )
+
+    try:
+        obj = load_checkpoint(path)
+    except _DAMAGED_TORCH:
+        return None
+    if not _is_recbole_checkpoint(obj):
+        return None
+    try:
+        return extract_embeddings(obj)
+    except ValueError:
+        return None
 
 
 def _load_csv(path):
