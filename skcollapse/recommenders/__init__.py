@@ -2,6 +2,11 @@
 
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn._cf_loss import CFLoss
+from skcollapse.recommenders._baselines import (
+    EASERecommender,
+    ItemKNNRecommender,
+    PopularityRecommender,
+)
 from skcollapse.recommenders._ctr import (
     DCNv2Classifier,
     DNNClassifier,
@@ -19,13 +24,16 @@ __all__ = [
     "CFLoss",
     "DCNv2Classifier",
     "DNNClassifier",
+    "EASERecommender",
     "FMClassifier",
     "FinalMLPClassifier",
     "IPNNClassifier",
+    "ItemKNNRecommender",
     "LightGCNRecommender",
     "MFRecommender",
     "ModelFitError",
     "NFwFMClassifier",
+    "PopularityRecommender",
     "RegularizedNetMixin",
     "xDeepFMClassifier",
 ]

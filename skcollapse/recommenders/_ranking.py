@@ -14,6 +14,20 @@ from two things the estimator provides:
 
 Users are ranked against the whole catalogue in blocks of about ``2**24``
 scores, on the device of the tables.
+
+Estimators without ranking tables (the item-item and popularity baselines of
+``recommenders/_baselines.py``) set ``_ranks_by_tables = False`` and give the
+scores instead, through three hooks:
+
+* ``_history_scores(H)``: scores of every item for the users whose histories
+  are the rows of the CSR matrix ``H`` (``(n, n_items_)``, binary), a tensor
+  of shape ``(n, n_items_)`` on the ranking device;
+* ``_item_scores(rows)``: scores of every item for the query items ``rows``
+  (an int64 array), used by :meth:`~RankingMixin.similar_items`;
+* ``_ranking_device()``: the device those tensors are on.
+
+The filters, candidates, padding, blocks and id mapping are then the same code
+for both kinds.
 """
 
 from __future__ import annotations
@@ -72,6 +86,33 @@ class RankingMixin:
         arr, scalar = check_id_vector(ids, name=name)
         return self._vocabulary(kind).encode(arr, name=name, unknown=unknown), scalar
 
+    #: ``False`` for estimators that give scores through the hooks below
+    #: instead of ranking tables (see the module docstring)
+    _ranks_by_tables = True
+
+    def _ranking_device(self):
+        """Device the ranking runs on (of the item table by default)."""
+        return self.get_embedding_tensors()["item"].device
+
+    def _history_scores(self, H):
+        """Scores of every item for the histories ``H`` (table-less estimators)."""
+        raise NotImplementedError
+
+    def _item_scores(self, rows):
+        """Scores of every item for the query items ``rows`` (table-less estimators)."""
+        raise NotImplementedError
+
+    def _scores_by_history(self, users, H=None):
+        """Score blocks ``(start, stop, S)`` from ``_history_scores`` for the query
+        rows ``users`` (codes), with histories ``H`` (one row per query) or, when
+        ``None``, the training interactions."""
+        R = self.user_items_.tocsr() if H is None else H
+        block = max(1, _RANK_BLOCK // max(int(self.n_items_), 1))
+        for start in range(0, users.shape[0], block):
+            stop = min(users.shape[0], start + block)
+            rows = users[start:stop] if H is None else np.arange(start, stop)
+            yield start, stop, self._history_scores(R[rows])
+
     def predict(self, X):
         """Score of each ``(user, item)`` pair.
 
@@ -89,6 +130,15 @@ class RankingMixin:
         users, items = check_interactions(X)
         users = self._vocabulary("user").encode(users, name="X's user column")
         items = self._vocabulary("item").encode(items, name="X's item column")
+        if not self._ranks_by_tables:
+            uniq, rows = np.unique(users, return_inverse=True)
+            out = np.empty(users.shape[0], dtype=np.float32)
+            for start, stop, S in self._scores_by_history(uniq):
+                sel = np.flatnonzero((rows >= start) & (rows < stop))
+                r = torch.from_numpy(rows[sel] - start).to(S.device)
+                c = torch.from_numpy(items[sel]).to(S.device)
+                out[sel] = S[r, c].float().cpu().numpy()
+            return out
         tabs = self.get_embedding_tensors()
         U, I = tabs["user"], tabs["item"]
         dev = U.device
@@ -105,7 +155,7 @@ class RankingMixin:
         liked = getattr(self, "_liked_", None)
         if liked is None:
             R = self.user_items_.tocsr()
-            dev = self.get_embedding_tensors()["item"].device
+            dev = self._ranking_device()
             liked = (
                 torch.from_numpy(R.indptr.astype(np.int64)).to(dev),
                 torch.from_numpy(R.indices.astype(np.int64)).to(dev),
@@ -137,18 +187,35 @@ class RankingMixin:
         catalogue ids; ``filter_items`` excludes ids for everybody; ``items``
         restricts the candidates.
         """
-        dev = table.device
-        n_items = table.shape[0]
+        cand_table = table
+        if items is not None:
+            cand_table = table.index_select(0, torch.from_numpy(items).to(table.device))
+        block = max(1, _RANK_BLOCK // max(cand_table.shape[0], 1))
+        blocks = (
+            (start, min(queries.shape[0], start + block),
+             queries[start : start + block] @ cand_table.T)
+            for start in range(0, queries.shape[0], block)
+        )
+        return self._topk_of_blocks(
+            blocks, queries.shape[0], table.shape[0], table.device, n,
+            exclude=exclude, filter_items=filter_items, items=items,
+            restricted=True,
+        )
+
+    def _topk_of_blocks(self, blocks, n_q, n_items, dev, n, *, exclude=None,
+                        filter_items=None, items=None, restricted=False):
+        """Top-``n`` of the score blocks ``(start, stop, S)`` of ``n_q`` queries.
+
+        ``S`` scores only the candidates ``items`` when ``restricted`` (the
+        table path), else the whole catalogue of ``n_items``.
+        """
         lookup = None
+        cand = None
         if items is not None:
             cand = torch.from_numpy(items).to(dev)
-            cand_table = table.index_select(0, cand)
             lookup = torch.full((n_items,), -1, dtype=torch.long, device=dev)
             lookup[cand] = torch.arange(cand.shape[0], device=dev)
-        else:
-            cand = None
-            cand_table = table
-        n_cand = cand_table.shape[0]
+        n_cand = n_items if cand is None else cand.shape[0]
         n_out = min(int(n), n_cand)
         filt = None
         if filter_items is not None and filter_items.size:
@@ -156,14 +223,12 @@ class RankingMixin:
             if lookup is not None:
                 filt = lookup[filt]
                 filt = filt[filt >= 0]
-        n_q = queries.shape[0]
         ids_out = np.empty((n_q, n_out), dtype=np.int64)
         sc_out = np.empty((n_q, n_out), dtype=np.float32)
-        block = max(1, _RANK_BLOCK // max(n_cand, 1))
         neg_inf = float("-inf")
-        for start in range(0, n_q, block):
-            stop = min(n_q, start + block)
-            S = queries[start:stop] @ cand_table.T
+        for start, stop, S in blocks:
+            if cand is not None and not restricted:
+                S = S.index_select(1, cand)
             if exclude is not None:
                 rows, cols = exclude(start, stop)
                 if lookup is not None:
@@ -222,7 +287,8 @@ class RankingMixin:
         user_items : sparse matrix of shape (n_users_query, n_items_), default=None
             Items to treat as already liked, one row per entry of ``user_ids``,
             columns in the order of ``item_ids_``. ``None`` uses the training
-            interactions (``user_items_``).
+            interactions (``user_items_``). Item-item models (EASE, ItemKNN)
+            also score from these histories.
         n : int, default=10
             Number of items per user. Fewer columns are returned when fewer
             candidates exist; rows with fewer valid candidates are padded with id
@@ -246,24 +312,26 @@ class RankingMixin:
         _validate_n(n)
         users, scalar = self._codes("user", user_ids, name="user_ids")
         filt, cand = self._item_filters(filter_items, items)
-        tabs = self.get_embedding_tensors()
-        U, I = tabs["user"], tabs["item"]
-        dev = U.device
+        dev = self._ranking_device()
         users_t = torch.from_numpy(users).to(dev)
+        R = None
+        if user_items is not None and (
+            filter_already_liked_items or not self._ranks_by_tables
+        ):
+            if not sp.issparse(user_items):
+                raise TypeError(
+                    "user_items must be a scipy sparse matrix of shape "
+                    f"(len(user_ids), n_items_), got {type(user_items).__name__}."
+                )
+            R = sp.csr_matrix(user_items)
+            if R.shape != (users.shape[0], self.n_items_):
+                raise ValueError(
+                    f"user_items must have shape ({users.shape[0]}, "
+                    f"{self.n_items_}), got {R.shape}."
+                )
         exclude = None
         if filter_already_liked_items:
-            if user_items is not None:
-                if not sp.issparse(user_items):
-                    raise TypeError(
-                        "user_items must be a scipy sparse matrix of shape "
-                        f"(len(user_ids), n_items_), got {type(user_items).__name__}."
-                    )
-                R = sp.csr_matrix(user_items)
-                if R.shape != (users.shape[0], self.n_items_):
-                    raise ValueError(
-                        f"user_items must have shape ({users.shape[0]}, "
-                        f"{self.n_items_}), got {R.shape}."
-                    )
+            if R is not None:
                 indptr = torch.from_numpy(R.indptr.astype(np.int64)).to(dev)
                 indices = torch.from_numpy(R.indices.astype(np.int64)).to(dev)
                 row_ids = torch.arange(users.shape[0], device=dev)
@@ -274,10 +342,18 @@ class RankingMixin:
             def exclude(start, stop):
                 return self._rows_of(indptr, indices, row_ids[start:stop])
 
-        queries = U.index_select(0, users_t)
-        ids, scores = self._topk(
-            queries, I, n, exclude=exclude, filter_items=filt, items=cand
-        )
+        if self._ranks_by_tables:
+            tabs = self.get_embedding_tensors()
+            queries = tabs["user"].index_select(0, users_t)
+            ids, scores = self._topk(
+                queries, tabs["item"], n, exclude=exclude, filter_items=filt,
+                items=cand,
+            )
+        else:  # scores from the histories (user_items, if given, is the history)
+            ids, scores = self._topk_of_blocks(
+                self._scores_by_history(users, R), users.shape[0], self.n_items_,
+                dev, n, exclude=exclude, filter_items=filt, items=cand,
+            )
         ids = self._vocabulary("item").decode(ids)
         if scalar:
             return ids[0], scores[0]
@@ -285,6 +361,9 @@ class RankingMixin:
 
     def similar_items(self, item_ids, *, n=10, filter_items=None, items=None):
         """Most similar items by cosine similarity of the ranking embeddings.
+
+        Estimators without embeddings rank by their own item-item scores (see
+        their docstrings).
 
         Parameters
         ----------
@@ -303,9 +382,21 @@ class RankingMixin:
         _validate_n(n)
         q, scalar = self._codes("item", item_ids, name="item_ids")
         filt, cand = self._item_filters(filter_items, items)
-        I = F.normalize(self.get_embedding_tensors()["item"], dim=1)
-        queries = I.index_select(0, torch.from_numpy(q).to(I.device))
-        ids, scores = self._topk(queries, I, n, filter_items=filt, items=cand)
+        if self._ranks_by_tables:
+            I = F.normalize(self.get_embedding_tensors()["item"], dim=1)
+            queries = I.index_select(0, torch.from_numpy(q).to(I.device))
+            ids, scores = self._topk(queries, I, n, filter_items=filt, items=cand)
+        else:
+            block = max(1, _RANK_BLOCK // max(int(self.n_items_), 1))
+            blocks = (
+                (start, min(q.shape[0], start + block),
+                 self._item_scores(q[start : start + block]))
+                for start in range(0, q.shape[0], block)
+            )
+            ids, scores = self._topk_of_blocks(
+                blocks, q.shape[0], self.n_items_, self._ranking_device(), n,
+                filter_items=filt, items=cand,
+            )
         ids = self._vocabulary("item").decode(ids)
         if scalar:
             return ids[0], scores[0]
