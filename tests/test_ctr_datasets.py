@@ -167,3 +167,25 @@ def test_load_libfm_frappe_validation_file():
     # one-hot fields: every field owns a disjoint range of global ids
     lo, hi = X.min(axis=0), X.max(axis=0)
     assert (hi[:-1] < lo[1:]).all()
+
+
+def test_make_ctr_spurious_fields_carry_no_signal():
+    """Spurious fields are appended, leave the click model untouched, and their
+    codes are independent of the clicks."""
+    X0, y0, p0 = make_ctr(4000, n_fields=5, random_state=3)
+    X, y, p = make_ctr(4000, n_fields=5, n_spurious_fields=2,
+                       spurious_cardinality=50, random_state=3)
+    assert X.shape == (4000, 7)
+    np.testing.assert_array_equal(X[:, :5], X0)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(p, p0)
+    assert X[:, 5:].min() >= 0 and X[:, 5:].max() < 50
+    # clicks are independent of a spurious field's code: chi-square test over
+    # its five most frequent codes
+    from scipy.stats import chi2_contingency
+
+    codes = X[:, 5]
+    frequent = np.isin(codes, np.argsort(np.bincount(codes))[-5:])
+    table = np.array([[np.sum((codes == c) & (y == k)) for k in (0, 1)]
+                      for c in np.unique(codes[frequent])])
+    assert chi2_contingency(table)[1] > 1e-3

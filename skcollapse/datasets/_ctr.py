@@ -30,6 +30,8 @@ _NON_NEGATIVE_REAL = real_interval(0, None, closed="left")
         "first_order_strength": [_NON_NEGATIVE_REAL],
         "zipf_exponent": [_NON_NEGATIVE_REAL],
         "click_rate": [real_interval(0, 1, closed="neither")],
+        "n_spurious_fields": [int_interval(0, None, closed="left")],
+        "spurious_cardinality": [_POSITIVE_INT],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
@@ -45,6 +47,8 @@ def make_ctr(
     first_order_strength=0.5,
     zipf_exponent=1.0,
     click_rate=0.25,
+    n_spurious_fields=0,
+    spurious_cardinality=1000,
     random_state=None,
 ):
     """Generate click data from a known model with planted pairwise interactions.
@@ -87,13 +91,23 @@ def make_ctr(
         Category frequency ``∝ (rank + 1) ** -zipf_exponent``; 0 is uniform.
     click_rate : float, default=0.25
         Target mean click probability, in ``(0, 1)``.
+    n_spurious_fields : int, default=0
+        Extra fields appended after the others (the last columns of ``X``),
+        each with ``spurious_cardinality`` Zipf-distributed codes and **no**
+        effect on the click: high-cardinality noise a model can only overfit.
+        With few planted pairs among many fields this is the setting in which
+        Guo et al. (ICML 2024) see single-embedding models collapse as they
+        grow (see ``benchmarks/bench_scaling.py``).
+    spurious_cardinality : int, default=1000
+        Codes per spurious field.
     random_state : int, RandomState instance or None, default=None
         Seed of everything.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_fields), dtype int64
-        Category codes, ``X[:, f]`` in ``[0, cardinalities[f])``.
+    X : ndarray of shape (n_samples, n_fields + n_spurious_fields), dtype int64
+        Category codes, ``X[:, f]`` in ``[0, cardinalities[f])``; the
+        spurious fields come last.
     y : ndarray of shape (n_samples,), dtype int64
         Clicks (0/1).
     proba : ndarray of shape (n_samples,), dtype float64
@@ -165,6 +179,15 @@ def make_ctr(
     bias = _solve_bias(logit, rate)
     proba = expit(logit + bias)
     y = (rng.uniform(size=n_samples) < proba).astype(np.int64)
+    if n_spurious_fields:
+        card = int(spurious_cardinality)
+        weights = (np.arange(card) + 1.0) ** -zipf
+        weights /= weights.sum()
+        noise = np.empty((n_samples, n_spurious_fields), dtype=np.int64)
+        for f in range(n_spurious_fields):
+            noise[:, f] = rng.permutation(card)[rng.choice(card, size=n_samples,
+                                                           p=weights)]
+        X = np.hstack([X, noise])
     return X, y, proba
 
 
