@@ -34,6 +34,9 @@ Contract with the estimators (CF recommenders and CTR classifiers)
 * Other rows of a table that enter the loss (e.g. sampled negative items) go
   through ``transform_extra(name, x)``; in training it applies the transform of the
   current batch (e.g. DBN's batch whitening), in eval mode the inference transform.
+  ``context["extra_<table>_ids"]`` may give the ids of those rows (CF:
+  ``"extra_item_ids"``, the sampled negatives in the order they are passed), so
+  a regularizer can compute on their distinct rows; it is optional.
 * For ``kind == "layer"`` estimators also apply ``transform_extra(name, table)`` in
   eval mode to whole tables when predicting, recommending and in
   ``get_embeddings()``; ``"penalty"`` and ``"transform"`` regularizers never touch

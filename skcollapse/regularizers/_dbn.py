@@ -11,6 +11,7 @@ from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
     RowGroups,
+    extra_ids_of,
     ids_of,
     select_tables,
     table_dims,
@@ -61,6 +62,19 @@ def inv_sqrt_psd(S: torch.Tensor, eps) -> torch.Tensor:
     if isinstance(eps, torch.Tensor):
         return _InvSqrtPSD.apply(S, eps.detach())
     return _InvSqrtPSD.apply(S, float(eps))
+
+
+def _apply(x, mu, W):
+    """``(x − μ) W`` of the float64 batch statistics, in the dtype of ``x``.
+
+    The statistics (mean, covariance, its inverse square root) are computed in
+    float64; the ``n × d × d`` product that applies them runs at the precision
+    of the rows (float32 rows: a float32 product, 4x cheaper on a CPU than
+    float64 and equal to it up to float32 rounding).
+    """
+    if x.dtype == torch.float64:
+        return (x - mu) @ W
+    return (x - mu.to(x.dtype)) @ W.to(x.dtype)
 
 
 def _key(name: str) -> str:
@@ -224,6 +238,7 @@ class DecorrelatedBatchNorm(Regularizer):
         # the last batch's statistics carry an autograd graph: never pickle/copy them
         state = self.__dict__.copy()
         state["_batch_stats"] = {}
+        state["_extra_ids"] = {}
         return state
 
     # -- maths ------------------------------------------------------------------
@@ -277,8 +292,10 @@ class DecorrelatedBatchNorm(Regularizer):
     def transform(self, embeddings, context=None):
         names = select_tables(embeddings, self.tables)
         out = dict(embeddings)
+        self._extra_ids = {}
         for name in names:
             x = embeddings[name]
+            self._extra_ids[name] = extra_ids_of(context, name)
             groups = None
             if self.training:
                 groups = RowGroups.of(x, ids_of(context, name))
@@ -305,7 +322,7 @@ class DecorrelatedBatchNorm(Regularizer):
                         mom * W.to(state.running_whitening)
                     )
                     state.num_batches_tracked += 1
-            return ((x.to(torch.float64) - mu) @ W).to(x.dtype)
+            return _apply(x, mu, W)
         mu = state.running_mean.to(x)
         W = state.running_whitening.to(x)
         return (x - mu) @ W
@@ -322,7 +339,10 @@ class DecorrelatedBatchNorm(Regularizer):
             return x
         if self.training and name in self._batch_stats:
             mu, W = self._batch_stats[name]
-            return ((x.to(torch.float64) - mu) @ W).to(x.dtype)
+            groups = RowGroups.of(x, getattr(self, "_extra_ids", {}).get(name))
+            if groups is None:
+                return _apply(x, mu, W)
+            return groups.expand(_apply(groups.rows(x), mu, W))
         if _key(name) not in self.states_:
             if self.training:
                 return x

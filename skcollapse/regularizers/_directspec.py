@@ -13,6 +13,7 @@ from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
     RowGroups,
+    extra_ids_of,
     ids_of,
     select_tables,
 )
@@ -53,11 +54,13 @@ class _SpectrumBalancing(Regularizer):
             **params,
         )
         self._keys = {}
+        self._extra_ids = {}
 
     def __getstate__(self):
         # the last batch's keys carry an autograd graph: never pickle/copy them
         state = self.__dict__.copy()
         state["_keys"] = {}
+        state["_extra_ids"] = {}
         return state
 
     def temperatures(self, name, n_rows, context, device, dtype):
@@ -133,6 +136,7 @@ class _SpectrumBalancing(Regularizer):
                 bias = torch.log(groups.counts.to(u_hat.dtype))
                 tau = self._group_temperatures(name, groups.ids, x.device, x.dtype)
                 self._keys[name] = (u_hat, bias)
+                self._extra_ids[name] = extra_ids_of(context, name)
                 out[name] = groups.expand(self._balance_dense(u_hat, u_hat, tau, bias))
                 continue
             x_hat = F.normalize(x, dim=1)
@@ -156,9 +160,12 @@ class _SpectrumBalancing(Regularizer):
             return x
         keys, bias = self._keys[name]
         if bias is not None:  # the batch's distinct rows, weighted by count
-            return self._balance_dense(
-                F.normalize(x, dim=1), keys, self._extra_temperature(), bias
-            )
+            tau = self._extra_temperature()
+            groups = RowGroups.of(x, getattr(self, "_extra_ids", {}).get(name))
+            if groups is None:
+                return self._balance_dense(F.normalize(x, dim=1), keys, tau, bias)
+            q = F.normalize(groups.rows(x), dim=1)
+            return groups.expand(self._balance_dense(q, keys, tau, bias))
         n_keys = keys.shape[0]
         per_key = x.shape[0] // n_keys if x.shape[0] % n_keys == 0 else None
         return self._balance(
@@ -409,7 +416,8 @@ class DirectSpecPlus(_SpectrumBalancing):
             dense = self._dense_pattern(name)
             if dense is not None:
                 idx = torch.from_numpy(ids.astype(np.int64))
-                return dense[idx][:, idx].numpy()
+                flat = idx.unsqueeze(1) * dense.shape[0] + idx  # one m x m gather
+                return dense.reshape(-1)[flat].numpy()
         rows = M[ids]
         if bs is not None and bs < ids.size:
             # only pairs inside a block are used: shift each block's columns to

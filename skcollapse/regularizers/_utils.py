@@ -92,6 +92,14 @@ def ids_of(context, name: str):
     return context.get(f"{name}_ids")
 
 
+def extra_ids_of(context, name: str):
+    """Ids of the rows of ``name`` passed to ``transform_extra`` in this step,
+    from ``context["extra_" + name + "_ids"]`` (optional)."""
+    if context is None:
+        return None
+    return context.get(f"extra_{name}_ids")
+
+
 def table_dims(info) -> dict:
     """Read ``info["tables"]`` (dict name -> dim, or pairs) into a dict; {} if absent."""
     if info is None:

@@ -1,0 +1,142 @@
+"""The fast paths compute what the plain ones do (same loss, same gradients).
+
+Regularizers compute batch terms from the distinct rows of a batch, counted
+(``RowGroups``); here every built-in regularizer is run on one fixed float64
+batch (rows fetched from a table by ids, popular ids repeated, as in a CF
+batch) through the grouped path and through the plain path on the rows as
+they are, and the outputs, penalties and gradients with respect to the table
+must agree. The plain paths themselves are checked against float64
+transcriptions of the papers' formulas in ``test_regularizers.py``.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from skcollapse.regularizers import get_regularizer_names, resolve_regularizer
+from skcollapse.regularizers._directau import uniformity_loss
+from skcollapse.regularizers._utils import RowGroups
+
+N_USERS, N_ITEMS, DIM, B = 30, 45, 6, 120
+
+# every registered built-in at its defaults, and variants that take other branches
+CONFIGS = [(name, {}) for name in get_regularizer_names()] + [
+    ("dbn", {"group_size": 4, "relative_eps": False, "eps": 0.1}),
+    ("logdet", {"center": True, "normalize": False}),
+    ("coding_rate", {"normalize": False}),
+    ("directspec", {"alpha": 0.7, "tau": 4.0, "shrink_norm": 0.02}),
+    ("directspec+", {"alpha": 0.7, "tau0": 3.5, "tau1": 4.0, "shrink_norm": 0.02}),
+    ("uniformity", {"t": 40.0}),
+    ("directau", {"gamma": 5.0, "alpha": 3.0}),
+]
+
+
+def _fixed_batch(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    tables = {
+        "user": torch.randn(N_USERS, DIM, generator=gen, dtype=torch.float64),
+        "item": torch.randn(N_ITEMS, DIM, generator=gen, dtype=torch.float64),
+    }
+    # popularity-skewed ids: many repeats, as in a real batch
+    users = torch.multinomial(torch.arange(1.0, N_USERS + 1) ** 2, B, True, generator=gen)
+    items = torch.multinomial(torch.arange(1.0, N_ITEMS + 1) ** 2, B, True, generator=gen)
+    negatives = torch.randint(0, N_ITEMS, (B,), generator=gen)
+    R = sp.random(N_USERS, N_ITEMS, density=0.1, format="csr", random_state=seed)
+    R = (R + sp.csr_matrix((np.ones(B), (users.numpy(), items.numpy())),
+                           shape=R.shape)).tocsr()
+    return tables, users, items, negatives, R
+
+
+def _run(name, params, grouped, monkeypatch):
+    tables, users, items, negatives, R = _fixed_batch()
+    if not grouped:
+        monkeypatch.setattr(RowGroups, "of", classmethod(lambda cls, x, ids: None))
+    else:
+        monkeypatch.undo()
+    reg = resolve_regularizer(name)(**params)
+    reg.setup({"n_users": N_USERS, "n_items": N_ITEMS, "interactions": R,
+               "tables": {"user": DIM, "item": DIM}})
+    leaves = {k: v.clone().requires_grad_(True) for k, v in tables.items()}
+    batch = {"user": leaves["user"][users], "item": leaves["item"][items]}
+    context = {"user_ids": users, "item_ids": items, "extra_item_ids": negatives}
+    out, penalty = reg(batch, context)
+    extra = reg.transform_extra("item", leaves["item"][negatives])
+    # a loss touching every output row differently, so every gradient path counts
+    w = torch.linspace(-1.0, 1.0, B, dtype=torch.float64).unsqueeze(1)
+    loss = (
+        penalty
+        + torch.sin(out["user"] * out["item"] * w).sum()
+        + torch.cos(out["user"] * extra).sum()
+    )
+    grads = torch.autograd.grad(loss, [leaves["user"], leaves["item"]])
+    return [out["user"], out["item"], extra, penalty], grads
+
+
+@pytest.mark.parametrize(("name", "params"), CONFIGS,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
+def test_grouped_path_equals_plain_path(name, params, monkeypatch):
+    plain, plain_grads = _run(name, params, grouped=False, monkeypatch=monkeypatch)
+    fast, fast_grads = _run(name, params, grouped=True, monkeypatch=monkeypatch)
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    for a, b in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+        assert float(a.abs().max()) > 0
+
+
+def _uniformity_reference(x, t):
+    """Wang & Isola's formula over all pairs i < j, duplicates kept (float64)."""
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sq = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    iu = np.triu_indices(len(z), k=1)
+    return math.log(np.mean(np.exp(-t * sq[iu])))
+
+
+@pytest.mark.parametrize("t", [2.0, 0.3, 60.0])
+def test_uniformity_with_counts_equals_pairwise_formula(t):
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((9, 5))
+    counts = np.array([1, 4, 1, 2, 7, 1, 1, 3, 1])
+    batch = np.repeat(rows, counts, axis=0)
+    got = uniformity_loss(torch.as_tensor(rows), t, torch.as_tensor(counts))
+    assert float(got) == pytest.approx(_uniformity_reference(batch, t), rel=1e-12)
+    # no counts: the rows as they are, duplicates included
+    got = uniformity_loss(torch.as_tensor(batch), t)
+    assert float(got) == pytest.approx(_uniformity_reference(batch, t), rel=1e-12)
+
+
+def test_uniformity_kernel_gradcheck():
+    rows = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
+    counts = torch.tensor([1, 3, 1, 2, 1, 1, 5])
+    assert torch.autograd.gradcheck(lambda x: uniformity_loss(x, 2.0, counts), (rows,))
+    assert torch.autograd.gradcheck(lambda x: uniformity_loss(x, 0.5), (rows,))
+    # a single distinct row repeated: only pairs inside the group remain
+    one = torch.randn(1, 4, dtype=torch.float64)
+    assert float(uniformity_loss(one, 2.0, torch.tensor([5]))) == pytest.approx(0.0)
+
+
+def test_row_groups_refuse_rows_that_differ():
+    x = torch.randn(5, 3)
+    ids = torch.tensor([0, 1, 0, 2, 1])
+    assert RowGroups.of(x, ids) is None  # same id, different rows: plain path
+    x = torch.randn(3, 3)[ids]
+    groups = RowGroups.of(x, ids)
+    assert groups is not None
+    torch.testing.assert_close(groups.expand(groups.rows(x)), x)
+    assert groups.counts.tolist() == [2, 2, 1]
+    assert RowGroups.of(x, None) is None and RowGroups.of(x, ids[:3]) is None
+
+
+def test_directspec_plus_dense_pattern_equals_sparse_product():
+    *_, R = _fixed_batch()
+    reg = resolve_regularizer("directspec+")()
+    reg.setup({"interactions": R})
+    ids = np.array([3, 0, 3, 29, 7, 12])
+    dense = reg.shared_mask("user", ids)
+    reg._dense_shared = {"user": None}  # force the per-batch sparse product
+    np.testing.assert_array_equal(dense, reg.shared_mask("user", ids))
+    Rd = (R.toarray() > 0).astype(float)
+    np.testing.assert_array_equal(dense, (Rd @ Rd.T > 0)[np.ix_(ids, ids)])
