@@ -450,9 +450,10 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             items = torch.cat([pos, neg.reshape(-1)])
         enc = self._encode(users, items)
         u, it = enc["user"], enc["item"]
-        emb, penalty = self.regularize(
-            {"user": u, "item": it[:B]}, {"user_ids": users, "item_ids": pos}
-        )
+        context = {"user_ids": users, "item_ids": pos}
+        if n_neg:  # the negatives' ids let a regularizer work on distinct rows
+            context["extra_item_ids"] = neg.reshape(-1)
+        emb, penalty = self.regularize({"user": u, "item": it[:B]}, context)
         user_emb, item_emb = emb["user"], emb["item"]
         neg_emb = None
         if n_neg:
