@@ -528,3 +528,125 @@ def test_multi_metric_scorer_matches_single_scorers_and_grid_search():
     )
     search.fit(X)
     assert {"mean_test_ndcg", "mean_test_recall"} <= set(search.cv_results_)
+
+
+# ------------------------------------------------------------------------------------
+# MRR, several cut-offs in one pass, per-user arrays (issue 17)
+# ------------------------------------------------------------------------------------
+def _reference_mrr(rel_sets, rec_lists, k):
+    """Hand loop: 1 / (position of the first hit) within the top k, else 0."""
+    values = []
+    for rel, rec in zip(rel_sets, rec_lists):
+        if not rel:
+            continue
+        rr = 0.0
+        for j, i in enumerate(list(rec)[:k]):
+            if i != -1 and i in rel:
+                rr = 1.0 / (j + 1)
+                break
+        values.append(rr)
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_mrr_matches_hand_loop(seed, k):
+    from skcollapse.metrics import mrr_at_k
+
+    rng = np.random.default_rng(seed)
+    relevant, rec, rel_sets = _random_case(rng, k=k)
+    expected = _reference_mrr(rel_sets, rec.tolist(), k)
+    assert mrr_at_k(relevant, rec, k=k) == pytest.approx(expected, abs=1e-12)
+
+
+def test_mrr_known_answers():
+    from skcollapse.metrics import mrr_at_k
+
+    rel = sp.csr_matrix(np.array([[0, 0, 1, 1], [1, 0, 0, 0], [0, 1, 0, 0]]))
+    rec = np.array([[3, 2, 0], [2, 3, 0], [0, 2, 3]])
+    # first hits at ranks 1, 3 and none: (1 + 1/3 + 0) / 3
+    assert mrr_at_k(rel, rec, k=3) == pytest.approx((1 + 1 / 3) / 3)
+    assert mrr_at_k(rel, rec, k=2) == pytest.approx(1 / 3)
+
+
+def _heldout_reference(prefs, train, test, k):
+    """Per evaluated user (sorted ids): relevant set and top-k list, by hand."""
+    seen = {}
+    for u, i in train.tolist():
+        seen.setdefault(u, set()).add(i)
+    users = sorted(set(test[:, 0].tolist()))
+    rel_sets, rec_lists = [], []
+    for u in users:
+        rel_sets.append({i for uu, i in test.tolist() if uu == u})
+        order = sorted(range(prefs.shape[1]), key=lambda i: (-prefs[u, i], i))
+        rec_lists.append([i for i in order if i not in seen.get(u, set())][:k])
+    return users, rel_sets, rec_lists
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_several_cutoffs_in_one_pass_match_single_calls(seed):
+    rng = np.random.default_rng(seed)
+    prefs, train, test = _scorer_case(rng)
+    est = FakeRecommender(prefs).fit(train)
+    names = ["recall", "ndcg", "mrr", "map", "coverage", "gini"]
+    multi = evaluate_ranking(est, test, k=[2, 10, 5], metrics=names)
+    assert est.calls_ == [len(np.unique(test[:, 0]))]  # one ranking pass
+    assert set(multi) == {f"{n}@{k}" for n in names for k in (2, 5, 10)}
+    for k in (2, 5, 10):
+        single = evaluate_ranking(est, test, k=k, metrics=names)
+        _users, rel_sets, rec_lists = _heldout_reference(prefs, train, test, k)
+        assert multi[f"mrr@{k}"] == pytest.approx(
+            _reference_mrr(rel_sets, rec_lists, k))
+        for n in names:
+            assert multi[f"{n}@{k}"] == pytest.approx(single[n], abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_per_user_arrays_match_hand_loop_and_average_to_the_aggregate(seed):
+    rng = np.random.default_rng(seed)
+    prefs, train, test = _scorer_case(rng)
+    est = FakeRecommender(prefs).fit(train)
+    names = ["recall", "precision", "ndcg", "hit_rate", "map", "mrr"]
+    per_user = evaluate_ranking(est, test, k=5, metrics=names, per_user=True)
+    mean = evaluate_ranking(est, test, k=5, metrics=names)
+    users, rel_sets, rec_lists = _heldout_reference(prefs, train, test, 5)
+    np.testing.assert_array_equal(per_user["user"], users)
+    for n in names:
+        assert per_user[n].shape == (len(users),)
+        assert per_user[n].mean() == pytest.approx(mean[n], abs=1e-12)
+    for row, (rel, rec) in enumerate(zip(rel_sets, rec_lists)):
+        ref = _reference_accuracy([rel], [rec], 5)
+        for n in ("recall", "precision", "ndcg", "hit_rate", "map"):
+            assert per_user[n][row] == pytest.approx(ref[n], abs=1e-12)
+        assert per_user["mrr"][row] == pytest.approx(
+            _reference_mrr([rel], [rec], 5), abs=1e-12)
+    # default metrics with per_user: the accuracy ones; several cut-offs too
+    both = evaluate_ranking(est, test, k=[3, 5], per_user=True)
+    assert set(both) == {"user"} | {f"{n}@{k}" for n in names for k in (3, 5)}
+    np.testing.assert_array_equal(both["ndcg@5"], per_user["ndcg"])
+
+
+def test_per_user_ids_are_raw_ids_and_unknown_users_count_as_misses():
+    prefs = np.arange(12, dtype=float).reshape(3, 4)
+    est = FakeRecommender(prefs).fit(np.array([[0, 0], [1, 1], [2, 2]]))
+    test = np.array([[2, 3], [0, 3], [7, 1]])  # user 7 unseen in fit
+    with pytest.warns(UserWarning, match="1 held-out user"):
+        res = evaluate_ranking(est, test, k=1, metrics=["hit_rate"], per_user=True)
+    np.testing.assert_array_equal(res["user"], [0, 2, 7])
+    np.testing.assert_array_equal(res["hit_rate"], [1.0, 1.0, 0.0])
+
+
+def test_per_user_refuses_list_level_metrics_and_bad_cutoffs():
+    rng = np.random.default_rng(0)
+    prefs, train, test = _scorer_case(rng)
+    est = FakeRecommender(prefs).fit(train)
+    with pytest.raises(ValueError, match="no per-user value"):
+        evaluate_ranking(est, test, metrics=["ndcg", "gini"], per_user=True)
+    with pytest.raises(ValueError, match="k"):
+        evaluate_ranking(est, test, k=[5, 0])
+    with pytest.raises(ValueError, match="k"):
+        evaluate_ranking(est, test, k=[])
+    with pytest.raises(ValueError, match="twice"):
+        evaluate_ranking(est, test, metrics=["ndcg", "ndcg"])
+    assert ranking_scorer("mrr", k=5)(est, test) == pytest.approx(
+        evaluate_ranking(est, test, k=5, metrics=["mrr"])["mrr"])

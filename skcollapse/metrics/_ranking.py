@@ -27,6 +27,7 @@ metrics, ``item_popularity_``. This module imports no torch.
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
@@ -35,6 +36,7 @@ import scipy.sparse as sp
 from skcollapse.utils._interactions import IdVocabulary, check_interactions
 from skcollapse.utils._sklearn_compat import (
     int_interval,
+    int_sequence,
     real_interval,
     validate_parameter_constraints,
     validate_params,
@@ -48,6 +50,7 @@ __all__ = [
     "hit_rate_at_k",
     "long_tail_share",
     "map_at_k",
+    "mrr_at_k",
     "ndcg_at_k",
     "precision_at_k",
     "ranking_scorer",
@@ -206,12 +209,15 @@ def _per_user_accuracy(rel, rec, k):
     idcg = np.concatenate([[0.0], np.cumsum(discounts)])[ideal_len]
     precision_at_j = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
     ap = (precision_at_j * hits).sum(axis=1) / np.minimum(n_rel, k)
+    first = hits.argmax(axis=1) if k else np.zeros(hits.shape[0], dtype=np.int64)
+    rr = np.where(n_hits > 0, 1.0 / (first + 1.0), 0.0)
     return {
         "recall": n_hits / n_rel,
         "precision": n_hits / k,
         "hit_rate": (n_hits > 0).astype(np.float64),
         "ndcg": dcg / idcg,
         "map": ap,
+        "mrr": rr,
     }
 
 
@@ -322,7 +328,26 @@ def map_at_k(relevant, recommended, *, k=20):
     return _mean_accuracy(relevant, recommended, k, "map")
 
 
-for _func in (recall_at_k, precision_at_k, hit_rate_at_k, ndcg_at_k, map_at_k):
+@validate_params(_ACC_CONSTRAINTS, prefer_skip_nested_validation=True)
+def mrr_at_k(relevant, recommended, *, k=20):
+    """Mean reciprocal rank at ``k``.
+
+    ``RR_u = 1 / rank`` of the first relevant item in the top ``k`` (ranks
+    start at 1), and 0 when none of the top ``k`` is relevant (RecBole's
+    ``MRR@k``).
+    {params}
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> rel = sp.csr_matrix(np.array([[0, 1, 0, 0], [0, 0, 0, 1]]))
+    >>> mrr_at_k(rel, np.array([[0, 1, 2], [0, 1, 2]]), k=3)  # (1/2 + 0) / 2
+    0.25
+    """
+    return _mean_accuracy(relevant, recommended, k, "mrr")
+
+
+for _func in (recall_at_k, precision_at_k, hit_rate_at_k, ndcg_at_k, map_at_k,
+              mrr_at_k):
     _func.__doc__ = _func.__doc__.replace("{params}", _ACC_PARAMS_DOC)
 del _func
 
@@ -546,7 +571,7 @@ def long_tail_share(recommended, item_popularity, *, k=20, head_fraction=0.2):
 # --------------------------------------------------------------------------------------
 # Scorers
 # --------------------------------------------------------------------------------------
-_ACCURACY = ("recall", "precision", "ndcg", "hit_rate", "map")
+_ACCURACY = ("recall", "precision", "ndcg", "hit_rate", "map", "mrr")
 _BEYOND = ("coverage", "gini", "average_popularity", "long_tail_share")
 _SCORER_NAMES = (
     *_ACCURACY,
@@ -660,18 +685,44 @@ def _recommend_for_heldout(estimator, X, k, batch_size):
         codes = ivocab.encode(ids.ravel(), name="recommended ids", unknown="ignore")
         rec[batch_rows, : ids.shape[1]] = codes.reshape(ids.shape)
     rec = _check_recommended(rec, k, n_items_fit, name="recommended ids")
-    return rel, rec, n_items_fit
+    raw_users = np.empty(eval_users.shape[0], dtype=users.dtype)
+    raw_users[rows] = users  # the held-out id of each evaluated row
+    return rel, rec, n_items_fit, raw_users
 
 
-def _rank_and_score(estimator, X, names, k, batch_size, head_fraction):
-    """Check the estimator, rank once, compute ``names`` (parameters validated)."""
-    k, batch_size = int(k), int(batch_size)
+def _rank_and_score(estimator, X, names, k, batch_size, head_fraction,
+                    per_user=False):
+    """Check the estimator, rank once, compute ``names`` (parameters validated).
+
+    ``k`` is an int (keys are the names) or a sequence of ints (one ranking at
+    the largest cut-off; keys ``"name@k"``). ``per_user`` returns the per-user
+    arrays of the accuracy metrics and the evaluated ``"user"`` ids.
+    """
+    batch_size = int(batch_size)
+    several = not isinstance(k, Integral)
+    ks = sorted({int(v) for v in np.ravel(k)}) if several else [int(k)]
     bases = {name.removeprefix("neg_") for name in names}
     _check_ranking_estimator(
         estimator, bool(bases & {"average_popularity", "long_tail_share"})
     )
-    rel, rec, n_items = _recommend_for_heldout(estimator, X, k, batch_size)
-    return _compute_metrics(names, rel, rec, k, n_items, estimator, head_fraction)
+    rel, rec, n_items, users = _recommend_for_heldout(
+        estimator, X, max(ks), batch_size
+    )
+    results = {}
+    if per_user:
+        results["user"] = users[np.diff(rel.indptr) > 0]
+    for cut in ks:
+        top = rec[:, :cut]
+        if per_user:
+            arrays = _per_user_accuracy(rel, top, cut)
+            values = {name: arrays[name] for name in names}
+        else:
+            values = _compute_metrics(
+                names, rel, top, cut, n_items, estimator, head_fraction
+            )
+        for name, value in values.items():
+            results[f"{name}@{cut}" if several else name] = value
+    return results
 
 
 def _compute_metrics(names, rel, rec, k, n_items, estimator, head_fraction):
@@ -788,7 +839,7 @@ def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
     ----------
     metric : str or list of str
         One of ``"recall"``, ``"precision"``, ``"ndcg"``, ``"hit_rate"``, ``"map"``,
-        ``"coverage"``, ``"long_tail_share"``, ``"neg_gini"`` or
+        ``"mrr"``, ``"coverage"``, ``"long_tail_share"``, ``"neg_gini"`` or
         ``"neg_average_popularity"`` (popularity-concentration metrics are negated so
         that greater is better). A list of names gives a multi-metric scorer that
         returns a dict from a single ranking pass: pass it as
@@ -824,10 +875,11 @@ def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
     {
         "estimator": "no_validation",  # checked for recommend/n_users_/n_items_
         "X": "no_validation",  # read by check_interactions
-        "k": _POSITIVE_INT,
-        "metrics": [str, list, tuple],
+        "k": [*_POSITIVE_INT, int_sequence()],
+        "metrics": [str, list, tuple, None],
         "batch_size": _POSITIVE_INT,
         "head_fraction": _HEAD_FRACTION,
+        "per_user": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -836,21 +888,16 @@ def evaluate_ranking(
     X,
     *,
     k=20,
-    metrics=(
-        "recall",
-        "ndcg",
-        "precision",
-        "hit_rate",
-        "map",
-        "coverage",
-        "gini",
-        "average_popularity",
-        "long_tail_share",
-    ),
+    metrics=None,
     batch_size=1024,
     head_fraction=0.2,
+    per_user=False,
 ):
     """Compute several top-k metrics from one ranking pass, for reports.
+
+    Several cut-offs (``k=[10, 20, 50]``) share the one ranking (at the largest
+    cut-off). ``per_user=True`` returns each evaluated user's value instead of
+    the mean, for confidence intervals and paired tests between two models.
 
     Parameters
     ----------
@@ -862,24 +909,60 @@ def evaluate_ranking(
         ignored. A DataFrame with ``"user"`` and ``"item"`` columns is read by
         name, any other one by position; names that contradict the position
         order (e.g. ``["item_id", "user_id"]``) are refused.
-    k : int, default=20
-        Cut-off.
-    metrics : sequence of str
+    k : int or sequence of int, default=20
+        Cut-off, or several: a sequence keys the results ``"name@k"``
+        (e.g. ``"ndcg@10"``), all from one ranking.
+    metrics : str, sequence of str or None, default=None
         Names among ``"recall"``, ``"precision"``, ``"ndcg"``, ``"hit_rate"``,
-        ``"map"``, ``"coverage"``, ``"gini"``, ``"average_popularity"``,
-        ``"long_tail_share"`` and the negated ``"neg_gini"``,
-        ``"neg_average_popularity"``. Values are returned unsigned unless the
-        ``neg_`` name is used.
+        ``"map"``, ``"mrr"``, ``"coverage"``, ``"gini"``,
+        ``"average_popularity"``, ``"long_tail_share"`` and the negated
+        ``"neg_gini"``, ``"neg_average_popularity"``. Values are returned
+        unsigned unless the ``neg_`` name is used. ``None``: recall, ndcg,
+        precision, hit_rate, map, coverage, gini, average_popularity and
+        long_tail_share (with ``per_user=True``: recall, ndcg, precision,
+        hit_rate, map and mrr).
     batch_size : int, default=1024
         Users ranked per ``recommend`` call.
     head_fraction : float, default=0.2
         Head share of the catalogue for ``"long_tail_share"``.
+    per_user : bool, default=False
+        Return one value per evaluated user (the accuracy metrics only: the
+        others describe the set of lists as a whole). Their means are the
+        values ``per_user=False`` returns.
 
     Returns
     -------
-    results : dict of str to float
-        One entry per requested metric, keyed by its name.
+    results : dict
+        One float per requested metric (and cut-off), keyed by its name (or
+        ``"name@k"``). With ``per_user=True``, float64 arrays of shape
+        ``(n_evaluated_users,)`` instead, and ``"user"``: the held-out user
+        ids they belong to (each user of ``X`` once, in sorted order of the
+        model's rows; users unseen in fit last). Users unseen in fit and
+        held-out items unseen in fit count as misses, as in the mean.
+
+    Examples
+    --------
+    >>> from skcollapse.recommenders import PopularityRecommender
+    >>> train = [[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 2]]
+    >>> test = [[0, 2], [1, 3], [2, 1]]
+    >>> model = PopularityRecommender().fit(train + [[3, 2], [3, 3], [4, 2]])
+    >>> model.item_popularity_  # items 2, 1, 3 are ranked in this order
+    array([3, 2, 3, 1])
+    >>> evaluate_ranking(model, test, k=[1, 2], metrics=["recall", "mrr"])
+    {'recall@1': 0.666..., 'mrr@1': 0.666..., 'recall@2': 1.0, 'mrr@2': 0.833...}
+    >>> res = evaluate_ranking(model, test, k=1, metrics=["recall"], per_user=True)
+    >>> res["user"], res["recall"]
+    (array([0, 1, 2]), array([1., 0., 1.]))
+
+    A paired test between two models scored on the same ``X`` compares
+    ``res_a["ndcg"]`` with ``res_b["ndcg"]`` user by user (e.g.
+    ``scipy.stats.wilcoxon``), the users being ``res_a["user"]`` for both.
     """
+    if metrics is None:
+        metrics = _ACCURACY if per_user else (
+            "recall", "ndcg", "precision", "hit_rate", "map", "coverage", "gini",
+            "average_popularity", "long_tail_share",
+        )
     if isinstance(metrics, str):
         metrics = (metrics,)
     metrics = tuple(metrics)
@@ -887,4 +970,17 @@ def evaluate_ranking(
         raise ValueError("metrics is empty; name at least one ranking metric.")
     for name in metrics:
         _check_metric_name(name, _METRIC_NAMES)
-    return _rank_and_score(estimator, X, metrics, k, batch_size, head_fraction)
+    if len(set(metrics)) != len(metrics):
+        raise ValueError(f"metrics lists a name twice: {list(metrics)}.")
+    if per_user:
+        other = [name for name in metrics if name not in _ACCURACY]
+        if other:
+            raise ValueError(
+                f"per_user=True gives per-user values of the accuracy metrics "
+                f"{list(_ACCURACY)}; {other} describe the recommendation lists as "
+                "a whole and have no per-user value: drop them or use "
+                "per_user=False."
+            )
+    return _rank_and_score(
+        estimator, X, metrics, k, batch_size, head_fraction, per_user=per_user
+    )
