@@ -324,6 +324,10 @@ def main(argv=None):
             print(f"  {name}: {len(res)} fits in {time.perf_counter() - t0:.0f} s",
                   flush=True)
             results.append(res)
+            # each model's rows as soon as they exist (long runs can be cut)
+            print_tables(res, argparse.Namespace(**{**vars(args), "models": [name]}),
+                         dataset)
+            sys.stdout.flush()
         results = pd.concat(results, ignore_index=True)
         print_tables(results, args, dataset)
         print_field_ia(results, args, dataset)
