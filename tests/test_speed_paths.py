@@ -140,3 +140,54 @@ def test_directspec_plus_dense_pattern_equals_sparse_product():
     np.testing.assert_array_equal(dense, reg.shared_mask("user", ids))
     Rd = (R.toarray() > 0).astype(float)
     np.testing.assert_array_equal(dense, (Rd @ Rd.T > 0)[np.ix_(ids, ids)])
+
+
+# ----------------------------------------------------------------- the MF step
+def _mf_with_batch(**params):
+    from skcollapse.datasets import make_interactions
+    from skcollapse.recommenders import MFRecommender
+    from skcollapse.recommenders._sampling import NegativeSampler
+
+    X = make_interactions(60, 40, density=0.1, random_state=0)
+    model = MFRecommender(embedding_dim=5, max_epochs=1, random_state=0, **params)
+    model.fit(X)
+    model.module_.double()
+    model._sampler_ = NegativeSampler(model.user_items_, torch.device("cpu"),
+                                      torch.Generator().manual_seed(3))
+    batch = torch.as_tensor(model._vocabulary("user").encode(X[:50, 0], name="users"))
+    items = torch.as_tensor(model._vocabulary("item").encode(X[:50, 1], name="items"))
+    return model, torch.stack([batch, items], dim=1)
+
+
+@pytest.mark.parametrize(("n_negatives", "weight_decay"), [(None, 1e-4), (3, 0.0),
+                                                           (2, 0.05)])
+def test_fused_mf_bpr_step_equals_autograd_step(n_negatives, weight_decay):
+    model, Xi = _mf_with_batch(n_negatives=n_negatives, weight_decay=weight_decay)
+    assert model._fused_step_applies()
+    weight = model.module_.embedding.weight
+    state = model._sampler_.generator.get_state()
+    model._set_training(True)
+    out = model.infer(Xi)  # the plain step: infer + get_loss + autograd
+    loss = model.get_loss(out, None, X=Xi, training=True)
+    weight.grad = None
+    loss.backward()
+    plain_grad = weight.grad.to_dense()
+    plain_pred = (out["user"] * out["item"]).sum(-1)
+    model._sampler_.generator.set_state(state)  # the same negatives
+    weight.grad = None
+    step = model._fused_bpr_step(Xi)
+    assert weight.grad.is_sparse
+    torch.testing.assert_close(step["loss"], loss.detach(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(weight.grad.to_dense(), plain_grad, rtol=1e-10,
+                               atol=1e-15)
+    torch.testing.assert_close(step["y_pred"], plain_pred.detach())
+
+
+@pytest.mark.parametrize("params", [
+    {"regularizer": "logdet"}, {"similarity": "cosine"}, {"loss": "bce"},
+    {"negative_sampling": "shared"}, {"optimizer": torch.optim.Adam},
+])
+def test_fused_mf_step_only_for_the_default_setup(params):
+    model, _ = _mf_with_batch(**params)
+    model._set_training(True)
+    assert not model._fused_step_applies()

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from skcollapse.nn._cf_encoder import CFEncoder
 
-__all__ = ["MatrixFactorization", "SparseRowAdam"]
+__all__ = ["MatrixFactorization", "SparseRowAdam", "bpr_step"]
 
 
 class MatrixFactorization(CFEncoder):
@@ -60,6 +60,68 @@ class MatrixFactorization(CFEncoder):
         """The full ``(user_table, item_table)`` used for ranking."""
         w = self.embedding.weight
         return w[: self.n_users], w[self.n_users:]
+
+
+@torch.no_grad()
+def bpr_step(weight, n_users, users, pos, neg, weight_decay=0.0):
+    r"""Loss and sparse gradient of one MF-BPR batch, without autograd.
+
+    The fused form of what :class:`MatrixFactorization` + ``CFLoss("bpr")`` +
+    the estimators' L2 term compute through autograd on a batch: with
+    ``p_u, q_i, q_j`` the rows of ``weight`` (users first, items from
+    ``n_users``) and ``x_bk = p_u·q_i − p_u·q_{j_k}``,
+
+    .. math:: L = \frac1{Bn}\sum_{b,k} -\log\sigma(x_{bk})
+       + \frac{\lambda}{2B}\Big(\sum_b \|p_{u_b}\|^2 + \|q_{i_b}\|^2
+       + \sum_k \|q_{j_{bk}}\|^2\Big),
+
+    and its gradient in closed form: one gather of the ``B (2 + n)`` rows, a
+    few ``(B, d)`` products, and the gradient as the same uncoalesced sparse
+    tensor (row index per batch row) that a sparse ``F.embedding`` backward
+    gives. It saves the autograd graph and the per-op dispatch of the plain
+    step, which dominate the cost of an MF step on a CPU.
+
+    Parameters
+    ----------
+    weight : Tensor of shape (n_users + n_items, d)
+    n_users : int
+    users, pos : LongTensor of shape (B,)
+    neg : LongTensor of shape (B, n)
+    weight_decay : float, default=0.0
+        ``λ`` of the L2 term on the batch rows.
+
+    Returns
+    -------
+    loss : Tensor (scalar)
+    pos_score : Tensor of shape (B,)
+        ``p_u·q_i`` of each pair.
+    grad : sparse Tensor of the shape of ``weight``
+    """
+    B, n = neg.shape
+    d = weight.shape[1]
+    rows = torch.cat([users, pos + n_users, neg.reshape(-1) + n_users])
+    E = weight.index_select(0, rows)
+    u, i, j = E[:B], E[B : 2 * B], E[2 * B :].view(B, n, d)
+    pos_s = (u * i).sum(-1)
+    neg_s = torch.bmm(j, u.unsqueeze(-1)).squeeze(-1)  # (B, n)
+    x = pos_s.unsqueeze(1) - neg_s
+    loss = F.softplus(-x).mean()
+    # d/dx of -log sigmoid(x), averaged over the B n terms
+    coef = torch.sigmoid(-x).div_(-(B * n))
+    wd = float(weight_decay) / B
+    G = torch.empty_like(E)
+    gu, gi, gj = G[:B], G[B : 2 * B], G[2 * B :].view(B, n, d)
+    torch.mul(i, coef.sum(1, keepdim=True), out=gu)
+    gu.sub_(torch.bmm(coef.unsqueeze(1), j).squeeze(1))
+    torch.mul(u, coef.sum(1, keepdim=True), out=gi)
+    torch.mul(u.unsqueeze(1), coef.unsqueeze(-1), out=gj).neg_()
+    if wd:
+        loss = loss + 0.5 * wd * E.pow(2).sum()
+        G.add_(E, alpha=wd)
+    grad = torch.sparse_coo_tensor(
+        rows.unsqueeze(0), G, weight.shape, check_invariants=False
+    )
+    return loss, pos_s, grad
 
 
 class SparseRowAdam(torch.optim.Optimizer):
