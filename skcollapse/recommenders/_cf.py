@@ -23,7 +23,7 @@ from skorch.dataset import unpack_data
 
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn._cf_loss import CF_LOSSES, CFLoss
-from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
+from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam, bpr_step
 from skcollapse.recommenders._base import NetBase
 from skcollapse.recommenders._ranking import RankingMixin
 from skcollapse.recommenders._sampling import (
@@ -507,11 +507,53 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         """
         self._set_training(True)
         Xi, _ = unpack_data(batch)
+        if self._fused_step_applies():
+            return self._fused_bpr_step(Xi)
         out = self.infer(Xi, **fit_params)
         loss = self.get_loss(out, None, X=Xi, training=True)
         loss.backward()
         with torch.no_grad():
             y_pred = (out["user"] * out["item"]).sum(-1)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _fused_step_applies(self):
+        """Whether :meth:`train_step_single` may take the fused MF-BPR step.
+
+        The default MF set-up only: a sparse :class:`MatrixFactorization`
+        (not wrapped for data parallelism), ``CFLoss("bpr")`` with per-positive
+        negatives, dot scores, no regularizer, and ``infer``/``get_loss`` as
+        defined here. Any other set-up takes the autograd step.
+        """
+        mod = self.module_
+        cls = type(self)
+        return (
+            type(mod) is MatrixFactorization
+            and mod.sparse
+            and mod.training
+            and type(self.criterion_) is CFLoss
+            and self.criterion_.loss == "bpr"
+            and self.similarity == "dot"
+            and self.negative_sampling == "independent"
+            and getattr(self, "regularizer_", None) is None
+            and cls.infer is CFRecommenderBase.infer
+            and cls.get_loss is CFRecommenderBase.get_loss
+            and self._n_negatives() > 0
+        )
+
+    def _fused_bpr_step(self, Xi):
+        """The autograd step's loss and gradient in closed form (``bpr_step``).
+
+        Draws the same negatives from the same generator as :meth:`infer`, so
+        a fit takes the same steps either way (up to float rounding).
+        """
+        users, pos = Xi[:, 0], Xi[:, 1]
+        neg = self._sampler_.independent(users, self._n_negatives())
+        mod = self.module_
+        weight = mod.embedding.weight
+        loss, y_pred, grad = bpr_step(
+            weight, mod.n_users, users, pos, neg, float(self.weight_decay)
+        )
+        weight.grad = grad if weight.grad is None else weight.grad + grad
         return {"loss": loss, "y_pred": y_pred}
 
     # ------------------------------------------------------------ embeddings
