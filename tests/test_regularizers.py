@@ -433,6 +433,30 @@ def test_directspec_equals_reference(rng, alpha, tau, shrink):
     assert reg.transform_extra("item", extra) is extra
 
 
+
+@pytest.mark.parametrize("cls", [DirectSpec, DirectSpecPlus])
+def test_directspec_keep_norm_rescales_to_input_norms(rng, cls):
+    # keep_norm: the reference's balanced direction, the input row's norm
+    batch = {k: v * 7.0 for k, v in _batch(rng, n=15, d=4).items()}
+    reg = cls(alpha=0.8, keep_norm=True)
+    out, _ = reg(batch)
+    tau = 3.0  # DirectSpec's tau, DirectSpecPlus's tau1 without interactions
+    for k in batch:
+        x = _np(batch[k])
+        ref = _rownorm(_directspec_ref(x, 0.8, tau)) * np.linalg.norm(
+            x, axis=1, keepdims=True
+        )
+        np.testing.assert_allclose(_np(out[k]), ref, atol=1e-10)
+    extra = torch.as_tensor(rng.standard_normal((3, 4))) * 0.01
+    keys = _rownorm(_np(batch["item"]))
+    eh = _rownorm(_np(extra))
+    ref = eh - 0.8 * _softmax_rows(tau * eh @ keys.T) @ keys
+    ref = _rownorm(ref) * np.linalg.norm(_np(extra), axis=1, keepdims=True)
+    np.testing.assert_allclose(_np(reg.transform_extra("item", extra)), ref, atol=1e-10)
+    with pytest.raises(ValueError, match="keep_norm=True and shrink_norm"):
+        cls(keep_norm=True, shrink_norm=0.03)
+
+
 def test_directspec_gradcheck_and_spectrum_balancing(rng):
     x = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
     reg = DirectSpec(alpha=0.8, tau=2.0)

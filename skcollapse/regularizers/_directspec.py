@@ -33,6 +33,7 @@ class _SpectrumBalancing(Regularizer):
         **Regularizer._parameter_constraints,
         "alpha": [_FINITE],
         "shrink_norm": [real_interval(0, None, closed="left")],
+        "keep_norm": ["boolean"],
         "block_size": [None, int_interval(2, None, closed="left")],
         "tables": TABLE_CONSTRAINTS["tables"],
     }
@@ -42,6 +43,7 @@ class _SpectrumBalancing(Regularizer):
         *,
         alpha=1.0,
         shrink_norm=0.0,
+        keep_norm=False,
         block_size=None,
         tables=None,
         **params,
@@ -49,11 +51,25 @@ class _SpectrumBalancing(Regularizer):
         super().__init__(
             alpha=alpha,
             shrink_norm=shrink_norm,
+            keep_norm=keep_norm,
             block_size=block_size,
             tables=tables,
             **params,
         )
+        if keep_norm and shrink_norm > 0:
+            raise ValueError(
+                f"{type(self).__name__} got keep_norm=True and shrink_norm="
+                f"{shrink_norm!r}: both set the norm of the balanced rows. Use "
+                "keep_norm=True (the input rows' norms) or shrink_norm > 0 (the "
+                "reference's rescaling), not both."
+            )
         self._keys = {}
+
+    def _restore_norm(self, out, x):
+        """With ``keep_norm``, give each balanced row the norm of its input row."""
+        if not self.keep_norm:
+            return out
+        return F.normalize(out, dim=-1) * x.norm(dim=-1, keepdim=True)
         self._extra_ids = {}
 
     def __getstate__(self):
@@ -137,12 +153,14 @@ class _SpectrumBalancing(Regularizer):
                 tau = self._group_temperatures(name, groups.ids, x.device, x.dtype)
                 self._keys[name] = (u_hat, bias)
                 self._extra_ids[name] = extra_ids_of(context, name)
-                out[name] = groups.expand(self._balance_dense(u_hat, u_hat, tau, bias))
+                out[name] = self._restore_norm(
+                    groups.expand(self._balance_dense(u_hat, u_hat, tau, bias)), x
+                )
                 continue
             x_hat = F.normalize(x, dim=1)
             tau = self.temperatures(name, x.shape[0], context, x.device, x.dtype)
             self._keys[name] = (x_hat, None)
-            out[name] = self._balance(x_hat, x_hat, tau)
+            out[name] = self._restore_norm(self._balance(x_hat, x_hat, tau), x)
         return out
 
     def transform_extra(self, name, x):
@@ -158,6 +176,9 @@ class _SpectrumBalancing(Regularizer):
         """
         if not self.training or name not in self._keys:
             return x
+        return self._restore_norm(self._balance_extra(name, x), x)
+
+    def _balance_extra(self, name, x):
         keys, bias = self._keys[name]
         if bias is not None:  # the batch's distinct rows, weighted by count
             tau = self._extra_temperature()
@@ -199,6 +220,12 @@ class DirectSpec(_SpectrumBalancing):
     shrink_norm : float, default=0.0
         ``s`` of the optional norm rescaling; 0 skips it (README: 0.0 Yelp,
         0.03 CiteULike, 0.02 Gowalla).
+    keep_norm : bool, default=False
+        Give each balanced row the norm of its input row instead of unit norm:
+        the balancing then changes directions only, and dot-product losses
+        with negatives (BPR) keep the scale they learn. ``False`` is the
+        reference (unit rows, with ``shrink_norm`` for their rescaling); the
+        two cannot be combined.
     block_size : int, default=None
         ``None`` balances each row against the whole batch (the reference, whose
         batch is 256). An int balances within consecutive blocks of that many
@@ -241,6 +268,7 @@ class DirectSpec(_SpectrumBalancing):
         alpha=1.0,
         tau=3.0,
         shrink_norm=0.0,
+        keep_norm=False,
         block_size=None,
         tables=None,
     ):
@@ -248,6 +276,7 @@ class DirectSpec(_SpectrumBalancing):
             alpha=alpha,
             tau=tau,
             shrink_norm=shrink_norm,
+            keep_norm=keep_norm,
             block_size=block_size,
             tables=tables,
         )
@@ -259,7 +288,10 @@ class DirectSpec(_SpectrumBalancing):
         return float(self.tau)
 
     def extra_repr(self):
-        return f"alpha={self.alpha}, tau={self.tau}, shrink_norm={self.shrink_norm}"
+        return (
+            f"alpha={self.alpha}, tau={self.tau}, shrink_norm={self.shrink_norm}, "
+            f"keep_norm={self.keep_norm}"
+        )
 
 
 def _binary_csr(matrix, name):
@@ -309,6 +341,8 @@ class DirectSpecPlus(_SpectrumBalancing):
         Temperature for the other pairs (README: 3.0 Yelp/CiteULike, 4.0 Gowalla).
     shrink_norm : float, default=0.0
         ``s`` of the optional norm rescaling; 0 skips it.
+    keep_norm : bool, default=False
+        Give each balanced row the norm of its input row (see :class:`DirectSpec`).
     block_size : int, default=None
         Balance within consecutive blocks of this many batch rows (see
         :class:`DirectSpec`); ``None`` uses the whole batch.
@@ -345,6 +379,7 @@ class DirectSpecPlus(_SpectrumBalancing):
         tau0=2.5,
         tau1=3.0,
         shrink_norm=0.0,
+        keep_norm=False,
         block_size=None,
         tables=None,
     ):
@@ -353,6 +388,7 @@ class DirectSpecPlus(_SpectrumBalancing):
             tau0=tau0,
             tau1=tau1,
             shrink_norm=shrink_norm,
+            keep_norm=keep_norm,
             block_size=block_size,
             tables=tables,
         )
@@ -460,5 +496,5 @@ class DirectSpecPlus(_SpectrumBalancing):
     def extra_repr(self):
         return (
             f"alpha={self.alpha}, tau0={self.tau0}, tau1={self.tau1}, "
-            f"shrink_norm={self.shrink_norm}"
+            f"shrink_norm={self.shrink_norm}, keep_norm={self.keep_norm}"
         )
