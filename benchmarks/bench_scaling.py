@@ -150,7 +150,7 @@ def criteo_like(name):
         from skcollapse.datasets import load_avazu, load_criteo
 
         loader = load_criteo if name == "criteo" else load_avazu
-        X, y = loader(getattr(args, name))[:2]
+        X, y = loader(getattr(args, name), return_X_y=True)
         return {"X": X, "y": y, "note": f"{name}: paper's random 8:1:1 split"}
     return load
 
