@@ -17,7 +17,11 @@ from skcollapse.datasets._lightgcn import (
     load_lightgcn,
     read_lightgcn_file,
 )
-from skcollapse.datasets._movielens import fetch_movielens, load_movielens
+from skcollapse.datasets._movielens import (
+    fetch_movielens,
+    load_movielens,
+    movielens_features,
+)
 
 __all__ = [
     "RemoteFileMetadata",
@@ -36,5 +40,6 @@ __all__ = [
     "make_collapsed_embeddings",
     "make_ctr",
     "make_interactions",
+    "movielens_features",
     "read_lightgcn_file",
 ]

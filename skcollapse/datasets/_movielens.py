@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,7 @@ from skcollapse.utils._sklearn_compat import (
     validate_params,
 )
 
-__all__ = ["fetch_movielens", "load_movielens"]
+__all__ = ["fetch_movielens", "load_movielens", "movielens_features"]
 
 _BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 
@@ -125,7 +126,11 @@ MovieLens {variant} (GroupLens Research, University of Minnesota)
   timestamp;
 - ``user_info`` / ``item_info``: side information indexed by code (``None`` when the
   variant has none), with the original ids in ``user_id`` / ``item_id``;
-- ``user_ids`` / ``item_ids``: original id of every code.
+- ``user_ids`` / ``item_ids``: original id of every code;
+- ``user_features`` / ``item_features``: categorical side features indexed by
+  code, ready for ``TwoTowerRecommender(user_features=..., item_features=...)``
+  (see ``movielens_features``; ``None`` when the variant has no such
+  information).
 
 **Licence (summary; the README in the archive is authoritative)**
 
@@ -309,6 +314,117 @@ def _side_info(table, ids, key):
     return table.reset_index(drop=True)
 
 
+#: the age groups of MovieLens 1M (``users.dat`` stores the lower bound)
+_AGE_EDGES = (18, 25, 35, 45, 50, 56)
+_AGE_LABELS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
+_YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+def _age_bucket(age):
+    if pd.isna(age):
+        return None
+    return _AGE_LABELS[int(np.searchsorted(_AGE_EDGES, float(age), side="right"))]
+
+
+def _decade(year):
+    return None if year is None or pd.isna(year) else f"{int(year) // 10 * 10}s"
+
+
+@validate_params(
+    {
+        "user_info": [pd.DataFrame, None],
+        "item_info": [pd.DataFrame, None],
+        "zip_digits": [int_interval(0, 5, closed="both")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def movielens_features(user_info=None, item_info=None, *, zip_digits=1):
+    """Categorical side features from MovieLens ``user_info`` / ``item_info``.
+
+    Turns the side information of :func:`fetch_movielens` /
+    :func:`load_movielens` into feature tables for
+    :class:`~skcollapse.recommenders.TwoTowerRecommender`: every column is a
+    categorical field, and the index is that of the input (the codes used in
+    the Bunch's ``data``), so the tables are keyed by the ids of ``X``.
+
+    Parameters
+    ----------
+    user_info : DataFrame or None, default=None
+        With columns ``age``, ``gender``, ``occupation``, ``zip_code`` (100k,
+        1m); missing columns are skipped.
+    item_info : DataFrame or None, default=None
+        With ``genres`` (``"Action|Comedy"``) and a release year in
+        ``release_date`` (100k, ``01-Jan-1995``) or in the title (``"Heat
+        (1995)"``).
+    zip_digits : int, default=1
+        Leading characters of the zip code kept (the US zip's first digit is
+        a region; ``0`` drops the field).
+
+    Returns
+    -------
+    user_features : DataFrame or None
+        ``age`` (the seven age groups of MovieLens 1M: ``"<18"``, ``"18-24"``,
+        ..., ``"56+"``), ``gender``, ``occupation``, ``zip``.
+    item_features : DataFrame or None
+        ``genres`` (a tuple of genre names per movie: a multi-valued field;
+        ``"unknown"``/``"(no genres listed)"`` give an empty tuple) and
+        ``decade`` of release (``"1990s"``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skcollapse.datasets import movielens_features
+    >>> users = pd.DataFrame({"age": [17, 24, 60], "gender": ["F", "M", "M"],
+    ...                       "occupation": ["student", "writer", "other"],
+    ...                       "zip_code": ["55105", "T8H1N", "10003"]})
+    >>> items = pd.DataFrame({"title": ["Heat (1995)", "Fargo (1996)"],
+    ...                       "genres": ["Action|Crime", "Crime|Drama|Thriller"]})
+    >>> uf, itf = movielens_features(users, items)
+    >>> uf.to_dict("list")  # doctest: +NORMALIZE_WHITESPACE
+    {'age': ['<18', '18-24', '56+'], 'gender': ['F', 'M', 'M'],
+     'occupation': ['student', 'writer', 'other'], 'zip': ['5', 'T', '1']}
+    >>> itf["genres"].tolist(), itf["decade"].tolist()
+    ([('Action', 'Crime'), ('Crime', 'Drama', 'Thriller')], ['1990s', '1990s'])
+    """
+    user_features = item_features = None
+    if user_info is not None:
+        user_features = pd.DataFrame(index=user_info.index)
+        if "age" in user_info:
+            user_features["age"] = [_age_bucket(a) for a in user_info["age"]]
+        for column in ("gender", "occupation"):
+            if column in user_info:
+                user_features[column] = user_info[column].to_numpy(dtype=object)
+        if "zip_code" in user_info and zip_digits:
+            user_features["zip"] = [
+                None if pd.isna(z) else str(z)[:zip_digits].upper()
+                for z in user_info["zip_code"]
+            ]
+    if item_info is not None:
+        item_features = pd.DataFrame(index=item_info.index)
+        if "genres" in item_info:
+            item_features["genres"] = [
+                () if pd.isna(g) else tuple(
+                    x for x in str(g).split("|")
+                    if x and x not in ("unknown", "(no genres listed)")
+                )
+                for g in item_info["genres"]
+            ]
+        years = None
+        if "release_date" in item_info:
+            years = pd.to_datetime(
+                item_info["release_date"], format="%d-%b-%Y", errors="coerce"
+            ).dt.year
+        elif "title" in item_info:
+            years = pd.Series([
+                int(m.group(1)) if isinstance(t, str) and (m := _YEAR.search(t))
+                else None
+                for t in item_info["title"]
+            ], index=item_info.index, dtype="float64")
+        if years is not None:
+            item_features["decade"] = [_decade(y) for y in years]
+    return user_features, item_features
+
+
 def _detect_variant(folder):
     for variant, filename in (
         ("100k", "u.data"),
@@ -388,13 +504,18 @@ def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
         target = frame["rating"].to_numpy()
     if return_X_y:
         return data, target
+    user_info = _side_info(_read_users(folder, variant), user_ids, "user_id")
+    item_info = _side_info(_read_items(folder, variant), item_ids, "item_id")
+    user_features, item_features = movielens_features(user_info, item_info)
     return Bunch(
         data=data,
         target=target,
         timestamp=frame["timestamp"].to_numpy(),
         frame=frame if as_frame else None,
-        user_info=_side_info(_read_users(folder, variant), user_ids, "user_id"),
-        item_info=_side_info(_read_items(folder, variant), item_ids, "item_id"),
+        user_info=user_info,
+        item_info=item_info,
+        user_features=user_features,
+        item_features=item_features,
         user_ids=user_ids,
         item_ids=item_ids,
         n_users=int(user_ids.shape[0]),
@@ -468,6 +589,10 @@ def fetch_movielens(
             Side information indexed by code; ``None`` where the variant has none.
         user_ids, item_ids : ndarray
             Original MovieLens id of each code.
+        user_features, item_features : DataFrame or None
+            Categorical side features indexed by code
+            (:func:`movielens_features`), the tables
+            :class:`~skcollapse.recommenders.TwoTowerRecommender` takes.
         n_users, n_items : int
         DESCR : str
             Description with the licence terms and the citation.

@@ -25,6 +25,7 @@ from skcollapse.nn._ctr_models import (
 )
 from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
 from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
+from skcollapse.nn._two_tower import FieldBags, TwoTower
 
 __all__ = [
     "CIN",
@@ -38,6 +39,7 @@ __all__ = [
     "CrossNetV2",
     "DCNv2",
     "FMInteraction",
+    "FieldBags",
     "FieldEmbedding",
     "FieldIndexer",
     "FieldLinear",
@@ -50,6 +52,7 @@ __all__ = [
     "MatrixFactorization",
     "NFwFM",
     "SparseRowAdam",
+    "TwoTower",
     "XDeepFM",
     "normalized_adjacency",
 ]

@@ -31,6 +31,16 @@ class CFLoss(nn.Module):
 
     Notes
     -----
+    With ``pos_log_q``/``neg_log_q`` (``"softmax"`` only) the logits get the
+    sampling-bias correction of Yi et al. (RecSys 2019):
+    ``logit_j = s_uj / temperature - log q_j``, where ``q_j`` is the probability
+    that item ``j`` is drawn as a candidate (its training frequency, for
+    in-batch negatives), applied to the positive and to every negative (the
+    order of TensorFlow Recommenders' ``Retrieval`` task: temperature, then the
+    correction). In-batch negatives are the batch's own items, ``neg`` of shape
+    ``(batch, dim)`` with ``neg_mask`` masking row ``b``'s positive (and its
+    duplicates).
+
     Negatives come either per positive, ``neg`` of shape ``(batch, n, dim)``, or
     shared by the whole batch, ``neg`` of shape ``(n, dim)``; a shared set is
     scored with one ``(batch, dim) @ (dim, n)`` product. ``neg_mask`` (``True`` =
@@ -47,7 +57,8 @@ class CFLoss(nn.Module):
         self.loss = loss
         self.temperature = float(temperature)
 
-    def forward(self, user, pos, neg=None, neg_mask=None):
+    def forward(self, user, pos, neg=None, neg_mask=None, *, pos_log_q=None,
+                neg_log_q=None):
         """Mean loss of a batch.
 
         Parameters
@@ -58,7 +69,17 @@ class CFLoss(nn.Module):
             Negatives of each row, or one set shared by every row.
         neg_mask : BoolTensor of shape (batch, n_negatives) or None
             ``True`` where a negative is left out of row ``b``'s loss.
+        pos_log_q : Tensor of shape (batch,) or None
+            ``log q`` of each positive (logQ correction, ``"softmax"`` only).
+        neg_log_q : Tensor of shape (n_negatives,) or (batch, n_negatives), or None
+            ``log q`` of the negatives (shared or per row).
         """
+        if (pos_log_q is None) != (neg_log_q is None):
+            raise ValueError("give both pos_log_q and neg_log_q, or neither.")
+        if pos_log_q is not None and self.loss != "softmax":
+            raise ValueError(
+                f"the logQ correction applies to loss='softmax', not {self.loss!r}."
+            )
         if self.loss == "align":
             u = F.normalize(user, dim=-1)
             i = F.normalize(pos, dim=-1)
@@ -76,6 +97,9 @@ class CFLoss(nn.Module):
             if neg_mask is not None:
                 neg_s = neg_s.masked_fill(neg_mask, float("-inf"))
             logits = torch.cat([pos_s[:, None], neg_s], dim=1) / self.temperature
+            if pos_log_q is not None:
+                neg_log_q = neg_log_q.expand(neg_s.shape)
+                logits = logits - torch.cat([pos_log_q[:, None], neg_log_q], dim=1)
             return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
         if self.loss == "bpr":
             terms = -F.logsigmoid(pos_s[:, None] - neg_s)

@@ -19,6 +19,7 @@ from skcollapse.recommenders._ctr import (
 from skcollapse.recommenders._lightgcn import LightGCNRecommender
 from skcollapse.recommenders._mf import MFRecommender
 from skcollapse.recommenders._regularized import RegularizedNetMixin
+from skcollapse.recommenders._two_tower import TwoTowerRecommender
 
 __all__ = [
     "CFLoss",
@@ -35,5 +36,6 @@ __all__ = [
     "NFwFMClassifier",
     "PopularityRecommender",
     "RegularizedNetMixin",
+    "TwoTowerRecommender",
     "xDeepFMClassifier",
 ]
