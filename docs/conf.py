@@ -43,7 +43,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
-    "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "myst_parser",
@@ -70,6 +69,14 @@ autodoc_default_options = {
     "members": True,
     # members defined by skcollapse's own classes, not skorch's/torch's/sklearn's
     "inherited-members": False,
+    # scikit-learn's metadata-routing setters, documented by scikit-learn
+    "exclude-members": ",".join(
+        f"set_{method}_request"
+        for method in (
+            "fit", "partial_fit", "predict", "predict_proba", "predict_log_proba",
+            "decision_function", "score", "split", "transform", "inverse_transform",
+        )
+    ),
 }
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
@@ -84,10 +91,16 @@ sphinx_gallery_conf = {
     "doc_module": ("skcollapse",),
     "backreferences_dir": "api/generated/backreferences",
     "image_scrapers": ("matplotlib",),
+    # matplotlib's reset, and the CPU time of each example (site_checks)
+    "reset_modules": ("matplotlib", "site_checks.record_cpu_time"),
+    "reset_modules_order": "both",
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,
     "min_reported_time": 1,
+    # the timing pages load scripts from CDNs; each example page states its own
+    # running time ("Total running time of the script"), which the tests read
+    "write_computation_times": False,
     # a failing example fails the build (reported at the end)
     "abort_on_example_error": False,
     "only_warn_on_example_error": False,
@@ -110,6 +123,7 @@ html_title = f"skcollapse {release}"
 html_theme_options = {
     "navbar_end": ["navbar-icon-links"],
     "show_prev_next": False,
+    "header_links_before_dropdown": 5,
     "navigation_with_keys": False,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],

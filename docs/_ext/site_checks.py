@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import pkgutil
 import posixpath
+import resource
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -216,7 +218,7 @@ def broken_links(html_dir):
     """Links and images inside the built site that lead nowhere.
 
     Every ``href``/``src`` of ``<a>``, ``<img>``, ``<link>`` and ``<script>``
-    in every HTML page is resolved against the page; a relative target must
+    in every HTML page (not the theme's files under ``_static``) is resolved against the page; a relative target must
     be a file of the site (a folder must hold ``index.html``) and a
     ``#fragment`` must be an ``id`` (or an anchor's ``name``) in the target
     page. Links with a scheme (``https:``, ``mailto:``...) are not followed:
@@ -236,6 +238,8 @@ def broken_links(html_dir):
     cache = {}
     broken = set()
     for page in sorted(html_dir.rglob("*.html")):
+        if page.relative_to(html_dir).parts[0] in ("_static", "_sources"):
+            continue  # theme templates and copied sources, not pages
         parser = _parse(page, cache)
         rel_page = page.relative_to(html_dir).as_posix()
         for attr, value in parser.links:
@@ -262,6 +266,34 @@ def broken_links(html_dir):
             if anchored and fragment not in _parse(target, cache).ids:
                 broken.add(f"{rel_page}: {attr} {value!r} (no such anchor)")
     return sorted(broken)
+
+
+CPU_TIMES = "cpu_times.json"
+_cpu_at_start = {}
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def record_cpu_time(gallery_conf, fname, when):
+    """sphinx-gallery ``reset_modules`` hook: CPU seconds each example used.
+
+    Wall-clock time depends on how busy the machine is; the CPU time of the
+    build process (all its threads) while the example ran does not, so the
+    tests check "under a minute on two cores" as under 120 CPU seconds. Each
+    example's value is written to ``<gallery>/cpu_times.json``.
+    """
+    if when == "before":
+        _cpu_at_start[fname] = _cpu_seconds()
+        return
+    used = _cpu_seconds() - _cpu_at_start.pop(fname, _cpu_seconds())
+    gallery = Path(gallery_conf["src_dir"]) / gallery_conf["gallery_dirs"]
+    path = gallery / CPU_TIMES
+    times = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    times[Path(fname).stem] = round(used, 2)
+    path.write_text(json.dumps(times, indent=1, sort_keys=True), encoding="utf-8")
 
 
 def check_built_site(app, exception):
