@@ -7,11 +7,14 @@ same model without a regularizer, measured in the same run. Repeats are
 interleaved (None, dbn, ..., None, dbn, ...) and every figure is a median, so a
 noisy shared machine moves numerator and denominator alike.
 
-Each fit trains ``--epochs`` epochs; the first (warm-up, regularizer setup) is
-dropped and the median of the others is the fit's seconds per epoch. With
-``--steps N`` a fit stops after ``N`` training steps instead and the epoch is
-estimated as the median step time times the steps per epoch (for a quick
-look at very slow configurations).
+An epoch is estimated as the median training step times the steps per epoch
+(the first step of a fit, warm-up and regularizer setup, is dropped); each fit
+trains ``--epochs`` epochs, or stops after ``--steps N`` steps (for a quick
+look at very slow configurations). Wall and CPU seconds (this process, one
+torch thread) are both printed: on a loaded machine the CPU column is the
+steadier. ``None/autograd`` is MF without a regularizer through the autograd
+step, which every regularized MF fit takes (the plain ``None`` row uses the
+fused MF-BPR step).
 
 Usage::
 
@@ -48,39 +51,46 @@ DIM, BATCH = 64, 2048
 
 
 class _StepTimer(Callback):
-    """Per-step seconds; optionally stop after ``steps`` steps."""
+    """Per-step wall and CPU seconds; optionally stop after ``steps`` steps."""
 
     def __init__(self, steps=None):
         self.steps = steps
 
     def initialize(self):
-        self.times_ = []
-        self._t = None
+        self.times_, self.cpu_ = [], []
+        self._t = self._c = None
         return self
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
-        self._t = time.perf_counter()
+        self._t, self._c = time.perf_counter(), time.process_time()
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         if not training:
             return
         self.times_.append(time.perf_counter() - self._t)
+        self.cpu_.append(time.process_time() - self._c)
         if self.steps is not None and len(self.times_) >= self.steps + 1:
             raise KeyboardInterrupt  # skorch ends training cleanly on it
 
 
-def seconds_per_epoch(cls, X, reg, args):
+def seconds_per_epoch(cls, X, reg, args, fused=True):
+    """(wall, CPU) seconds per epoch: median step x steps per epoch.
+
+    The first step of a fit (warm-up, regularizer setup) is dropped. CPU time
+    (of this process, one torch thread) is what the step computes; wall time
+    also holds what a loaded machine makes it wait.
+    """
     timer = _StepTimer(args.steps)
     model = cls(
         embedding_dim=DIM, batch_size=BATCH, max_epochs=args.epochs,
         random_state=0, regularizer=reg, callbacks=[timer],
     )
+    if not fused:  # MF's autograd step, the one a regularized MF fit takes
+        model._fused_step_applies = lambda: False
     model.fit(X)
-    if args.steps is not None:
-        steps_per_epoch = math.ceil(X.shape[0] / BATCH)
-        return statistics.median(timer.times_[1:]) * steps_per_epoch
-    durs = [float(d) for d in model.history[:, "dur"]]
-    return statistics.median(durs[1:] if len(durs) > 1 else durs)
+    steps_per_epoch = math.ceil(X.shape[0] / BATCH)
+    return (statistics.median(timer.times_[1:]) * steps_per_epoch,
+            statistics.median(timer.cpu_[1:]) * steps_per_epoch)
 
 
 def main(argv=None):
@@ -107,19 +117,30 @@ def main(argv=None):
         + f", median of {args.repeats} interleaved repeats",
         flush=True,
     )
-    configs = [None, *args.regularizers]
+    configs = [None, "None/autograd", *args.regularizers]
     for key in args.models:
         cls = MODELS[key]
         times = {c: [] for c in configs}
         for _ in range(args.repeats):
             for reg in configs:
-                times[reg].append(seconds_per_epoch(cls, X, reg, args))
-        base = statistics.median(times[None])
-        print(f"\n{cls.__name__}: seconds per epoch, and relative to no regularizer")
-        print(f"{'regularizer':<14} {'s/epoch':>8} {'x None':>7}")
+                if reg == "None/autograd":
+                    if cls is not MFRecommender:
+                        continue
+                    times[reg].append(seconds_per_epoch(cls, X, None, args, False))
+                else:
+                    times[reg].append(seconds_per_epoch(cls, X, reg, args))
+        base = [statistics.median(t[k] for t in times[None]) for k in (0, 1)]
+        print(f"\n{cls.__name__}: seconds per epoch (wall, CPU), and relative to no "
+              "regularizer")
+        print(f"{'regularizer':<14} {'wall s':>8} {'x None':>7} {'CPU s':>8} "
+              f"{'x None':>7}")
         for reg in configs:
-            med = statistics.median(times[reg])
-            print(f"{reg or 'None':<14} {med:>8.3f} {med / base:>7.2f}", flush=True)
+            if not times[reg]:
+                continue
+            wall = statistics.median(t[0] for t in times[reg])
+            cpu = statistics.median(t[1] for t in times[reg])
+            print(f"{reg or 'None':<14} {wall:>8.3f} {wall / base[0]:>7.2f} "
+                  f"{cpu:>8.3f} {cpu / base[1]:>7.2f}", flush=True)
     return 0
 
 

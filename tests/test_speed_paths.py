@@ -191,3 +191,47 @@ def test_fused_mf_step_only_for_the_default_setup(params):
     model, _ = _mf_with_batch(**params)
     model._set_training(True)
     assert not model._fused_step_applies()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["uniformity", "directspec+", "dbn", "sv_variance"])
+def test_grouped_path_on_device_equals_cpu(name, torch_device):
+    if torch_device == "cpu":
+        pytest.skip("the CPU path is what the other tests exercise")
+    tables, users, items, negatives, R = _fixed_batch()
+    results = []
+    for device in ("cpu", torch_device):
+        reg = resolve_regularizer(name)()
+        reg.setup({"n_users": N_USERS, "n_items": N_ITEMS, "interactions": R,
+                   "tables": {"user": DIM, "item": DIM}})
+        reg.to(device)
+        leaves = {k: v.to(device).requires_grad_(True) for k, v in tables.items()}
+        ids = {"user_ids": users.to(device), "item_ids": items.to(device),
+               "extra_item_ids": negatives.to(device)}
+        batch = {"user": leaves["user"][ids["user_ids"]],
+                 "item": leaves["item"][ids["item_ids"]]}
+        out, penalty = reg(batch, ids)
+        extra = reg.transform_extra("item", leaves["item"][ids["extra_item_ids"]])
+        loss = penalty + (out["user"] * out["item"]).sin().sum() + extra.cos().sum()
+        grads = torch.autograd.grad(loss, [leaves["user"], leaves["item"]])
+        results.append([t.detach().cpu() for t in (out["user"], extra, penalty, *grads)])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.gpu
+def test_fused_mf_step_on_device(torch_device):
+    if torch_device == "cpu":
+        pytest.skip("the CPU path is what the other tests exercise")
+    from skcollapse.datasets import make_interactions
+    from skcollapse.recommenders import MFRecommender
+
+    X = make_interactions(200, 100, random_state=0)
+    runs = []
+    for fused in (True, False):
+        model = MFRecommender(embedding_dim=8, max_epochs=2, random_state=0,
+                              device=torch_device)
+        if not fused:
+            model._fused_step_applies = lambda: False
+        runs.append(np.asarray(model.fit(X).history[:, "train_loss"]))
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-5)
