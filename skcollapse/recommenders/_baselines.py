@@ -120,7 +120,7 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
         check_is_fitted(self)
 
     def __getstate__(self):
-        state = dict(self.__dict__)
+        state = dict(super().__getstate__())  # keeps sklearn's version stamp
         for name in self._transient_attributes:
             state.pop(name, None)
         return state
