@@ -29,6 +29,7 @@ CONFIGS = [(name, {}) for name in get_regularizer_names()] + [
     ("coding_rate", {"normalize": False}),
     ("directspec", {"alpha": 0.7, "tau": 4.0, "shrink_norm": 0.02}),
     ("directspec+", {"alpha": 0.7, "tau0": 3.5, "tau1": 4.0, "shrink_norm": 0.02}),
+    ("directspec", {"keep_norm": True}),
     ("uniformity", {"t": 40.0}),
     ("directau", {"gamma": 5.0, "alpha": 3.0}),
 ]

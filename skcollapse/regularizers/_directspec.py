@@ -64,13 +64,13 @@ class _SpectrumBalancing(Regularizer):
                 "reference's rescaling), not both."
             )
         self._keys = {}
+        self._extra_ids = {}  # ids of the rows transform_extra will get
 
     def _restore_norm(self, out, x):
         """With ``keep_norm``, give each balanced row the norm of its input row."""
         if not self.keep_norm:
             return out
         return F.normalize(out, dim=-1) * x.norm(dim=-1, keepdim=True)
-        self._extra_ids = {}
 
     def __getstate__(self):
         # the last batch's keys carry an autograd graph: never pickle/copy them
