@@ -12,6 +12,29 @@ __all__ = ["CF_LOSSES", "CFLoss"]
 #: names of the objectives :class:`CFLoss` implements
 CF_LOSSES = ("bpr", "bce", "softmax", "align")
 
+def _shared_softmax(user, pos, neg, neg_mask, temperature, pos_log_q, neg_log_q):
+    """Sampled softmax over one candidate set shared by the batch (uniform or
+    in-batch negatives), without materialising the ``(batch, 1 + n)`` logits:
+    the temperature scales ``user`` (``batch x dim``, not ``batch x n``), the
+    candidates' ``-log q`` rides in the same matrix product as one extra
+    column, and the positive joins through ``logaddexp``."""
+    u = user / temperature
+    pos_s = (u * pos).sum(-1)
+    if neg_log_q is not None and neg_log_q.dim() == 1:
+        neg_s = torch.cat([u, -torch.ones_like(u[:, :1])], 1) @ torch.cat(
+            [neg, neg_log_q[:, None].to(neg.dtype)], 1).T
+    else:
+        neg_s = u @ neg.T
+        if neg_log_q is not None:
+            neg_s = neg_s - neg_log_q
+    if pos_log_q is not None:
+        pos_s = pos_s - pos_log_q
+    if neg_mask is not None:
+        neg_s = neg_s.masked_fill(neg_mask, float("-inf"))
+    lse = torch.logaddexp(pos_s, torch.logsumexp(neg_s, dim=1))
+    return (lse - pos_s).mean()
+
+
 class CFLoss(nn.Module):
     """Training objectives of the CF recommenders, on batch embeddings.
 
@@ -88,6 +111,9 @@ class CFLoss(nn.Module):
             if self.loss == "bce":  # positive-only: -log sigmoid(s_ui) (DirectSpec)
                 return F.softplus(-(user * pos).sum(-1)).mean()
             raise ValueError(f"loss={self.loss!r} needs negatives; got neg=None.")
+        if self.loss == "softmax" and neg.dim() == 2:
+            return _shared_softmax(user, pos, neg, neg_mask, self.temperature,
+                                   pos_log_q, neg_log_q)
         pos_s = (user * pos).sum(-1)
         if neg.dim() == 2:
             neg_s = user @ neg.T
