@@ -208,17 +208,21 @@ def gowalla(args):
               "max_epochs": args.gowalla_epochs, "batch_size": 2048,
               "random_state": 0}
     models = {
-        "two-tower, in-batch + logQ (ids)": TwoTowerRecommender(
+        "tower": TwoTowerRecommender(
             **common, hidden_units=(64,), lr=1e-3),
-        "MF, BPR (defaults)": MFRecommender(**common),
-        "MF, softmax recipe (1024 shared)": MFRecommender(
+        "mf": MFRecommender(**common),
+        "mf-softmax": MFRecommender(
             **common, loss="softmax", negative_sampling="shared",
             n_negatives=1024, similarity="cosine", temperature=0.1, lr=1e-2,
             weight_decay=0.0),
     }
     print(f"{'model':<36} {'s/epoch':>8} {'Recall@20':>9} {'NDCG@20':>8} "
           f"{'erank u/i':>11}")
-    for label, model in models.items():
+    labels = {"tower": "two-tower, in-batch + logQ (ids)",
+              "mf": "MF, BPR (defaults)",
+              "mf-softmax": "MF, softmax recipe (1024 shared)"}
+    for key in args.gowalla_models:
+        label, model = labels[key], models[key]
         start = time.perf_counter()
         model.fit(train)
         fit_s = time.perf_counter() - start
@@ -252,6 +256,9 @@ def main():
                         default=[0.01, 0.1])
     parser.add_argument("--gowalla-users", type=int, default=None)
     parser.add_argument("--gowalla-epochs", type=int, default=5)
+    parser.add_argument("--gowalla-models", nargs="+",
+                        default=["tower", "mf", "mf-softmax"],
+                        choices=["tower", "mf", "mf-softmax"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     if args.summarize:
