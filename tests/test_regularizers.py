@@ -351,6 +351,46 @@ def test_dbn_relative_eps_whitens_alike_at_any_scale(rng, group_size, eps):
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-8)
 
 
+@pytest.mark.parametrize("group_size", [None, 4])
+def test_dbn_keep_scale_whitens_the_shape_and_keeps_the_scale(rng, group_size):
+    """keep_scale: the ZCA reference times sqrt(trace(Σ)/m) per group, so the
+    output covariance is (mean variance) * I, the output is proportional to the
+    input's scale, and the loss still has a gradient along that scale."""
+    n, d = 2000, 8
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    base = rng.standard_normal((n, d)) * np.sqrt(np.geomspace(0.3, 3.0, d)) @ q.T
+    m = d if group_size is None else group_size
+    outs = []
+    for scale in (1e-2, 1e2):
+        x = torch.as_tensor(scale * base)
+        dbn = DecorrelatedBatchNorm(group_size=group_size, eps=1e-3, keep_scale=True)
+        y = _np(dbn({"item": x})[0]["item"])
+        for a in range(0, d, m):
+            xs = scale * base[:, a : a + m]
+            S = np.cov(xs.T, bias=True)
+            mean_var = np.trace(S) / m
+            mu, W = _zca_ref(xs, 1e-3 * mean_var)
+            ref = (xs - mu) @ W * np.sqrt(mean_var)
+            np.testing.assert_allclose(y[:, a : a + m], ref, rtol=1e-8, atol=1e-12)
+            cov = np.cov(y[:, a : a + m].T, bias=True)
+            np.testing.assert_allclose(cov / mean_var, np.eye(m), atol=1e-2)
+        outs.append(y / scale)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-6)
+    # a loss that grows with the output's size pulls on the input's scale
+    c = torch.ones((), dtype=torch.float64, requires_grad=True)
+    dbn = DecorrelatedBatchNorm(eps=1e-3, keep_scale=True)
+    out = dbn({"item": c * torch.as_tensor(base)})[0]["item"]
+    out.pow(2).sum().backward()
+    kept = float(c.grad)
+    # d/dc of sum(c^2 * out^2) at c = 1 is 2 * sum(out^2)
+    assert kept == pytest.approx(2 * float(out.pow(2).sum()), rel=1e-2)
+    c.grad = None
+    plain = DecorrelatedBatchNorm(eps=1e-3)({"item": c * torch.as_tensor(base)})
+    plain[0]["item"].pow(2).sum().backward()
+    # plain whitening is scale-invariant up to its (constant) eps
+    assert abs(float(c.grad)) < 0.01 * kept
+
+
 def test_dbn_absolute_eps_depends_on_the_scale(rng):
     """The reference code's absolute eps (0.1) barely whitens a small table."""
     x = torch.as_tensor(1e-2 * rng.standard_normal((500, 6)))

@@ -141,6 +141,13 @@ class DecorrelatedBatchNorm(Regularizer):
     relative_eps : bool, default=True
         Whether ``eps`` is relative to the mean variance of each group (the
         scale-free default) or absolute.
+    keep_scale : bool, default=False
+        Multiply each group's whitened output by the root of its mean variance
+        (``sqrt(trace(Σ) / m)``), so the output covariance is ≈ ``(trace(Σ)/m) I``
+        instead of ≈ ``I``: whitening then flattens the spectrum but keeps the
+        table's overall scale, and the estimator can still learn that scale (dot
+        products of whitened rows are otherwise pinned at a fixed size, which
+        starves a BPR loss of margin).
     momentum : float, default=0.1
         Weight of the current batch in the running mean and whitening matrix.
     tables : str or list of str, default=None
@@ -185,16 +192,18 @@ class DecorrelatedBatchNorm(Regularizer):
         "group_size": [None, int_interval(1, None, closed="left")],
         "eps": [real_interval(0, None, closed="neither")],
         "relative_eps": ["boolean"],
+        "keep_scale": ["boolean"],
         "momentum": [real_interval(0, 1, closed="right")],
         "tables": TABLE_CONSTRAINTS["tables"],
     }
 
-    def __init__(self, *, group_size=None, eps=30.0, relative_eps=True, momentum=0.1,
-                 tables=None):
+    def __init__(self, *, group_size=None, eps=30.0, relative_eps=True,
+                 keep_scale=False, momentum=0.1, tables=None):
         super().__init__(
             group_size=group_size,
             eps=eps,
             relative_eps=relative_eps,
+            keep_scale=keep_scale,
             momentum=momentum,
             tables=tables,
         )
@@ -255,6 +264,16 @@ class DecorrelatedBatchNorm(Regularizer):
         # a constant group (zero variance) is left at zero, not divided by 0
         return float(self.eps) * mean_var.clamp_min(torch.finfo(S.dtype).tiny)
 
+    def _block(self, S):
+        """Whitening block(s) of covariance(s) ``S``; with ``keep_scale`` times
+        the root mean variance (differentiable, so the output stays
+        proportional to the input's scale)."""
+        W = inv_sqrt_psd(S, self._eps(S))
+        if self.keep_scale:
+            mean_var = torch.diagonal(S, dim1=-2, dim2=-1).mean(-1)
+            W = W * mean_var.clamp_min(0.0).sqrt()[..., None, None]
+        return W
+
     def whitening(self, x: torch.Tensor, counts=None):
         """Batch mean ``(d,)`` and block-diagonal whitening matrix ``(d, d)``.
 
@@ -280,11 +299,11 @@ class DecorrelatedBatchNorm(Regularizer):
         if n_full:
             G = Xs[:, : n_full * m].reshape(m_rows, n_full, m).transpose(0, 1)
             S = G.transpose(1, 2) @ G / n
-            blocks.extend(inv_sqrt_psd(S, self._eps(S)).unbind(0))
+            blocks.extend(self._block(S).unbind(0))
         if rest:
             R = Xs[:, n_full * m :]
             S = R.T @ R / n
-            blocks.append(inv_sqrt_psd(S, self._eps(S)))
+            blocks.append(self._block(S))
         W = torch.block_diag(*blocks)
         return mu, W
 
