@@ -46,7 +46,7 @@ class TestTwoTowerRecommends(RecommenderTestMixin):
         items = pd.DataFrame({"parity": np.arange(self.n_items) % 2})
         return TwoTowerRecommender(
             user_features=users, item_features=items, embedding_dim=8,
-            hidden_units=(16,), batch_size=32, max_epochs=40, lr=1e-2,
+            hidden_units=(16,), batch_size=64, max_epochs=20, lr=2e-2,
             weight_decay=0.0, random_state=0,
         )
 
