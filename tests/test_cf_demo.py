@@ -17,7 +17,10 @@ def test_demo_prints_one_row_per_model_and_the_baseline(capsys):
     assert header == _demo._COLUMNS
     models = [line.strip("|").split("|")[0].strip() for line in lines[2:]]
     per_reg = ["MF", "LightGCN"] * len(_demo.DEMO_REGULARIZERS)
-    assert models == ["Popularity", *per_reg]
+    assert models == ["Popularity", "EASE", *per_reg]
+    # the table is explained in words, one line per regularized row
+    n_reg = len(per_reg) - 2
+    assert out.count(": item erank ") == n_reg and "How to read this table" in out
 
 
 def test_demo_json_values_are_sane(capsys, monkeypatch):
@@ -40,13 +43,14 @@ def test_demo_json_values_are_sane(capsys, monkeypatch):
     assert labels[0] == "none" and labels[-1] == "l2-callable"
     assert [(r["model"], r["regularizer"]) for r in rows] == [
         ("Popularity", "-"),
+        ("EASE", "-"),
         *[(m, label) for label in labels for m in ("MF", "LightGCN")],
     ]
     for r in rows:
         assert 0.0 <= r["Recall@20"] <= 1.0
         assert 0.0 <= r["NDCG@20"] <= 1.0
         assert 0.0 < r["coverage@20"] <= 1.0
-    for r in rows[1:]:
+    for r in rows[2:]:
         # IA = 1 / max(p) and erank = exp(H(p)) for p = sigma / sum(sigma): the
         # min-entropy bound gives 1 <= IA <= erank <= embedding_dim (32)
         for table in ("user", "item"):
@@ -80,7 +84,7 @@ def test_demo_bad_arguments_exit_2(capsys, extra, match):
 def test_demo_on_cuda(capsys, torch_device):
     assert main([*SMALL, "--device", torch_device, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 1 + 2 * len(_demo.DEMO_REGULARIZERS)
+    assert len(rows) == 2 + 2 * len(_demo.DEMO_REGULARIZERS)
 
 
 # ------------------------------------------------------------------ --dataset ml-100k
@@ -125,23 +129,23 @@ def test_demo_on_fetched_movielens_uses_the_cache(tmp_path, monkeypatch, capsys)
             "--quiet", "--json"]
     assert main(args) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["model"] for r in rows] == ["Popularity", "MF", "LightGCN"]
+    assert [r["model"] for r in rows] == ["Popularity", "EASE", "MF", "LightGCN"]
     # the popularity row is the one of the documented recipe: fetch + per-user split
     bunch = fetch_movielens("100k", data_home=home, download_if_missing=False)
     train, test = train_test_split_interactions(
         bunch.data, test_size=0.2, strategy="per_user", random_state=0
     )
-    pop = _demo._popularity_row(train, test, bunch.n_users, bunch.n_items)
+    pop = _demo._baseline_rows(train, test, bunch.n_users, bunch.n_items)[0]
     assert rows[0]["Recall@20"] == pytest.approx(pop["Recall@20"])
     assert rows[0]["NDCG@20"] == pytest.approx(pop["NDCG@20"])
-    for r in rows[1:]:
+    for r in rows[2:]:
         assert 0.0 <= r["NDCG@20"] <= 1.0 and 1.0 <= r["erank item"] <= 32.0
     # second run: the source is gone, the cached copy is read
     source.unlink()
     assert main(args) == 0
     again = json.loads(capsys.readouterr().out)
     assert again[0]["Recall@20"] == pytest.approx(pop["Recall@20"])
-    assert again[1]["NDCG@20"] == pytest.approx(rows[1]["NDCG@20"])
+    assert again[2]["NDCG@20"] == pytest.approx(rows[2]["NDCG@20"])
 
 
 @pytest.mark.parametrize(
@@ -165,3 +169,22 @@ def test_demo_dataset_download_failure_is_one_clear_line(tmp_path, monkeypatch, 
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--dataset ml-100k" in err and "Traceback" not in err
+
+
+def test_explain_table_says_which_regularizer_helped_and_which_hurt():
+    rows = [
+        {"model": "EASE", "regularizer": "-", "NDCG@20": 0.5, "erank item": None},
+        {"model": "MF", "regularizer": "none", "NDCG@20": 0.40, "erank item": 10.0},
+        {"model": "MF", "regularizer": "a", "NDCG@20": 0.41, "erank item": 15.0},
+        {"model": "MF", "regularizer": "b", "NDCG@20": 0.30, "erank item": 20.0},
+        {"model": "MF", "regularizer": "c", "NDCG@20": 0.40, "erank item": 9.0},
+        {"model": "MF", "regularizer": "d", "NDCG@20": 0.39, "erank item": 12.0},
+    ]
+    text = _demo.explain_table(rows, 32)
+    assert "at most the embedding size (32)" in text
+    lines = {ln.split(":")[0].strip(): ln for ln in text.splitlines() if " + " in ln}
+    assert set(lines) == {"MF + a", "MF + b", "MF + c", "MF + d"}
+    assert "10.0 -> 15.0 (+5.0)" in lines["MF + a"] and "helps" in lines["MF + a"]
+    assert "(-25.0%)" in lines["MF + b"] and "hurts" in lines["MF + b"]
+    assert "does not spread" in lines["MF + c"]
+    assert "trades a little accuracy" in lines["MF + d"]

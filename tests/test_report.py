@@ -73,6 +73,7 @@ def test_report_writes_every_file_with_the_numbers(tmp_path, run):
         "spectrum_item",
         "projection_item",
         "history",
+        "popularity_item",
     }
     assert set(files) == expected
     assert files["csv"] == out / TABLE_CSV and files["html"] == out / HTML_PAGE

@@ -254,6 +254,12 @@ _CAPTIONS = {
         "(PC 1 near 100%) mean complete collapse."
     ),
     "history": "Effective rank and information abundance after each epoch.",
+    "popularity": (
+        "Row norm of each {table} embedding against its number of training "
+        "interactions, coloured by popularity bucket (head, torso, tail); the "
+        "legend gives each bucket's erank and IA. Norms that grow with popularity "
+        "and a low-erank head are the popularity side of collapse."
+    ),
 }
 
 
@@ -382,6 +388,13 @@ def write_report(
                 _projection_plot(models, directory, interactions, projection_table)
             )
         figures.update(_history_plot(models, directory))
+        if interactions is not None and projection_table is not None:
+            from skcollapse.plotting._popularity import popularity_report_section
+
+            section = popularity_report_section(
+                models, interactions, directory, table=projection_table
+            )
+            figures.update(section["figures"])
     files.update(figures)
 
     meta = dict(meta or {})
