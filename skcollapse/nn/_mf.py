@@ -103,7 +103,10 @@ def bpr_step(weight, n_users, users, pos, neg, weight_decay=0.0):
     E = weight.index_select(0, rows)
     u, i, j = E[:B], E[B : 2 * B], E[2 * B :].view(B, n, d)
     pos_s = (u * i).sum(-1)
-    neg_s = torch.bmm(j, u.unsqueeze(-1)).squeeze(-1)  # (B, n)
+    if n == 1:  # one negative: row-wise products instead of batched matmuls
+        neg_s = (j.view(B, d) * u).sum(-1, keepdim=True)
+    else:
+        neg_s = torch.bmm(j, u.unsqueeze(-1)).squeeze(-1)  # (B, n)
     x = pos_s.unsqueeze(1) - neg_s
     loss = F.softplus(-x).mean()
     # d/dx of -log sigmoid(x), averaged over the B n terms
@@ -112,11 +115,15 @@ def bpr_step(weight, n_users, users, pos, neg, weight_decay=0.0):
     G = torch.empty_like(E)
     gu, gi, gj = G[:B], G[B : 2 * B], G[2 * B :].view(B, n, d)
     torch.mul(i, coef.sum(1, keepdim=True), out=gu)
-    gu.sub_(torch.bmm(coef.unsqueeze(1), j).squeeze(1))
+    if n == 1:
+        gu.addcmul_(j.view(B, d), coef, value=-1.0)
+    else:
+        gu.sub_(torch.bmm(coef.unsqueeze(1), j).squeeze(1))
     torch.mul(u, coef.sum(1, keepdim=True), out=gi)
     torch.mul(u.unsqueeze(1), coef.unsqueeze(-1), out=gj).neg_()
     if wd:
-        loss = loss + 0.5 * wd * E.pow(2).sum()
+        flat = E.reshape(-1)
+        loss = loss + 0.5 * wd * torch.dot(flat, flat)
         G.add_(E, alpha=wd)
     grad = torch.sparse_coo_tensor(
         rows.unsqueeze(0), G, weight.shape, check_invariants=False
