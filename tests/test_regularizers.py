@@ -391,6 +391,25 @@ def test_dbn_keep_scale_whitens_the_shape_and_keeps_the_scale(rng, group_size):
     assert abs(float(c.grad)) < 0.01 * kept
 
 
+def test_logdet_scale_free_penalises_the_shape_only(rng):
+    """scale_free: d + d log(mean eigenvalue) - sum log eigenvalues of Σ = XᵀX/n,
+    the same value at any scale, d exactly for Σ ∝ I, no gradient along the scale."""
+    n, d = 400, 6
+    x = rng.standard_normal((n, d)) @ rng.standard_normal((d, d))
+    ev = np.linalg.eigvalsh(x.T @ x / n)
+    ref = d + d * np.log(ev.mean()) - np.log(ev).sum()
+    reg = LogDetRegularizer(weight=1.0, scale_free=True, eps=1e-15)
+    for scale in (1e-2, 1.0, 1e2):
+        _, pen = reg({"item": torch.as_tensor(scale * x)})
+        assert float(pen) == pytest.approx(ref, rel=1e-7)
+    q, _ = np.linalg.qr(rng.standard_normal((n, d)))  # orthonormal columns
+    _, pen = reg({"item": torch.as_tensor(3.0 * q)})
+    assert float(pen) == pytest.approx(d, abs=1e-8)
+    c = torch.ones((), dtype=torch.float64, requires_grad=True)
+    reg({"item": c * torch.as_tensor(x)})[1].backward()
+    assert abs(float(c.grad)) < 1e-8
+
+
 def test_dbn_absolute_eps_depends_on_the_scale(rng):
     """The reference code's absolute eps (0.1) barely whitens a small table."""
     x = torch.as_tensor(1e-2 * rng.standard_normal((500, 6)))

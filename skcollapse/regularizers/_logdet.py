@@ -77,6 +77,16 @@ class LogDetRegularizer(Regularizer):
         choice) the optimum :math:`X^\top X = I` forces row norms of about
         :math:`\sqrt{d/n}`, which depends on the batch size; with ``True`` it
         whitens the embedding distribution, independent of the batch size.
+    scale_free : bool, default=False
+        Penalise the shape of :math:`\Sigma` only: :math:`\Sigma` is divided by
+        its mean eigenvalue :math:`\operatorname{tr}\Sigma/d` first, so the
+        penalty is :math:`d + [d\log(\operatorname{tr}\Sigma/d)-\log\det\Sigma]`,
+        where the bracket is :math:`\ge 0` and zero iff :math:`\Sigma\propto I`
+        (the AM-GM inequality on the eigenvalues). It is scale-invariant and leaves
+        the embeddings' overall scale to the loss. The plain form pulls
+        :math:`\Sigma` to :math:`I`, which with dot-product scores also moves
+        their scale (rows of norm about :math:`\sqrt d` with ``normalize=True``,
+        about :math:`\sqrt{d/n}` without).
     source : {"batch", "unique", "table"}, default="batch"
         Rows the covariance is estimated from. ``"batch"``: the batch rows as
         they come (popular items appear several times, i.e. the
@@ -129,6 +139,7 @@ class LogDetRegularizer(Regularizer):
         **Regularizer._parameter_constraints,
         "center": ["boolean"],
         "normalize": ["boolean"],
+        "scale_free": ["boolean"],
         "source": [StrOptions(set(_SOURCES))],
         "eps": [real_interval(0, None, closed="neither")],
         **TABLE_CONSTRAINTS,
@@ -140,6 +151,7 @@ class LogDetRegularizer(Regularizer):
         weight=1e-3,
         center=False,
         normalize=True,
+        scale_free=False,
         source="batch",
         eps=1e-6,
         tables=None,
@@ -149,6 +161,7 @@ class LogDetRegularizer(Regularizer):
             weight=weight,
             center=center,
             normalize=normalize,
+            scale_free=scale_free,
             source=source,
             eps=eps,
             tables=tables,
@@ -219,6 +232,8 @@ class LogDetRegularizer(Regularizer):
                 S = self.covariance(rows)
             else:  # the batch covariance from its distinct rows, counted
                 S = self.covariance(groups.rows(rows), groups.counts)
+            if self.scale_free:  # the shape of Σ only: Σ / (trace Σ / d)
+                S = S * (S.shape[0] / torch.diagonal(S).sum())
             value = torch.diagonal(S).sum() - logdet_spd(S, float(self.eps))
             total = total + w * value
         return total.to(first.dtype)
@@ -226,5 +241,5 @@ class LogDetRegularizer(Regularizer):
     def extra_repr(self):
         return (
             f"weight={self.weight}, center={self.center}, normalize={self.normalize}, "
-            f"source={self.source!r}, eps={self.eps}"
+            f"scale_free={self.scale_free}, source={self.source!r}, eps={self.eps}"
         )
