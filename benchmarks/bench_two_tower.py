@@ -28,11 +28,18 @@ fixed number of epochs for the two-tower model (in-batch softmax + logQ) and
 (``--gowalla-users``) and few epochs (``--gowalla-epochs``), stated in the
 output.
 
-Usage::
+Usage (on a shared 2-core CPU each line stays under ~25 minutes; one seed per
+call, results appended to a JSON-lines file, then one table)::
 
-    python benchmarks/bench_two_tower.py ../shared/eval-data --part ml100k
+    for s in 0 1 2; do python benchmarks/bench_two_tower.py ../shared/eval-data \
+        --part ml100k --seeds $s --rows a b c mf --max-epochs 24 --eval-every 3 \
+        --patience 6 --out ml100k.jsonl; done
+    python benchmarks/bench_two_tower.py ../shared/eval-data --part ml100k \
+        --seeds 0 --rows d --d-base c --regularizer logdet --reg-weights 0.01 0.1 \
+        --max-epochs 24 --eval-every 3 --patience 6 --out ml100k.jsonl
+    python benchmarks/bench_two_tower.py --summarize ml100k.jsonl
     python benchmarks/bench_two_tower.py ../shared/eval-data --part gowalla \
-        --gowalla-users 6000 --gowalla-epochs 5
+        --gowalla-users 3000 --gowalla-epochs 3
 """
 
 import argparse
