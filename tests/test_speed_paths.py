@@ -30,6 +30,8 @@ CONFIGS = [(name, {}) for name in get_regularizer_names()] + [
     ("directspec", {"alpha": 0.7, "tau": 4.0, "shrink_norm": 0.02}),
     ("directspec+", {"alpha": 0.7, "tau0": 3.5, "tau1": 4.0, "shrink_norm": 0.02}),
     ("directspec", {"keep_norm": True}),
+    ("dbn", {"keep_scale": True, "group_size": 4}),
+    ("logdet", {"scale_free": True}),
     ("uniformity", {"t": 40.0}),
     ("directau", {"gamma": 5.0, "alpha": 3.0}),
 ]
