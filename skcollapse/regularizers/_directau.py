@@ -180,9 +180,12 @@ class DirectAU(UniformityRegularizer):
 
     Parameters
     ----------
-    weight : float, default=0.1
+    weight : float, default=0.01
         Multiplier of the whole penalty added to the estimator's loss (use 1.0
         with ``loss="align"``, ``alignment=False`` for the reference set-up).
+        Added to the CF estimators' BPR at their defaults (MovieLens-100k,
+        per-user 80/20, seed 0), 0.1 cost MF 11% of its Recall@20 (0.291 →
+        0.259) and 0.03 6%; 0.01 keeps 0.285.
     gamma : float, default=1.0
         Weight of uniformity (DirectAU: 1; grid {0.01,…,10}; 0.5 Beauty,
         5 Gowalla, 1 Yelp).
@@ -222,7 +225,7 @@ class DirectAU(UniformityRegularizer):
     def __init__(
         self,
         *,
-        weight=0.1,
+        weight=0.01,
         gamma=1.0,
         alpha=2.0,
         t=2.0,
