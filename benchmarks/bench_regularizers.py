@@ -45,7 +45,8 @@ Usage::
     python benchmarks/bench_regularizers.py ../shared/eval-data --protocol defaults
     python benchmarks/bench_regularizers.py ../shared/eval-data --protocol select \\
         [--datasets ml-100k citeulike gowalla] [--models mf lightgcn] \\
-        [--regularizers dbn logdet ...] [--seeds 0 1 2] [--max-epochs 60] \\
+        [--regularizers dbn logdet ...] [--seeds 0 1 2] [--grid small|defaults] \\
+        [--max-epochs 60] \\
         [--patience 5] [--gowalla-users 5000] [--json results.json]
 """
 
@@ -317,6 +318,8 @@ def run_select(args, regs, results):
             table = {}
             for reg in regs:
                 grid = GRIDS.get(reg, [{}])
+                if args.grid == "defaults":
+                    grid = grid[:1]
                 tried = []
                 for params in grid:
                     r = fit_select(
@@ -459,6 +462,12 @@ def main():
         help="registered names (default: every built-in)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--grid",
+        choices=["small", "defaults"],
+        default="small",
+        help="select: each regularizer's small grid, or its defaults only",
+    )
     parser.add_argument("--max-epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--embedding-dim", type=int, default=64)

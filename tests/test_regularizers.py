@@ -168,6 +168,7 @@ def _logdet_ref(x, center, normalize, eps):
 def test_logdet_equals_reference(rng, center, normalize):
     batch = _batch(rng, n=40, d=5)
     reg = LogDetRegularizer(
+        scale_free=False,
         weight=1.0,
         center=center,
         normalize=normalize,
@@ -185,7 +186,7 @@ def test_logdet_minimum_at_identity_covariance(rng):
     # rows whose normalised Gram is exactly I: penalty = d (1 + eps - log(1 + eps))
     Q, _ = np.linalg.qr(rng.standard_normal((64, 4)))
     x = torch.as_tensor(Q * np.sqrt(64))
-    reg = LogDetRegularizer(weight=1.0, eps=1e-6, tables="user")
+    reg = LogDetRegularizer(scale_free=False, weight=1.0, eps=1e-6, tables="user")
     _, pen = reg({"user": x})
     assert float(pen) == pytest.approx(4 * (1 + 1e-6 - np.log1p(1e-6)), rel=1e-9)
     _, pen2 = reg({"user": x * 1.3})
@@ -196,7 +197,7 @@ def test_logdet_unique_and_table_sources(rng):
     x = torch.as_tensor(rng.standard_normal((10, 3)))
     ids = torch.tensor([0, 1, 1, 2, 0, 3, 3, 3, 4, 1])
     batch = {"item": x}
-    reg = LogDetRegularizer(weight=1.0, source="unique", eps=1e-4)
+    reg = LogDetRegularizer(scale_free=False, weight=1.0, source="unique", eps=1e-4)
     _, pen = reg(batch, {"item_ids": ids})
     first = [0, 1, 3, 5, 8]
     assert float(pen) == pytest.approx(_logdet_ref(_np(x)[first], False, True, 1e-4))
@@ -205,7 +206,7 @@ def test_logdet_unique_and_table_sources(rng):
     assert float(pen_batch) == pytest.approx(_logdet_ref(_np(x), False, True, 1e-4))
 
     table = torch.as_tensor(rng.standard_normal((50, 3)))
-    reg_t = LogDetRegularizer(weight=1.0, source="table", eps=1e-4)
+    reg_t = LogDetRegularizer(scale_free=False, weight=1.0, source="table", eps=1e-4)
     assert reg_t.needs_tables and not reg.needs_tables
     _, pen_t = reg_t(batch, {"tables": {"item": table}})
     assert float(pen_t) == pytest.approx(_logdet_ref(_np(table), False, True, 1e-4))
@@ -216,7 +217,7 @@ def test_logdet_unique_and_table_sources(rng):
 def test_logdet_collapsed_input_is_finite_with_gradient():
     # rank-1 batch: Cholesky in float64 with eps keeps value and gradient finite
     x = torch.ones(16, 8, dtype=torch.float32, requires_grad=True)
-    _, pen = LogDetRegularizer(weight=1.0, eps=1e-6)({"user": x})
+    _, pen = LogDetRegularizer(scale_free=False, weight=1.0, eps=1e-6)({"user": x})
     pen.backward()
     assert (
         torch.isfinite(pen.detach()) and float(pen.detach()) > 8 * 10
@@ -226,7 +227,7 @@ def test_logdet_collapsed_input_is_finite_with_gradient():
 
 def test_logdet_gradcheck():
     x = torch.randn(12, 3, dtype=torch.float64, requires_grad=True)
-    reg = LogDetRegularizer(weight=1.0, center=True, eps=1e-3)
+    reg = LogDetRegularizer(scale_free=False, weight=1.0, center=True, eps=1e-3)
     assert torch.autograd.gradcheck(lambda t: reg({"user": t})[1], (x,))
 
 
@@ -268,8 +269,9 @@ def test_dbn_training_whitens_each_group(rng, group_size, groups):
 
 
 def test_dbn_eval_uses_running_statistics(rng):
-    dbn = DecorrelatedBatchNorm(group_size=2, momentum=0.3, eps=1e-5,
-                                relative_eps=False)
+    dbn = DecorrelatedBatchNorm(
+        group_size=2, momentum=0.3, eps=1e-5, relative_eps=False
+    )
     dbn.setup({"tables": {"user": 4, "item": 4}})
     d = 4
     run_mu = {k: np.zeros(d) for k in ("user", "item")}
@@ -490,7 +492,6 @@ def test_directspec_equals_reference(rng, alpha, tau, shrink):
     np.testing.assert_allclose(_np(reg.transform_extra("item", extra)), ref, atol=1e-12)
     reg.eval()
     assert reg.transform_extra("item", extra) is extra
-
 
 
 @pytest.mark.parametrize("cls", [DirectSpec, DirectSpecPlus])

@@ -65,10 +65,14 @@ class LogDetRegularizer(Regularizer):
 
     Parameters
     ----------
-    weight : float, default=1e-3
+    weight : float, default=1e-4
         Multiplier of the penalty added to the loss. The penalty is of order
-        ``dim`` per table, so the default is small: on synthetic LightGCN data
-        1e-3 raised erank and kept NDCG@20, 1e-2 cost a third of NDCG@20.
+        ``dim`` per table, so the default is small. Measured with MF at its
+        defaults on MovieLens-100k (per-user 80/20, seed 0; Recall@20 0.291 and
+        item erank 58.5 without): the plain form (``scale_free=False``) gives
+        0.209 at 1e-3 and 0.272 at 1e-4 (``normalize=False``, GenRec's: 0.025
+        at 1e-3); the scale-free form gives 0.227 at 1e-3 and 0.277 at 1e-4,
+        with the item erank raised to 59.5.
     center : bool, default=False
         Centre the rows before forming :math:`\Sigma`. The GenRec
         re-implementation does not centre.
@@ -77,7 +81,7 @@ class LogDetRegularizer(Regularizer):
         choice) the optimum :math:`X^\top X = I` forces row norms of about
         :math:`\sqrt{d/n}`, which depends on the batch size; with ``True`` it
         whitens the embedding distribution, independent of the batch size.
-    scale_free : bool, default=False
+    scale_free : bool, default=True
         Penalise the shape of :math:`\Sigma` only: :math:`\Sigma` is divided by
         its mean eigenvalue :math:`\operatorname{tr}\Sigma/d` first, so the
         penalty is :math:`d + [d\log(\operatorname{tr}\Sigma/d)-\log\det\Sigma]`,
@@ -118,9 +122,11 @@ class LogDetRegularizer(Regularizer):
     the form :math:`\operatorname{tr}\Sigma-\log\det\Sigma` per side follows the
     paper's description and the GenRec re-implementation (Tiny-Snow/GenRec,
     ``logdet.py``: no centring, no ``1/n``, ``+1e-6 I``, ``slogdet``, per-side
-    weights). Deviations: the default normalises by ``n`` (a batch-size-free
-    scale; set ``normalize=False`` for GenRec's), ``eps`` enters the trace as
-    well, and the paper's alignment loss is left to the estimator's ``loss=``.
+    weights). Deviations: the default is scale-free (``scale_free=True``: only
+    the shape of :math:`\Sigma` is penalised, so the loss keeps the scale of
+    dot-product scores; ``scale_free=False, normalize=False`` is GenRec's form,
+    ``scale_free=False`` alone normalises by ``n``), ``eps`` enters the trace
+    as well, and the paper's alignment loss is left to the estimator's ``loss=``.
     Tables with no rows (or a single row when ``center=True``) contribute 0.
 
     Examples
@@ -148,10 +154,10 @@ class LogDetRegularizer(Regularizer):
     def __init__(
         self,
         *,
-        weight=1e-3,
+        weight=1e-4,
         center=False,
         normalize=True,
-        scale_free=False,
+        scale_free=True,
         source="batch",
         eps=1e-6,
         tables=None,
