@@ -8,6 +8,7 @@ settings, expressed with skcollapse's public parameters::
     MFRecommender(embedding_dim=64, loss="bce", n_negatives=0, weight_decay=0,
                   regularizer="directspec", regularizer__alpha=1.0,
                   regularizer__tau=3.0, regularizer__shrink_norm=0.03,
+                  regularizer__keep_norm=False,
                   init="xavier_uniform", optimizer=torch.optim.SGD, lr=180,
                   batch_size=256, sampling="user",
                   callbacks=[LRScheduler(ExponentialLR, gamma=0.9995)])
@@ -59,7 +60,8 @@ def recipe(alpha, epochs, seed):
     return MFRecommender(
         n_users=5551, n_items=16980, embedding_dim=64, loss="bce", n_negatives=0,
         weight_decay=0, regularizer="directspec", regularizer__alpha=alpha,
-        regularizer__tau=3.0, regularizer__shrink_norm=0.03, init="xavier_uniform",
+        regularizer__tau=3.0, regularizer__shrink_norm=0.03,
+        regularizer__keep_norm=False, init="xavier_uniform",
         optimizer=torch.optim.SGD, lr=180.0, batch_size=256, sampling="user",
         max_epochs=epochs, random_state=seed,
         callbacks=[LRScheduler(ExponentialLR, gamma=0.9995)],

@@ -207,7 +207,8 @@ def test_directspec_recipe_loss_equals_the_reference_formulas():
     model = MFRecommender(
         embedding_dim=8, loss="bce", n_negatives=0, weight_decay=0,
         regularizer="directspec", regularizer__alpha=1.0, regularizer__tau=3.0,
-        regularizer__shrink_norm=0.03, init="xavier_uniform",
+        regularizer__shrink_norm=0.03, regularizer__keep_norm=False,
+        init="xavier_uniform",
         optimizer=torch.optim.SGD, lr=180.0, sampling="user", batch_size=16,
         max_epochs=1, random_state=0,
     ).fit(X)

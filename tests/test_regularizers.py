@@ -474,7 +474,7 @@ def _directspec_ref(x, alpha, tau, shrink=0.0):
 )
 def test_directspec_equals_reference(rng, alpha, tau, shrink):
     batch = _batch(rng, n=15, d=4)
-    reg = DirectSpec(alpha=alpha, tau=tau, shrink_norm=shrink)
+    reg = DirectSpec(keep_norm=False, alpha=alpha, tau=tau, shrink_norm=shrink)
     out, pen = reg(batch)
     assert float(pen) == 0.0 and reg.kind == "transform"
     for k in batch:
@@ -501,8 +501,8 @@ def test_directspec_keep_norm_rescales_to_input_norms(rng, cls):
     reg = cls(alpha=0.8, keep_norm=True)
     out, _ = reg(batch)
     tau = 3.0  # DirectSpec's tau, DirectSpecPlus's tau1 without interactions
-    for k in batch:
-        x = _np(batch[k])
+    for k, value in batch.items():
+        x = _np(value)
         ref = _rownorm(_directspec_ref(x, 0.8, tau)) * np.linalg.norm(
             x, axis=1, keepdims=True
         )
@@ -519,14 +519,14 @@ def test_directspec_keep_norm_rescales_to_input_norms(rng, cls):
 
 def test_directspec_gradcheck_and_spectrum_balancing(rng):
     x = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
-    reg = DirectSpec(alpha=0.8, tau=2.0)
+    reg = DirectSpec(keep_norm=False, alpha=0.8, tau=2.0)
     assert torch.autograd.gradcheck(lambda t: reg({"user": t})[0]["user"], (x,))
     # the transform shrinks the dominant direction of a skewed batch most
     skew = torch.as_tensor(
         rng.standard_normal((200, 4)) * np.array([5.0, 1, 1, 1]) + 2.0
     )
     xh = torch.nn.functional.normalize(skew, dim=1)
-    out, _ = DirectSpec(alpha=1.0, tau=3.0)({"user": skew})
+    out, _ = DirectSpec(keep_norm=False, alpha=1.0, tau=3.0)({"user": skew})
     s_in = torch.linalg.svdvals(xh)
     s_out = torch.linalg.svdvals(out["user"])
     r_in = s_in / s_in.sum()
@@ -544,7 +544,7 @@ def test_directspec_plus_temperatures_equal_dense_reference(rng):
     n_users, n_items = 30, 40
     R = _random_interactions(rng, n_users, n_items, 0.06)
     Rd = (R.toarray() > 0).astype(float)
-    reg = DirectSpecPlus(alpha=0.7, tau0=3.5, tau1=4.0)
+    reg = DirectSpecPlus(keep_norm=False, alpha=0.7, tau0=3.5, tau1=4.0)
     reg.setup({"interactions": R, "n_users": n_users, "n_items": n_items})
     B = 25
     uids = rng.integers(0, n_users, B)
@@ -585,7 +585,7 @@ def test_directspec_plus_scales_without_dense_user_matrix():
     R = R + sp.csr_matrix(
         (np.ones_like(rows[1:]), (rows[1:], cols[:-1])), shape=(n_users, n_items)
     )
-    reg = DirectSpecPlus(tau0=1.0, tau1=2.0)
+    reg = DirectSpecPlus(keep_norm=False, tau0=1.0, tau1=2.0)
     reg.setup({"interactions": R})
     uids = np.array([0, 1000, 2000, 5, 1000])
     mask = reg.shared_mask("user", uids)
@@ -722,7 +722,7 @@ def test_directspec_blocks_equal_per_block_reference(rng, n):
     batch = _batch(rng, n=n, d=3)
     bs = 4
     starts = list(range(0, n, bs))
-    reg = DirectSpec(alpha=0.9, tau=2.0, block_size=bs)
+    reg = DirectSpec(keep_norm=False, alpha=0.9, tau=2.0, block_size=bs)
     out, _ = reg(batch)
     for k in batch:
         x = _np(batch[k])
@@ -742,7 +742,7 @@ def test_directspec_blocks_equal_per_block_reference(rng, n):
     # DirectSpec+ with blocks: per-block pair temperatures
     R = _random_interactions(rng, 10, 12, 0.2)
     Rd = (R.toarray() > 0).astype(float)
-    plus = DirectSpecPlus(alpha=0.9, tau0=1.0, tau1=3.0, block_size=bs)
+    plus = DirectSpecPlus(keep_norm=False, alpha=0.9, tau0=1.0, tau1=3.0, block_size=bs)
     plus.setup({"interactions": R})
     uids = rng.integers(0, 10, n)
     out, _ = plus({"user": batch["user"]}, {"user_ids": torch.as_tensor(uids)})
