@@ -54,7 +54,7 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "_templates", "auto_examples/*.ipynb", "**.py"]
 templates_path = ["_templates"]
-html_static_path = ["_static"]
+html_static_path = []  # no custom static files
 # the README's own links point at docs/... from the repository root
 myst_heading_anchors = 3
 myst_enable_extensions = ["dollarmath"]
