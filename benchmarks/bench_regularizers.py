@@ -43,6 +43,7 @@ Data
 Usage::
 
     python benchmarks/bench_regularizers.py ../shared/eval-data --protocol defaults
+    python benchmarks/bench_regularizers.py ../shared/eval-data --correlate a.json b.json
     python benchmarks/bench_regularizers.py ../shared/eval-data --protocol select \\
         [--datasets ml-100k citeulike gowalla] [--models mf lightgcn] \\
         [--regularizers dbn logdet ...] [--seeds 0 1 2] [--grid small|defaults] \\
@@ -69,7 +70,11 @@ from skorch.callbacks import Callback, EarlyStopping
 
 from skcollapse import recommenders
 from skcollapse.datasets import load_lightgcn
-from skcollapse.metrics import effective_rank, evaluate_ranking
+from skcollapse.metrics import (
+    effective_rank,
+    evaluate_ranking,
+    information_abundance,
+)
 from skcollapse.model_selection import PerUserValidSplit, train_test_split_interactions
 from skcollapse.recommenders import LightGCNRecommender, MFRecommender
 from skcollapse.regularizers import get_regularizer_names
@@ -178,6 +183,7 @@ def summarize(est, X_test, fit_s):
         "coverage": test["coverage"],
         "erank_item": effective_rank(emb["item"]),
         "erank_user": effective_rank(emb["user"]),
+        "ia_item": information_abundance(emb["item"]),
         "val_ndcg": max(valid) if valid else float("nan"),
         "best_epoch": int(np.argmax(valid)) + 1 if valid else len(hist),
         "epochs": len(hist),
@@ -447,6 +453,56 @@ def run_defaults(args, regs, results):
             )
 
 
+def correlate(paths, n_boot=2000, seed=0):
+    """Kendall's tau between collapse metrics and test NDCG@20 over configurations.
+
+    Reads the ``--json`` files of earlier runs; per (protocol, data set, model)
+    every configuration (regularizer and parameters, mean over its seeds) is
+    one point. The interval is a percentile bootstrap over configurations.
+    """
+    from scipy.stats import kendalltau
+
+    groups = {}
+    for path in paths:
+        with open(path) as fh:
+            for rec in json.load(fh):
+                if "runs" not in rec:
+                    continue  # a baseline row: no embedding tables
+                key = (rec["protocol"], rec.get("dataset", "ml-100k"), rec["model"])
+                runs = rec["runs"]
+                point = {
+                    m: statistics.mean(r[m] for r in runs)
+                    for m in ("ndcg", "erank_item", "erank_user", "ia_item")
+                    if all(m in r for r in runs)
+                }
+                groups.setdefault(key, []).append(point)
+    rng = np.random.default_rng(seed)
+    print(
+        f"{'protocol':<9} {'data':<9} {'model':<9} {'n':>3} {'metric':<11} "
+        f"{'tau':>6} {'95% bootstrap':>17}"
+    )
+    for (protocol, dataset, model), points in groups.items():
+        ndcg = np.array([p["ndcg"] for p in points])
+        for metric in ("erank_item", "erank_user", "ia_item"):
+            if not all(metric in p for p in points):
+                continue
+            x = np.array([p[metric] for p in points])
+            tau = kendalltau(x, ndcg).statistic
+            boots = []
+            for _ in range(n_boot):
+                idx = rng.integers(0, len(x), len(x))
+                if np.unique(idx).size < 3:
+                    continue
+                t = kendalltau(x[idx], ndcg[idx]).statistic
+                if not math.isnan(t):
+                    boots.append(t)
+            lo, hi = np.percentile(boots, [2.5, 97.5]) if boots else (np.nan,) * 2
+            print(
+                f"{protocol:<9} {dataset:<9} {model:<9} {len(x):>3} {metric:<11} "
+                f"{tau:>6.2f}  [{lo:>6.2f}, {hi:>6.2f}]"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", help="folder with ml-100k/, citeulike/, gowalla/")
@@ -476,7 +532,18 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None, help="write all results here")
+    parser.add_argument(
+        "--correlate",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="instead of training: Kendall's tau between collapse metrics and test "
+        "NDCG@20 over the configurations of earlier --json files",
+    )
     args = parser.parse_args()
+    if args.correlate:
+        correlate(args.correlate)
+        return
     torch.set_num_threads(args.threads)
     names = args.regularizers
     if names is None:
