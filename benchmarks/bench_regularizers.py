@@ -482,6 +482,12 @@ def correlate(paths, n_boot=2000, seed=0):
         f"{'tau':>6} {'95% bootstrap':>17}"
     )
     for (protocol, dataset, model), points in groups.items():
+        if len(points) < 5:
+            print(
+                f"{protocol:<9} {dataset:<9} {model:<9} {len(points):>3} too few "
+                "configurations for a rank correlation"
+            )
+            continue
         ndcg = np.array([p["ndcg"] for p in points])
         for metric in ("erank_item", "erank_user", "ia_item"):
             if not all(metric in p for p in points):
