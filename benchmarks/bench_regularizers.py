@@ -475,13 +475,15 @@ def correlate(paths, n_boot=2000, seed=0):
                     for m in ("ndcg", "erank_item", "erank_user", "ia_item")
                     if all(m in r for r in runs)
                 }
-                groups.setdefault(key, []).append(point)
+                config = f"{rec['regularizer']}:{sorted(rec.get('params', {}).items())}"
+                groups.setdefault(key, {})[config] = point  # a rerun replaces
     rng = np.random.default_rng(seed)
     print(
         f"{'protocol':<9} {'data':<9} {'model':<9} {'n':>3} {'metric':<11} "
         f"{'tau':>6} {'95% bootstrap':>17}"
     )
-    for (protocol, dataset, model), points in groups.items():
+    for (protocol, dataset, model), configs in groups.items():
+        points = list(configs.values())
         if len(points) < 5:
             print(
                 f"{protocol:<9} {dataset:<9} {model:<9} {len(points):>3} too few "
