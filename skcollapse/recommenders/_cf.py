@@ -522,12 +522,19 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         The default MF set-up only: a sparse :class:`MatrixFactorization`
         (not wrapped for data parallelism), ``CFLoss("bpr")`` with per-positive
         negatives, dot scores, no regularizer, and ``infer``/``get_loss`` as
-        defined here. Any other set-up takes the autograd step.
+        defined here, and nothing observing the module (a forward hook, or a
+        method wrapped on the instance as :class:`~skcollapse.callbacks.CollapseProbe`
+        does): the fused step never calls ``encode``/``forward``. Any other
+        set-up takes the autograd step.
         """
         mod = self.module_
         cls = type(self)
+        observed = "encode" in vars(mod) or "forward" in vars(mod) or any(
+            m._forward_hooks or m._forward_pre_hooks for m in mod.modules()
+        )
         return (
-            type(mod) is MatrixFactorization
+            not observed
+            and type(mod) is MatrixFactorization
             and mod.sparse
             and mod.training
             and type(self.criterion_) is CFLoss
