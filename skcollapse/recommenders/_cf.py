@@ -486,11 +486,14 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
                 "that infer() returns in training mode."
             )
         B = y_pred["user"].shape[0]
+        # the logQ correction's terms, when the batch carries them (two-tower)
+        terms = {k: y_pred[k] for k in ("pos_log_q", "neg_log_q") if k in y_pred}
         loss = self.criterion_(
             y_pred["user"],
             y_pred["item"],
             y_pred["negatives"],
             neg_mask=y_pred.get("negative_mask"),
+            **terms,
         )
         if self.weight_decay:
             l2 = y_pred["user_ego"].pow(2).sum() + y_pred["item_ego"].pow(2).sum()

@@ -600,21 +600,6 @@ class TwoTowerRecommender(CFRecommenderBase):
             **terms,
         }
 
-    def get_loss(self, y_pred, y_true=None, X=None, training=False):
-        """As :meth:`MFRecommender.get_loss`, with the logQ terms of the batch."""
-        if not isinstance(y_pred, dict):
-            return super().get_loss(y_pred, y_true, X=X, training=training)
-        B = y_pred["user"].shape[0]
-        terms = {k: y_pred[k] for k in ("pos_log_q", "neg_log_q") if k in y_pred}
-        loss = self.criterion_(
-            y_pred["user"], y_pred["item"], y_pred["negatives"],
-            neg_mask=y_pred.get("negative_mask"), **terms,
-        )
-        if self.weight_decay:
-            l2 = y_pred["user_ego"].pow(2).sum() + y_pred["item_ego"].pow(2).sum()
-            loss = loss + float(self.weight_decay) * 0.5 * l2 / B
-        return loss + y_pred["penalty"]
-
     def validation_step(self, batch, **fit_params):
         """The training objective on validation pairs (in-batch: the batch's items)."""
         if self.negative_sampling not in _IN_BATCH:
@@ -622,10 +607,7 @@ class TwoTowerRecommender(CFRecommenderBase):
         self._set_training(False)
         Xi, _ = unpack_data(batch)
         with torch.no_grad():
-            tables = getattr(self, "_valid_tables_", None)
-            if tables is None:
-                tables = self._valid_tables_ = self._compute_tables()
-            U, I = tables["user"], tables["item"]
+            U, I = self._validation_tables()
             users, pos = Xi[:, 0], Xi[:, 1]
             n_uni = self._n_negatives()
             uniform = (self._valid_sampler_.shared(n_uni, users.device)

@@ -123,6 +123,13 @@ class ValidationMixin:
             batch_size=max(1, int(self.n_users_)),
         )
 
+    def _validation_tables(self):
+        """``(U, I)`` ranking tables of the current weights, once per epoch."""
+        tables = getattr(self, "_valid_tables_", None)
+        if tables is None:
+            tables = self._valid_tables_ = self._compute_tables()
+        return tables["user"], tables["item"]
+
     def validation_step(self, batch, **fit_params):
         """The training objective (without penalties) on validation pairs.
 
@@ -133,10 +140,7 @@ class ValidationMixin:
         self._set_training(False)
         Xi, _ = unpack_data(batch)
         with torch.no_grad():
-            tables = getattr(self, "_valid_tables_", None)
-            if tables is None:
-                tables = self._valid_tables_ = self._compute_tables()
-            U, I = tables["user"], tables["item"]
+            U, I = self._validation_tables()
             users, pos = Xi[:, 0], Xi[:, 1]
             n_neg = self._n_negatives()
             neg = neg_mask = None
