@@ -119,14 +119,15 @@ def _ints(text):
 def synthetic(args):
     X, y, _ = make_ctr(
         args.n_rows or 40000, n_fields=args.n_fields, n_interactions=args.n_planted,
-        interaction_rank=2, interaction_strength=1.5, first_order_strength=0.3,
-        n_spurious_fields=args.n_spurious, spurious_cardinality=2000,
-        random_state=0,
+        interaction_rank=args.interaction_rank, interaction_strength=1.5,
+        first_order_strength=0.3, n_spurious_fields=args.n_spurious,
+        spurious_cardinality=args.spurious_cardinality, random_state=0,
     )
     return {"X": X, "y": y, "note": (
         f"make_ctr: {len(y)} rows, {args.n_fields} fields with "
-        f"{args.n_planted} planted rank-2 pairs + {args.n_spurious} spurious "
-        "fields of 2000 codes; random 8:1:1 split (seed 0)")}
+        f"{args.n_planted} planted rank-{args.interaction_rank} pairs + "
+        f"{args.n_spurious} spurious fields of {args.spurious_cardinality} codes; "
+        "random 8:1:1 split (seed 0)")}
 
 
 def frappe(args):
@@ -173,13 +174,14 @@ def make_estimator(name, args, base):
 def run_model(name, data, args):
     base = args.nfwfm_base_dim if name == "nfwfm" else args.base_dim
     common = {"seeds": args.seeds, "patience": args.patience,
-              "test_data": data.get("test_data")}
+              "test_data": data.get("test_data"), "n_jobs": args.n_jobs}
     est = make_estimator(name, args, base)
     se = scaling_curve(est, data["X"], data["y"], param_name="embedding_dim",
-                       param_range=[base * s for s in args.se_scales], **common)
+                       param_range=[base * s for s in args.se_scales], base=base,
+                       **common)
     me = scaling_curve(est, data["X"], data["y"], param_name="n_embedding_sets",
-                       param_range=[1, *args.me_scales], base=1, **common)
-    me = me[me["n_embedding_sets"] > 1]  # 1 set of base is SE base: shared
+                       param_range=[s for s in args.me_scales if s > 1], base=1,
+                       **common)  # 1 set of base is SE base: shared, not refitted
     se = se.assign(model=name, kind="SE")
     me = me.assign(model=name, kind="ME")
     return pd.concat([se, me], ignore_index=True)
@@ -296,6 +298,11 @@ def main(argv=None):
     parser.add_argument("--n-fields", type=int, default=12)
     parser.add_argument("--n-planted", type=int, default=4)
     parser.add_argument("--n-spurious", type=int, default=4)
+    parser.add_argument("--spurious-cardinality", type=int, default=2000)
+    parser.add_argument("--interaction-rank", type=int, default=2)
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="fits in parallel (GridSearchCV n_jobs); one "
+                        "torch thread each")
     parser.add_argument("--no-sub-embedding", action="store_true")
     parser.add_argument("--criteo", default=None)
     parser.add_argument("--avazu", default=None)
