@@ -67,6 +67,21 @@ def test_early_stopping_restores_the_best_epoch(data):
                                atol=1e-9)
 
 
+def test_parallel_fits_equal_sequential_fits(data):
+    """``n_jobs=2`` (how benchmarks/bench_scaling.py runs) fits in worker
+    processes; a seeded fit there gives the same table as in this process."""
+    X, y = data
+    clf = DNNClassifier(hidden_units=(8,), batch_size=128)
+    kw = {"param_name": "embedding_dim", "param_range": [2, 4], "seeds": [0, 1],
+          "max_epochs": 2}
+    seq = scaling_curve(clf, X, y, **kw)
+    par = scaling_curve(clf, X, y, n_jobs=2, **kw)
+    cols = ["embedding_dim", "seed", "test_roc_auc", "valid_roc_auc", "best_epoch",
+            "n_epochs", "ia_mean"]
+    np.testing.assert_allclose(par[cols].to_numpy(float), seq[cols].to_numpy(float),
+                               rtol=1e-6)
+
+
 def test_fixed_validation_and_test_sets(data):
     X, y = data
     clf = DNNClassifier(hidden_units=(8,), batch_size=128)

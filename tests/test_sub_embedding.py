@@ -68,6 +68,33 @@ def test_dcnv2_sub_embedding_ia_equals_cross_weight_computation(data, n_sets):
     assert np.ptp(per_set[0], axis=1).max() > 1e-3
 
 
+def test_concatenated_sets_equal_the_side_by_side_sub_embeddings(data):
+    """``sets="concat"``: the IA of ``[E^(1)_i W1_ji^T, E^(2)_i W2_ji^T]``, built
+    explicitly from the tables and the cross weights (equal width to an SE
+    model of size 2K); with one set it is the single set's matrix."""
+    X, y = data
+    k, n = 3, X.shape[1]
+    clf = DCNv2Classifier(embedding_dim=k, n_embedding_sets=2, n_cross_layers=1,
+                          **TINY).fit(X, y)
+    ws = [b.cross.weights[0].detach().double().numpy()
+          for b in clf.module_.set_blocks]
+    ref = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            parts = [_tables(clf, m)[i].astype(np.float64)
+                     @ ws[m][j * k:(j + 1) * k, i * k:(i + 1) * k].T for m in (0, 1)]
+            ref[i, j] = _ia(np.hstack(parts))
+    got = sub_embedding_ia(clf, sets="concat")
+    np.testing.assert_allclose(got, ref, rtol=1e-8)
+    # side by side it exceeds the per-set mean (two sets' directions add up)
+    assert (got > sub_embedding_ia(clf, sets="mean")).all()
+    one = DCNv2Classifier(embedding_dim=k, n_cross_layers=1, **TINY).fit(X, y)
+    np.testing.assert_allclose(sub_embedding_ia(one, sets="concat"),
+                               sub_embedding_ia(one), rtol=1e-12)
+    with pytest.raises(ValueError, match="sets"):
+        sub_embedding_ia(clf, sets="sum")
+
+
 @pytest.mark.parametrize(
     "cls, kw",
     [(NFwFMClassifier, {"embedding_dim": 3}),

@@ -141,10 +141,11 @@ def field_ia(estimator, *, sets="concat"):
     {
         "estimator": "no_validation",
         "embedding_set": [None, int_interval(0, None, closed="left")],
+        "sets": [StrOptions({"concat", "mean"})],
     },
     prefer_skip_nested_validation=True,
 )
-def sub_embedding_ia(estimator, *, embedding_set=None):
+def sub_embedding_ia(estimator, *, embedding_set=None, sets="mean"):
     """IA of the sub-embeddings ``E_i->j``: an ``(n_fields, n_fields)`` matrix.
 
     Entry ``[i, j]`` is the information abundance of field ``i``'s table as
@@ -174,7 +175,14 @@ def sub_embedding_ia(estimator, *, embedding_set=None):
     estimator : fitted CTR classifier
         A model whose module implements ``sub_embedding_maps``.
     embedding_set : int or None, default=None
-        The set to analyse; ``None`` averages the matrices of all sets.
+        The set to analyse; ``None`` combines all sets as ``sets`` says.
+    sets : {"mean", "concat"}, default="mean"
+        With ``embedding_set=None`` and several sets: ``"mean"`` averages the
+        per-set matrices (each bounded by ``K``); ``"concat"`` takes the IA of
+        the sets' sub-embeddings side by side, ``[E^(1)_i->j, ...,
+        E^(M)_i->j]`` (bounded by ``M*K``), which compares an ME model of
+        ``M x K`` with an SE model of size ``M*K`` at equal width, as
+        :func:`field_ia`'s ``sets="concat"`` does for the tables.
 
     Returns
     -------
@@ -206,6 +214,8 @@ def sub_embedding_ia(estimator, *, embedding_set=None):
     module = unwrap_module(estimator.module_)
     n_sets, n_fields = len(tables), len(tables[0])
     _check_set_arg(embedding_set, n_sets)
+    if embedding_set is None and sets == "concat" and n_sets > 1:
+        return _concat_sub_embedding_ia(tables, module, n_sets, n_fields)
     sets = range(n_sets) if embedding_set is None else [embedding_set]
     total = np.zeros((n_fields, n_fields))
     for m in sets:
@@ -217,6 +227,27 @@ def sub_embedding_ia(estimator, *, embedding_set=None):
                 sigma = np.linalg.svd(factor @ maps[i, j].T, compute_uv=False)
                 total[i, j] += _ia_from_sigma(sigma)
     return total / len(sets)
+
+
+def _concat_sub_embedding_ia(tables, module, n_sets, n_fields):
+    """IA of ``[E^(1)_i @ T1[i,j].T, ..., E^(M)_i @ TM[i,j].T]`` for every i, j.
+
+    With ``C_i = [E^(1)_i, ..., E^(M)_i]`` and ``B = blockdiag(Tm[i, j])`` the
+    concatenation is ``C_i @ B.T``; its singular values are those of
+    ``F_i @ B.T`` for any ``F_i`` with ``F_i.T F_i = C_i.T C_i``.
+    """
+    from scipy.linalg import block_diag
+
+    maps = [module.sub_embedding_maps(m).detach().cpu().double().numpy()
+            for m in range(n_sets)]
+    out = np.zeros((n_fields, n_fields))
+    for i in range(n_fields):
+        factor = _gram_factor(np.hstack([tables[m][i] for m in range(n_sets)]))
+        for j in range(n_fields):
+            blocks = block_diag(*[maps[m][i, j] for m in range(n_sets)])
+            sigma = np.linalg.svd(factor @ blocks.T, compute_uv=False)
+            out[i, j] = _ia_from_sigma(sigma)
+    return out
 
 
 def _orthonormal_basis(table, rtol=1e-10):
