@@ -200,6 +200,9 @@ def test_displays_draw_the_metrics(data):
     disp = SubEmbeddingIADisplay.from_estimators({"SE": se, "ME": me})
     np.testing.assert_allclose(disp.images_[1].get_array(), sub_embedding_ia(me))
     assert disp.images_[0].get_clim() == disp.images_[1].get_clim()
+    wide = SubEmbeddingIADisplay.from_estimators({"SE": se, "ME": me}, sets="concat")
+    np.testing.assert_allclose(wide.images_[1].get_array(),
+                               sub_embedding_ia(me, sets="concat"))
     bars = EmbeddingSetDiversityDisplay.from_estimators({"ME": me})
     heights = [b.get_height() for b in bars.bars_["ME"]]
     np.testing.assert_allclose(heights, embedding_set_diversity(me))

@@ -63,29 +63,34 @@ class SubEmbeddingIADisplay:
         self.field_names = field_names
 
     @classmethod
-    def from_estimator(cls, estimator, *, embedding_set=None, name=None, ax=None,
-                       **kwargs):
+    def from_estimator(cls, estimator, *, embedding_set=None, sets="mean",
+                       name=None, ax=None, **kwargs):
         """One fitted model's heatmap (see :meth:`from_estimators`)."""
         label = name or estimator_name(estimator)
         return cls.from_estimators({label: estimator}, embedding_set=embedding_set,
-                                   ax=ax, **kwargs)
+                                   sets=sets, ax=ax, **kwargs)
 
     @classmethod
-    def from_estimators(cls, estimators, *, embedding_set=None, ax=None, **kwargs):
+    def from_estimators(cls, estimators, *, embedding_set=None, sets="mean",
+                        ax=None, **kwargs):
         """Heatmaps of several fitted models, e.g. ``{"SE": se, "ME": me}``.
 
         Parameters
         ----------
         estimators : dict of str -> fitted CTR classifier, or one classifier
         embedding_set : int or None, default=None
-            Passed to :func:`~skcollapse.metrics.sub_embedding_ia` (``None``
-            averages the sets).
+            Passed to :func:`~skcollapse.metrics.sub_embedding_ia`.
+        sets : {"mean", "concat"}, default="mean"
+            Passed to :func:`~skcollapse.metrics.sub_embedding_ia`: with
+            ``embedding_set=None``, average the sets' matrices, or put the sets
+            side by side (``"concat"``: an ME model of ``M x K`` then has the
+            width of the SE model of size ``M*K`` it is drawn beside).
         ax : array of matplotlib Axes or None, default=None
         **kwargs
             Passed to ``Axes.imshow``.
         """
         estimators = _as_mapping(estimators)
-        matrices = {k: sub_embedding_ia(e, embedding_set=embedding_set)
+        matrices = {k: sub_embedding_ia(e, embedding_set=embedding_set, sets=sets)
                     for k, e in estimators.items()}
         first = next(iter(estimators.values()))
         names = list(getattr(first, "field_names_", [])) or None
