@@ -86,7 +86,10 @@ MODELS = {
     "finalmlp": FinalMLPClassifier,
 }
 
-# Guo et al. (ICML 2024), Table 1: test AUC, base/2x/3x/4x/10x (ME: 2x..10x)
+# Guo et al. (ICML 2024), Table 1: test AUC, base/2x/3x/4x/10x (ME: 2x..10x).
+# Transcribed from the authors' slides, whose Avazu ME rows carry five numbers
+# for the four ME scales (e.g. DCNv2 .78862 .78882 .78907 .78907 .78942); the
+# first four are kept below, so the Avazu ME alignment is uncertain.
 PAPER = {
     "criteo": {
         "dnn": ([0.81228, 0.81222, 0.81207, 0.81213, 0.81142],
