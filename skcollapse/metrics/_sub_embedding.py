@@ -214,37 +214,31 @@ def sub_embedding_ia(estimator, *, embedding_set=None, sets="mean"):
     module = unwrap_module(estimator.module_)
     n_sets, n_fields = len(tables), len(tables[0])
     _check_set_arg(embedding_set, n_sets)
-    if embedding_set is None and sets == "concat" and n_sets > 1:
-        return _concat_sub_embedding_ia(tables, module, n_sets, n_fields)
-    sets = range(n_sets) if embedding_set is None else [embedding_set]
-    total = np.zeros((n_fields, n_fields))
-    for m in sets:
-        maps = module.sub_embedding_maps(m)
-        maps = maps.detach().cpu().double().numpy()
-        for i in range(n_fields):
-            factor = _gram_factor(tables[m][i])  # (K, K)
-            for j in range(n_fields):
-                sigma = np.linalg.svd(factor @ maps[i, j].T, compute_uv=False)
-                total[i, j] += _ia_from_sigma(sigma)
-    return total / len(sets)
+    if embedding_set is not None:
+        return _sub_embedding_ia_of(tables, module, [embedding_set], n_fields)
+    if sets == "concat":
+        return _sub_embedding_ia_of(tables, module, range(n_sets), n_fields)
+    return np.mean([_sub_embedding_ia_of(tables, module, [m], n_fields)
+                    for m in range(n_sets)], axis=0)
 
 
-def _concat_sub_embedding_ia(tables, module, n_sets, n_fields):
-    """IA of ``[E^(1)_i @ T1[i,j].T, ..., E^(M)_i @ TM[i,j].T]`` for every i, j.
+def _sub_embedding_ia_of(tables, module, set_ids, n_fields):
+    """IA of ``[E^(m)_i @ Tm[i,j].T for m in set_ids]`` (side by side), all i, j.
 
-    With ``C_i = [E^(1)_i, ..., E^(M)_i]`` and ``B = blockdiag(Tm[i, j])`` the
+    With ``C_i = [E^(m)_i ...]`` and ``B = blockdiag(Tm[i, j] ...)`` the
     concatenation is ``C_i @ B.T``; its singular values are those of
-    ``F_i @ B.T`` for any ``F_i`` with ``F_i.T F_i = C_i.T C_i``.
+    ``F_i @ B.T`` for any ``F_i`` with ``F_i.T F_i = C_i.T C_i``. One set is
+    that set's own matrix.
     """
     from scipy.linalg import block_diag
 
     maps = [module.sub_embedding_maps(m).detach().cpu().double().numpy()
-            for m in range(n_sets)]
+            for m in set_ids]
     out = np.zeros((n_fields, n_fields))
     for i in range(n_fields):
-        factor = _gram_factor(np.hstack([tables[m][i] for m in range(n_sets)]))
+        factor = _gram_factor(np.hstack([tables[m][i] for m in set_ids]))
         for j in range(n_fields):
-            blocks = block_diag(*[maps[m][i, j] for m in range(n_sets)])
+            blocks = block_diag(*[t[i, j] for t in maps])
             sigma = np.linalg.svd(factor @ blocks.T, compute_uv=False)
             out[i, j] = _ia_from_sigma(sigma)
     return out
