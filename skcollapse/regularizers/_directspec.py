@@ -249,8 +249,9 @@ class DirectSpec(_SpectrumBalancing):
     to 0.136 at ``alpha=1`` and to 0.315 at ``alpha=0.5``
     (``benchmarks/bench_regularizers.py``). The authors' recipe is
     ``alpha=1.0, keep_norm=False, shrink_norm=0.03`` with the estimator
-    parameters of the README's "Paper recipes". Sampled negatives (absent in the reference) are balanced against the
-    batch of their table by :meth:`transform_extra`. The softmax is computed
+    parameters of the README's "Paper recipes". Sampled negatives (absent in
+    the reference) are balanced against the batch of their table by
+    :meth:`transform_extra`. The softmax is computed
     with the usual max-subtraction (the reference exponentiates directly, which
     is the same value without overflow).
 
