@@ -62,9 +62,11 @@ def test_validation_metrics_are_recorded_and_exact(X, cls):
         assert len(hist[:, key]) == 3 and np.isfinite(hist[:, key]).all()
     train_idx, valid_idx = (np.asarray(s.indices) for s in split(X))
     train, valid = X[train_idx], X[valid_idx]
-    # validation pairs stay out of the training interactions (and the filter)
-    assert model.user_items_.nnz == train.shape[0]
-    assert not np.asarray(model.user_items_[valid[:, 0], valid[:, 1]]).any()
+    # after fit the validation pairs are known interactions too (the filter)
+    assert model.user_items_.nnz == X.shape[0]
+    assert np.asarray(model.user_items_[valid[:, 0], valid[:, 1]]).all()
+    # ... and the validation metric of the last epoch is that of the model
+    # you get (for LightGCN: the graph stays the training pairs)
     emb = model.get_embeddings()
     brute = _brute_ndcg(train, valid, emb["user"], emb["item"], model.k)
     assert hist[-1, "valid_ndcg"] == pytest.approx(brute, rel=1e-5)
@@ -73,7 +75,9 @@ def test_validation_metrics_are_recorded_and_exact(X, cls):
 def test_skorch_valid_split_works_too(X):
     model = MFRecommender(max_epochs=2, train_split=ValidSplit(0.1, random_state=0),
                           **FAST).fit(X)
-    assert model.user_items_.nnz == X.shape[0] - int(np.ceil(0.1 * X.shape[0]))
+    assert model.user_items_.nnz == X.shape[0]
+    np.testing.assert_array_equal(model.item_popularity_,
+                                  np.bincount(X[:, 1], minlength=model.n_items_))
     assert np.isfinite(model.history[:, "valid_ndcg"]).all()
 
 
@@ -277,3 +281,81 @@ def test_directau_setup_loss_equals_the_reference(cls, gamma):
     loss = model.get_loss(model.infer(batch), training=True)
     assert float(loss) == pytest.approx(
         _directau_reference_loss(U, I, u, i, gamma), rel=1e-10)
+
+
+# ------------------------------------------------------------ the ranking filter
+def _leaked_pairs(model, X):
+    """(user, item) pairs of X among ``recommend(all users, n=n_items_)``."""
+    users = np.unique(X[:, 0])
+    ids, _ = model.recommend(users, n=model.n_items_)
+    known = {tuple(p) for p in X.tolist()}
+    return [(u, i) for u, row in zip(users.tolist(), ids.tolist())
+            for i in row if i != -1 and (u, i) in known]
+
+
+@pytest.mark.parametrize("cls", [MFRecommender, LightGCNRecommender, "two_tower"])
+def test_no_pair_of_X_is_recommended_after_a_fit_with_validation(X, cls):
+    """The planted case of the filter bug: a fit with train_split used to filter
+    only the training part, leaving ~10% of each user's own items among the
+    candidates (where a test set counts them as misses)."""
+    if cls == "two_tower":
+        from skcollapse.recommenders import TwoTowerRecommender as cls
+    split = PerUserValidSplit(0.2, random_state=0)
+    model = cls(max_epochs=1, train_split=split, **FAST).fit(X)
+    _, valid_idx = (np.asarray(s.indices) for s in split(X))
+    assert valid_idx.size > 0.15 * X.shape[0]  # the case is really planted
+    assert _leaked_pairs(model, X) == []
+    # every user gets exactly the items it has not interacted with
+    ids, _ = model.recommend([0], n=model.n_items_)
+    seen = set(X[X[:, 0] == 0, 1].tolist())
+    assert set(ids[0][ids[0] != -1].tolist()) == set(range(model.n_items_)) - seen
+
+
+def test_scores_on_new_pairs_match_a_model_that_filters_all_of_X(X):
+    """score/evaluate_ranking on held-out pairs filter every pair of the data
+    given to fit: the same figure as ranking with X's full matrix given
+    explicitly."""
+    import scipy.sparse as sp
+
+    from skcollapse.metrics import evaluate_ranking
+
+    rng = np.random.default_rng(0)
+    test_mask = rng.random(X.shape[0]) < 0.2
+    X_train, X_test = X[~test_mask], X[test_mask]
+    model = MFRecommender(max_epochs=2, train_split=PerUserValidSplit(
+        0.2, random_state=0), **FAST).fit(X_train)
+    users = np.unique(X_test[:, 0])
+    u = np.searchsorted(model.user_ids_, X_train[:, 0])
+    i = np.searchsorted(model.item_ids_, X_train[:, 1])
+    R = sp.csr_matrix((np.ones(u.size), (u, i)), shape=(model.n_users_, model.n_items_))
+    rows = np.searchsorted(model.user_ids_, users)
+    ids_all, _ = model.recommend(users, n=20, user_items=R[rows])
+    ids_default, _ = model.recommend(users, n=20)
+    np.testing.assert_array_equal(ids_default, ids_all)
+    got = evaluate_ranking(model, X_test, k=20)
+    assert np.isfinite(list(got.values())).all()
+
+
+def test_partial_fit_with_validation_keeps_every_pair_known(X):
+    first, second = X[X[:, 0] < 150], X[X[:, 0] >= 100]
+    split = PerUserValidSplit(0.2, random_state=0)
+    model = MFRecommender(max_epochs=1, train_split=split, **FAST).fit(first)
+    model.partial_fit(second)
+    both = np.unique(np.vstack([first, second]), axis=0)
+    assert model.user_items_.nnz == both.shape[0]
+    assert _leaked_pairs(model, both) == []
+    # the negatives of the continued fit avoided first's validation pairs: they
+    # were in the sampler's exclusion set (user_items_ when training began)
+
+
+def test_lightgcn_graph_is_the_training_part_and_partial_fit_extends_it(X):
+    split = PerUserValidSplit(0.2, random_state=0)
+    model = LightGCNRecommender(max_epochs=1, train_split=split, **FAST).fit(X)
+    train_idx, valid_idx = (np.asarray(s.indices) for s in split(X))
+    assert model.graph_items_.nnz == train_idx.size
+    assert not np.asarray(model.graph_items_[X[valid_idx, 0], X[valid_idx, 1]]).any()
+    # recomputing the tables (e.g. after a device move) keeps the training graph
+    again = model._compute_tables()["item"].numpy()
+    np.testing.assert_allclose(again, model.get_embeddings()["item"], rtol=1e-6)
+    model.set_params(train_split=None).partial_fit(X[:10])
+    assert model.graph_items_.nnz == X.shape[0]  # every known pair

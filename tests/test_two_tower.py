@@ -146,10 +146,11 @@ def test_mixed_negatives_use_the_mixture_proposal():
 # ------------------------------------------------------------ frequencies
 def test_item_frequencies_come_from_the_training_pairs_only():
     X = make_interactions(60, 30, random_state=1)
-    model = TwoTowerRecommender(**TINY, train_split=PerUserValidSplit(
-        0.3, random_state=0)).fit(X)
-    R = model.user_items_  # training pairs only (validation held out)
-    train_freq = np.asarray(R.sum(axis=0)).ravel() / R.nnz
+    split = PerUserValidSplit(0.3, random_state=0)
+    model = TwoTowerRecommender(**TINY, train_split=split).fit(X)
+    train = X[np.asarray(split(X)[0].indices)]  # validation held out
+    train_freq = np.bincount(_codes(model, "item", train[:, 1]),
+                             minlength=model.n_items_) / train.shape[0]
     np.testing.assert_allclose(model.item_sampling_probability_, train_freq)
     all_freq = np.bincount(_codes(model, "item", X[:, 1]),
                            minlength=model.n_items_) / X.shape[0]

@@ -357,20 +357,51 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         # change the training draws
         valid_gen = torch.Generator(device=dev).manual_seed(seed + 3)
         self._valid_sampler_ = NegativeSampler(self.user_items_, dev, valid_gen)
-        self._prepare_module()
+        self._prepare_module(self.user_items_)
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
-    def _prepare_module(self):
-        """Hook for data-dependent module state (LightGCN: the adjacency)."""
+    def _prepare_module(self, interactions=None):
+        """Hook for data-dependent module state (LightGCN: the adjacency).
+
+        ``interactions`` is the matrix training starts on; ``None`` (ranking,
+        after fit) keeps the state the model was trained with.
+        """
 
     def _after_fit(self):
         """Cache the ranking tables once every callback is done (e.g. skorch's
         ``EarlyStopping(load_best=True)`` restores the best weights in its
-        ``on_train_end``), and drop the state only training needs."""
+        ``on_train_end``), and drop the state only training needs.
+
+        The validation pairs held out by ``train_split`` join the known
+        interactions now: every pair of the data given to ``fit`` is filtered
+        at ranking, counted in ``item_popularity_`` and kept out of the
+        negatives of a later ``partial_fit``.
+        """
+        self._absorb_validation_pairs()
         self.embeddings_cache_ = self._compute_tables()
         for name in ("_fit_pairs_", "_valid_pairs_", "_generator_", "_sampler_",
                      "_valid_sampler_", "_valid_tables_"):
             setattr(self, name, None)
+
+    def _absorb_validation_pairs(self):
+        """Add the held-out validation pairs of this fit to ``user_items_`` and
+        ``item_popularity_`` (they were kept out while training so that
+        validation could rank them)."""
+        valid = getattr(self, "_valid_pairs_", None)
+        if valid is None or valid.shape[0] == 0:
+            return
+        v = valid.detach().cpu().numpy()
+        R = self.user_items_ + sp.csr_matrix(
+            (np.ones(v.shape[0], dtype=np.float32), (v[:, 0], v[:, 1])),
+            shape=self.user_items_.shape,
+        )
+        R.sum_duplicates()
+        R.data[:] = 1.0
+        self.user_items_ = R.tocsr()
+        self.item_popularity_ = self.item_popularity_ + np.bincount(
+            v[:, 1], minlength=self.n_items_
+        ).astype(np.int64)
+        self._liked_ = None
 
     # ------------------------------------------------------------ training
     def get_dataset(self, X, y=None):

@@ -77,7 +77,9 @@ _SHARED_TAIL = """
         (the training objective on the validation pairs, sampled negatives)
         and ``valid_ndcg``/``valid_recall`` at ``k`` (all items ranked, the
         training items excluded; :class:`~skcollapse.callbacks.RankingValidation`)
-        in ``history_``, and validation pairs stay out of ``user_items_``.
+        in ``history_``. Validation pairs stay out of the training
+        interactions while training, and join ``user_items_`` when fit ends:
+        every pair of ``X`` is filtered at ranking.
         Select epochs with ``EarlyStopping(monitor="valid_ndcg",
         lower_is_better=False, load_best=True)``.
     callbacks : list or None, default=None
@@ -107,10 +109,13 @@ _SHARED_TAIL = """
     n_items_ : int
         Number of items of the fitted model.
     user_items_ : scipy.sparse.csr_matrix of shape (n_users_, n_items_)
-        Binary training interactions, rows and columns in the order of
-        ``user_ids_`` and ``item_ids_`` (filtered out by :meth:`recommend`).
+        Binary interactions of the data given to fit (validation pairs of a
+        ``train_split`` included), rows and columns in the order of
+        ``user_ids_`` and ``item_ids_``; filtered out by :meth:`recommend`,
+        :meth:`score` and never drawn as negatives by ``partial_fit``.
     item_popularity_ : ndarray of shape (n_items_,)
-        Training interaction count of each item (in the order of ``item_ids_``).
+        Interaction count of each item in the data given to fit (in the order
+        of ``item_ids_``).
     module_ : torch.nn.Module
         The trained encoder.
     regularizer_ : Regularizer or None

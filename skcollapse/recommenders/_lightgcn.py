@@ -22,7 +22,15 @@ class LightGCNRecommender(CFRecommenderBase):
     Ego embeddings are propagated over the symmetric-normalised user-item graph
     (built once per fit as a torch sparse CSR matrix) for ``n_layers`` layers and
     averaged. Ranking, ``predict`` and ``get_embeddings`` use the propagated
-    embeddings, computed once after training.""",
+    embeddings, computed once after training.
+
+    The graph is the pairs the model trained on, kept as ``graph_items_``.
+    After a fit with a ``train_split`` the validation pairs are known
+    interactions (in ``user_items_``: filtered at ranking, never negatives) but
+    not edges of the graph: the tables you get are the ones validation scored,
+    so an epoch chosen on validation is the model you rank with. To propagate
+    over every pair, refit without ``train_split`` for the chosen number of
+    epochs; ``partial_fit`` propagates over every pair known so far.""",
         """    n_layers : int, default=3
         Propagation layers (``0`` is matrix factorisation).
     module : type, default=LightGCN
@@ -54,6 +62,7 @@ class LightGCNRecommender(CFRecommenderBase):
         **CFRecommenderBase._parameter_constraints,
         "n_layers": [int_interval(0, None, closed="left")],
     }
+    _fitted_attributes = (*CFRecommenderBase._fitted_attributes, "graph_items_")
 
     def __init__(self, *, n_layers=3, module=LightGCN, optimizer=torch.optim.Adam,
                  **kwargs):
@@ -66,13 +75,22 @@ class LightGCNRecommender(CFRecommenderBase):
             kwargs["n_layers"] = int(self.n_layers)
         return kwargs
 
-    def _prepare_module(self):
+    def _prepare_module(self, interactions=None):
+        """Set the propagation graph: the pairs training starts on (``fit``: the
+        training part of ``X``; ``partial_fit``: those and every pair known
+        before), kept as ``graph_items_``. After fit the graph stays the one
+        the weights were trained and validated with."""
         mod = unwrap_module(self.module_)
         if not hasattr(mod, "set_adjacency"):
             return
+        if interactions is not None:
+            self.graph_items_ = interactions
+        graph = getattr(self, "graph_items_", None)
+        if graph is None:  # fitted before graph_items_ existed
+            graph = self.graph_items_ = self.user_items_
         if getattr(mod, "adjacency", None) is not None and getattr(
             self, "_adjacency_for_", None
-        ) is self.user_items_:
+        ) is graph:
             return
-        mod.set_adjacency(normalized_adjacency(self.user_items_, device=self._device()))
-        self._adjacency_for_ = self.user_items_
+        mod.set_adjacency(normalized_adjacency(graph, device=self._device()))
+        self._adjacency_for_ = graph

@@ -487,7 +487,7 @@ class TwoTowerRecommender(CFRecommenderBase):
             self._feature_codes_ = {}
         self._feature_codes_[side] = stored
 
-    def _prepare_module(self):
+    def _prepare_module(self, interactions=None):
         """Put the feature codes of every known id on the encoder (once per change)."""
         mod = unwrap_module(self.module_)
         stored = getattr(self, "_feature_codes_", None)

@@ -3,7 +3,9 @@
 With a ``train_split`` (e.g. :class:`~skcollapse.model_selection.PerUserValidSplit`
 or skorch's ``ValidSplit``) the pairs of ``X`` are split once per fit, in
 ``on_train_begin``, so that validation pairs stay out of ``user_items_`` (the
-ranking filter) and out of the negatives' exclusion set. Every epoch then
+ranking filter) and out of the negatives' exclusion set while training. When
+fit ends they join ``user_items_`` (``CFRecommenderBase._after_fit``): after
+fit every pair of ``X`` is a known interaction. Every epoch then
 records ``valid_loss`` (:meth:`ValidationMixin.validation_step`: the training
 objective with sampled negatives) and, through the default
 :class:`~skcollapse.callbacks.RankingValidation` callback,
@@ -54,9 +56,10 @@ class ValidationMixin:
     def _split_mask(self, users, items):
         """Training-pair mask from ``train_split`` (``None`` without one).
 
-        The split is made here, once per fit, on the pairs of ``X``: validation
-        pairs must stay out of ``user_items_`` (else ranking would filter them
-        out as already seen) and out of the negatives' exclusion set. The
+        The split is made here, once per fit, on the pairs of ``X``: while
+        training, validation pairs must stay out of ``user_items_`` (else
+        validation ranking would filter them out as already seen) and out of
+        the negatives' exclusion set. The
         splitter sees the pairs as integer codes (any ids work).
         """
         if self.train_split is None:
