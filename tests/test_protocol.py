@@ -1,0 +1,161 @@
+"""The evaluation harness: choices on validation carved from training pairs,
+the test pairs ranked once per seed after the choice, paired comparisons."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.stats import wilcoxon
+
+from skcollapse.datasets import make_interactions
+from skcollapse.metrics import evaluate_ranking
+from skcollapse.model_selection import (
+    HoldoutProtocol,
+    PerUserValidSplit,
+    paired_comparison,
+    train_test_split_interactions,
+)
+from skcollapse.recommenders import ItemKNNRecommender, MFRecommender
+
+FAST = {"embedding_dim": 8, "batch_size": 256, "max_epochs": 6}
+
+
+@pytest.fixture(scope="module")
+def data():
+    X = make_interactions(150, 80, density=0.08, random_state=3)
+    return tuple(np.asarray(a) for a in train_test_split_interactions(
+        X, test_size=0.2, random_state=0))
+
+
+def test_validation_pairs_are_those_the_model_carves(data):
+    X_train, X_test = data
+    protocol = HoldoutProtocol(X_train, X_test, valid_size=0.2, random_state=4)
+    mask = protocol.validation_mask()
+    model = MFRecommender(train_split=PerUserValidSplit(0.2, random_state=4))
+    users, items = X_train[:, 0], X_train[:, 1]
+    np.testing.assert_array_equal(model._split_mask(users, items), mask)
+    assert 0.1 < (~mask).mean() < 0.3
+
+
+def test_select_keeps_the_best_validation_candidate_and_its_epoch(data):
+    X_train, X_test = data
+    protocol = HoldoutProtocol(X_train, X_test, patience=3)
+    # lr=1e-9 barely learns: its validation NDCG is near the random initialisation
+    sel = protocol.select(MFRecommender(**FAST, lr=0.05),
+                          [{"lr": 1e-9}, {"lr": 0.05}], seed=0)
+    assert sel["params"] == {"lr": 0.05}
+    best = max(protocol.candidates_, key=lambda c: c["valid_score"])
+    assert best["valid_score"] == max(best["valid_curve"])
+    assert sel["epochs"] == int(np.argmax(best["valid_curve"])) + 1
+    assert protocol.candidates_[0]["valid_score"] < sel["valid_score"]
+
+
+def test_the_order_is_enforced(data):
+    X_train, X_test = data
+    protocol = HoldoutProtocol(X_train, X_test, patience=2)
+    with pytest.raises(RuntimeError, match="before select"):
+        protocol.test(0)
+    protocol.select(MFRecommender(**FAST))
+    with pytest.raises(RuntimeError, match="already called"):
+        protocol.select(MFRecommender(**FAST))
+    result = protocol.test(0)
+    with pytest.raises(RuntimeError, match="already scored for seed=0"):
+        protocol.test(0)
+    assert set(result["tables"]) == {"user", "item"}
+    assert result["per_user"]["ndcg"].mean() == pytest.approx(result["test"]["ndcg"])
+
+
+def test_refit_trains_on_every_training_pair_for_the_selected_epochs(data):
+    X_train, X_test = data
+    protocol = HoldoutProtocol(X_train, X_test, patience=2, refit=True)
+    sel = protocol.select(MFRecommender(**FAST))
+    result = protocol.test(1)
+    assert result["epochs"] == sel["epochs"] and result["valid_curve"] is None
+    # the same model trained by hand ranks the test pairs alike
+    model = MFRecommender(**{**FAST, "max_epochs": sel["epochs"]},
+                          random_state=1).fit(X_train)
+    assert model.user_items_.nnz == np.unique(X_train, axis=0).shape[0]
+    got = evaluate_ranking(model, X_test, k=20, metrics=("ndcg",))["ndcg"]
+    assert result["test"]["ndcg"] == pytest.approx(got, rel=1e-6)
+
+
+def test_models_without_epochs_choose_on_the_carve_and_refit_on_all(data):
+    X_train, X_test = data
+    protocol = HoldoutProtocol(X_train, X_test)
+    grid = [{"n_neighbors": 2}, {"n_neighbors": 40}]
+    sel = protocol.select(ItemKNNRecommender(), grid)
+    mask = protocol.validation_mask()
+    scores = [evaluate_ranking(ItemKNNRecommender(**p).fit(X_train[mask]),
+                               X_train[~mask], k=20, metrics=("ndcg",))["ndcg"]
+              for p in grid]
+    assert sel["params"] == grid[int(np.argmax(scores))]
+    assert [c["valid_score"] for c in protocol.candidates_] == pytest.approx(scores)
+    result = protocol.test(0)
+    full = ItemKNNRecommender(**sel["params"]).fit(X_train)
+    assert result["test"]["ndcg"] == pytest.approx(
+        evaluate_ranking(full, X_test, k=20, metrics=("ndcg",))["ndcg"])
+
+
+def test_legacy_filter_reproduces_the_old_bug(data):
+    X_train, X_test = data
+    protocol = HoldoutProtocol(X_train, X_test, patience=2, valid_size=0.3)
+    protocol.select(MFRecommender(**FAST))
+    result = protocol.test(0, legacy_filter=True)
+    # by hand: rank with only the training part filtered
+    model = protocol._with_validation(MFRecommender(**FAST), {}, 0).fit(X_train)
+    mask = protocol.validation_mask()
+    part = X_train[mask]
+    u = np.searchsorted(model.user_ids_, part[:, 0])
+    i = np.searchsorted(model.item_ids_, part[:, 1])
+    model.user_items_ = sp.csr_matrix((np.ones(u.size), (u, i)),
+                                      shape=model.user_items_.shape)
+    model._liked_ = None
+    old = evaluate_ranking(model, X_test, k=20, metrics=("ndcg",))["ndcg"]
+    assert result["test_legacy_filter"]["ndcg"] == pytest.approx(old, rel=1e-6)
+    assert result["test_legacy_filter"]["ndcg"] < result["test"]["ndcg"]
+
+
+def _results(per_user_by_seed, user=None):
+    out = []
+    for values in per_user_by_seed:
+        values = np.asarray(values, dtype=float)
+        u = np.arange(values.size) if user is None else user
+        out.append({"test": {"ndcg": values.mean()},
+                    "per_user": {"user": u, "ndcg": values}})
+    return out
+
+
+def test_paired_comparison_against_scipy_and_known_verdicts():
+    rng = np.random.default_rng(0)
+    base = rng.random(300)
+    b = _results([base + rng.normal(0, 0.01, 300) for _ in range(3)])
+    better = _results([base + 0.05 + rng.normal(0, 0.01, 300) for _ in range(3)])
+    got = paired_comparison(better, b)
+    d = np.mean([r["per_user"]["ndcg"] for r in better], axis=0) - np.mean(
+        [r["per_user"]["ndcg"] for r in b], axis=0)
+    assert got["p_value"] == pytest.approx(wilcoxon(d).pvalue)
+    assert got["verdict"] == "+" and got["ci"][0] > 0
+    assert paired_comparison(b, better)["verdict"] == "-"
+    # the same setting against itself: no difference, no verdict
+    same = paired_comparison(b, b)
+    assert same["verdict"] == "~" and same["p_value"] == 1.0
+    # one seed: no seed spread, so never a verdict
+    assert paired_comparison(better[:1], b[:1])["verdict"] == "~"
+    # a large paired effect that the seeds contradict is not a verdict either
+    noisy = _results([base + 0.05, base - 0.3, base + 0.4])
+    assert paired_comparison(noisy, b)["verdict"] == "~"
+
+
+def test_paired_comparison_refuses_different_users():
+    a = _results([np.ones(5)], user=np.arange(5))
+    b = _results([np.ones(5)], user=np.arange(1, 6))
+    with pytest.raises(ValueError, match="same test users"):
+        paired_comparison(a, b)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"valid_size": 1.0}, "valid_size"), ({"monitor": "map"}, "monitor"),
+    ({"k": 0}, "k must"), ({"patience": 1.5}, "patience"),
+])
+def test_bad_parameters_are_named(data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        HoldoutProtocol(*data, **kwargs)
