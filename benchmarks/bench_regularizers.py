@@ -5,21 +5,23 @@ same run:
 
 ``--protocol select`` (the evidence table)
     For each data set x model (MF, LightGCN) x regularizer (``None`` and each
-    registered built-in), every configuration of a small grid of the
-    regularizer's own parameters (the first is its default) is trained with a
-    per-user validation hold-out (``PerUserValidSplit(0.1)`` of the training
-    pairs) and early stopping on validation NDCG@20 that restores the best
-    epoch (skorch's ``EarlyStopping(load_best=True)``). The configuration with
-    the best validation NDCG@20 (seed 0) is then trained with every seed and
-    reported **once** on the test split: Recall@20, NDCG@20 (mean ± std over
-    seeds), item- and user-table effective rank (erank; at most the embedding
-    dimension, higher is more spread), catalogue coverage@20 and the training
-    cost (median seconds of the training batches per epoch, as a ratio to
-    ``None`` in the same run; validation ranking is not counted). ``vs None``
-    says whether test NDCG@20 differs from ``None``'s by more than the seed
-    noise: ``+``/``-`` when ``|Δmean| > 2·sqrt(s1²/n + s2²/n)``, ``~`` otherwise.
-    Non-neural baselines (popularity, ItemKNN, EASE, with their parameter chosen
-    on the same validation hold-out) are printed beside them when available.
+    registered built-in), :class:`~skcollapse.model_selection.HoldoutProtocol`
+    chooses the regularizer's main parameter from ``GRIDS`` (fixed before the
+    runs) and the epoch on a per-user validation hold-out of the *training*
+    pairs (``PerUserValidSplit(0.1)``, the same pairs for every candidate;
+    early stopping on validation NDCG@20 restores the best epoch), with the
+    first seed. The chosen setting is then trained with every seed and the test
+    pairs are ranked once per seed (every pair of the training data filtered).
+    Each (data set, model, setting) writes a result file under
+    ``benchmarks/results/regularizers/`` (candidates and their validation
+    curves, the selection, each seed's test metrics, per-user test metrics,
+    erank/IA of the tables, timings, commit and data checksums); the tables
+    are made from these files by ``benchmarks/make_tables.py``, with a paired
+    test over users beside the seed spread. ``test_legacy_filter`` in the files
+    is the figure the ranking-filter bug of skcollapse < 0.9 gave (only the
+    training part filtered), kept to measure that bug. Non-neural baselines
+    (popularity, ItemKNN, EASE; parameter chosen on the same hold-out, refitted
+    on all training pairs) run beside them.
 
 ``--protocol defaults`` ("defaults are not a trap")
     ``MFRecommender()`` / ``LightGCNRecommender()`` at their defaults (fixed
@@ -46,9 +48,8 @@ Usage::
     python benchmarks/bench_regularizers.py ../shared/eval-data --correlate a.json b.json
     python benchmarks/bench_regularizers.py ../shared/eval-data --protocol select \\
         [--datasets ml-100k citeulike gowalla] [--models mf lightgcn] \\
-        [--regularizers dbn logdet ...] [--seeds 0 1 2] [--grid small|defaults] \\
-        [--max-epochs 60] \\
-        [--patience 5] [--gowalla-users 5000] [--json results.json]
+        [--regularizers dbn logdet ...] [--seeds 0 1 2] [--max-epochs 60] \\
+        [--patience 5] [--gowalla-users 5000] [--refit] [--resume]
 """
 
 from __future__ import annotations
@@ -64,9 +65,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _results
 import torch
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback
 
 from skcollapse import recommenders
 from skcollapse.datasets import load_lightgcn
@@ -75,26 +78,27 @@ from skcollapse.metrics import (
     evaluate_ranking,
     information_abundance,
 )
-from skcollapse.model_selection import PerUserValidSplit, train_test_split_interactions
+from skcollapse.model_selection import HoldoutProtocol, train_test_split_interactions
 from skcollapse.recommenders import LightGCNRecommender, MFRecommender
 from skcollapse.regularizers import get_regularizer_names
 
 MODELS = {"mf": ("MF", MFRecommender), "lightgcn": ("LightGCN", LightGCNRecommender)}
 
-# Parameters of each regularizer tried on validation data (regularizer__<name>).
-# The first entry is always the regularizer's defaults.
+# The grid each regularizer's main parameter is chosen from, on validation data
+# only. Written before any of these runs, as decades (or halvings for
+# DirectSpec's alpha and DBN's eps) around the values of the methods' papers;
+# the regularizer's other parameters stay at their defaults.
 GRIDS = {
     None: [{}],
-    "dbn": [{}, {"eps": 0.1, "relative_eps": False}],
-    "logdet": [{}, {"weight": 1e-3}],
-    "directspec": [{}, {"alpha": 0.5}],
-    "directspec+": [{}, {"alpha": 0.5}],
-    "directau": [{}, {"weight": 0.05}],
-    "uniformity": [{}, {"weight": 0.05}],
-    "sv_variance": [{}, {"weight": 0.1}],
-    "coding_rate": [{}, {"weight": 1e-2}],
+    "logdet": [{"weight": w} for w in (1e-5, 1e-4, 1e-3, 1e-2)],
+    "sv_variance": [{"weight": w} for w in (1e-3, 1e-2, 1e-1, 1.0)],
+    "coding_rate": [{"weight": w} for w in (1e-5, 1e-4, 1e-3, 1e-2)],
+    "uniformity": [{"weight": w} for w in (1e-3, 1e-2, 1e-1, 1.0)],
+    "directau": [{"weight": w} for w in (1e-3, 1e-2, 1e-1, 1.0)],
+    "dbn": [{"eps": e} for e in (3.0, 30.0, 300.0)],
+    "directspec": [{"alpha": a} for a in (0.25, 0.5, 1.0)],
+    "directspec+": [{"alpha": a} for a in (0.25, 0.5, 1.0)],
 }
-
 
 class TrainTime(Callback):
     """Record the seconds spent in training batches each epoch (``train_s``)."""
@@ -192,32 +196,6 @@ def summarize(est, X_test, fit_s):
     }
 
 
-def fit_select(cls, reg, params, X_train, X_test, seed, args):
-    est = cls(
-        embedding_dim=args.embedding_dim,
-        max_epochs=args.max_epochs,
-        random_state=seed,
-        device=args.device,
-        train_split=PerUserValidSplit(0.1, random_state=seed),
-        callbacks=[
-            ("train_time", TrainTime()),
-            (
-                "early_stopping",
-                EarlyStopping(
-                    monitor="valid_ndcg",
-                    lower_is_better=False,
-                    patience=args.patience,
-                    load_best=True,
-                ),
-            ),
-        ],
-        **reg_kwargs(reg, params),
-    )
-    start = time.perf_counter()
-    est.fit(X_train)
-    return summarize(est, X_test, time.perf_counter() - start)
-
-
 def fit_defaults(cls, reg, X_train, X_test, seed, args):
     est = cls(
         random_state=seed,
@@ -263,50 +241,68 @@ def pm(values, digits=4):
     return f"{m:.{digits}f}±{s:.{digits}f}"
 
 
-# ---------------------------------------------------------------- baselines
-def baselines(X_train, X_test):
-    """Popularity, ItemKNN and EASE, their parameter chosen on validation."""
-    candidates = [
-        ("PopularityRecommender", [{}]),
-        ("ItemKNNRecommender", [{"n_neighbors": k} for k in (50, 200)]),
-        ("EASERecommender", [{"alpha": a} for a in (100.0, 500.0)]),
-    ]
-    X_fit, X_val = train_test_split_interactions(
-        X_train, test_size=0.1, strategy="per_user", random_state=0
+# ------------------------------------------------------------ select protocol
+BASELINES = [
+    ("PopularityRecommender", [{}]),
+    ("ItemKNNRecommender", [{"n_neighbors": k} for k in (50, 200)]),
+    ("EASERecommender", [{"alpha": a} for a in (100.0, 500.0)]),
+]
+
+
+def data_files(dataset, data_dir):
+    folder = os.path.join(data_dir, dataset)
+    names = {"ml-100k": ["u.data"], "citeulike": ["train.csv", "test.csv"],
+             "gowalla": ["train.txt", "test.txt"], "yelp2018": ["train.txt", "test.txt"]}
+    return [os.path.join(folder, n) for n in names[dataset]]
+
+
+def select_one(args, dataset, note, X_train, X_test, label, estimator, grid, setting):
+    """One protocol run: choose on validation, test every seed once, save."""
+    rel = f"regularizers/{dataset}/{label}-{setting}.json"
+    if args.resume and os.path.exists(os.path.join(_results.RESULTS, rel)):
+        print(f"  {label} {setting}: done before ({rel}), skipped", flush=True)
+        return
+    protocol = HoldoutProtocol(
+        X_train, X_test, valid_size=0.1, k=20, patience=args.patience,
+        refit=args.refit, random_state=0,
     )
-    rows = []
-    for name, grid in candidates:
-        cls = getattr(recommenders, name, None)
-        if cls is None:
-            continue
-        best = None
-        for params in grid:
-            try:
-                est = cls(**params).fit(np.asarray(X_fit))
-            except (TypeError, ValueError, MemoryError) as exc:
-                print(f"  {name}({params}) skipped: {exc}")
-                continue
-            val = evaluate_ranking(est, np.asarray(X_val), k=20, metrics=("ndcg",))
-            if best is None or val["ndcg"] > best[1]:
-                best = (params, val["ndcg"])
-        if best is None:
-            continue
-        start = time.perf_counter()
-        est = cls(**best[0]).fit(X_train)
-        fit_s = time.perf_counter() - start
-        test = evaluate_ranking(
-            est, X_test, k=20, metrics=("recall", "ndcg", "coverage")
-        )
-        rows.append((name.replace("Recommender", ""), best[0], best[1], test, fit_s))
-    return rows
-
-
-# -------------------------------------------------------------------- main
-SELECT_HEADER = (
-    f"{'regularizer':<12} {'chosen params':<28} {'valN@20':>7} {'R@20':>15} "
-    f"{'N@20':>15} {'vs None':>7} {'erank_i':>7} {'erank_u':>7} {'cov@20':>6} "
-    f"{'cost':>6} {'epochs':>6}"
-)
+    protocol.select(estimator, grid, seed=args.seeds[0])
+    for c in protocol.candidates_:
+        print(f"  {label} {setting} {fmt_params(c['params'])}: valN@20 "
+              f"{c['valid_score']:.4f} (epoch {c['epochs']}), {c['fit_s']:.0f} s",
+              flush=True)
+    trained = hasattr(estimator, "train_split")
+    # the baselines are deterministic: one seed is their result
+    seeds = [
+        _results.compact_seed_result(
+            protocol.test(seed, legacy_filter=trained and not args.refit))
+        for seed in (args.seeds if trained else args.seeds[:1])
+    ]
+    record = {
+        "benchmark": "bench_regularizers --protocol select",
+        "command": " ".join(sys.argv),
+        "dataset": dataset,
+        "split": note,
+        "n_train": len(X_train),
+        "n_test": len(X_test),
+        "model": label,
+        "setting": setting,
+        "estimator": type(estimator).__name__,
+        "fixed_params": {k: v for k, v in estimator.get_params(deep=False).items()
+                         if k in ("embedding_dim", "max_epochs", "device")},
+        "grid": grid,
+        "protocol": {"valid_size": 0.1, "k": 20, "monitor": "ndcg",
+                     "patience": args.patience, "refit": args.refit,
+                     "valid_random_state": 0, "select_seed": args.seeds[0]},
+        "candidates": protocol.candidates_,
+        "selection": protocol.selection_,
+        "seeds": seeds,
+        "meta": _results.run_metadata(data_files(dataset, args.data_dir)),
+    }
+    path = _results.write_result(rel, record)
+    ndcg = [r["test"]["ndcg"] for r in seeds]
+    print(f"  -> {fmt_params(protocol.selection_['params'])}: test NDCG@20 "
+          f"{pm(ndcg)} over seeds {args.seeds}; {os.path.relpath(path)}", flush=True)
 
 
 def run_select(args, regs, results):
@@ -321,80 +317,24 @@ def run_select(args, regs, results):
                 f"{args.patience}; load avg {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
-            table = {}
             for reg in regs:
-                grid = GRIDS.get(reg, [{}])
-                if args.grid == "defaults":
-                    grid = grid[:1]
-                tried = []
-                for params in grid:
-                    r = fit_select(
-                        cls, reg, params, X_train, X_test, args.seeds[0], args
-                    )
-                    tried.append((params, r))
-                    print(
-                        f"  {reg or 'None'} {fmt_params(params)}: valN@20 "
-                        f"{r['val_ndcg']:.4f} (epoch {r['best_epoch']}/{r['epochs']})",
-                        flush=True,
-                    )
-                params, first = max(tried, key=lambda t: t[1]["val_ndcg"])
-                runs = [first] + [
-                    fit_select(cls, reg, params, X_train, X_test, s, args)
-                    for s in args.seeds[1:]
-                ]
-                table[reg] = (params, runs)
-                results.append(
-                    {
-                        "protocol": "select",
-                        "dataset": dataset,
-                        "model": label,
-                        "regularizer": reg or "None",
-                        "params": params,
-                        "runs": runs,
-                    }
+                est = cls(
+                    embedding_dim=args.embedding_dim, max_epochs=args.max_epochs,
+                    device=args.device, callbacks=[("train_time", TrainTime())],
+                    **({} if reg is None else {"regularizer": reg}),
                 )
-            base = table[None][1]
-            base_cost = statistics.median(r["train_s"] for r in base)
-            print(
-                f"\n--- {label} on {dataset}: test metrics of the configuration "
-                "chosen on validation (mean±std over seeds)"
-            )
-            print(SELECT_HEADER)
-            for reg, (params, runs) in table.items():
-
-                def get(k, runs=runs):
-                    return [r[k] for r in runs]
-
-                cost = statistics.median(get("train_s")) / base_cost
-                print(
-                    f"{reg or 'None':<12} {fmt_params(params):<28} "
-                    f"{statistics.mean(get('val_ndcg')):>7.4f} {pm(get('recall')):>15} "
-                    f"{pm(get('ndcg')):>15} "
-                    f"{'' if reg is None else versus(get('ndcg'), [r['ndcg'] for r in base]):>7} "
-                    f"{statistics.mean(get('erank_item')):>7.1f} "
-                    f"{statistics.mean(get('erank_user')):>7.1f} "
-                    f"{statistics.mean(get('coverage')):>6.3f} {cost:>5.2f}x "
-                    f"{statistics.mean(get('best_epoch')):>6.1f}",
-                    flush=True,
-                )
+                grid = [reg_kwargs(reg, p) for p in GRIDS.get(reg, [{}])]
+                if reg is not None:
+                    grid = [{k: v for k, v in g.items() if k != "regularizer"}
+                            for g in grid]
+                select_one(args, dataset, note, X_train, X_test, label, est, grid,
+                           reg or "none")
             if args.baselines and key == args.models[0]:
-                for name, params, val, test, fit_s in baselines(X_train, X_test):
-                    print(
-                        f"{name:<12} {fmt_params(params):<28} {val:>7.4f} "
-                        f"{test['recall']:>15.4f} {test['ndcg']:>15.4f} {'':>7} "
-                        f"{'':>7} {'':>7} {test['coverage']:>6.3f}  (fit {fit_s:.1f} s)",
-                        flush=True,
-                    )
-                    results.append(
-                        {
-                            "protocol": "select",
-                            "dataset": dataset,
-                            "model": name,
-                            "params": params,
-                            "val_ndcg": val,
-                            "test": test,
-                        }
-                    )
+                for name, grid in BASELINES:
+                    est = getattr(recommenders, name)()
+                    select_one(args, dataset, note, X_train, X_test,
+                               name.replace("Recommender", ""), est, grid, "baseline")
+    print("\nTables: python benchmarks/make_tables.py (reads benchmarks/results/)")
 
 
 def run_defaults(args, regs, results):
@@ -526,17 +466,20 @@ def main():
         help="registered names (default: every built-in)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--grid",
-        choices=["small", "defaults"],
-        default="small",
-        help="select: each regularizer's small grid, or its defaults only",
-    )
     parser.add_argument("--max-epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--embedding-dim", type=int, default=64)
     parser.add_argument("--gowalla-users", type=int, default=5000)
     parser.add_argument("--no-baselines", dest="baselines", action="store_false")
+    parser.add_argument(
+        "--refit", action="store_true",
+        help="select: train each seed's final model on all training pairs for the "
+        "selected epochs (default: the model of its own validation-best epoch)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="select: skip settings whose result file exists",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None, help="write all results here")

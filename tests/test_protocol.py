@@ -159,3 +159,15 @@ def test_paired_comparison_refuses_different_users():
 def test_bad_parameters_are_named(data, kwargs, match):
     with pytest.raises(ValueError, match=match):
         HoldoutProtocol(*data, **kwargs)
+
+
+def test_the_selected_seed_model_is_reused_and_equals_a_fresh_fit(data):
+    X_train, X_test = data
+    protocol = HoldoutProtocol(X_train, X_test, patience=2)
+    protocol.select(MFRecommender(**FAST), seed=0)
+    reused = protocol.test(0)
+    again = HoldoutProtocol(X_train, X_test, patience=2)
+    again.select(MFRecommender(**FAST), seed=5)  # another seed: trained anew
+    fresh = again.test(0)
+    assert reused["test"] == pytest.approx(fresh["test"], rel=1e-6)
+    assert reused["valid_curve"] == pytest.approx(fresh["valid_curve"], rel=1e-6)

@@ -36,6 +36,26 @@ def _factorized_pairs(X):
     return users, items, codes.astype(np.int64)
 
 
+def _epoch_seconds(est):
+    """Median seconds of an epoch's training batches (``train_s`` when a
+    callback records it, else skorch's ``dur``, validation included)."""
+    hist = est.history
+    key = "train_s" if "train_s" in hist[-1] else "dur"
+    return float(np.median([float(v) for v in hist[:, key]]))
+
+
+def _table_collapse(est):
+    """erank and information abundance of each embedding table of ``est``."""
+    from skcollapse.metrics import effective_rank, information_abundance
+
+    if not hasattr(est, "get_embeddings"):
+        return {}
+    return {
+        name: {"erank": float(effective_rank(t)), "ia": float(information_abundance(t))}
+        for name, t in est.get_embeddings().items()
+    }
+
+
 def _has_epochs(estimator):
     params = estimator.get_params(deep=False)
     return "train_split" in params and "max_epochs" in params
@@ -187,6 +207,7 @@ class HoldoutProtocol:
             return est, {
                 "params": dict(params), "valid_curve": curve, "epochs": best + 1,
                 "valid_score": curve[best], "fit_s": time.perf_counter() - start,
+                "epoch_s": _epoch_seconds(est), "tables": _table_collapse(est),
             }
         est = clone(estimator).set_params(**params)
         X = np.asarray(self._X_train)
@@ -228,35 +249,52 @@ class HoldoutProtocol:
         grid = [{}] if grid is None else list(grid)
         if not grid or not all(isinstance(p, dict) for p in grid):
             raise ValueError("grid must be a non-empty list of dicts of parameters.")
+        fits = []
         for params in grid:
-            _, record = self._fit_candidate(estimator, params, seed)
+            est, record = self._fit_candidate(estimator, params, seed)
             if not math.isfinite(record["valid_score"]):
                 record["valid_score"] = -math.inf
             self.candidates_.append(record)
-        best = max(self.candidates_, key=lambda r: r["valid_score"])
+            fits.append(est)
+        at = max(range(len(grid)), key=lambda j: self.candidates_[j]["valid_score"])
+        best = self.candidates_[at]
+        # the chosen candidate's model is the seed's final model when it would be
+        # trained again the same way (same seed, with validation, no refit)
+        self._reusable = (seed, fits[at]) if (
+            _has_epochs(estimator) and not self.refit) else None
         self._estimator = estimator
         self.selection_ = {
             "params": best["params"], "epochs": best["epochs"],
             "valid_score": best["valid_score"],
         }
+        self._selected_fit_s = best["fit_s"]
         return dict(self.selection_)
 
     # ------------------------------------------------------------ test
     def _final_model(self, seed):
+        """The seed's model of the selected setting: ``(est, curve, fit_s)``."""
         from sklearn.base import clone
 
         params = self.selection_["params"]
+        reusable = getattr(self, "_reusable", None)
+        if reusable is not None and reusable[0] == seed:
+            # select() trained exactly this model (same seed, with validation)
+            self._reusable = None
+            est, fit_s = reusable[1], self._selected_fit_s
+            return est, [float(v) for v in est.history[:, f"valid_{self.monitor}"]], fit_s
+        start = time.perf_counter()
+        curve = None
         if not _has_epochs(self._estimator):
-            return clone(self._estimator).set_params(**params).fit(self._X_train), None
-        if self.refit:
+            est = clone(self._estimator).set_params(**params).fit(self._X_train)
+        elif self.refit:
             est = clone(self._estimator).set_params(
                 **params, random_state=seed, train_split=None,
                 max_epochs=int(self.selection_["epochs"]),
-            )
-            return est.fit(self._X_train), None
-        est = self._with_validation(self._estimator, params, seed).fit(self._X_train)
-        curve = [float(v) for v in est.history[:, f"valid_{self.monitor}"]]
-        return est, curve
+            ).fit(self._X_train)
+        else:
+            est = self._with_validation(self._estimator, params, seed).fit(self._X_train)
+            curve = [float(v) for v in est.history[:, f"valid_{self.monitor}"]]
+        return est, curve, time.perf_counter() - start
 
     def test(self, seed=0, *, legacy_filter=False):
         """Train the selected setting with ``seed`` and rank the test pairs once.
@@ -279,11 +317,7 @@ class HoldoutProtocol:
             ``tables`` (erank and information abundance of each embedding
             table, if the model has them) and ``fit_s``.
         """
-        from skcollapse.metrics import (
-            effective_rank,
-            evaluate_ranking,
-            information_abundance,
-        )
+        from skcollapse.metrics import evaluate_ranking
 
         if self.selection_ is None:
             raise RuntimeError(
@@ -294,32 +328,26 @@ class HoldoutProtocol:
                 f"the test pairs were already scored for seed={seed}; a setting is "
                 "tested once per seed."
             )
-        start = time.perf_counter()
-        est, curve = self._final_model(seed)
-        fit_s = time.perf_counter() - start
+        est, curve, fit_s = self._final_model(seed)
         test = evaluate_ranking(est, self._X_test, k=self.k, metrics=self.metrics)
         per_user = evaluate_ranking(
             est, self._X_test, k=self.k, metrics=("recall", "ndcg"), per_user=True,
         )
+        epochs = len(est.history) if _has_epochs(est) else None
+        if curve is not None:
+            epochs = int(np.argmax(curve)) + 1
         result = {
             "seed": seed,
             "params": self.selection_["params"],
-            "epochs": (len(est.history) if _has_epochs(est) else None),
+            "epochs": epochs,
             "selected_epochs": self.selection_["epochs"],
             "valid_curve": curve,
             "test": {m: float(v) for m, v in test.items()},
             "per_user": per_user,
-            "tables": {},
+            "tables": _table_collapse(est) if _has_epochs(est) else {},
             "fit_s": fit_s,
+            "epoch_s": _epoch_seconds(est) if _has_epochs(est) else None,
         }
-        if curve is not None:
-            result["epochs"] = int(np.argmax(curve)) + 1
-        if hasattr(est, "get_embeddings") and _has_epochs(est):
-            for name, table in est.get_embeddings().items():
-                result["tables"][name] = {
-                    "erank": float(effective_rank(table)),
-                    "ia": float(information_abundance(table)),
-                }
         if legacy_filter:
             result["test_legacy_filter"] = self._legacy_test(est)
         self.tested_[seed] = result
