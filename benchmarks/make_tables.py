@@ -1,0 +1,206 @@
+"""Build the README's and the docs' result tables from benchmarks/results/.
+
+Every published table lives between two markers in a Markdown file::
+
+    <!-- BEGIN TABLE regularizers-ml-100k -->
+    ...generated...
+    <!-- END TABLE regularizers-ml-100k -->
+
+and is made here from the committed result files only. ``python
+benchmarks/make_tables.py`` rewrites the tables in place; ``--check`` changes
+nothing and exits 1 if a committed table differs from what the files give
+(``tests/test_result_tables.py`` runs it in CI).
+
+Verdicts: ``+``/``-`` when a setting's test NDCG@20 differs from ``None``'s of
+the same model both by a paired Wilcoxon test over users (p < 0.05, each user's
+value averaged over seeds) and by more than twice the seeds' standard error,
+in the same direction (:func:`skcollapse.model_selection.paired_comparison`);
+``~`` otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+import _results
+
+ROOT = _results.ROOT
+TARGETS = ("README.md", os.path.join("docs", "user_guide", "evidence.md"))
+MARK = re.compile(
+    r"(<!-- BEGIN TABLE (?P<name>[\w.+-]+) -->\n)(?P<body>.*?)(<!-- END TABLE (?P=name) -->)",
+    re.DOTALL,
+)
+MODEL_ORDER = ("MF", "LightGCN")
+REG_ORDER = ("none", "logdet", "sv_variance", "coding_rate", "uniformity", "directau",
+             "dbn", "directspec", "directspec+")
+
+
+def mean_std(values):
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else 0.0)
+
+
+def pm(values, digits=3):
+    m, s = mean_std(values)
+    if len(values) == 1:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def fmt_params(params):
+    if not params:
+        return "—"
+    out = []
+    for k, v in params.items():
+        k = k.replace("regularizer__", "")
+        out.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
+    return ", ".join(out)
+
+
+def _seeds(rec):
+    return [_results.expand_seed_result(s) for s in rec["seeds"]]
+
+
+def _verdict(rec, base):
+    from skcollapse.model_selection import paired_comparison
+
+    a, b = _seeds(rec), _seeds(base)
+    if a[0]["per_user"]["users_sha"] != b[0]["per_user"]["users_sha"]:
+        raise SystemExit(f"{rec['_path']} and {base['_path']}: different test users")
+    cmp = paired_comparison(a, b, metric="ndcg")
+    p = cmp["p_value"]
+    p_text = "p<0.001" if p < 1e-3 else f"p={p:.3f}"
+    return f"{cmp['verdict']} ({cmp['diff']:+.3f}, {p_text})"
+
+
+def _sort_key(rec):
+    model = rec["model"]
+    m = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+    s = REG_ORDER.index(rec["setting"]) if rec["setting"] in REG_ORDER else len(REG_ORDER)
+    return (m, s, model)
+
+
+def table_select(dataset):
+    """The select-protocol table of one data set (neural models and baselines)."""
+    recs = [r for r in _results.read_results(f"regularizers/{dataset}")
+            if r["dataset"] == dataset]
+    if not recs:
+        return "_No result files yet._\n"
+    recs.sort(key=_sort_key)
+    base = {r["model"]: r for r in recs if r["setting"] == "none"}
+    lines = [
+        ("| model | regularizer | chosen on validation | valid NDCG@20 | Recall@20 "
+         "| NDCG@20 | vs None (NDCG@20) | item erank | user erank | coverage@20 "
+         "| epoch | seeds |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in recs:
+        seeds = r["seeds"]
+        trained = r["setting"] != "baseline"
+        versus = ""
+        if trained and r["setting"] != "none" and r["model"] in base:
+            versus = _verdict(r, base[r["model"]])
+        tables = [s.get("tables") or {} for s in seeds]
+        item = [t["item"]["erank"] for t in tables if "item" in t]
+        user = [t["user"]["erank"] for t in tables if "user" in t]
+        epochs = [s["epochs"] for s in seeds if s.get("epochs")]
+        cells = [
+            r["model"], r["setting"] if trained else "(baseline)",
+            fmt_params(r["selection"]["params"]),
+            f"{r['selection']['valid_score']:.4f}",
+            pm([s["test"]["recall"] for s in seeds]),
+            pm([s["test"]["ndcg"] for s in seeds]),
+            versus,
+            f"{np.mean(item):.1f}" if item else "—",
+            f"{np.mean(user):.1f}" if user else "—",
+            f"{np.mean([s['test']['coverage'] for s in seeds]):.3f}",
+            f"{np.mean(epochs):.1f}" if epochs else "—",
+            str(len(seeds)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table_filter_fix(dataset):
+    """Test NDCG@20/Recall@20 with the old ranking filter beside the fixed one."""
+    recs = [r for r in _results.read_results(f"regularizers/{dataset}")
+            if r["setting"] != "baseline"
+            and all("test_legacy_filter" in s for s in r["seeds"])]
+    if not recs:
+        return "_No result files yet._\n"
+    recs.sort(key=_sort_key)
+    lines = [
+        ("| model | regularizer | Recall@20 before | Recall@20 after | NDCG@20 before "
+         "| NDCG@20 after | NDCG@20 change |"),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in recs:
+        s = r["seeds"]
+        old_n = np.mean([x["test_legacy_filter"]["ndcg"] for x in s])
+        new_n = np.mean([x["test"]["ndcg"] for x in s])
+        lines.append(
+            f"| {r['model']} | {r['setting']} "
+            f"| {np.mean([x['test_legacy_filter']['recall'] for x in s]):.3f} "
+            f"| {np.mean([x['test']['recall'] for x in s]):.3f} "
+            f"| {old_n:.3f} | {new_n:.3f} | {100 * (new_n / old_n - 1):+.1f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+TABLES = {
+    "regularizers-ml-100k": lambda: table_select("ml-100k"),
+    "regularizers-citeulike": lambda: table_select("citeulike"),
+    "filter-fix-ml-100k": lambda: table_filter_fix("ml-100k"),
+}
+
+
+def render(text, tables=None):
+    """``text`` with every marked table replaced by its generated body."""
+    tables = TABLES if tables is None else tables
+    cache = {}
+
+    def body(match):
+        name = match.group("name")
+        if name not in tables:
+            raise SystemExit(f"no generator for table {name!r}")
+        if name not in cache:
+            cache[name] = tables[name]()
+        return match.group(1) + cache[name] + match.group(4)
+
+    return MARK.sub(body, text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if a table is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for rel in TARGETS:
+        path = os.path.join(ROOT, rel)
+        with open(path) as fh:
+            text = fh.read()
+        new = render(text)
+        if new != text:
+            stale.append(rel)
+            if not args.check:
+                with open(path, "w") as fh:
+                    fh.write(new)
+    if args.check and stale:
+        print("out of date (run python benchmarks/make_tables.py): " + ", ".join(stale))
+        return 1
+    print(("updated: " + ", ".join(stale)) if stale else "tables up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Every published table is what benchmarks/make_tables.py makes of the
+committed result files under benchmarks/results/."""
+
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+
+
+def _load(name):
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def make_tables():
+    return _load("make_tables")
+
+
+def test_committed_tables_are_the_generated_ones(make_tables, capsys):
+    assert make_tables.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_render_replaces_only_the_marked_bodies(make_tables):
+    text = ("intro\n<!-- BEGIN TABLE a -->\nold\n<!-- END TABLE a -->\nmiddle\n"
+            "<!-- BEGIN TABLE b -->\n<!-- END TABLE b -->\nend\n")
+    got = make_tables.render(text, {"a": lambda: "| x |\n", "b": lambda: "| y |\n"})
+    assert got == ("intro\n<!-- BEGIN TABLE a -->\n| x |\n<!-- END TABLE a -->\n"
+                   "middle\n<!-- BEGIN TABLE b -->\n| y |\n<!-- END TABLE b -->\nend\n")
+    with pytest.raises(SystemExit, match="no generator"):
+        make_tables.render("<!-- BEGIN TABLE zz -->\n<!-- END TABLE zz -->", {})
+
+
+def test_per_user_values_survive_the_file(make_tables):
+    results = _load("_results")
+    rng = np.random.default_rng(0)
+    v = np.concatenate([rng.random(500), [0.0, 1.0, 1.0 + 1e-12]])
+    back = results.decode_unit(results.encode_unit(v))
+    np.testing.assert_allclose(back, np.clip(v, 0, 1), atol=1 / 65535)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        results.encode_unit([1.5])
+
+
+def _write(folder, model, setting, per_user_by_seed, params=None, tables=True):
+    results = _load("_results")
+    seeds = []
+    for seed, values in enumerate(per_user_by_seed):
+        values = np.asarray(values)
+        seeds.append(results.compact_seed_result({
+            "seed": seed, "epochs": 4 + seed, "params": params or {},
+            "test": {"recall": values.mean() / 2, "ndcg": values.mean(),
+                     "coverage": 0.5},
+            "test_legacy_filter": {"recall": values.mean() / 4,
+                                   "ndcg": values.mean() / 2, "coverage": 0.5},
+            "per_user": {"user": np.arange(values.size), "recall": values / 2,
+                         "ndcg": values},
+            "tables": {"item": {"erank": 40.0 + seed, "ia": 5.0},
+                       "user": {"erank": 30.0, "ia": 4.0}} if tables else {},
+        }))
+    rec = {"dataset": "toy", "model": model, "setting": setting,
+           "selection": {"params": params or {}, "valid_score": 0.25, "epochs": 4},
+           "seeds": seeds}
+    path = folder / "regularizers" / "toy" / f"{model}-{setting}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+
+
+def test_select_table_from_files_with_known_verdicts(make_tables, tmp_path,
+                                                     monkeypatch):
+    results = sys.modules["_results"]
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path))
+    rng = np.random.default_rng(1)
+    base = 0.1 + rng.random(400) * 0.5
+    _write(tmp_path, "MF", "none", [base + d for d in (0.0, 0.002, -0.002)])
+    _write(tmp_path, "MF", "logdet", [base + 0.1 + d for d in (0.0, 0.002, -0.002)],
+           params={"regularizer__weight": 0.001})
+    _write(tmp_path, "MF", "dbn", [base + d for d in (0.001, -0.001, 0.0)])
+    _write(tmp_path, "EASE", "baseline", [base + 0.2], params={"alpha": 500.0},
+           tables=False)
+    table = make_tables.table_select("toy").splitlines()
+    assert [row.split(" | ")[1] for row in table[2:]] == [
+        "none", "logdet", "dbn", "(baseline)"]
+    logdet = table[3].split(" | ")
+    assert logdet[2] == "weight=0.001"
+    assert logdet[5] == f"{base.mean() + 0.1:.3f} ± 0.002"
+    assert logdet[6].startswith("+ (+0.100, p<0.001)")
+    assert table[4].split(" | ")[6].startswith("~")
+    assert logdet[7] == "41.0" and logdet[10] == "5.0" and logdet[11] == "3 |"
+    fix = make_tables.table_filter_fix("toy").splitlines()
+    assert fix[2].endswith("| +100.0% |")  # legacy NDCG is half the fixed one
