@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from skcollapse.cli import _demo, main
@@ -171,20 +172,38 @@ def test_demo_dataset_download_failure_is_one_clear_line(tmp_path, monkeypatch, 
     assert "--dataset ml-100k" in err and "Traceback" not in err
 
 
-def test_explain_table_says_which_regularizer_helped_and_which_hurt():
-    rows = [
+def test_explain_table_names_changes_only_beyond_the_noise():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 400, 300
+    base_ndcg = rng.random(n_users) * 0.5
+    narrow = rng.normal(size=(n_items, 4)) @ rng.normal(size=(4, 32))  # erank <= 4
+    wide = rng.normal(size=(n_items, 32))
+    rows, details = [
         {"model": "EASE", "regularizer": "-", "NDCG@20": 0.5, "erank item": None},
-        {"model": "MF", "regularizer": "none", "NDCG@20": 0.40, "erank item": 10.0},
-        {"model": "MF", "regularizer": "a", "NDCG@20": 0.41, "erank item": 15.0},
-        {"model": "MF", "regularizer": "b", "NDCG@20": 0.30, "erank item": 20.0},
-        {"model": "MF", "regularizer": "c", "NDCG@20": 0.40, "erank item": 9.0},
-        {"model": "MF", "regularizer": "d", "NDCG@20": 0.39, "erank item": 12.0},
-    ]
-    text = _demo.explain_table(rows, 32)
+    ], {}
+
+    def add(reg, ndcg, table):
+        from skcollapse.metrics import effective_rank
+
+        rows.append({"model": "MF", "regularizer": reg, "NDCG@20": float(ndcg.mean()),
+                     "erank item": effective_rank(table)})
+        details[("MF", reg)] = {"ndcg": ndcg, "item": table}
+
+    add("none", base_ndcg, narrow)
+    add("better", base_ndcg + 0.05, wide)            # higher for every user
+    add("worse", np.clip(base_ndcg - 0.05, 0, 1), narrow)
+    noise = rng.normal(0, 0.05, n_users)
+    add("same", base_ndcg + noise - noise.mean(), narrow * 1.01)
+    add("spread", base_ndcg, wide)
+    text = _demo.explain_table(rows, 32, details)
     assert "at most the embedding size (32)" in text
     lines = {ln.split(":")[0].strip(): ln for ln in text.splitlines() if " + " in ln}
-    assert set(lines) == {"MF + a", "MF + b", "MF + c", "MF + d"}
-    assert "10.0 -> 15.0 (+5.0)" in lines["MF + a"] and "helps" in lines["MF + a"]
-    assert "(-25.0%)" in lines["MF + b"] and "hurts" in lines["MF + b"]
-    assert "does not spread" in lines["MF + c"]
-    assert "trades a little accuracy" in lines["MF + d"]
+    assert set(lines) == {"MF + better", "MF + worse", "MF + same", "MF + spread"}
+    assert "helps: higher accuracy, more spread" in lines["MF + better"]
+    assert "p<0.001" in lines["MF + better"]
+    assert "hurts: lower accuracy" in lines["MF + worse"]
+    assert lines["MF + same"].endswith(": within noise.")
+    assert "spreads the table; accuracy within noise" in lines["MF + spread"]
+    # without per-user values there is no noise estimate: nothing is a change
+    bare = _demo.explain_table(rows, 32)
+    assert "helps" not in bare and "hurts" not in bare

@@ -9,7 +9,8 @@ Either way the interactions are split per user 80/20. Every model of :data:`DEMO
 :data:`DEMO_REGULARIZERS`; the table reports ranking quality on the held-out
 interactions, the collapse metrics of the user and item tables, and fit time,
 next to two non-neural baselines (item popularity and EASE), then says in words
-which regularizer helped and which hurt.
+what each regularizer changed beyond the noise this run can measure (a paired
+test over users for accuracy, a bootstrap over items for erank).
 """
 
 from __future__ import annotations
@@ -169,9 +170,57 @@ def _baseline_rows(train, test, n_users, n_items):
     return rows
 
 
-def explain_table(rows, dim):
+def erank_change(base_table, table, *, n_boot=200, min_change=1.0, random_state=0):
+    """Change of the effective rank from ``base_table`` to ``table`` and whether
+    it is beyond the sampling noise of the rows.
+
+    Both tables hold the same items (row ``r`` is the same item in both), so
+    the bootstrap resamples items once for both tables (a paired bootstrap).
+
+    Returns
+    -------
+    diff : float
+        ``erank(table) - erank(base_table)``.
+    sign : int
+        ``+1``/``-1`` when the 95% bootstrap interval of the difference lies
+        above/below zero and the change is at least ``min_change`` (one whole
+        direction of the space by default: the bootstrap sees the sampling of
+        items, not the seed, and two seeds' tables differ by a fraction of a
+        direction), ``0`` otherwise.
+    """
+    from skcollapse.metrics import effective_rank
+
+    A, B = np.asarray(base_table), np.asarray(table)
+    diff = effective_rank(B) - effective_rank(A)
+    rng = np.random.default_rng(random_state)
+    boots = np.empty(n_boot)
+    for j in range(n_boot):
+        idx = rng.integers(0, A.shape[0], A.shape[0])
+        boots[j] = effective_rank(B[idx]) - effective_rank(A[idx])
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    sign = 1 if lo > 0 else -1 if hi < 0 else 0
+    if abs(diff) < min_change:
+        sign = 0
+    return float(diff), sign
+
+
+def ndcg_change(base_per_user, per_user, *, alpha=0.05):
+    """Relative change of mean NDCG@20 and its sign by a paired Wilcoxon test
+    over the held-out users (``0``: within noise). Returns ``(rel, sign, p)``."""
+    from scipy.stats import wilcoxon
+
+    a, b = np.asarray(base_per_user, float), np.asarray(per_user, float)
+    rel = (b.mean() - a.mean()) / a.mean() if a.mean() else 0.0
+    d = b - a
+    p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    sign = 0 if p >= alpha else (1 if d.mean() > 0 else -1)
+    return float(rel), sign, p
+
+
+def explain_table(rows, dim, details=None):
     """The demo table in words: what the columns mean, and for each regularized
-    row whether it helped or hurt the same model without a regularizer.
+    row whether it changed accuracy and spread beyond the noise this one run
+    can measure.
 
     Parameters
     ----------
@@ -180,6 +229,13 @@ def explain_table(rows, dim):
         ``"erank item"`` column).
     dim : int
         The embedding size, the largest erank a table can have.
+    details : dict or None, default=None
+        ``(model, regularizer) -> {"ndcg": per-user NDCG@20, "item": item
+        table}`` of each trained row. Accuracy is compared by a paired
+        Wilcoxon test over the held-out users (p < 0.05), spread by a paired
+        bootstrap over items of the item table's erank (95% interval, and at
+        least one direction: :func:`erank_change`). Without
+        them nothing is called a change: one run has no noise estimate.
 
     Returns
     -------
@@ -191,9 +247,12 @@ def explain_table(rows, dim):
         "How to read this table: NDCG@20 and Recall@20 are accuracy on the held-out",
         "interactions (higher is better). erank is the effective rank of a table: how",
         f"many directions its rows really use, at most the embedding size ({dim});",
-        "higher means less collapse. A regularizer helps when it raises erank without",
-        "costing NDCG; the lines below compare each one with the same model alone.",
+        "higher means less collapse. Below, each regularizer against the same model",
+        "alone: a change is named only beyond the noise of this run (accuracy: paired",
+        "test over users, p < 0.05; erank: at least 1 and beyond a bootstrap over",
+        "items), else 'within noise'.",
     ]
+    details = details or {}
     base = {r["model"]: r for r in rows if r["regularizer"] == "none"}
     for r in rows:
         b = base.get(r["model"])
@@ -201,22 +260,32 @@ def explain_table(rows, dim):
             continue
         d_ndcg = (r["NDCG@20"] - b["NDCG@20"]) / b["NDCG@20"] if b["NDCG@20"] else 0.0
         d_erank = r[erank] - b[erank]
-        if d_ndcg >= -0.01 and d_erank > 0:
-            verdict = "helps: more spread and no accuracy lost"
-        elif d_ndcg < -0.05:
-            verdict = "hurts: accuracy lost"
-        elif d_erank <= 0:
-            verdict = "does not spread the table here"
+        got = details.get((r["model"], r["regularizer"]))
+        ref = details.get((b["model"], b["regularizer"]))
+        acc, spread, p = 0, 0, None
+        if got is not None and ref is not None:
+            _, acc, p = ndcg_change(ref["ndcg"], got["ndcg"])
+            _, spread = erank_change(ref["item"], got["item"])
+        if acc < 0:
+            verdict = "hurts: lower accuracy"
+        elif acc > 0:
+            verdict = "helps: higher accuracy" + (
+                ", more spread" if spread > 0 else "")
+        elif spread > 0:
+            verdict = "spreads the table; accuracy within noise"
+        elif spread < 0:
+            verdict = "less spread; accuracy within noise"
         else:
-            verdict = "trades a little accuracy for spread"
+            verdict = "within noise"
+        p_text = "" if p is None else (", p<0.001" if p < 1e-3 else f", p={p:.2f}")
         lines.append(
             f"  {r['model']} + {r['regularizer']}: item erank {b[erank]:.1f} -> "
             f"{r[erank]:.1f} ({d_erank:+.1f}), NDCG@20 {b['NDCG@20']:.3f} -> "
-            f"{r['NDCG@20']:.3f} ({100 * d_ndcg:+.1f}%): {verdict}."
+            f"{r['NDCG@20']:.3f} ({100 * d_ndcg:+.1f}%{p_text}): {verdict}."
         )
     lines.append(
         "One seed and one data set; the evidence across seeds and data sets is "
-        "benchmarks/bench_regularizers.py (README)."
+        "benchmarks/bench_regularizers.py (docs: Measured evidence)."
     )
     return "\n".join(lines)
 
@@ -284,6 +353,7 @@ def run_demo(args):
     rows = _baseline_rows(train, test, n_users, n_items)
     runs = [(m, r) for r in DEMO_REGULARIZERS for m in DEMO_MODELS]
     models = {}  # row label -> fitted estimator, for --report
+    details = {}  # (model, regularizer) -> per-user NDCG and item table
     if args.report:
         from skcollapse.cli._report import check_report_dir
 
@@ -311,7 +381,13 @@ def run_demo(args):
         fit_s = time.perf_counter() - t0
         models[label if reg["label"] == "none" else f"{label} + {reg['label']}"] = est
         res = evaluate_ranking(est, test, k=20, metrics=("recall", "ndcg", "coverage"))
-        spec = collapse_metrics(est.get_embeddings(), metrics=list(_TABLE_METRICS))
+        emb = est.get_embeddings()
+        details[(label, reg["label"])] = {
+            "ndcg": evaluate_ranking(est, test, k=20, metrics=("ndcg",),
+                                     per_user=True)["ndcg"],
+            "item": emb["item"],
+        }
+        spec = collapse_metrics(emb, metrics=list(_TABLE_METRICS))
         rows.append(
             {
                 "model": label,
@@ -338,7 +414,7 @@ def run_demo(args):
 
         print(markdown_table(_COLUMNS, rows), end="")
         print()
-        print(explain_table(rows, DEMO_SETTINGS["embedding_dim"]))
+        print(explain_table(rows, DEMO_SETTINGS["embedding_dim"], details))
     if args.report:
         from skcollapse.cli._report import write_demo_report
 
