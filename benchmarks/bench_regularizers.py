@@ -18,7 +18,7 @@ same run:
     erank/IA of the tables, timings, commit and data checksums); the tables
     are made from these files by ``benchmarks/make_tables.py``, with a paired
     test over users beside the seed spread. ``test_legacy_filter`` in the files
-    is the figure the ranking-filter bug of skcollapse < 0.9 gave (only the
+    is the figure the ranking-filter bug fixed in December 2026 gave (only the
     training part filtered), kept to measure that bug. Non-neural baselines
     (popularity, ItemKNN, EASE; parameter chosen on the same hold-out, refitted
     on all training pairs) run beside them.

@@ -156,7 +156,88 @@ def table_filter_fix(dataset):
     return "\n".join(lines) + "\n"
 
 
+def table_summary(datasets=("ml-100k", "citeulike")):
+    """One row per regularizer, one column per (data set, model): the verdict
+    against no regularizer, the change of test NDCG@20, the item erank."""
+    cols, cells, regs = [], {}, []
+    for dataset in datasets:
+        recs = [r for r in _results.read_results(f"regularizers/{dataset}")
+                if r["setting"] != "baseline"]
+        base = {r["model"]: r for r in recs if r["setting"] == "none"}
+        for r in sorted(recs, key=_sort_key):
+            if r["model"] not in base:
+                continue
+            col = f"{r['model']}, {dataset}"
+            if col not in cols:
+                cols.append(col)
+            if r["setting"] == "none":
+                continue
+            if r["setting"] not in regs:
+                regs.append(r["setting"])
+            b = base[r["model"]]
+            from skcollapse.model_selection import paired_comparison
+
+            cmp = paired_comparison(_seeds(r), _seeds(b), metric="ndcg")
+            bn = np.mean([s["test"]["ndcg"] for s in b["seeds"]])
+
+            def erank(rec):
+                return np.mean([s["tables"]["item"]["erank"] for s in rec["seeds"]])
+
+            cells[(r["setting"], col)] = (
+                f"{cmp['verdict']} {100 * cmp['diff'] / bn:+.1f}%, "
+                f"{erank(b):.0f} → {erank(r):.0f}"
+            )
+    if not cells:
+        return "_No result files yet._\n"
+    regs.sort(key=lambda x: REG_ORDER.index(x) if x in REG_ORDER else len(REG_ORDER))
+    lines = ["| regularizer | " + " | ".join(cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for reg in regs:
+        lines.append(f"| `{reg}` | " + " | ".join(
+            cells.get((reg, c), "not run") for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table_defaults():
+    """Each regularizer's default, chosen by choose_defaults.py on validation."""
+    import json
+
+    path = os.path.join(_results.RESULTS, "defaults.json")
+    if not os.path.exists(path):
+        return "_No result files yet._\n"
+    with open(path) as fh:
+        rec = json.load(fh)
+    cells = rec["tuning_cells"]
+    lines = [
+        "| regularizer | value | " + " | ".join(f"valid NDCG@20 vs None, {c}" for c in cells)
+        + " | score | item erank gain | chosen |",
+        "|---|---|" + "---|" * len(cells) + "---|---|---|",
+    ]
+    for reg, r in rec["regularizers"].items():
+        for cand in r["candidates"]:
+            rel = cand["relative_valid_ndcg"]
+            chosen = cand["params"] == r["chosen"]
+            lines.append(
+                f"| {reg} | {fmt_params(cand['params'])} | "
+                + " | ".join(f"{rel[c]:.3f}" if c in rel else "—" for c in cells)
+                + f" | {cand['score']:.3f} | {cand['erank_gain']:+.1f} | "
+                + ("**chosen**" if chosen else "") + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def table_scaling_prereg():
+    try:
+        from tables_scaling import table_scaling_prereg as make
+    except ImportError:
+        return "_No result files yet._\n"
+    return make()
+
+
 TABLES = {
+    "summary": table_summary,
+    "defaults": table_defaults,
+    "scaling-prereg": table_scaling_prereg,
     "regularizers-ml-100k": lambda: table_select("ml-100k"),
     "regularizers-citeulike": lambda: table_select("citeulike"),
     "filter-fix-ml-100k": lambda: table_filter_fix("ml-100k"),

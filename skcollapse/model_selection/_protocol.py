@@ -304,7 +304,8 @@ class HoldoutProtocol:
         seed : int, default=0
             ``random_state`` of the model. Each seed is tested once.
         legacy_filter : bool, default=False
-            Also report the test metrics as skcollapse < 0.9 computed them after
+            Also report the test metrics as skcollapse computed them before the
+            fix of December 2026 (0.1.0.dev0) after
             a fit with validation: only the training part of ``X_train``
             filtered (``"test_legacy_filter"``). For measuring that bug only.
 
