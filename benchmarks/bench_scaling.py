@@ -8,6 +8,8 @@ Usage::
         [--nfwfm-base-dim 50] [--hidden 400,400] [--n-cross-layers 4]
         [--max-epochs 100] [--patience 3] [--n-rows N] [--device cpu]
         [--out results.csv]
+    python benchmarks/bench_scaling.py --preregistered PLAN.json [--resume]
+        [--n-jobs 2] [--threads 1] [--device cpu] [--allow-uncommitted-plan]
 
 For every model: single embedding (SE) at ``embedding_dim = base * s`` for
 ``s`` in ``--se-scales`` and multi-embedding (ME) with ``M = s`` sets of
@@ -52,11 +54,28 @@ Data sets:
 
   (defaults are the paper's sizes: base 10, NFwFM 50, MLP 400-400, 4 cross
   layers, up to 100 epochs with patience 3.)
+
+Pre-registered run (``--preregistered benchmarks/preregistered/me_synthetic.json``):
+the plan file fixes the data (``make_ctr``'s parameters), the models, scales,
+seeds, sizes, training protocol and the decision rule; no other option may
+change it (giving one is an error), only how it runs: ``--resume`` (skip the
+cells whose result file exists, so the run can span sessions), ``--n-jobs``
+(seeds fitted in parallel), ``--threads``, ``--device``. The plan must be
+committed and unmodified (``--allow-uncommitted-plan`` for smoke runs of a
+temporary copy; recorded in every file). Each (model, SE/ME, scale) cell writes
+``benchmarks/results/scaling-prereg/<model>-<se|me>-<scale>x.json``: the plan's
+configuration, its SHA-256 and commit, the seeds, each seed's validation AUC per
+epoch, selected epoch, test AUC and log loss, per-field IA and timings.
+``benchmarks/tables_scaling.py`` makes the table and the verdict from these
+files only.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -66,8 +85,10 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sklearn.metrics import roc_auc_score
+import _results
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.preprocessing import OrdinalEncoder
 
 from skcollapse.datasets import load_libfm, make_ctr
@@ -304,7 +325,266 @@ def sub_embedding_check(data, args, dataset):
                                       for kind, mat in out.items()))
 
 
-def main(argv=None):
+# ------------------------------------------------------- pre-registered plan
+#: options that say how a pre-registered plan runs, not what it runs
+PREREG_EXECUTION = ("preregistered", "resume", "n_jobs", "threads", "device",
+                    "allow_uncommitted_plan")
+PREREG_FOLDER = "scaling-prereg"
+_PLAN_KEYS = {
+    "make_ctr": ("n_samples", "cardinalities", "random_state"),
+    "experiment": ("models", "se_scales", "me_scales", "seeds", "seeds_by_scale",
+                   "base_dim", "nfwfm_base_dim", "hidden_units", "n_cross_layers",
+                   "cin_layer_sizes", "dropout", "batch_norm", "optimizer", "lr",
+                   "batch_size", "weight_decay", "max_epochs", "patience", "split",
+                   "split_random_state"),
+    "decision_rule": ("alpha", "min_se_multiple", "decisive_scales",
+                      "min_models_per_scale", "text"),
+}
+
+
+def load_plan(path):
+    """The plan file, checked for every entry the run reads."""
+    with open(path) as fh:
+        plan = json.load(fh)
+    for section, keys in _PLAN_KEYS.items():
+        missing = [k for k in keys if k not in plan.get(section, {})]
+        if missing:
+            raise SystemExit(f"{path}: {section} lacks {missing}")
+    exp = plan["experiment"]
+    unknown = [m for m in exp["models"] if m not in MODELS]
+    if unknown:
+        raise SystemExit(f"{path}: unknown models {unknown}; known: {list(MODELS)}")
+    if exp["optimizer"] != "Adam":
+        raise SystemExit(f"{path}: only optimizer 'Adam' is supported")
+    scales = [*exp["se_scales"], *exp["me_scales"]]
+    if not scales or any(not isinstance(v, int) or v < 1 for v in scales):
+        raise SystemExit(f"{path}: scales must be positive integers, got {scales}")
+    return plan
+
+
+def plan_seeds(experiment, scale):
+    """The seeds of both SE and ME at ``scale``."""
+    by_scale = experiment.get("seeds_by_scale") or {}
+    return list(by_scale.get(str(scale), experiment["seeds"]))
+
+
+def plan_cells(plan):
+    """``(model, kind, scale, seeds)`` of every cell, in run order."""
+    exp = plan["experiment"]
+    cells = []
+    for name in exp["models"]:
+        for s in exp["se_scales"]:
+            cells.append((name, "SE", s, plan_seeds(exp, s)))
+        for s in exp["me_scales"]:
+            if s > 1:  # one set of base is SE base
+                cells.append((name, "ME", s, plan_seeds(exp, s)))
+    return cells
+
+
+def cell_path(name, kind, scale):
+    return f"{PREREG_FOLDER}/{name}-{kind.lower()}-{scale}x.json"
+
+
+def _git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=_results.ROOT, capture_output=True,
+                              text=True, check=False)
+    except OSError:
+        return None
+
+
+def plan_git(path):
+    """Is the plan committed and unmodified, and in which commit did it appear?"""
+    rel = os.path.relpath(os.path.abspath(path), _results.ROOT)
+    listed = _git("ls-files", "--error-unmatch", "--", rel)
+    if listed is None or listed.returncode != 0 or rel.startswith(".."):
+        return {"path": rel, "committed": False, "clean": False}
+    diff = _git("diff", "--quiet", "HEAD", "--", rel)
+    added = _git("log", "--diff-filter=A", "--format=%H %cI", "--", rel)
+    first = added.stdout.split("\n")[-2].split() if added and added.stdout else []
+    return {"path": rel, "committed": True,
+            "clean": diff is not None and diff.returncode == 0,
+            "added_in": first[0] if first else None,
+            "added_on": first[1] if len(first) > 1 else None}
+
+
+def plan_estimator(name, kind, scale, experiment, device):
+    """The plan's estimator for one cell (SE: dim base*s; ME: s sets of base)."""
+    exp = experiment
+    base = exp["nfwfm_base_dim"] if name == "nfwfm" else exp["base_dim"]
+    kw = {"hidden_units": tuple(exp["hidden_units"]), "dropout": exp["dropout"],
+          "batch_norm": exp["batch_norm"], "lr": exp["lr"],
+          "batch_size": exp["batch_size"],
+          "optimizer__weight_decay": exp["weight_decay"],
+          "max_epochs": exp["max_epochs"], "device": device}
+    if name == "dcnv2":
+        kw["n_cross_layers"] = exp["n_cross_layers"]
+    if name == "xdeepfm":
+        kw["cin_layer_sizes"] = tuple(exp["cin_layer_sizes"])
+    if kind == "SE":
+        kw.update(embedding_dim=base * scale, n_embedding_sets=1)
+    else:
+        kw.update(embedding_dim=base, n_embedding_sets=scale)
+    return MODELS[name](**kw)
+
+
+def _fit_seed(name, kind, scale, seed, experiment, data, device, threads):
+    """Fit one seed as scaling_curve does; return everything the file keeps."""
+    from sklearn.model_selection import PredefinedSplit
+    from skorch.callbacks import EarlyStopping, EpochScoring
+    from skorch.dataset import ValidSplit
+
+    from skcollapse.metrics import field_ia
+
+    torch.set_num_threads(threads)
+    est = plan_estimator(name, kind, scale, experiment, device)
+    key = "valid_roc_auc"
+    est.set_params(
+        random_state=seed,
+        train_split=ValidSplit(PredefinedSplit(data["fold"])),
+        callbacks=[
+            (key, EpochScoring("roc_auc", lower_is_better=False, name=key)),
+            ("early_stopping", EarlyStopping(
+                monitor=key, lower_is_better=False,
+                patience=experiment["patience"], threshold=0.0, load_best=True)),
+        ],
+    )
+    t0 = time.perf_counter()
+    est.fit(data["X_fit"], data["y_fit"])
+    fit_s = time.perf_counter() - t0
+    history = est.history
+    curve = [float(v) for v in history[:, key]]
+    best = int(np.argmax(curve))  # the first best: EarlyStopping keeps it
+    t0 = time.perf_counter()
+    p_test = est.predict_proba(data["X_test"])[:, 1]
+    p_valid = est.predict_proba(data["X_valid"])[:, 1]
+    ia = field_ia(est)
+    return {
+        "seed": seed,
+        "valid_curve": curve,
+        "train_loss": [float(v) for v in history[:, "train_loss"]],
+        "valid_loss": [float(v) for v in history[:, "valid_loss"]],
+        "epoch_s": [float(v) for v in history[:, "dur"]],
+        "n_epochs": len(history),
+        "selected_epoch": int(history[best, "epoch"]),
+        "valid_roc_auc": float(roc_auc_score(data["y_valid"], p_valid)),
+        "test": {"roc_auc": float(roc_auc_score(data["y_test"], p_test)),
+                 "log_loss": float(log_loss(data["y_test"], p_test, labels=[0, 1]))},
+        "ia": {"mean": float(ia.mean()), "fields": [float(v) for v in ia]},
+        "n_parameters": int(sum(p.numel() for p in est.module_.parameters())),
+        "fit_s": fit_s,
+        "score_s": time.perf_counter() - t0,
+    }
+
+
+def plan_data(plan):
+    """The plan's rows, split 8:1:1 as scaling_curve splits them."""
+    exp = plan["experiment"]
+    X, y, proba = make_ctr(**plan["make_ctr"])
+    tr, va, te = _random_split(len(y), exp["split"], exp["split_random_state"])
+    return {
+        "X_fit": np.concatenate([X[tr], X[va]]), "y_fit": np.r_[y[tr], y[va]],
+        "fold": np.r_[np.full(tr.size, -1), np.zeros(va.size, dtype=int)],
+        "X_valid": X[va], "y_valid": y[va], "X_test": X[te], "y_test": y[te],
+        "info": {"n_rows": len(y), "n_train": int(tr.size),
+                 "n_valid": int(va.size), "n_test": int(te.size),
+                 "click_rate": float(y.mean()),
+                 "bayes_test_roc_auc": float(roc_auc_score(y[te], proba[te])),
+                 "bayes_test_log_loss": float(log_loss(y[te], proba[te]))},
+    }
+
+
+def run_preregistered(args, argv):
+    """Run exactly the plan of ``args.preregistered``, one result file per cell."""
+    from joblib import Parallel, delayed
+
+    path = args.preregistered
+    plan = load_plan(path)
+    git = plan_git(path)
+    if not (git["committed"] and git["clean"]) and not args.allow_uncommitted_plan:
+        raise SystemExit(
+            f"{path} is not committed or differs from HEAD: a pre-registered run "
+            "uses a committed plan (commit it first; --allow-uncommitted-plan for "
+            "a smoke run of a temporary copy).")
+    plan_sha = _results.sha256(path)
+    exp = plan["experiment"]
+    data = plan_data(plan)
+    info = data["info"]
+    cells = plan_cells(plan)
+    print(f"pre-registered plan {path} (sha256 {plan_sha[:12]}, committed "
+          f"{git.get('added_in') or 'no'}): {len(cells)} cells, "
+          f"{sum(len(c[3]) for c in cells)} fits; {info['n_rows']} rows "
+          f"({info['n_train']}/{info['n_valid']}/{info['n_test']}), Bayes test "
+          f"AUC {info['bayes_test_roc_auc']:.4f}; results under "
+          f"{os.path.join(_results.RESULTS, PREREG_FOLDER)}", flush=True)
+    todo = []
+    for name, kind, scale, seeds in cells:
+        rel = cell_path(name, kind, scale)
+        if os.path.exists(os.path.join(_results.RESULTS, rel)):
+            if not args.resume:
+                raise SystemExit(
+                    f"{rel} exists: --resume skips the cells already run (delete "
+                    "the file to run the cell again).")
+            print(f"  {name} {kind} {scale}x: done before ({rel}), skipped",
+                  flush=True)
+        else:
+            todo.append((name, kind, scale, seeds))
+    # one pool over every (cell, seed), in plan order, so no core waits for the
+    # last seed of a cell; a cell's file is written as soon as its seeds are in
+    jobs = [(cell, seed) for cell in todo for seed in cell[3]]
+    fits = Parallel(n_jobs=args.n_jobs, return_as="generator")(
+        delayed(_fit_seed)(name, kind, scale, seed, exp, data, args.device,
+                           args.threads)
+        for (name, kind, scale, _), seed in jobs)
+    t0 = time.perf_counter()
+    for name, kind, scale, seeds in todo:
+        done = [next(fits) for _ in seeds]
+        write_cell(args, argv, plan, path, plan_sha, git, info,
+                   (name, kind, scale, seeds), done, time.perf_counter() - t0)
+
+
+def write_cell(args, argv, plan, path, plan_sha, git, info, cell, fits, elapsed):
+    """The result file of one (model, SE/ME, scale) cell."""
+    name, kind, scale, seeds = cell
+    exp = plan["experiment"]
+    est = plan_estimator(name, kind, scale, exp, args.device)
+    record = {
+        "benchmark": "bench_scaling --preregistered",
+        "command": " ".join(["benchmarks/bench_scaling.py", *argv]),
+        "model": name,
+        "kind": kind,
+        "scale": scale,
+        "seeds": fits,
+        "config": {
+            "plan": git["path"],
+            "plan_sha256": plan_sha,
+            "plan_git": git,
+            "estimator": type(est).__name__,
+            "params": {k: v for k, v in est.get_params(deep=False).items()
+                       if k in ("embedding_dim", "n_embedding_sets", "hidden_units",
+                                "dropout", "batch_norm", "lr", "batch_size",
+                                "optimizer__weight_decay", "max_epochs",
+                                "n_cross_layers", "cin_layer_sizes", "split_half")},
+            "make_ctr": plan["make_ctr"],
+            "field_names": plan.get("field_names"),
+            "experiment": exp,
+            "decision_rule": plan["decision_rule"],
+        },
+        "data": info,
+        "timing": {"fit_s": sum(f["fit_s"] for f in fits),
+                   "run_elapsed_s": elapsed, "n_jobs": args.n_jobs,
+                   "threads": args.threads, "device": args.device},
+        "meta": _results.run_metadata([path]),
+    }
+    out = _results.write_result(cell_path(name, kind, scale), record)
+    auc = [f["test"]["roc_auc"] for f in fits]
+    print(f"  {name} {kind} {scale}x: test AUC {fmt(auc)} over seeds {seeds}, "
+          f"selected epochs {[f['selected_epoch'] for f in fits]}, "
+          f"{record['timing']['fit_s']:.0f} s of fits; {os.path.relpath(out)}",
+          flush=True)
+
+
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("eval_data", nargs="?", default="../shared/eval-data")
     parser.add_argument("--datasets", default="synthetic,frappe")
@@ -337,7 +617,49 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="CSV of every fit")
+    parser.add_argument("--preregistered", default=None, metavar="PLAN.json",
+                        help="run exactly this committed plan (see the docstring);"
+                        " only --resume, --n-jobs, --threads, --device may go "
+                        "with it")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --preregistered: skip cells whose result file "
+                        "exists")
+    parser.add_argument("--allow-uncommitted-plan", action="store_true",
+                        help="with --preregistered: run a plan that is not "
+                        "committed (smoke runs; recorded in the files)")
+    return parser
+
+
+def explicit_options(argv):
+    """The destinations of the options given on the command line."""
+    probe = build_parser()
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(argv)))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.preregistered:
+        extra = sorted(explicit_options(argv) - set(PREREG_EXECUTION))
+        if extra:
+            flags = ", ".join(
+                "EVAL_DATA" if d == "eval_data" else "--" + d.replace("_", "-")
+                for d in extra)
+            parser.error(
+                f"--preregistered runs exactly the plan in {args.preregistered}; "
+                f"{flags} would change it. Remove them (allowed with it: --resume, "
+                "--n-jobs, --threads, --device, --allow-uncommitted-plan).")
+        if not os.path.isfile(args.preregistered):
+            parser.error(f"--preregistered: no file {args.preregistered!r}")
+        torch.set_num_threads(args.threads)
+        run_preregistered(args, argv)
+        return
+    if args.resume or args.allow_uncommitted_plan:
+        parser.error("--resume and --allow-uncommitted-plan only go with "
+                     "--preregistered")
     args.seeds = list(range(args.seeds))
     args.se_scales = _ints(args.se_scales)
     args.me_scales = _ints(args.me_scales)
