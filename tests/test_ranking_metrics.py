@@ -388,14 +388,18 @@ def test_scorers_read_a_dataframe_by_column_name():
     assert report == evaluate_ranking(est, test, k=5)
 
 
-def test_contradictory_column_names_are_refused():
+def test_recognisable_column_names_are_read_by_name_contradictions_refused():
     prefs, train, test = _scorer_case(np.random.default_rng(1))
     est = FakeRecommender(prefs).fit(train)
     frame = pd.DataFrame({"item_id": test[:, 1], "user_id": test[:, 0]})
-    with pytest.raises(ValueError, match=r"columns \['item_id', 'user_id'\]"):
-        ranking_scorer("ndcg", k=5)(est, frame)
-    with pytest.raises(ValueError, match=r"columns \['item_id', 'user_id'\]"):
-        evaluate_ranking(est, frame, k=5)
+    expected = ranking_scorer("ndcg", k=5)(est, test)
+    assert ranking_scorer("ndcg", k=5)(est, frame) == expected
+    assert evaluate_ranking(est, frame, k=5) == evaluate_ranking(est, test, k=5)
+    bad = pd.DataFrame({"item": test[:, 1], "rating": 1.0})
+    with pytest.raises(ValueError, match=r"columns \['item', 'rating'\].*contradict"):
+        ranking_scorer("ndcg", k=5)(est, bad)
+    with pytest.raises(ValueError, match=r"columns \['item', 'rating'\].*contradict"):
+        evaluate_ranking(est, bad, k=5)
 
 
 def test_scorer_filters_training_items():
