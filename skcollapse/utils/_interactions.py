@@ -45,7 +45,7 @@ USER_COLUMN = "user"
 ITEM_COLUMN = "item"
 
 #: Column names recognised as the user or the item column (compared in lower
-#: case without ``_``, ``-``, spaces and a trailing ``id``/``ids``/``key``/``code``:
+#: case without ``_``, ``-``, spaces and a trailing ``id``, ``key``, ``code``, ``name``...:
 #: ``customer_id``, ``movieId`` and ``Product Code`` are recognised).
 ROLE_NAMES = {
     USER_COLUMN: (
@@ -65,7 +65,7 @@ _NOT_IDS = frozenset(
     "label labels click clicks weight weights count counts value values target "
     "y".split()
 )
-_SUFFIX = re.compile(r"(id|ids|key|code|index|idx)$")
+_SUFFIX = re.compile(r"(id|ids|key|code|index|idx|name|title)$")
 _INT64_MAX = int(np.iinfo(np.int64).max)
 _UINT64_MAX = int(np.iinfo(np.uint64).max)
 #: the largest integer up to which every integer is a float64
