@@ -738,7 +738,7 @@ def test_dataframe_read_by_column_name(data, cls):
 def test_dataframe_with_recognisable_names_is_read_by_name(data, columns):
     """Issue 29: fit(pd.DataFrame({"movie": items, "customer": users})) used to
     fit the items as users."""
-    train, test = data
+    train, _ = data
     df = pd.DataFrame({columns[0]: train[:, 1], columns[1]: train[:, 0]})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # read by name: nothing to warn about
@@ -753,7 +753,8 @@ def test_dataframe_with_recognisable_names_is_read_by_name(data, columns):
 def test_dataframe_with_unknown_names_is_read_by_position_with_one_warning(data):
     train, _ = data
     df = pd.DataFrame({"a": train[:, 0], "b": train[:, 1]})
-    with pytest.warns(UserWarning) as record:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         model = MFRecommender(max_epochs=2, **FAST).fit(df)
         model.predict(df)
         MFRecommender(max_epochs=1, **FAST).fit(df)

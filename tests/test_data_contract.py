@@ -114,7 +114,7 @@ def test_uint64_ids_beyond_int64_are_kept_exactly(tmp_path):
         ids, _ = model.recommend(user, n=2)
         assert set(ids.tolist()) <= {1, 2, -1}
     assert model.predict(BIG_UINT).shape == (3,)
-    with pytest.raises(ValueError, match="unseen in fit, e.g. 9223372036854775808"):
+    with pytest.raises(ValueError, match=r"unseen in fit, e\.g\. 9223372036854775808"):
         model.recommend(2**63)  # a neighbour of a known id is another id
     # partial_fit appends new 64-bit ids, keeping the others and their rows
     before = model.get_embeddings()["user"].copy()
@@ -167,7 +167,7 @@ def test_int64_and_uint64_ids_merge_into_one_exact_vocabulary():
 @pytest.mark.parametrize(
     "X, match",
     [
-        (np.array([[2.0**60, 1.0], [3.0, 2.0]]), "above 2\\*\\*53"),
+        (np.array([[2.0**60, 1.0], [3.0, 2.0]]), r"above 2\*\*53"),
         (np.array([[-1, 1], [3, 2]]), "negative"),
         ([[2**64 + 1, 1], [-1, 2]], "negative"),
     ],

@@ -60,11 +60,11 @@ ROLE_NAMES = {
     ),
 }
 #: Column names that are never ids (read by position they would be nonsense).
-_NOT_IDS = frozenset(
-    "rating ratings score scores timestamp timestamps ts time date datetime "
-    "label labels click clicks weight weights count counts value values target "
-    "y".split()
-)
+_NOT_IDS = frozenset((
+    "rating", "ratings", "score", "scores", "timestamp", "timestamps", "ts",
+    "time", "date", "datetime", "label", "labels", "click", "clicks", "weight",
+    "weights", "count", "counts", "value", "values", "target", "y",
+))
 _SUFFIX = re.compile(r"(id|ids|key|code|index|idx|name|title)$")
 _INT64_MAX = int(np.iinfo(np.int64).max)
 _UINT64_MAX = int(np.iinfo(np.uint64).max)
