@@ -233,17 +233,24 @@ def test_score_equals_brute_force_ndcg(fitted, data, cls):
     )
 
 
-def test_score_counts_unknown_ids_as_misses_with_one_warning(fitted, data):
+def test_score_counts_unknown_ids_as_misses_and_only_reports_warn(fitted, data):
+    from skcollapse.metrics import evaluate_ranking
+
     model = fitted[MFRecommender]
     _train, test = data
     base = model.score(test)
     extra = np.array([[model.n_users_ + 3, 0], [0, model.n_items_ + 2]])
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        got = model.score(np.vstack([test, extra]))
-    assert sum("unseen in fit are counted as misses" in str(w.message)
-               for w in rec) == 1
+        got = model.score(np.vstack([test, extra]))  # a scorer, called per fold
+    assert [str(w.message) for w in rec] == []
     assert got < base
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for _ in range(3):  # the same report three times: said once
+            evaluate_ranking(model, np.vstack([test, extra]), metrics=["ndcg"])
+    texts = [str(w.message) for w in rec]
+    assert len(texts) == 1 and "unseen in fit are counted as misses" in texts[0]
 
 
 def test_predict_rejects_unknown_ids(fitted):

@@ -306,6 +306,30 @@ def test_max_epochs_zero_warns(pairs):
         MFRecommender(max_epochs=0, embedding_dim=8).fit(pairs)
 
 
+def test_a_grid_over_none_and_weights_warns_once_and_none_reads_as_none(pairs):
+    """Issue 29: the regularizer__weight warning came for every grid point with
+    regularizer=None and every fold; and None shows as NaN in a DataFrame of
+    cv_results_ (pandas 3 reads None among strings as missing): "none" works."""
+    from sklearn.model_selection import GridSearchCV
+
+    from skcollapse.metrics import ranking_scorer
+    from skcollapse.model_selection import PerUserKFold
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        search = GridSearchCV(
+            MFRecommender(embedding_dim=4, max_epochs=1),
+            {"regularizer": ["none", "logdet"], "regularizer__weight": [0.01, 0.1]},
+            scoring={"ndcg": ranking_scorer("ndcg"), "recall": ranking_scorer("recall")},
+            refit="ndcg", cv=PerUserKFold(n_splits=3),
+        ).fit(pairs)
+    texts = [str(w.message) for w in record]
+    assert len(texts) == 1 and "regularizer__weight has no effect" in texts[0], texts
+    frame = pd.DataFrame(search.cv_results_)
+    assert frame["param_regularizer"].tolist() == ["none", "none", "logdet", "logdet"]
+    assert MFRecommender(regularizer="none", **FAST).fit(pairs).regularizer_ is None
+
+
 def test_repr_shows_the_parameters_that_differ_from_the_defaults():
     assert repr(MFRecommender()) == "MFRecommender()"
     text = repr(LightGCNRecommender(embedding_dim=32, regularizer="logdet",
@@ -319,8 +343,8 @@ def test_repr_shows_the_parameters_that_differ_from_the_defaults():
 
 
 def test_regularizer_weight_that_would_do_nothing(pairs):
-    with pytest.warns(UserWarning, match=r"regularizer__weight.*no effect with "
-                      "regularizer=None"):
+    with pytest.warns(UserWarning, match=r"regularizer__weight has no effect with "
+                      r"regularizer=None.*give None its own dict"):
         MFRecommender(regularizer__weight=0.1, **FAST).fit(pairs)
     for name in ("dbn", "directspec", "directspec+"):
         with pytest.raises(ValueError, match=r"would do nothing: .* has no weight"):
