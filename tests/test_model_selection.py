@@ -420,7 +420,7 @@ def test_real_ml100k_per_user_split_popularity_known_answer():
     )
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent (set SKCOLLAPSE_EVAL_DATA)")
-    bunch = load_movielens(folder)
+    bunch = load_movielens(folder, codes=True)  # rows of a fixed-size model
     X_train, X_test = train_test_split_interactions(bunch.data, random_state=0)
     # every user keeps ceil(20%) of their >= 20 ratings for test
     counts = np.bincount(bunch.data[:, 0])
