@@ -70,8 +70,9 @@ class PopularityRanker:
 def load(data_dir):
     folder = os.path.join(data_dir, "ml-100k") if data_dir else None
     if folder and os.path.isfile(os.path.join(folder, "u.data")):
-        return load_movielens(folder, variant="100k")
-    return fetch_movielens("100k")
+        return load_movielens(folder, variant="100k", codes=True)
+    # 0-based codes: the models below fix n_users/n_items to the data's size
+    return fetch_movielens("100k", codes=True)
 
 
 def parse_regularizers(specs):

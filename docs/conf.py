@@ -43,6 +43,10 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # MathJax served from the site itself (copied into _static/mathjax at the
+    # end of the build, before site_checks looks at the links): the formulas
+    # render offline, with nothing to install beyond the docs extra
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "myst_parser",

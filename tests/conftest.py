@@ -8,6 +8,14 @@ import pytest
 import torch
 
 from skcollapse.utils import _device
+from skcollapse.utils._warnings import reset_warn_once
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warn_once():
+    """Each test sees the once-per-process warnings (utils/_warnings.py) afresh."""
+    reset_warn_once()
+    yield
 
 
 @pytest.fixture(autouse=True)

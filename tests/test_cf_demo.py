@@ -1,6 +1,7 @@
 """``skcollapse demo``: trains the demo models on built-in data, prints one table."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -132,7 +133,8 @@ def test_demo_on_fetched_movielens_uses_the_cache(tmp_path, monkeypatch, capsys)
     rows = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in rows] == ["Popularity", "EASE", "MF", "LightGCN"]
     # the popularity row is the one of the documented recipe: fetch + per-user split
-    bunch = fetch_movielens("100k", data_home=home, download_if_missing=False)
+    bunch = fetch_movielens("100k", data_home=home, download_if_missing=False,
+                            codes=True)
     train, test = train_test_split_interactions(
         bunch.data, test_size=0.2, strategy="per_user", random_state=0
     )
@@ -170,6 +172,35 @@ def test_demo_dataset_download_failure_is_one_clear_line(tmp_path, monkeypatch, 
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--dataset ml-100k" in err and "Traceback" not in err
+    # issue 29: the failure names the folders it looked in and the layout
+    home = tmp_path / "home"
+    assert str(home / "ml-100k") in err and str(home / "movielens" / "ml-100k") in err
+    assert "u.data" in err and "--data-home" in err
+
+
+def test_demo_reads_movielens_from_data_home_slash_ml_100k(tmp_path, monkeypatch,
+                                                            capsys):
+    """Issue 29: the files in DIR/ml-100k/ were ignored (a download was tried)."""
+    source = _serve_ml100k(monkeypatch, tmp_path)
+    data = source.read_bytes()
+    source.unlink()  # no download possible
+    import io
+    import zipfile
+
+    home = tmp_path / "DIR"
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        zf.extractall(home)  # DIR/ml-100k/u.data, ...
+    assert (home / "ml-100k" / "u.data").is_file()
+    monkeypatch.setattr(_demo, "DEMO_REGULARIZERS", _demo.DEMO_REGULARIZERS[:1])
+    monkeypatch.setattr(_demo, "DEMO_MODELS", _demo.DEMO_MODELS[:1])
+    args = ["demo", "--dataset", "ml-100k", "--data-home", str(home), "--epochs", "1",
+            "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ")][1:]
+    fit_s = [line.strip("|").split("|")[-1].strip() for line in rows]
+    # seconds read the same way in every row: 0.00, never 7.236e-04
+    assert all(re.fullmatch(r"\d+\.\d\d", v) for v in fit_s), fit_s
 
 
 def test_explain_table_names_changes_only_beyond_the_noise():

@@ -99,6 +99,84 @@ def test_huge_ids_do_not_reach_the_allocator(pairs):
     assert np.isin(model.recommend(X[0, 0], n=3)[0], X[:, 1]).all()
 
 
+# 64-bit ids (issue 29): every integer id is kept exactly, never wrapped or merged
+BIG_UINT = np.array([[2**63 + 1, 1], [2**64 - 1, 2], [3, 2]], dtype=np.uint64)
+
+
+def test_uint64_ids_beyond_int64_are_kept_exactly(tmp_path):
+    from skcollapse.cli import load_model, save_model
+
+    model = MFRecommender(**FAST).fit(BIG_UINT)
+    assert model.user_ids_.dtype == np.uint64
+    assert model.user_ids_.tolist() == [3, 2**63 + 1, 2**64 - 1]
+    # the ids fit produced are the ids recommend takes
+    for user in model.user_ids_.tolist():
+        ids, _ = model.recommend(user, n=2)
+        assert set(ids.tolist()) <= {1, 2, -1}
+    assert model.predict(BIG_UINT).shape == (3,)
+    with pytest.raises(ValueError, match=r"unseen in fit, e\.g\. 9223372036854775808"):
+        model.recommend(2**63)  # a neighbour of a known id is another id
+    # partial_fit appends new 64-bit ids, keeping the others and their rows
+    before = model.get_embeddings()["user"].copy()
+    model.partial_fit(np.array([[2**64 - 2, 1]], dtype=np.uint64))
+    assert model.user_ids_.tolist() == [3, 2**63 + 1, 2**64 - 1, 2**64 - 2]
+    np.testing.assert_array_equal(model.get_embeddings()["user"][:3], before)
+    # save_model/load_model round trip
+    path = save_model(model, tmp_path / "big.skc")
+    loaded = load_model(path)
+    assert loaded.user_ids_.dtype == np.uint64
+    assert loaded.user_ids_.tolist() == model.user_ids_.tolist()
+    np.testing.assert_array_equal(
+        loaded.recommend(2**64 - 2, n=2)[0], model.recommend(2**64 - 2, n=2)[0])
+
+
+def test_python_ints_beyond_uint64_are_kept_as_objects(tmp_path):
+    from skcollapse.cli import load_model, save_model
+
+    X = [[2**64 + 1, 1], [2**64 + 2, 2], [3, 2]]  # numpy would make these floats
+    model = MFRecommender(**FAST).fit(X)
+    assert model.user_ids_.dtype == object
+    assert model.user_ids_.tolist() == [3, 2**64 + 1, 2**64 + 2]
+    assert model.n_users_ == 3  # 2**64 + 1 and 2**64 + 2 are two users
+    assert model.recommend(2**64 + 2, n=1)[0].tolist() == [1]
+    # item ids beyond uint64: padding is None, as for string ids
+    items = MFRecommender(**FAST).fit([[0, 2**70], [0, 5], [1, 5]])
+    ids, scores = items.recommend(1, n=2)
+    assert ids.tolist() == [2**70, None] and scores[1] == -np.inf
+    model.partial_fit([[2**65, 1]])
+    assert model.user_ids_.tolist()[-1] == 2**65
+    loaded = load_model(save_model(model, tmp_path / "obj.skc"))
+    assert loaded.user_ids_.tolist() == model.user_ids_.tolist()
+    assert loaded.recommend(2**65, n=1)[0].tolist() == model.recommend(2**65, n=1)[0].tolist()
+
+
+def test_lists_with_ids_between_int64_and_uint64_are_not_rounded():
+    # np.asarray([[2**63 + 1, 1], [2**63, 2]]) is float64: both users become 2**63
+    model = MFRecommender(**FAST).fit([[2**63 + 1, 1], [2**63, 2], [3, 2]])
+    assert model.user_ids_.tolist() == [3, 2**63, 2**63 + 1]
+    assert model.recommend([2**63 + 1, 2**63], n=1)[0].tolist() == [[2], [1]]
+
+
+def test_int64_and_uint64_ids_merge_into_one_exact_vocabulary():
+    model = MFRecommender(**FAST).fit(np.array([[1, 1], [2, 2]]))
+    model.partial_fit(np.array([[2**64 - 1, 1]], dtype=np.uint64))
+    assert model.user_ids_.dtype == np.uint64
+    assert model.user_ids_.tolist() == [1, 2, 2**64 - 1]
+
+
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        (np.array([[2.0**60, 1.0], [3.0, 2.0]]), r"above 2\*\*53"),
+        (np.array([[-1, 1], [3, 2]]), "negative"),
+        ([[2**64 + 1, 1], [-1, 2]], "negative"),
+    ],
+)
+def test_ids_that_cannot_be_kept_exactly_are_refused(X, match):
+    with pytest.raises(ValueError, match=match):
+        MFRecommender(**FAST).fit(X)
+
+
 def test_n_users_keeps_the_dense_fast_path(pairs):
     model = MFRecommender(n_users=200, n_items=100, **FAST).fit(pairs)
     np.testing.assert_array_equal(model.user_ids_, np.arange(200))
@@ -228,6 +306,30 @@ def test_max_epochs_zero_warns(pairs):
         MFRecommender(max_epochs=0, embedding_dim=8).fit(pairs)
 
 
+def test_a_grid_over_none_and_weights_warns_once_and_none_reads_as_none(pairs):
+    """Issue 29: the regularizer__weight warning came for every grid point with
+    regularizer=None and every fold; and None shows as NaN in a DataFrame of
+    cv_results_ (pandas 3 reads None among strings as missing): "none" works."""
+    from sklearn.model_selection import GridSearchCV
+
+    from skcollapse.metrics import ranking_scorer
+    from skcollapse.model_selection import PerUserKFold
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        search = GridSearchCV(
+            MFRecommender(embedding_dim=4, max_epochs=1),
+            {"regularizer": ["none", "logdet"], "regularizer__weight": [0.01, 0.1]},
+            scoring={"ndcg": ranking_scorer("ndcg"), "recall": ranking_scorer("recall")},
+            refit="ndcg", cv=PerUserKFold(n_splits=3),
+        ).fit(pairs)
+    texts = [str(w.message) for w in record]
+    assert len(texts) == 1 and "regularizer__weight has no effect" in texts[0], texts
+    frame = pd.DataFrame(search.cv_results_)
+    assert frame["param_regularizer"].tolist() == ["none", "none", "logdet", "logdet"]
+    assert MFRecommender(regularizer="none", **FAST).fit(pairs).regularizer_ is None
+
+
 def test_repr_shows_the_parameters_that_differ_from_the_defaults():
     assert repr(MFRecommender()) == "MFRecommender()"
     text = repr(LightGCNRecommender(embedding_dim=32, regularizer="logdet",
@@ -241,8 +343,8 @@ def test_repr_shows_the_parameters_that_differ_from_the_defaults():
 
 
 def test_regularizer_weight_that_would_do_nothing(pairs):
-    with pytest.warns(UserWarning, match=r"regularizer__weight.*no effect with "
-                      "regularizer=None"):
+    with pytest.warns(UserWarning, match=r"regularizer__weight has no effect with "
+                      r"regularizer=None.*give None its own dict"):
         MFRecommender(regularizer__weight=0.1, **FAST).fit(pairs)
     for name in ("dbn", "directspec", "directspec+"):
         with pytest.raises(ValueError, match=r"would do nothing: .* has no weight"):

@@ -296,15 +296,18 @@ def _serve_archive(monkeypatch, tmp_path, variant, members):
     return data
 
 
-def _check_codes(bunch, ratings):
+def _check_codes(bunch, ratings, codes=False):
+    """The Bunch holds the rating file's own ids (or 0-based codes of them)."""
     raw_users = sorted({r[0] for r in ratings})
     raw_items = sorted({r[1] for r in ratings})
     assert bunch.user_ids.tolist() == raw_users
     assert bunch.item_ids.tolist() == raw_items
     assert bunch.n_users == len(raw_users) and bunch.n_items == len(raw_items)
-    expected = [
-        (raw_users.index(u), raw_items.index(i), float(r), t) for u, i, r, t in ratings
-    ]
+    if codes:
+        expected = [(raw_users.index(u), raw_items.index(i), float(r), t)
+                    for u, i, r, t in ratings]
+    else:
+        expected = [(u, i, float(r), t) for u, i, r, t in ratings]
     got = list(
         zip(
             bunch.data[:, 0].tolist(),
@@ -339,6 +342,68 @@ def test_fetch_movielens_100k_offline(tmp_path, monkeypatch):
     frame_bunch = fetch_movielens("100k", data_home=home, as_frame=True)
     assert list(frame_bunch.frame.columns) == ["user", "item", "rating", "timestamp"]
     assert isinstance(frame_bunch.data, pd.DataFrame)
+
+
+def test_movielens_ids_are_the_data_sets_own_everywhere(tmp_path):
+    """Issue 29: load_movielens(...).data[0] was [195, 241] for the u.data row
+    "196 242", and joining titles by item_info.item_id was off by one."""
+    ratings, members = _ml100k_members(np.random.default_rng(0))
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    for name, data in members.items():
+        (tmp_path / name).write_bytes(data)
+    first = members["ml-100k/u.data"].decode().splitlines()[0].split("\t")
+    bunch = load_movielens(folder)
+    assert bunch.data[0].tolist() == [int(first[0]), int(first[1])]
+    _check_codes(bunch, ratings)
+    # side tables: one row per id, indexed by the ids of data
+    assert bunch.item_info.index.tolist() == bunch.item_ids.tolist()
+    assert bunch.item_info["item_id"].tolist() == bunch.item_ids.tolist()
+    assert bunch.item_info.loc[6, "title"] == "Movie 6 (1996)"  # raw id 6, no gap
+    joined = pd.DataFrame(bunch.data, columns=["user", "item"]).merge(
+        bunch.item_info, left_on="item", right_on="item_id")
+    assert (joined["title"] == [f"Movie {i} (199{i})" for i in joined["item"]]).all()
+    assert bunch.user_info.loc[5, "age"] == 25 and bunch.user_features.loc[5, "age"]
+    assert set(bunch.item_features.index) == set(bunch.data[:, 1])
+    assert set(bunch.user_features.index) == set(bunch.data[:, 0])
+    # the 0-based code matrix is a named option, consistent the same way
+    coded = load_movielens(folder, codes=True)
+    _check_codes(coded, ratings, codes=True)
+    np.testing.assert_array_equal(coded.user_ids[coded.data[:, 0]], bunch.data[:, 0])
+    assert coded.item_info.index.tolist() == list(range(coded.n_items))
+    assert coded.item_info.loc[4, "item_id"] == 6  # code 4 is MovieLens item 6
+    assert coded.user_features.index.tolist() == list(range(coded.n_users))
+
+
+def test_fetch_movielens_reads_a_copy_where_a_user_puts_it(tmp_path, monkeypatch):
+    """Issue 29: with the files in DIR/ml-100k/, fetch_movielens(data_home=DIR)
+    tried to download (and failed with a bare DNS error)."""
+    ratings, members = _ml100k_members(np.random.default_rng(0))
+    unreachable = (tmp_path / "nowhere" / "ml-100k.zip").as_uri()
+    monkeypatch.setitem(
+        movielens_module.ARCHIVES, "100k",
+        RemoteFileMetadata("ml-100k.zip", unreachable, _sha256(_zip_bytes(members))),
+    )
+    home = tmp_path / "home"
+    with pytest.raises(OSError) as info:
+        fetch_movielens("100k", data_home=home, n_retries=0, delay=0)
+    message = str(info.value)
+    assert "could not download MovieLens 100k" in message
+    assert str(home / "ml-100k") in message and "u.data" in message
+    assert str(home / "movielens" / "ml-100k") in message
+    with pytest.raises(OSError, match=r"download_if_missing=False\. Looked for"):
+        fetch_movielens("100k", data_home=home, download_if_missing=False)
+    for name, data in members.items():  # the natural layout: DIR/ml-100k/u.data
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_bytes(data)
+    bunch = fetch_movielens("100k", data_home=home, download_if_missing=False)
+    _check_codes(bunch, ratings)
+    # or the official archive, put there by hand: verified, extracted, kept
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "ml-100k.zip").write_bytes(_zip_bytes(members))
+    _check_codes(fetch_movielens("100k", data_home=other), ratings)
+    assert sorted(os.listdir(other)) == ["ml-100k", "ml-100k.zip"]
 
 
 def test_fetch_movielens_1m_and_latest_small_offline(tmp_path, monkeypatch):
@@ -490,6 +555,19 @@ def test_fetch_lightgcn_offline(tmp_path, monkeypatch):
     assert np.array_equal(again.test, data.test)
     with pytest.raises(OSError, match="download_if_missing=False"):
         fetch_lightgcn("yelp2018", data_home=tmp_path / "h2", download_if_missing=False)
+    # a copy put by hand in <data_home>/<dataset>/ is read as it is, ids as in
+    # its files (issue 29)
+    by_hand = tmp_path / "h3" / "gowalla"
+    by_hand.mkdir(parents=True)
+    (by_hand / "train.txt").write_text(_lightgcn_text([[5, 7, 9]]))
+    (by_hand / "test.txt").write_text(_lightgcn_text([[5, 8]]))
+    local = fetch_lightgcn("gowalla", data_home=tmp_path / "h3",
+                           download_if_missing=False)
+    assert local.train.tolist() == [[5, 7], [5, 9]] and local.test.tolist() == [[5, 8]]
+    monkeypatch.setattr(lightgcn_module, "_RAW", (tmp_path / "nowhere").as_uri() + "/")
+    with pytest.raises(OSError, match=r"could not download gowalla train\.txt .*"
+                       r"looked for train\.txt and test\.txt in .*h4.gowalla"):
+        fetch_lightgcn("gowalla", data_home=tmp_path / "h4", n_retries=0, delay=0)
     with pytest.raises(
         ValueError, match=r"'dataset' parameter of fetch_lightgcn must be a str among"
     ):
@@ -670,6 +748,9 @@ def test_real_movielens_100k_folder():
     counts = Counter(np.asarray(bunch.target).tolist())
     assert counts == {1.0: 6110, 2.0: 11370, 3.0: 27145, 4.0: 34174, 5.0: 21201}
     assert bunch.item_info["title"].iloc[0] == "Toy Story (1995)"
+    # the data set's own ids: the first row of u.data is "196 242 3 881250949"
+    assert bunch.data[0].tolist() == [196, 242]
+    assert bunch.item_info.loc[242, "title"] == "Kolya (1996)"
 
 
 @pytest.mark.slow

@@ -60,7 +60,16 @@ def _public_subpackages_on_disk():
 
 def test_api_index_lists_every_public_name(tmp_path):
     text = site_checks.write_api_index(tmp_path)
-    assert (tmp_path / "index.rst").read_text(encoding="utf-8") == text
+    pages = sorted(p.name for p in tmp_path.glob("*.rst"))
+    order = ["index"] + [m.split(".", 1)[1] for m in site_checks.public_api()]
+    assert text == "\n".join(
+        (tmp_path / f"{name}.rst").read_text(encoding="utf-8") for name in order)
+    # the index is a toctree of one page per sub-package (a grouped sidebar)
+    index = (tmp_path / "index.rst").read_text(encoding="utf-8")
+    assert ".. toctree::" in index and "autosummary" not in index
+    assert {p[:-4] for p in pages} == {"index"} | {
+        m.split(".", 1)[1] for m in _public_subpackages_on_disk()
+        if getattr(importlib.import_module(m), "__all__", None)}
 
     expected = {}
     for modname in _public_subpackages_on_disk():
@@ -210,6 +219,22 @@ def _gallery_pages():
     return sorted((SITE / "auto_examples").glob("plot_*.html"))
 
 
+def test_built_site_renders_math_offline():
+    """Formulas showed as raw LaTeX offline (MathJax came from a CDN): the site
+    serves MathJax itself, and no page loads a script from the network."""
+    _require_site()
+    assert (SITE / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    page = (SITE / "user_guide" / "measuring.html").read_text(encoding="utf-8")
+    assert "\\(" in page  # the formulas MathJax typesets in the browser
+    assert re.search(r'<script[^>]+src="[./]*_static/mathjax/tex-chtml\.js', page)
+    remote = []
+    for path in SITE.rglob("*.html"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        remote += [(path.name, src) for src in re.findall(
+            r'<script[^>]+src="((?:https?:)?//[^"]+)"', text)]
+    assert remote == [], f"pages load scripts from the network: {remote[:5]}"
+
+
 def test_built_gallery_has_every_example_with_its_figures():
     _require_site()
     examples = sorted(p.stem for p in (ROOT / "examples").glob("plot_*.py"))
@@ -285,6 +310,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 _CHECK_PAGE = """
 const done = arguments[arguments.length - 1];
+// formulas are typeset by MathJax after the page loads: wait for it
+const typeset = (window.MathJax && MathJax.startup && MathJax.startup.promise)
+    || Promise.resolve();
+typeset.then(() => {
 const images = Array.from(document.images).map(
     img => [img.getAttribute('src'), img.complete && img.naturalWidth > 0]);
 const links = Array.from(document.querySelectorAll('a[href]'))
@@ -299,7 +328,9 @@ Promise.all(unique.map(h => fetch(h, {method: 'HEAD'})
         main_text: (document.querySelector('main') || {}).innerText || '',
         images: images,
         links: statuses,
+        math: document.querySelectorAll('mjx-container').length,
     }));
+});
 """
 
 
@@ -316,6 +347,9 @@ def _open(driver, url):
         ("api/generated/skcollapse.metrics.effective_rank.html", "effective_rank"),
         ("auto_examples/index.html", "Examples"),
         ("auto_examples/plot_watch_erank.html", "Watching erank during training"),
+        ("user_guide/measuring.html", "Measuring collapse"),
+        ("api/generated/skcollapse.regularizers.LogDetRegularizer.html",
+         "LogDetRegularizer"),
     ],
 )
 def test_pages_render_in_headless_chromium(served_site, page, heading, tmp_path):
@@ -330,6 +364,12 @@ def test_pages_render_in_headless_chromium(served_site, page, heading, tmp_path)
         driver.quit()
     assert heading in result["h1"], result["h1"]
     assert len(result["main_text"]) > 200, "the page body did not render"
+    # formulas are rendered (offline: MathJax is served by the site), never
+    # left as raw LaTeX
+    for raw in ("\\(", "\\)", "\\["):
+        assert raw not in result["main_text"], f"raw LaTeX {raw} on {page}"
+    if page.startswith(("user_guide/measuring", "api/generated/skcollapse.reg")):
+        assert result["math"] > 0, "no formula was typeset"
     if page.startswith("auto_examples/"):  # thumbnails, figures
         assert result["images"], "a gallery page without images"
     failed = [src for src, ok in result["images"] if not ok]

@@ -83,7 +83,7 @@ def test_per_user_shuffle_split_is_roughly_uniform_within_users():
 def test_per_user_kfold_keeps_every_user_in_every_training_fold(shuffle):
     rng = np.random.default_rng(1)
     X = _interactions(rng)
-    cv = PerUserKFold(n_splits=4, shuffle=shuffle, random_state=0)
+    cv = PerUserKFold(n_splits=4, shuffle=shuffle, random_state=0 if shuffle else None)
     folds = list(cv.split(X))
     assert len(folds) == cv.get_n_splits() == 4
     by_user = _rows_by_user(X)
@@ -109,11 +109,38 @@ def test_per_user_kfold_keeps_every_user_in_every_training_fold(shuffle):
 
 def test_per_user_kfold_without_shuffle_deals_in_row_order():
     X = np.column_stack([np.zeros(6, dtype=int), np.arange(6)])
-    folds = [test for _, test in PerUserKFold(3, random_state=0).split(X)]
+    folds = [test for _, test in PerUserKFold(3).split(X)]
     # consecutive rows of a user land in consecutive folds
     for test in folds:
         assert test.size == 2
         assert (test[1] - test[0]) == 3
+
+
+def test_per_user_kfold_is_deterministic_unless_shuffled():
+    """Issue 29: PerUserKFold(n_splits=3) drew a random starting fold per user
+    even with shuffle=False. Like KFold it is deterministic, and random_state
+    without shuffle is an error."""
+    rng = np.random.default_rng(2)
+    X = _interactions(rng)
+    cv = PerUserKFold(n_splits=3)
+    first = [test.tolist() for _, test in cv.split(X)]
+    np.random.seed(123)  # no hidden use of the global RNG either
+    assert [test.tolist() for _, test in cv.split(X)] == first
+    sizes = [len(t) for t in first]  # one round-robin: sizes differ by <= 1
+    assert max(sizes) - min(sizes) <= 1
+    # known answer: users dealt in id order, each starting where the last stopped
+    small = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [1, 2], [2, 5]])
+    got = [test.tolist() for _, test in PerUserKFold(2).split(small)]
+    assert got == [[0, 2, 4], [1, 3]]
+    with pytest.raises(ValueError, match="random_state has no effect since shuffle"):
+        list(PerUserKFold(3, random_state=0).split(X))
+    shuffled = PerUserKFold(3, shuffle=True, random_state=0)
+    assert [t.tolist() for _, t in shuffled.split(X)] == [
+        t.tolist() for _, t in shuffled.split(X)]
+    with pytest.raises(ValueError, match="random_state has no effect"):
+        train_test_split_interactions(
+            np.column_stack([small, np.arange(6)]), strategy="leave_last_out",
+            random_state=0)
 
 
 def _reference_leave_last(X, ts, n_last):
@@ -241,13 +268,14 @@ def test_train_test_split_interactions_strategies():
     X = _interactions(rng)
     frame = pd.DataFrame(X, columns=["user", "item", "timestamp"])
     for strategy in ("per_user", "leave_last_out", "temporal", "random"):
+        seed = 0 if strategy in ("per_user", "random") else None
         X_train, X_test = train_test_split_interactions(
-            X, strategy=strategy, random_state=0
+            X, strategy=strategy, random_state=seed
         )
         assert X_train.shape[0] + X_test.shape[0] == X.shape[0]
         assert X_test.shape[0] > 0
         f_train, f_test = train_test_split_interactions(
-            frame, strategy=strategy, random_state=0
+            frame, strategy=strategy, random_state=seed
         )
         assert isinstance(f_train, pd.DataFrame)
         assert np.array_equal(f_test.to_numpy(), X_test)
@@ -296,13 +324,23 @@ def test_splitters_read_user_and_item_columns_by_name(make_cv):
             assert train & set(by_user[u]), f"user {u} lost all training rows"
 
 
-def test_splitters_refuse_frames_whose_names_contradict_the_order():
+def test_splitters_read_frames_by_name_and_refuse_contradictions():
     X = pd.DataFrame({"item_id": [0, 1, 2, 3], "user_id": [0, 0, 1, 1]})
+    ordered = X[["user_id", "item_id"]].to_numpy()
     for cv in (PerUserShuffleSplit(random_state=0), PerUserKFold(2), LeaveLastOut()):
-        with pytest.raises(ValueError, match=r"\['item_id', 'user_id'\].*contradict"):
-            list(cv.split(X))
-    with pytest.raises(ValueError, match=r"\['item_id', 'user_id'\].*contradict"):
-        train_test_split_interactions(X, strategy="random", random_state=0)
+        if isinstance(cv, LeaveLastOut):
+            X_cv, ord_cv = X.assign(timestamp=[1, 2, 3, 4]), np.column_stack(
+                [ordered, [1, 2, 3, 4]])
+        else:
+            X_cv, ord_cv = X, ordered
+        got = [(a.tolist(), b.tolist()) for a, b in cv.split(X_cv)]
+        assert got == [(a.tolist(), b.tolist()) for a, b in cv.split(ord_cv)]
+    bad = pd.DataFrame({"item_id": [0, 1, 2, 3], "ts": [0, 0, 1, 1]})
+    for cv in (PerUserShuffleSplit(random_state=0), PerUserKFold(2), LeaveLastOut()):
+        with pytest.raises(ValueError, match=r"\['item_id', 'ts'\].*contradict"):
+            list(cv.split(bad))
+    with pytest.raises(ValueError, match=r"\['item_id', 'ts'\].*contradict"):
+        train_test_split_interactions(bad, strategy="random", random_state=0)
 
 
 class _PopularityRecommender(BaseEstimator):
@@ -382,7 +420,7 @@ def test_real_ml100k_per_user_split_popularity_known_answer():
     )
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent (set SKCOLLAPSE_EVAL_DATA)")
-    bunch = load_movielens(folder)
+    bunch = load_movielens(folder, codes=True)  # rows of a fixed-size model
     X_train, X_test = train_test_split_interactions(bunch.data, random_state=0)
     # every user keeps ceil(20%) of their >= 20 ratings for test
     counts = np.bincount(bunch.data[:, 0])

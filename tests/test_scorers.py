@@ -20,8 +20,8 @@ from skcollapse.metrics import (
     ErankScorer,
     IAScorer,
     effective_rank,
-    get_scorer,
-    get_scorer_names,
+    get_collapse_scorer,
+    get_collapse_scorer_names,
     information_abundance,
 )
 from skcollapse.testing import CollapseMetricTests
@@ -319,13 +319,33 @@ def test_grid_search_scoring_dict_of_collapse_scorers(digits):
     final = search.best_estimator_.get_embeddings()["item"]
     np.testing.assert_allclose(ErankScorer(table="item")(search, X), ref_erank(final),
                                rtol=1e-6)
-    scorer = get_scorer("ia", table="item")
+    scorer = get_collapse_scorer("ia", table="item")
     assert isinstance(scorer, IAScorer) and scorer.table == "item"
     assert {"effective_rank", "erank", "information_abundance", "ia"} <= set(
-        get_scorer_names()
+        get_collapse_scorer_names()
     )
-    with pytest.raises(ValueError, match=r"'name' parameter of get_scorer must be a str among"):
-        get_scorer("recall")
+    with pytest.raises(
+        ValueError, match=r"'name' parameter of get_collapse_scorer must be a str among"
+    ):
+        get_collapse_scorer("recall")
+
+
+def test_old_scorer_names_are_deprecated_aliases():
+    """Issue 29: skcollapse.metrics.get_scorer shadowed sklearn's with another
+    meaning; the old names work one more release, with a FutureWarning."""
+    import sklearn.metrics
+
+    import skcollapse.metrics as m
+
+    assert "get_scorer" not in m.__all__ and "get_scorer_names" not in m.__all__
+    with pytest.warns(FutureWarning, match="renamed get_collapse_scorer "):
+        old = m.get_scorer("erank", table="item")
+    assert old.get_params() == get_collapse_scorer("erank", table="item").get_params()
+    with pytest.warns(FutureWarning, match="renamed get_collapse_scorer_names"):
+        assert m.get_scorer_names() == get_collapse_scorer_names()
+    # scikit-learn's strings stay scikit-learn's: the documented way is the object
+    with pytest.raises(ValueError, match="not a valid scoring value"):
+        sklearn.metrics.get_scorer("effective_rank")
 
 
 class EmbNet(NeuralNetRegressor):

@@ -80,8 +80,23 @@ def format_value(value) -> str:
     return str(value)
 
 
-def markdown_table(columns, records) -> str:
-    """A GitHub-flavoured Markdown table; numbers right-aligned."""
+def _formatted(value, column, formats):
+    """``format_value``, or the column's own format (e.g. ``"{:.2f}"``)."""
+    fmt = (formats or {}).get(column)
+    if fmt is not None and isinstance(value, numbers.Real) and not isinstance(
+        value, (bool, np.bool_)
+    ):
+        return fmt.format(float(value))
+    return format_value(value)
+
+
+def markdown_table(columns, records, formats=None) -> str:
+    """A GitHub-flavoured Markdown table; numbers right-aligned.
+
+    ``formats`` maps a column to its own format string (``{"fit s": "{:.2f}"}``)
+    so that a column reads the same throughout; other numbers use
+    :func:`format_value`.
+    """
 
     def cell(text):
         return str(text).replace("|", "\\|").replace("\n", " ")
@@ -98,12 +113,14 @@ def markdown_table(columns, records) -> str:
     lines.append("|" + "|".join("---:" if num else ":---" for num in numeric) + "|")
     for r in records:
         lines.append(
-            "| " + " | ".join(cell(format_value(r.get(c))) for c in columns) + " |"
+            "| "
+            + " | ".join(cell(_formatted(r.get(c), c, formats)) for c in columns)
+            + " |"
         )
     return "\n".join(lines) + "\n"
 
 
-def _html_table(columns, records) -> str:
+def _html_table(columns, records, formats=None) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for r in records:
@@ -111,7 +128,7 @@ def _html_table(columns, records) -> str:
         for c in columns:
             v = r.get(c)
             cls = ' class="num"' if isinstance(v, numbers.Real) else ""
-            cells.append(f"<td{cls}>{html.escape(format_value(v))}</td>")
+            cells.append(f"<td{cls}>{html.escape(_formatted(v, c, formats))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
         "<table>\n<thead><tr>"
@@ -268,7 +285,7 @@ def _caption(key):
     return _CAPTIONS.get(kind, "").format(table=table)
 
 
-def _html_page(title, meta, columns, records, figures, notes):
+def _html_page(title, meta, columns, records, figures, notes, formats=None):
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -288,7 +305,7 @@ def _html_page(title, meta, columns, records, figures, notes):
             )
         parts.append("</dl>")
     parts.append("<h2>Results</h2>")
-    parts.append(_html_table(columns, records))
+    parts.append(_html_table(columns, records, formats))
     parts.append(
         f'<p>Also as <a href="{TABLE_CSV}">CSV</a> and '
         f'<a href="{TABLE_MARKDOWN}">Markdown</a>.</p>'
@@ -319,6 +336,7 @@ def write_report(
     meta=None,
     notes=(),
     projection_table="item",
+    formats=None,
 ):
     """Write the comparison table, the plots and an HTML page into ``directory``.
 
@@ -344,6 +362,9 @@ def write_report(
         Paragraphs shown under the table.
     projection_table : str or None, default="item"
         Table projected in 2-D; None skips the projection plot.
+    formats : dict of str -> str, default=None
+        Format strings of columns in the Markdown and HTML tables (see
+        :func:`markdown_table`).
 
     Returns
     -------
@@ -370,7 +391,8 @@ def write_report(
     files["csv"] = csv_path
     md_path = directory / TABLE_MARKDOWN
     md_path.write_text(
-        f"# {title}\n\n" + markdown_table(columns, records), encoding="utf-8"
+        f"# {title}\n\n" + markdown_table(columns, records, formats),
+        encoding="utf-8",
     )
     files["markdown"] = md_path
 
@@ -401,7 +423,7 @@ def write_report(
     meta.setdefault(
         "written", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     )
-    page = _html_page(title, meta, columns, records, figures, list(notes))
+    page = _html_page(title, meta, columns, records, figures, list(notes), formats)
     html_path = directory / HTML_PAGE
     html_path.write_text(page, encoding="utf-8")
     files["html"] = html_path
@@ -495,6 +517,7 @@ def write_demo_report(args, rows, columns, models, train, *, data=None, quiet=No
         title="skcollapse demo",
         meta=meta,
         notes=notes,
+        formats={"fit s": "{:.2f}"},
     )
     if not (args.quiet if quiet is None else quiet):
         print(f"report written to {files['html']}", file=sys.stderr)

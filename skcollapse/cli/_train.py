@@ -368,10 +368,8 @@ def load_interactions(
         from skcollapse.datasets import fetch_movielens
 
         bunch = fetch_movielens(MOVIELENS[source], data_home=data_home)
-        codes = np.asarray(bunch.data, dtype=np.int64)
         # MovieLens' own ids, as a user reading u.data would pass them
-        users = np.asarray(bunch.user_ids)[codes[:, 0]]
-        X = np.column_stack([users, np.asarray(bunch.item_ids)[codes[:, 1]]])
+        X = np.asarray(bunch.data, dtype=np.int64)
         info = {"source": source, "description": f"MovieLens {MOVIELENS[source]}"}
         return X, info
     path = Path(source)

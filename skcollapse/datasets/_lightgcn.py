@@ -268,7 +268,11 @@ def fetch_lightgcn(
 
     Files come from the LightGCN authors' repository at a fixed commit and are
     verified against pinned checksums before use (SHA-256; MD5 for the Yelp2018
-    and Amazon-book ``train.txt``, the only digests published for them).
+    and Amazon-book ``train.txt``, the only digests published for them). A copy
+    already on disk is used first: ``<data_home>/<dataset>/`` (where one puts it
+    by hand) or ``<data_home>/lightgcn/<dataset>/`` (the cache), each holding
+    ``train.txt`` and ``test.txt``; files put there by hand are read as they
+    are (:func:`load_lightgcn`), the cache is checked against the checksums.
 
     Parameters
     ----------
@@ -276,7 +280,7 @@ def fetch_lightgcn(
     data_home : str or path-like, default=None
         Cache folder; see :func:`skcollapse.datasets.get_data_home`.
     download_if_missing : bool, default=True
-        If False, raise an ``OSError`` when the files are not cached.
+        If False, raise an ``OSError`` when the files are not on disk.
     n_retries : int, default=3
         Extra download attempts after a network error.
     delay : float, default=1.0
@@ -285,18 +289,34 @@ def fetch_lightgcn(
     Returns
     -------
     data : Bunch
-        See :func:`load_lightgcn`.
+        See :func:`load_lightgcn`; the ids are those of the files.
     """
-    folder = os.path.join(get_data_home(data_home), "lightgcn", dataset)
+    home = get_data_home(data_home)
+    cache = os.path.join(home, "lightgcn", dataset)
+    by_hand = os.path.join(home, dataset)
+    names = tuple(_FILES[dataset])
+    if all(os.path.isfile(os.path.join(by_hand, n)) for n in names):
+        return load_lightgcn(by_hand)
+    where = (
+        f"looked for {' and '.join(names)} in {by_hand} (a copy put there by hand) "
+        f"and in {cache} (the cache)"
+    )
     for filename, digests in _FILES[dataset].items():
-        path = os.path.join(folder, filename)
+        path = os.path.join(cache, filename)
         if not os.path.isfile(path) and not download_if_missing:
             raise OSError(
-                f"{dataset} {filename} is not in {folder!r} and "
-                "download_if_missing=False."
+                f"{dataset} {filename} is not on disk and download_if_missing=False: "
+                f"{where}."
             )
         remote = RemoteFileMetadata(
             filename=filename, url=f"{_RAW}{dataset}/{filename}", **digests
         )
-        fetch_file(remote, folder, n_retries=n_retries, delay=delay)
-    return load_lightgcn(folder)
+        try:
+            fetch_file(remote, cache, n_retries=n_retries, delay=delay)
+        except OSError as exc:
+            raise OSError(
+                f"could not download {dataset} {filename} ({exc}). No local copy "
+                f"was found either: {where}. Put the files there, or pass "
+                "data_home= naming the folder that holds them."
+            ) from exc
+    return load_lightgcn(cache)

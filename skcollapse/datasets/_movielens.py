@@ -119,18 +119,23 @@ MovieLens {variant} (GroupLens Research, University of Minnesota)
 
 **Bunch fields**
 
-- ``data``: (n_ratings, 2) int64 array of (user, item) codes, 0-based and
-  contiguous over the users/items that have at least one rating;
+- ``data``: (n_ratings, 2) int64 array of (user, item) ids, MovieLens' own
+  (1-based, as in the rating file: the first row of ``u.data`` is ``196 242``);
+  with ``codes=True``, 0-based codes contiguous over the users/items that have
+  at least one rating instead;
 - ``target``: the ratings; ``timestamp``: Unix seconds;
 - ``frame`` (``as_frame=True``): DataFrame with columns user, item, rating,
   timestamp;
-- ``user_info`` / ``item_info``: side information indexed by code (``None`` when the
-  variant has none), with the original ids in ``user_id`` / ``item_id``;
-- ``user_ids`` / ``item_ids``: original id of every code;
-- ``user_features`` / ``item_features``: categorical side features indexed by
-  code, ready for ``TwoTowerRecommender(user_features=..., item_features=...)``
-  (see ``movielens_features``; ``None`` when the variant has no such
-  information).
+- ``user_info`` / ``item_info``: side information, one row per user/item of
+  ``user_ids``/``item_ids``, indexed by the ids of ``data`` and with the
+  MovieLens ids in ``user_id`` / ``item_id`` (``None`` when the variant has
+  none);
+- ``user_ids`` / ``item_ids``: the MovieLens ids that have a rating, sorted (with
+  ``codes=True``: code ``c`` is ``user_ids[c]``);
+- ``user_features`` / ``item_features``: categorical side features indexed like
+  ``user_info``/``item_info``, i.e. by the ids of ``data``, ready for
+  ``TwoTowerRecommender(user_features=..., item_features=...)`` (see
+  ``movielens_features``; ``None`` when the variant has no such information).
 
 **Licence (summary; the README in the archive is authoritative)**
 
@@ -304,14 +309,17 @@ def _read_users(folder, variant):
     return None
 
 
-def _side_info(table, ids, key):
+def _side_info(table, ids, key, index):
+    """One row per id of ``ids`` (in order), keyed by ``index`` (the ids of
+    ``data``: the MovieLens ids, or codes), MovieLens' id in column ``key``."""
     if table is None:
         return None
     table = table.drop_duplicates(subset=key).set_index(key)
     table = table.reindex(ids)
-    table.index.name = None
     table.insert(0, key, ids)
-    return table.reset_index(drop=True)
+    table.index = pd.Index(index)
+    table.index.name = None
+    return table
 
 
 #: the age groups of MovieLens 1M (``users.dat`` stores the lower bound)
@@ -344,8 +352,8 @@ def movielens_features(user_info=None, item_info=None, *, zip_digits=1):
     Turns the side information of :func:`fetch_movielens` /
     :func:`load_movielens` into feature tables for
     :class:`~skcollapse.recommenders.TwoTowerRecommender`: every column is a
-    categorical field, and the index is that of the input (the codes used in
-    the Bunch's ``data``), so the tables are keyed by the ids of ``X``.
+    categorical field, and the index is that of the input (the ids of the
+    Bunch's ``data``), so the tables are keyed by the ids of ``X``.
 
     Parameters
     ----------
@@ -450,10 +458,13 @@ def _detect_variant(folder):
         "variant": [None, StrOptions(set(ARCHIVES))],
         "return_X_y": ["boolean"],
         "as_frame": ["boolean"],
+        "codes": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
-def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
+def load_movielens(
+    folder, *, variant=None, return_X_y=False, as_frame=False, codes=False
+):
     """Load an extracted MovieLens folder (``ml-100k/``, ``ml-1m/``, ...).
 
     Use it for a copy already on disk; :func:`fetch_movielens` downloads,
@@ -471,24 +482,45 @@ def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
     as_frame : bool, default=False
         Return pandas objects: ``frame`` becomes a DataFrame with columns
         user, item, rating, timestamp; ``data``/``target`` its slices.
+    codes : bool, default=False
+        Return 0-based contiguous codes (``user_ids[code]`` is the MovieLens
+        id) in ``data``, ``frame`` and the index of the side tables instead of
+        MovieLens' own ids, e.g. for a model with a fixed ``n_users``.
 
     Returns
     -------
     data : Bunch
         See :func:`fetch_movielens`.
     (data, target) : tuple if ``return_X_y`` is True
+
+    Examples
+    --------
+    >>> from skcollapse.datasets import load_movielens
+    >>> # skipped by the doctests: needs an extracted ml-100k folder
+    >>> ml = load_movielens("ml-100k")  # doctest: +SKIP
+    >>> ml.data[0], ml.item_info.loc[242, "title"]  # doctest: +SKIP
+    (array([196, 242]), 'Kolya (1996)')
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise OSError(f"{folder!r} is not an existing folder.")
     variant = _detect_variant(folder) if variant is None else variant
     ratings = _read_ratings(folder, variant)
-    user_ids, users = np.unique(ratings["user_id"].to_numpy(), return_inverse=True)
-    item_ids, items = np.unique(ratings["item_id"].to_numpy(), return_inverse=True)
+    raw_users = ratings["user_id"].to_numpy(np.int64)
+    raw_items = ratings["item_id"].to_numpy(np.int64)
+    user_ids, user_codes = np.unique(raw_users, return_inverse=True)
+    item_ids, item_codes = np.unique(raw_items, return_inverse=True)
+    if codes:
+        users, items = user_codes.astype(np.int64), item_codes.astype(np.int64)
+        user_index = np.arange(user_ids.shape[0])
+        item_index = np.arange(item_ids.shape[0])
+    else:
+        users, items = raw_users, raw_items
+        user_index, item_index = user_ids, item_ids
     frame = pd.DataFrame(
         {
-            "user": users.astype(np.int64),
-            "item": items.astype(np.int64),
+            "user": users,
+            "item": items,
             "rating": ratings["rating"].to_numpy(np.float64),
             "timestamp": ratings["timestamp"].to_numpy(np.int64),
         }
@@ -504,8 +536,12 @@ def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
         target = frame["rating"].to_numpy()
     if return_X_y:
         return data, target
-    user_info = _side_info(_read_users(folder, variant), user_ids, "user_id")
-    item_info = _side_info(_read_items(folder, variant), item_ids, "item_id")
+    user_info = _side_info(
+        _read_users(folder, variant), user_ids, "user_id", user_index
+    )
+    item_info = _side_info(
+        _read_items(folder, variant), item_ids, "item_id", item_index
+    )
     user_features, item_features = movielens_features(user_info, item_info)
     return Bunch(
         data=data,
@@ -527,6 +563,36 @@ def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
     )
 
 
+def _movielens_folders(variant="100k", data_home=None):
+    """Where :func:`fetch_movielens` looks for an extracted copy, in order.
+
+    ``<data_home>/movielens/<folder>`` (its own cache, where a download is
+    extracted) and ``<data_home>/<folder>`` (where one puts a copy by hand),
+    with ``<folder>`` the archive's folder name: ``ml-100k``, ``ml-1m``,
+    ``ml-latest-small``, ``ml-20m`` or ``ml-25m``.
+
+    Parameters
+    ----------
+    variant : {"100k", "1m", "latest-small", "20m", "25m"}, default="100k"
+    data_home : str or path-like, default=None
+        See :func:`skcollapse.datasets.get_data_home`.
+
+    Returns
+    -------
+    list of str
+    """
+    home = get_data_home(data_home)
+    name = _FOLDERS[variant]
+    return [os.path.join(home, "movielens", name), os.path.join(home, name)]
+
+
+def _layout(variant, folders):
+    return (
+        f"an extracted MovieLens {variant} folder ({_RATINGS_FILE[variant]} and the "
+        f"other files of {_FOLDERS[variant]}/) in {folders[1]} or {folders[0]}"
+    )
+
+
 @validate_params(
     {
         "variant": [StrOptions(set(ARCHIVES))],
@@ -534,6 +600,7 @@ def load_movielens(folder, *, variant=None, return_X_y=False, as_frame=False):
         "download_if_missing": ["boolean"],
         "return_X_y": ["boolean"],
         "as_frame": ["boolean"],
+        "codes": ["boolean"],
         "n_retries": [int_interval(0, None, closed="left")],
         "delay": [real_interval(0, None, closed="left")],
     },
@@ -546,15 +613,22 @@ def fetch_movielens(
     download_if_missing=True,
     return_X_y=False,
     as_frame=False,
+    codes=False,
     n_retries=3,
     delay=1.0,
 ):
     """Load a MovieLens data set, downloading the official archive once.
 
-    The archive is fetched from GroupLens into ``<data_home>/movielens/``,
-    verified against its pinned SHA-256 (a corrupted or partial download is
-    removed and reported with an ``OSError``), extracted safely, and parsed.
-    Later calls read the extracted folder without network access.
+    A copy already on disk is used first: an extracted folder
+    ``<data_home>/ml-100k/`` (where one puts it by hand) or
+    ``<data_home>/movielens/ml-100k/`` (the cache), or the official archive
+    ``ml-100k.zip`` in either place (verified against its pinned SHA-256, then
+    extracted beside it); see ``_movielens_folders``. Otherwise the archive
+    is fetched from GroupLens into ``<data_home>/movielens/``, verified (a
+    corrupted or partial download is removed and reported with an
+    ``OSError``), extracted safely, and parsed. Later calls read the extracted
+    folder without network access. A failed download says where a local copy
+    was looked for.
 
     Parameters
     ----------
@@ -565,20 +639,29 @@ def fetch_movielens(
         Cache folder; see :func:`skcollapse.datasets.get_data_home`
         (``SKCOLLAPSE_DATA`` environment variable, else ``~/skcollapse_data``).
     download_if_missing : bool, default=True
-        If False, raise an ``OSError`` when the data is not cached instead of
+        If False, raise an ``OSError`` when the data is not on disk instead of
         downloading it.
     return_X_y : bool, default=False
         Return ``(data, target)`` instead of a Bunch.
     as_frame : bool, default=False
         Return pandas objects (``frame`` DataFrame with user, item, rating,
         timestamp; ``data`` and ``target`` as its slices).
+    codes : bool, default=False
+        0-based contiguous codes instead of MovieLens' ids (see
+        :func:`load_movielens`).
+    n_retries : int, default=3
+        Extra download attempts after a network error.
+    delay : float, default=1.0
+        Seconds between download attempts.
 
     Returns
     -------
     data : Bunch
         data : ndarray or DataFrame of shape (n_ratings, 2)
-            ``(user, item)`` codes, 0-based and contiguous; ready for the CF
-            recommenders and the splitters of :mod:`skcollapse.model_selection`.
+            ``(user, item)`` ids as in the rating file (MovieLens ids are
+            1-based: the first row of ``u.data`` is ``196 242``), or 0-based
+            codes with ``codes=True``; ready for the CF recommenders (which
+            learn any ids) and the splitters of :mod:`skcollapse.model_selection`.
         target : ndarray or Series of shape (n_ratings,)
             Ratings.
         timestamp : ndarray of shape (n_ratings,)
@@ -586,11 +669,14 @@ def fetch_movielens(
         frame : DataFrame or None
             All four columns, when ``as_frame=True``.
         user_info, item_info : DataFrame or None
-            Side information indexed by code; ``None`` where the variant has none.
+            Side information, one row per id of ``user_ids``/``item_ids``,
+            indexed by the ids of ``data``, with MovieLens' id in ``user_id``
+            / ``item_id``; ``None`` where the variant has none.
         user_ids, item_ids : ndarray
-            Original MovieLens id of each code.
+            The MovieLens ids that have a rating, sorted (code ``c`` is
+            ``user_ids[c]``).
         user_features, item_features : DataFrame or None
-            Categorical side features indexed by code
+            Categorical side features indexed by the ids of ``data``
             (:func:`movielens_features`), the tables
             :class:`~skcollapse.recommenders.TwoTowerRecommender` takes.
         n_users, n_items : int
@@ -605,23 +691,49 @@ def fetch_movielens(
     >>> ml = fetch_movielens("100k")  # doctest: +SKIP
     >>> ml.data.shape, ml.n_users, ml.n_items  # doctest: +SKIP
     ((100000, 2), 943, 1682)
+    >>> ml.data[0]  # the first row of u.data  # doctest: +SKIP
+    array([196, 242])
     """
-    root = os.path.join(get_data_home(data_home), "movielens")
-    folder = os.path.join(root, _FOLDERS[variant])
-    ratings_path = os.path.join(folder, _RATINGS_FILE[variant])
-    if not os.path.isfile(ratings_path):
-        if not download_if_missing:
-            raise OSError(
-                f"MovieLens {variant} is not in {root!r} and download_if_missing=False."
-            )
-        archive = fetch_file(ARCHIVES[variant], root, n_retries=n_retries, delay=delay)
-        extract_archive(archive, root)
+    folders = _movielens_folders(variant, data_home)
+    load = {"variant": variant, "return_X_y": return_X_y, "as_frame": as_frame,
+            "codes": codes}
+    for folder in folders:
+        if os.path.isfile(os.path.join(folder, _RATINGS_FILE[variant])):
+            return load_movielens(folder, **load)
+    meta = ARCHIVES[variant]
+    cache, home = (os.path.dirname(f) for f in folders)
+    for root in (cache, home):  # an archive put there by hand (or a past download)
+        if os.path.isfile(os.path.join(root, meta.filename)):
+            archive = fetch_file(meta, root, n_retries=0)  # verifies, no download
+            return _extract_and_load(archive, root, variant, load,
+                                     remove=root == cache)
+    if not download_if_missing:
+        raise OSError(
+            f"MovieLens {variant} is not on disk and download_if_missing=False. "
+            f"Looked for {_layout(variant, folders)}, and for {meta.filename} in "
+            f"{home} or {cache}."
+        )
+    try:
+        archive = fetch_file(meta, cache, n_retries=n_retries, delay=delay)
+    except OSError as exc:
+        raise OSError(
+            f"could not download MovieLens {variant} ({exc}). No local copy was "
+            f"found either: looked for {_layout(variant, folders)}, and for "
+            f"{meta.filename} in {home} or {cache}. Put the extracted folder or "
+            f"the archive (from {meta.url}) there, or pass data_home= (--data-home) "
+            "naming the folder that holds it."
+        ) from exc
+    return _extract_and_load(archive, cache, variant, load, remove=True)
+
+
+def _extract_and_load(archive, root, variant, load, *, remove):
+    extract_archive(archive, root)
+    if remove:
         os.remove(archive)
-        if not os.path.isfile(ratings_path):
-            raise OSError(
-                f"The MovieLens {variant} archive did not contain "
-                f"{_FOLDERS[variant]}/{_RATINGS_FILE[variant]}."
-            )
-    return load_movielens(
-        folder, variant=variant, return_X_y=return_X_y, as_frame=as_frame
-    )
+    folder = os.path.join(root, _FOLDERS[variant])
+    if not os.path.isfile(os.path.join(folder, _RATINGS_FILE[variant])):
+        raise OSError(
+            f"The MovieLens {variant} archive did not contain "
+            f"{_FOLDERS[variant]}/{_RATINGS_FILE[variant]}."
+        )
+    return load_movielens(folder, **load)

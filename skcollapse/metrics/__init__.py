@@ -38,9 +38,13 @@ from skcollapse.metrics._reference import random_reference
 from skcollapse.metrics._scorers import (
     ErankScorer,
     IAScorer,
-    get_scorer,
-    get_scorer_names,
+    get_collapse_scorer,
+    get_collapse_scorer_names,
 )
+
+# deprecated aliases of the two above (FutureWarning), not in __all__
+from skcollapse.metrics._scorers import get_scorer as get_scorer
+from skcollapse.metrics._scorers import get_scorer_names as get_scorer_names
 from skcollapse.metrics._spectrum import singular_values
 from skcollapse.metrics._sub_embedding import (
     embedding_set_diversity,
@@ -61,8 +65,8 @@ __all__ = [
     "embedding_set_diversity",
     "evaluate_ranking",
     "field_ia",
-    "get_scorer",
-    "get_scorer_names",
+    "get_collapse_scorer",
+    "get_collapse_scorer_names",
     "gini_index",
     "hit_rate_at_k",
     "information_abundance",

@@ -26,7 +26,6 @@ metrics, ``item_popularity_``. This module imports no torch.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral
 from typing import ClassVar
 
@@ -41,6 +40,7 @@ from skcollapse.utils._sklearn_compat import (
     validate_parameter_constraints,
     validate_params,
 )
+from skcollapse.utils._warnings import warn_once
 
 __all__ = [
     "average_popularity",
@@ -617,12 +617,20 @@ def _vocabulary(estimator, kind):
     return IdVocabulary(ids, kind=kind)
 
 
-def _recommend_for_heldout(estimator, X, k, batch_size):
+def _recommend_for_heldout(estimator, X, k, batch_size, report=True):
     """Build the relevant CSR and the (padded) top-k rows of the held-out users.
 
     Held-out ids are raw ids (labels): they are mapped to the estimator's rows
     through its ``user_ids_``/``item_ids_`` (rows are the ids themselves for a
     recommender without them), and ``recommend``'s raw item ids are mapped back.
+
+    Held-out users and items unseen in fit, and pairs seen in fit, count as
+    misses. ``report=True`` (:func:`evaluate_ranking`, a report read in absolute
+    terms) says how many in one warning; scorers (``report=False``: every fold
+    of a search, where unseen items are a normal part of the split and the rule
+    is the same for every candidate) warn only when nothing at all could be
+    ranked, which points at a mistake (ids of another encoding, training data).
+    Each text is shown once per process (``warn_once``).
     """
     users, items = check_interactions(X, allow_extra_columns=True)
     n_users_fit = int(estimator.n_users_)
@@ -637,11 +645,22 @@ def _recommend_for_heldout(estimator, X, k, batch_size):
     )
     rel = _check_relevant(rel)
     unknown_users = eval_users >= n_users_fit
-    if unknown_users.any() or n_unknown_items:
-        warnings.warn(
+    if unknown_users.all() or n_unknown_items == ucodes.shape[0]:
+        role = "user" if unknown_users.all() else "item"
+        warn_once(
+            f"no held-out {role} of X was seen in fit, so nothing could be ranked "
+            "and the score is 0. Are X's ids those the model was fitted on (the "
+            "same ids, not 0-based codes of them or the other way round)? Compare "
+            f"X's {role} column with the estimator's {role}_ids_.",
+            UserWarning,
+            stacklevel=4,
+        )
+    elif report and (unknown_users.any() or n_unknown_items):
+        warn_once(
             f"{int(unknown_users.sum())} held-out user(s) and {n_unknown_items} "
             "held-out interaction(s) with an item unseen in fit are counted as "
-            "misses.",
+            "misses (the model cannot recommend them). To leave them out instead, "
+            "drop them from X first, e.g. X[np.isin(X[:, 1], model.item_ids_)].",
             UserWarning,
             stacklevel=4,
         )
@@ -650,7 +669,7 @@ def _recommend_for_heldout(estimator, X, k, batch_size):
     if seen is not None and known.any():
         n_seen = int(np.asarray(seen.tocsr()[ucodes[known], icodes[known]]).sum())
         if n_seen == ucodes.shape[0]:
-            warnings.warn(
+            warn_once(
                 "every held-out pair of X was seen in fit: training items are "
                 "excluded from the ranking, so nothing was left to rank and the "
                 "score is 0. Score held-out pairs (e.g. X_test), not the training "
@@ -658,11 +677,12 @@ def _recommend_for_heldout(estimator, X, k, batch_size):
                 UserWarning,
                 stacklevel=4,
             )
-        elif n_seen:
-            warnings.warn(
+        elif n_seen and report:
+            warn_once(
                 f"{n_seen} of {ucodes.shape[0]} held-out pairs were seen in fit: "
                 "training items are excluded from the ranking, so they count as "
-                "misses.",
+                "misses. Drop the pairs of X that are in the training data to "
+                "score only new ones.",
                 UserWarning,
                 stacklevel=4,
             )
@@ -691,7 +711,7 @@ def _recommend_for_heldout(estimator, X, k, batch_size):
 
 
 def _rank_and_score(estimator, X, names, k, batch_size, head_fraction,
-                    per_user=False):
+                    per_user=False, report=True):
     """Check the estimator, rank once, compute ``names`` (parameters validated).
 
     ``k`` is an int (keys are the names) or a sequence of ints (one ranking at
@@ -706,7 +726,7 @@ def _rank_and_score(estimator, X, names, k, batch_size, head_fraction,
         estimator, bool(bases & {"average_popularity", "long_tail_share"})
     )
     rel, rec, n_items, users = _recommend_for_heldout(
-        estimator, X, max(ks), batch_size
+        estimator, X, max(ks), batch_size, report=report
     )
     results = {}
     if per_user:
@@ -809,7 +829,8 @@ class RankingScorer:
         )
         names = _scorer_metrics(self.metric)
         values = _rank_and_score(
-            estimator, X, names, self.k, self.batch_size, self.head_fraction
+            estimator, X, names, self.k, self.batch_size, self.head_fraction,
+            report=False,
         )
         if isinstance(self.metric, str):
             return values[self.metric]
@@ -831,9 +852,11 @@ def ranking_scorer(metric, *, k=20, batch_size=1024, head_fraction=0.2):
     The scorer receives held-out ``(user, item)`` pairs ``X``, builds the relevant
     matrix, asks ``estimator.recommend(users, n=k, filter_already_liked_items=True)``
     for the top-``k`` items of every held-out user in batches (the estimator ranks
-    all items on its own device), and computes the metric. Users or items outside
-    the fitted range (``estimator.n_users_``, ``estimator.n_items_``) count as misses
-    and trigger one ``UserWarning`` per call.
+    all items on its own device), and computes the metric. Users or items unseen
+    in fit count as misses, silently (in a cross-validation they are a normal
+    part of each split, the same rule for every candidate); a warning comes only
+    when no held-out user or item was seen at all, or every pair was (see
+    :func:`evaluate_ranking` for a report that counts them).
 
     Parameters
     ----------

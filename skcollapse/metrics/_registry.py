@@ -2,7 +2,7 @@
 
 Each entry says what a metric is called where: its function name
 (``"effective_rank"``), the short alias used in history columns and scorer names
-(``"erank"``: ``CollapseMonitor`` writes ``"erank_item"``, ``get_scorer("erank")``),
+(``"erank"``: ``CollapseMonitor`` writes ``"erank_item"``, ``get_collapse_scorer("erank")``),
 the label of a plot axis, the header of a printed table, whether
 :func:`~skcollapse.metrics.random_reference` knows its value for a random table,
 and, for spectral metrics, the function that reads it from singular values.

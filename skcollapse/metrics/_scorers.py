@@ -33,7 +33,14 @@ from skcollapse.utils._sklearn_compat import (
 )
 from skcollapse.utils._validation import array_namespace_kind, check_embedding_matrix
 
-__all__ = ["ErankScorer", "IAScorer", "get_scorer", "get_scorer_names"]
+__all__ = [
+    "ErankScorer",
+    "IAScorer",
+    "get_collapse_scorer",
+    "get_collapse_scorer_names",
+    "get_scorer",
+    "get_scorer_names",
+]
 
 _REDUCERS = {"mean": np.mean, "min": np.min, "max": np.max, "median": np.median}
 
@@ -511,26 +518,42 @@ _SCORERS = {
 }
 
 
-def get_scorer_names():
-    """Names accepted by :func:`get_scorer`.
+def get_collapse_scorer_names():
+    """Names accepted by :func:`get_collapse_scorer`.
 
     Returns
     -------
     list of str
         Sorted scorer names (aliases included).
+
+    Examples
+    --------
+    >>> from skcollapse.metrics import get_collapse_scorer_names
+    >>> get_collapse_scorer_names()
+    ['effective_rank', 'erank', 'ia', 'information_abundance']
     """
     return sorted(_SCORERS)
 
 
 @validate_params({"name": [StrOptions(set(_SCORERS))]}, prefer_skip_nested_validation=True)
-def get_scorer(name, **params):
-    """A fresh collapse scorer by name, e.g. ``get_scorer("ia", table="item")``.
+def get_collapse_scorer(name, **params):
+    """A fresh collapse scorer by name, e.g. ``get_collapse_scorer("ia", table="item")``.
+
+    scikit-learn resolves a ``scoring="..."`` string only among its own
+    scorers (``sklearn.metrics.get_scorer``) and has no public way to add
+    names, so ``GridSearchCV(scoring="effective_rank")`` is an error there.
+    Pass the scorer object instead, alone or in a dict with other scorers::
+
+        GridSearchCV(est, grid, scoring={
+            "ndcg": ranking_scorer("ndcg"),
+            "erank": get_collapse_scorer("effective_rank", table="item"),
+        }, refit="ndcg")
 
     Parameters
     ----------
     name : str
-        One of :func:`get_scorer_names`: ``"effective_rank"`` (alias ``"erank"``) or
-        ``"information_abundance"`` (alias ``"ia"``).
+        One of :func:`get_collapse_scorer_names`: ``"effective_rank"`` (alias
+        ``"erank"``) or ``"information_abundance"`` (alias ``"ia"``).
     **params
         Parameters of the scorer (``table``, ``reduce``, ``normalize``, ...).
 
@@ -541,8 +564,54 @@ def get_scorer(name, **params):
 
     Examples
     --------
-    >>> from skcollapse.metrics import get_scorer
-    >>> get_scorer("erank", table="item")
+    >>> from skcollapse.metrics import get_collapse_scorer
+    >>> get_collapse_scorer("erank", table="item")
     ErankScorer(table='item')
     """
     return _SCORERS[name](**params)
+
+
+_RENAMED = (
+    "skcollapse.metrics.{old} was renamed {new} (it shadowed scikit-learn's "
+    "sklearn.metrics.{old}, which does something else); the old name will be "
+    "removed in skcollapse 0.2. Use skcollapse.metrics.{new}."
+)
+
+
+def get_scorer_names():
+    """Deprecated alias of :func:`get_collapse_scorer_names` (removed in 0.2).
+
+    Returns
+    -------
+    list of str
+    """
+    import warnings
+
+    warnings.warn(
+        _RENAMED.format(old="get_scorer_names", new="get_collapse_scorer_names"),
+        FutureWarning,
+        stacklevel=2,
+    )
+    return get_collapse_scorer_names()
+
+
+def get_scorer(name, **params):
+    """Deprecated alias of :func:`get_collapse_scorer` (removed in 0.2).
+
+    Parameters
+    ----------
+    name : str
+    **params
+
+    Returns
+    -------
+    ErankScorer or IAScorer
+    """
+    import warnings
+
+    warnings.warn(
+        _RENAMED.format(old="get_scorer", new="get_collapse_scorer"),
+        FutureWarning,
+        stacklevel=2,
+    )
+    return get_collapse_scorer(name, **params)

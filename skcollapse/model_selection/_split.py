@@ -252,26 +252,34 @@ class PerUserShuffleSplit(_InteractionSplitter):
 class PerUserKFold(_InteractionSplitter):
     """K-fold over each user's interactions; every user stays in every train fold.
 
-    Each user's interactions are dealt round-robin to the ``n_splits`` folds
-    (after a shuffle when ``shuffle=True``), starting at a random fold per user
-    so small users do not all land in fold 0. A user with ``n_u >= 2``
-    interactions keeps at least ``n_u - ceil(n_u / n_splits) >= 1`` of them in
-    every training set; a user with a single interaction is always in training.
+    Each user's interactions are dealt round-robin to the ``n_splits`` folds,
+    as scikit-learn's ``KFold``: without shuffling the split is deterministic
+    (rows in their order, each user starting at the fold where the previous
+    user stopped, so fold sizes differ by at most one and small users do not
+    all land in fold 0); with ``shuffle=True`` each user's interactions are
+    shuffled first and each user starts at a random fold. A user with
+    ``n_u >= 2`` interactions keeps at least ``n_u - ceil(n_u / n_splits) >= 1``
+    of them in every training set; a user with a single interaction is always
+    in training.
 
     Parameters
     ----------
     n_splits : int, default=5
         Number of folds, at least 2.
     shuffle : bool, default=False
-        Shuffle each user's interactions before dealing them (otherwise they are
-        dealt in row order, e.g. time order when ``X`` is sorted by time).
+        Shuffle each user's interactions (and the fold each user starts at)
+        before dealing them; otherwise they are dealt in row order, e.g. time
+        order when ``X`` is sorted by time.
     random_state : int, RandomState instance or None, default=None
-        Controls the shuffle and the per-user starting fold.
+        Controls the shuffle; only meaningful with ``shuffle=True`` (setting
+        it otherwise is an error, as for ``KFold``).
 
     Examples
     --------
     >>> import numpy as np
     >>> X = np.array([[0, i] for i in range(6)] + [[1, 0]])
+    >>> [test.tolist() for _, test in PerUserKFold(n_splits=3).split(X)]
+    [[0, 3], [1, 4], [2, 5]]
     >>> cv = PerUserKFold(n_splits=3, shuffle=True, random_state=0)
     >>> sorted(len(test) for _, test in cv.split(X))
     [2, 2, 2]
@@ -288,6 +296,15 @@ class PerUserKFold(_InteractionSplitter):
         self.shuffle = shuffle
         self.random_state = random_state
 
+    def _validate_params(self):
+        super()._validate_params()
+        if not self.shuffle and self.random_state is not None:
+            raise ValueError(
+                "Setting a random_state has no effect since shuffle is False: "
+                "PerUserKFold is deterministic without shuffling. Leave "
+                "random_state to its default (None), or set shuffle=True."
+            )
+
     def get_n_splits(self, X=None, y=None, groups=None):
         """Number of folds (``n_splits``)."""
         self._validate_params()
@@ -295,12 +312,18 @@ class PerUserKFold(_InteractionSplitter):
 
     def _iter_test_masks(self, X, users):
         n_splits = int(self.n_splits)
-        rng = check_random_state(self.random_state)
         n = users.shape[0]
-        key = rng.random_sample(n) if self.shuffle else np.arange(n, dtype=np.float64)
-        rank, size = _group_rank(users, key)
-        _, inverse = np.unique(users, return_inverse=True)
-        offset = rng.randint(0, n_splits, size=inverse.max() + 1)[inverse]
+        _, inverse, counts = np.unique(users, return_inverse=True, return_counts=True)
+        if self.shuffle:
+            rng = check_random_state(self.random_state)
+            rank, size = _group_rank(users, rng.random_sample(n))
+            offset = rng.randint(0, n_splits, size=counts.shape[0])[inverse]
+        else:
+            rank, size = _group_rank(users, np.arange(n, dtype=np.float64))
+            # each user starts where the previous (in id order) stopped: one
+            # round-robin over all dealt rows, so fold sizes differ by <= 1
+            dealt = np.where(counts >= 2, counts, 0)
+            offset = ((np.cumsum(dealt) - dealt) % n_splits)[inverse]
         fold = (rank + offset) % n_splits
         single = size < 2
         for k in range(n_splits):
@@ -448,7 +471,8 @@ default="per_user"
     timestamps : array-like of shape (n_interactions,) or None, default=None
         For the temporal strategies, when ``X`` has no timestamp column.
     random_state : int, RandomState instance or None, default=None
-        For the random strategies.
+        For the random strategies (``"per_user"``, ``"random"``); setting it
+        with a temporal strategy is an error.
 
     Returns
     -------
@@ -463,6 +487,12 @@ default="per_user"
     >>> X_train.shape, X_test.shape
     ((12, 2), (3, 2))
     """
+    if random_state is not None and strategy in ("leave_last_out", "temporal"):
+        raise ValueError(
+            f"Setting a random_state has no effect with strategy={strategy!r}, "
+            "which splits by time and draws nothing. Leave random_state to its "
+            "default (None), or use strategy='per_user' or 'random'."
+        )
     if strategy == "per_user":
         cv = PerUserShuffleSplit(1, test_size=test_size, random_state=random_state)
     elif strategy == "leave_last_out":

@@ -405,10 +405,13 @@ class RankingMixin:
     def score(self, X, y=None):
         """NDCG@``k`` of held-out pairs, training items excluded from the ranking.
 
-        Held-out users or items unseen in fit count as misses (one warning);
-        held-out pairs that were seen in fit cannot be recommended (they are
-        filtered out) and count as misses too: a warning says so, and when no
-        pair of ``X`` is left to rank (e.g. ``score(X_train)``) the score is 0.
+        Held-out users or items unseen in fit count as misses, and so do
+        held-out pairs that were seen in fit (they are filtered out of the
+        ranking). As for every scorer this is silent (``GridSearchCV`` calls
+        it per fold), except when nothing could be ranked: no held-out user or
+        item seen in fit (ids of another encoding?), or every pair seen in fit
+        (e.g. ``score(X_train)``); the score is then 0 and a warning says why.
+        :func:`~skcollapse.metrics.evaluate_ranking` reports the counts.
 
         Parameters
         ----------

@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-import warnings
 from typing import ClassVar
 
 import torch
@@ -37,6 +36,7 @@ from skorch import NeuralNet
 
 from skcollapse.exceptions import ModelFitError
 from skcollapse.regularizers import Regularizer, resolve_regularizer
+from skcollapse.utils._warnings import warn_once
 
 __all__ = ["DIVERGENCE_FACTOR", "RegularizedNetMixin"]
 
@@ -184,9 +184,15 @@ class RegularizedNetMixin:
         if resolve_regularizer(getattr(self, "regularizer", None)) is None:
             extra = self.get_params_for("regularizer")
             if extra:
-                warnings.warn(
-                    f"{sorted('regularizer__' + k for k in extra)} have no effect "
-                    "with regularizer=None: every value trains the same model.",
+                names = sorted("regularizer__" + k for k in extra)
+                # once per process: a grid crossing regularizer=None with
+                # regularizer__* values would say it for every point and fold
+                warn_once(
+                    f"{', '.join(names)} has no effect with regularizer=None: "
+                    "every value trains the same model. In a grid, give None its "
+                    "own dict so it is trained once, e.g. GridSearchCV(est, "
+                    "[{'regularizer': [None]}, {'regularizer': ['logdet'], "
+                    "'regularizer__weight': [0.01, 0.1]}]).",
                     UserWarning,
                     stacklevel=3,
                 )

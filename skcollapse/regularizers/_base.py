@@ -209,6 +209,8 @@ def register_regularizer(name: str):
             raise TypeError(f"{cls!r} is not a Regularizer subclass.")
         if cls.kind not in _KINDS:
             raise ValueError(f"{cls.__name__}.kind must be one of {_KINDS}, got {cls.kind!r}.")
+        if name.lower() == "none":
+            raise ValueError("'none' means no regularizer; register under another name.")
         _REGISTRY[name.lower()] = cls
         return cls
 
@@ -223,18 +225,21 @@ def get_regularizer_names() -> list[str]:
 def resolve_regularizer(spec):
     """Turn a ``regularizer=`` value into a class, an instance or ``None``.
 
-    Accepts ``None``, a registered name, a :class:`Regularizer` subclass, an
-    instance, or a callable (wrapped in :class:`CallableRegularizer`). The result is
-    what skorch's ``initialized_instance`` expects (class or instance).
+    Accepts ``None`` (or ``"none"``, which reads better than ``NaN`` in a
+    ``pd.DataFrame(search.cv_results_)``), a registered name, a
+    :class:`Regularizer` subclass, an instance, or a callable (wrapped in
+    :class:`CallableRegularizer`). The result is what skorch's
+    ``initialized_instance`` expects (class or instance).
     """
-    if spec is None:
+    if spec is None or (isinstance(spec, str) and spec.lower() == "none"):
         return None
     if isinstance(spec, str):
         key = spec.lower()
         if key not in _REGISTRY:
             raise ValueError(
                 f"regularizer={spec!r} is not a registered name; choose one of "
-                f"{get_regularizer_names()}, None, a Regularizer class or instance."
+                f"{get_regularizer_names()}, None (or 'none'), a Regularizer class "
+                "or instance."
             )
         return _REGISTRY[key]
     if isinstance(spec, type):

@@ -1,6 +1,7 @@
 """Reusable test harness: behavioural mixins, references and discovery.
 
-Import only from tests (needs pytest).
+Imports without pytest (the docs import every public name); the test classes
+that use a mixin need pytest, which imports it when they are defined.
 """
 
 from skcollapse.testing._collapse_metric_tests import CollapseMetricTests

@@ -14,8 +14,9 @@ import pickle
 from abc import ABC, abstractmethod
 
 import numpy as np
-import pytest
 from sklearn.base import clone
+
+from skcollapse.testing._fixtures import attach_class_fixtures
 
 __all__ = ["CTRClassifierTestMixin"]
 
@@ -35,6 +36,15 @@ def equal_codes_data(n_codes=3, n_repeats=60, seed=0):
     return X[perm], y[perm]
 
 
+def _data(cls):
+    return equal_codes_data(cls.n_codes)
+
+
+def _fitted(cls, data):
+    X, y = data
+    return cls()._get_model().fit(X, y)
+
+
 class CTRClassifierTestMixin(ABC):
     """Mix into a test class and implement ``_get_model()``."""
 
@@ -44,16 +54,14 @@ class CTRClassifierTestMixin(ABC):
     def _get_model(self):
         """An unfitted classifier that learns the equal-codes rule in a few epochs."""
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def data(cls):
-        return equal_codes_data(cls.n_codes)
+    #: class-scoped fixtures ``data`` (``(X, y)``) and ``fitted_model``, set
+    #: on each test class by ``__init_subclass__`` (pytest is imported only then)
+    data = None
+    fitted_model = None
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def fitted_model(cls, data):
-        X, y = data
-        return cls()._get_model().fit(X, y)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        attach_class_fixtures(cls, {"data": _data, "fitted_model": _fitted})
 
     def _grid(self):
         a, b = np.meshgrid(np.arange(self.n_codes), np.arange(self.n_codes))
@@ -97,6 +105,8 @@ class CTRClassifierTestMixin(ABC):
         assert proba.shape == (4, 2) and np.isfinite(proba).all()
 
     def test_rejects_non_integral_codes(self, fitted_model):
+        import pytest
+
         with pytest.raises((TypeError, ValueError)):
             fitted_model.predict_proba(np.full((3, 3), 0.5))
 

@@ -14,7 +14,8 @@ import pickle
 from abc import ABC, abstractmethod
 
 import numpy as np
-import pytest
+
+from skcollapse.testing._fixtures import attach_class_fixtures
 
 __all__ = ["RecommenderTestMixin"]
 
@@ -32,6 +33,13 @@ def checkerboard(n_users=20, n_items=20, n_heldout=2):
     return np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64)
 
 
+def _fitted_recommender(cls):
+    train, test = checkerboard(cls.n_users, cls.n_items)
+    model = cls()._get_model()
+    model.fit(train)
+    return model, train, test
+
+
 class RecommenderTestMixin(ABC):
     """Mix into a test class and implement ``_get_model()``."""
 
@@ -42,13 +50,13 @@ class RecommenderTestMixin(ABC):
     def _get_model(self):
         """An unfitted estimator that learns the checkerboard in a few dozen steps."""
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def fitted_model(cls):
-        train, test = checkerboard(cls.n_users, cls.n_items)
-        model = cls()._get_model()
-        model.fit(train)
-        return model, train, test
+    #: class-scoped fixture ``fitted_model``: ``(model, train, test)``, set on
+    #: each test class by ``__init_subclass__`` (pytest is imported only then)
+    fitted_model = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        attach_class_fixtures(cls, {"fitted_model": _fitted_recommender})
 
     def test_recommends_the_heldout_items(self, fitted_model):
         model, _, test = fitted_model
@@ -83,6 +91,8 @@ class RecommenderTestMixin(ABC):
         cand = np.array([held[1], 1, 3])
         ids, _ = model.recommend([0], n=1, items=cand)
         assert ids[0, 0] == held[1]
+        import pytest
+
         with pytest.raises(ValueError):
             model.recommend([0], filter_items=[1], items=[2])
 
@@ -96,6 +106,8 @@ class RecommenderTestMixin(ABC):
 
     def test_unknown_user_raises(self, fitted_model):
         model, _, _ = fitted_model
+        import pytest
+
         with pytest.raises(ValueError):
             model.recommend([self.n_users + 100])
 

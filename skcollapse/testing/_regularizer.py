@@ -18,7 +18,6 @@ import copy
 import pickle
 
 import numpy as np
-import pytest
 import torch
 
 __all__ = ["RegularizerTests"]
@@ -95,6 +94,8 @@ class RegularizerTests:
             assert any(g.abs().sum() > 0 for g in grads)
 
     def test_weight_scales_the_penalty_only(self, regularizer_name):
+        import pytest
+
         if self.make(regularizer_name).kind != "penalty":
             pytest.skip("transforms and layers add no penalty and take no weight")
         names = self.table_sets[0]
@@ -122,6 +123,8 @@ class RegularizerTests:
             torch.testing.assert_close(extra, table)
 
     def test_bad_input_is_a_clear_error(self, regularizer_name):
+        import pytest
+
         reg = self.make(regularizer_name)
         with pytest.raises(TypeError, match="dict"):
             reg(torch.zeros(4, 3))
