@@ -384,7 +384,7 @@ def read_model_header(path) -> dict:
     try:
         header = json.loads(line.decode("utf-8"))
         version = header.get("format_version")  # a JSON object, or damaged
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, RecursionError):
+    except (ValueError, AttributeError, RecursionError):  # e.g. bad JSON or UTF-8
         raise ValueError(
             f"{path}: the model file header is damaged; write the model again "
             "(save_model or 'skcollapse train')"
@@ -499,7 +499,9 @@ def _load_v2(path):
                 raise FormatError("the file ends inside its model description")
             try:
                 model = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            except FormatError:  # a NaN/Infinity constant
+                raise
+            except (ValueError, RecursionError):  # bad UTF-8 or JSON, a huge int
                 raise FormatError("its model description is not valid JSON") from None
             if not isinstance(model, dict):
                 raise FormatError("its model description is not a JSON object")
