@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from skorch.callbacks import EarlyStopping, EpochScoring
+from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
 
 from skcollapse import recommenders as R
 from skcollapse.callbacks import CollapseMonitor
@@ -22,6 +22,7 @@ from skcollapse.cli import FORMAT_VERSION, load_model, main, save_model
 from skcollapse.cli._model_codec import component_registry, estimator_registry
 from skcollapse.cli._model_file import MODEL_MAGIC, read_model_header
 from skcollapse.datasets import make_ctr, make_interactions
+from skcollapse.model_selection import PerUserValidSplit
 from skcollapse.regularizers import (
     DecorrelatedBatchNorm,
     LogDetRegularizer,
@@ -216,7 +217,9 @@ def test_components_and_callbacks_are_stored_by_name(tmp_path):
         regularizer=LogDetRegularizer(weight=0.05),
         optimizer=torch.optim.Adam,
         callbacks=[CollapseMonitor(metrics=("erank",)),
-                   ("stop", EarlyStopping(monitor="train_loss", patience=3))],
+                   ("stop", EarlyStopping(monitor="train_loss", patience=3)),
+                   LRScheduler(policy="StepLR", step_size=2)],  # **kwargs kept
+        train_split=PerUserValidSplit(0.2, random_state=0),
     )
     path = save_model(est, tmp_path / "m.skc")
     line = path.read_bytes().split(b"\n")[2]
@@ -227,13 +230,17 @@ def test_components_and_callbacks_are_stored_by_name(tmp_path):
     assert loaded.optimizer is torch.optim.Adam
     assert isinstance(loaded.regularizer, LogDetRegularizer)
     assert loaded.regularizer.weight == 0.05
-    monitor, (name, stop) = loaded.callbacks
+    monitor, (name, stop), scheduler = loaded.callbacks
     assert monitor.metrics == ("erank",) and name == "stop"
     assert stop.monitor == "train_loss" and stop.patience == 3
+    assert scheduler.policy == "StepLR" and scheduler.kwargs == {"step_size": 2}
+    assert loaded.train_split.valid_size == 0.2
     # the history (what the callbacks recorded) comes back as it was
     assert [h["erank_item"] for h in loaded.history] == [
         h["erank_item"] for h in est.history
     ]
+    loaded.partial_fit(_cf_data())  # and the rebuilt callbacks work
+    assert len(loaded.history) == len(est.history) + 2
 
 
 def test_unfitted_and_trimmed_estimators(tmp_path):

@@ -603,12 +603,23 @@ def _constructor_params(obj):
     the regularizers follow); None when one is not stored."""
     params = {}
     sig = inspect.signature(type(obj).__init__)
+    var_keyword = False
     for name, p in sig.parameters.items():
+        if p.kind == p.VAR_KEYWORD:
+            var_keyword = True
         if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if not hasattr(obj, name):
             return None
         params[name] = getattr(obj, name)
+    get_params = getattr(obj, "get_params", None)
+    if var_keyword and callable(get_params):
+        # ``**kwargs`` stored as attributes (skorch's LRScheduler(step_size=...)):
+        # skorch callbacks list them in get_params (with their private state,
+        # which starts with "_" and is left out)
+        for name, value in get_params(deep=False).items():
+            if name not in params and not name.startswith("_") and "__" not in name:
+                params[name] = value
     return params
 
 
