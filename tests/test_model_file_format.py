@@ -410,3 +410,11 @@ def test_score_of_a_damaged_skc_says_so(tmp_path, capsys, content, match):
     assert len(err.strip().splitlines()) == 1, err
     assert "corrupt.skc" in err and match in err
     assert "unsupported file type" not in err
+
+
+def test_score_of_a_model_without_tables_says_what_to_do(tmp_path, capsys):
+    path = save_model(_fit("EASERecommender"), tmp_path / "ease.skc")
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "ease.skc: the saved EASERecommender has no embedding tables" in err
+    assert "score a model that learns embeddings" in err

@@ -903,7 +903,11 @@ def load_model_tables(path) -> dict:
     estimator = load_model(path)
     getter = getattr(estimator, "get_embeddings", None)
     if not callable(getter):
-        raise TypeError(f"{path}: the saved model has no get_embeddings()")
+        raise TypeError(
+            f"{path}: the saved {type(estimator).__name__} has no embedding tables "
+            "(no get_embeddings()), so there is nothing to score; score a model "
+            "that learns embeddings (MF, LightGCN, two-tower, a CTR classifier)"
+        )
     tables = {}
     for name, table in getter().items():
         if hasattr(table, "detach"):
