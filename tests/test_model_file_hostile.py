@@ -228,7 +228,7 @@ CASES = {
     "a registered class of the wrong kind": (
         _set(["params", "optimizer"],
              {"__skc__": "class", "name": "skcollapse.nn.MatrixFactorization"}),
-        "parameter 'optimizer' is MatrixFactorization, which cannot be a optimizer",
+        "parameter 'optimizer' is MatrixFactorization, which is not a valid optimizer class",
     ),
     # pickles hidden in the archive
     "an object array member": (

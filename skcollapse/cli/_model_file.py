@@ -556,7 +556,7 @@ def _decoded_params(model, cls, decode):
         value = out.get(name)
         if inspect.isclass(value) and not issubclass(value, base):
             raise FormatError(
-                f"parameter {name!r} is {value.__name__}, which cannot be a {name}"
+                f"parameter {name!r} is {value.__name__}, which is not a valid {name} class"
             )
     return out
 
