@@ -101,7 +101,7 @@ def test_diverging_training_exits_non_zero_and_writes_no_file(tmp_path, capsys):
 
 
 def test_check_output_path_and_save_model_raise_before_writing(tmp_path):
-    est = {"not": "fitted"}  # save_model pickles whatever it is given
+    est = {"not": "fitted"}  # the path is checked first, before the estimator
     missing = tmp_path / "nope" / "x.skc"
     with pytest.raises(FileNotFoundError, match=r"folder .*nope does not exist"):
         check_output_path(missing)

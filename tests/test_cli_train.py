@@ -285,6 +285,8 @@ def test_parquet_round_trip(tmp_path):
 
 
 def test_model_file_checks(tmp_path, capsys):
+    from skcollapse.recommenders import MFRecommender
+
     not_model = tmp_path / "x.skc"
     not_model.write_bytes(b"hello")
     assert not is_model_file(not_model)
@@ -298,9 +300,17 @@ def test_model_file_checks(tmp_path, capsys):
     assert main(["score", str(future)]) == 2
     assert "format version 99 is not supported" in capsys.readouterr().err
     truncated = tmp_path / "t.skc"
-    truncated.write_bytes(MODEL_MAGIC + b'{"format_version": 1}\n\x80')
+    save_model(MFRecommender(max_epochs=1, embedding_dim=4).fit(
+        make_interactions(30, 20, random_state=0)), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:-100])
     assert main(["score", str(truncated)]) == 2
-    assert "cannot load the model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "t.skc: cannot load the model" in err and "damaged or truncated" in err
+    # a format-1 file (a pickle) is never read by score, damaged or not
+    old = tmp_path / "old.skc"
+    old.write_bytes(MODEL_MAGIC + b'{"format_version": 1}\n\x80')
+    assert main(["score", str(old)]) == 2
+    assert "old.skc is a format-1 model file" in capsys.readouterr().err
 
 
 def test_train_help_lists_the_estimator_flags(capsys):
@@ -407,7 +417,7 @@ def test_save_and_load_model_round_trip(tmp_path):
     np.testing.assert_array_equal(ids, ref_ids)
     np.testing.assert_array_equal(scores, ref_scores)
     _, meta = load_model(str(path), return_metadata=True)
-    assert meta["format_version"] == FORMAT_VERSION == 1
+    assert meta["format_version"] == FORMAT_VERSION == 2
     assert meta["note"] == "baseline" and meta["metrics"] == {"ndcg": 0.5}
     assert meta["user_ids"] is None
     np.testing.assert_array_equal(meta["item_ids"], np.arange(30) + 100)
@@ -422,7 +432,7 @@ def test_save_and_load_model_round_trip(tmp_path):
         save_model(est, tmp_path / "x.skc", format_version=2)
 
 
-@pytest.mark.parametrize("version", [0, 2, 99, "1", True, None])
+@pytest.mark.parametrize("version", [0, 3, 99, "1", "2", True, None])
 def test_load_model_refuses_an_unknown_format_version(tmp_path, version):
     import json
     import pickle

@@ -21,8 +21,12 @@ and reads the same files with :func:`save_model` and :func:`load_model`::
     save_model(estimator, "mf.skc", model="mf", note="baseline")
     estimator, meta = load_model("mf.skc", return_metadata=True)
 
-A file whose format version this release does not know is refused with a
-``ValueError`` that names the file and the versions found and supported.
+Reading a model file runs no code from it (format 2: JSON and plain arrays). A
+format-1 file, written by older releases, is a pickle: ``load_model`` refuses it
+unless ``trusted=True``, ``skcollapse score`` refuses it always, and
+``skcollapse convert OLD NEW`` rewrites a trusted one in format 2. A file whose
+format version this release does not know is refused with a ``ValueError`` that
+names the file and the versions found and supported.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
 
 #: Modules that each contribute one sub-command through ``add_parser(subparsers)``.
 _COMMANDS = [
+    "skcollapse.cli._convert",
     "skcollapse.cli._demo",
     "skcollapse.cli._score",
     "skcollapse.cli._train",

@@ -17,7 +17,7 @@ import numpy as np
 from skcollapse.cli import CLIError
 from skcollapse.metrics._registry import COLLAPSE_METRICS, DEFAULT_METRICS
 
-_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv")
+_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv", ".skc")
 #: (metric name, column header) of the printed table, from the metric registry.
 _COLUMNS = tuple((name, COLLAPSE_METRICS[name].short_label) for name in DEFAULT_METRICS)
 
@@ -30,8 +30,11 @@ def add_parser(subparsers):
         description=(
             "Score every embedding table in FILE (.npy; .npz: every 2-D array; "
             ".pt/.pth: a tensor or a state dict, every 2-D numeric tensor; .csv: "
-            "numbers only, an optional header row; a model file written by "
-            "'skcollapse train': its get_embeddings() tables; a RecBole checkpoint "
+            "numbers only, an optional header row; .skc: a model file written by "
+            "'skcollapse train' or save_model, its get_embeddings() tables (read "
+            "without running any code from it; a format-1 file, a pickle, is "
+            "refused: convert a trusted one with 'skcollapse convert'); a RecBole "
+            "checkpoint "
             "or a TorchRec state dict: its embedding tables; implicit's save() "
             ".npz: its user and item factors). Without FILE, or with "
             "--example, score a built-in collapsed and a healthy synthetic table."
@@ -285,8 +288,16 @@ def load_tables(file):
     from skcollapse.cli._model_file import is_model_file, load_model_tables
 
     if is_model_file(path):  # written by `skcollapse train`, whatever its suffix
-        return load_model_tables(path)
+        return load_model_tables(path)  # never unpickles: format 1 is refused
     suffix = path.suffix.lower()
+    if suffix == ".skc":
+        _first_bytes(path)  # an empty file says so
+        raise _cannot_read(
+            path, "it is not a skcollapse model file, or it is damaged (it does not "
+            "start with the line SKCOLLAPSE-MODEL that 'skcollapse train' and "
+            "save_model write); train or save the model again, or score its "
+            "embeddings saved as .npy/.npz"
+        )
     if suffix == ".npy":
         tables = _load_npy(path)
     elif suffix == ".npz":
@@ -301,7 +312,10 @@ def load_tables(file):
             f"use one of {', '.join(_SUFFIXES)}"
         )
     if not tables:
-        raise CLIError(f"{path} holds no 2-D numeric array to score")
+        raise CLIError(
+            f"{path} holds no 2-D numeric array to score; save each embedding table "
+            "as a 2-D array of numbers (one row per user or item)"
+        )
     return tables
 
 
@@ -387,10 +401,13 @@ def run_score(args) -> int:
     else:
         tables = load_tables(args.file)
         source = os.fspath(args.file)
-    rows = score_tables(
-        tables, center=args.center, row_normalize=args.row_normalize,
-        relative=args.relative,
-    )
+    try:
+        rows = score_tables(
+            tables, center=args.center, row_normalize=args.row_normalize,
+            relative=args.relative,
+        )
+    except CLIError as exc:  # name the file the table came from
+        raise CLIError(f"{source}: {exc}") from None
     if args.json:
         json.dump({"source": source, "tables": rows}, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -65,8 +65,8 @@ class FieldBags(nn.Module):
         self.embedding_dim = int(embedding_dim)
         sizes = torch.tensor([d + 1 for d in dims], dtype=torch.long)
         offsets = torch.cumsum(sizes, 0) - sizes
-        self.weight = nn.Parameter(
-            torch.empty(int(sizes.sum()), self.embedding_dim)
+        self.weight = nn.Parameter(  # sizes from Python: buildable on "meta"
+            torch.empty(sum(d + 1 for d in dims), self.embedding_dim)
         )
         nn.init.normal_(self.weight, std=float(init_std))
         self.register_buffer("offsets", offsets, persistent=False)
