@@ -33,7 +33,7 @@ def _small(cls):
     names = cls().get_params(deep=False)
     if "hidden_units" in names:
         params.update(hidden_units=(16,), dropout=0.0)
-    if cls.__name__ in ("DNNClassifier", "DCNv2Classifier"):
+    if cls.__name__ in ("DNNClassifier", "DCNv2Classifier", "DeepFMClassifier"):
         params["n_embedding_sets"] = 2  # the multi-embedding tables too
     return cls(**params)
 
