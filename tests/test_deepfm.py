@@ -166,3 +166,12 @@ def test_regularizer_and_device_are_taken():
                            random_state=0).fit(X, y)
     assert clf.regularizer_ is not None
     assert clf.predict_proba(X).shape == (600, 2)
+
+
+def test_trains_and_predicts_on_the_device(torch_device):
+    X, y, _ = make_ctr(600, n_fields=3, random_state=1)
+    clf = DeepFMClassifier(embedding_dim=4, n_embedding_sets=2, hidden_units=(8,),
+                           max_epochs=1, batch_size=128, device=torch_device,
+                           random_state=0).fit(X, y)
+    assert next(clf.module_.parameters()).device.type == torch_device
+    assert np.isfinite(clf.predict_proba(X)).all()

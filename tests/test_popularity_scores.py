@@ -115,3 +115,12 @@ def test_popularity_collapse_reports_the_score_source():
     # a bare table has no score matrix
     assert np.isnan(popularity_collapse(tables["item"], popularity=model.item_popularity_)
                     ["popularity_alignment_scores"])
+
+
+def test_scores_source_on_device_tensors(torch_device, rng):
+    U, V, pop = _anisotropic(rng)
+    ref = popularity_alignment(V, pop, source="scores", queries=U)
+    got = popularity_alignment(torch.as_tensor(V, device=torch_device), pop,
+                               source="scores",
+                               queries=torch.as_tensor(U, device=torch_device))
+    np.testing.assert_allclose(got, ref, rtol=1e-9)

@@ -140,3 +140,15 @@ def test_ctr_classifier_trains_with_resn():
     assert isinstance(clf.regularizer_, ReSN)
     assert np.isfinite(clf.predict_proba(X)).all()
     assert clf.regularizer_.last_penalty_ > 0
+
+
+def test_penalty_on_the_device_equals_cpu(torch_device):
+    U, V = _pair(11)
+    cpu = ReSN(n_iter=50)({"user": torch.as_tensor(U), "item": torch.as_tensor(V)})[1]
+    Ut = torch.tensor(U, device=torch_device, requires_grad=True)
+    Vt = torch.tensor(V, device=torch_device, requires_grad=True)
+    pen = ReSN(n_iter=50)({"user": Ut, "item": Vt})[1]
+    assert pen.device.type == torch_device
+    torch.testing.assert_close(pen.detach().cpu(), cpu, rtol=1e-9, atol=0)
+    pen.backward()
+    assert torch.isfinite(Ut.grad).all() and torch.isfinite(Vt.grad).all()
