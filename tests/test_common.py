@@ -186,7 +186,7 @@ def test_discovery_finds_the_known_estimators():
     assert set(ESTIMATORS) >= {
         "ErankScorer", "IAScorer", "MFRecommender", "LightGCNRecommender",
         "FMClassifier", "DNNClassifier", "IPNNClassifier", "NFwFMClassifier",
-        "xDeepFMClassifier", "DCNv2Classifier", "FinalMLPClassifier",
+        "xDeepFMClassifier", "DCNv2Classifier", "FinalMLPClassifier", "DeepFMClassifier",
     }
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_all_seven_classifiers_are_found():
     assert {cls.__name__ for cls in CTR_CLASSIFIERS} >= {
         "FMClassifier", "DNNClassifier", "IPNNClassifier", "NFwFMClassifier",
-        "xDeepFMClassifier", "DCNv2Classifier", "FinalMLPClassifier",
+        "xDeepFMClassifier", "DCNv2Classifier", "FinalMLPClassifier", "DeepFMClassifier",
     }
 
 
