@@ -54,6 +54,7 @@ from skcollapse.datasets import load_libfm, make_ctr
 from skcollapse.metrics import information_abundance
 from skcollapse.recommenders import (
     DCNv2Classifier,
+    DeepFMClassifier,
     DNNClassifier,
     FinalMLPClassifier,
     IPNNClassifier,
@@ -68,6 +69,7 @@ MODELS = {
     "nfwfm": NFwFMClassifier,
     "xdeepfm": xDeepFMClassifier,
     "finalmlp": FinalMLPClassifier,
+    "deepfm": DeepFMClassifier,
 }
 
 

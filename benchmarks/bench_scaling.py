@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_scaling.py [EVAL_DATA] [--datasets synthetic,frappe]
-        [--models dnn,ipnn,nfwfm,xdeepfm,dcnv2,finalmlp] [--seeds 3]
+        [--models dnn,ipnn,nfwfm,xdeepfm,dcnv2,finalmlp] [--seeds 3]  (also: deepfm)
         [--se-scales 1,2,3,4,10] [--me-scales 2,3,4] [--base-dim 10]
         [--nfwfm-base-dim 50] [--hidden 400,400] [--n-cross-layers 4]
         [--max-epochs 100] [--patience 3] [--n-rows N] [--device cpu]
@@ -97,6 +97,7 @@ from skcollapse.model_selection import scaling_curve
 from skcollapse.model_selection._scaling import _random_split
 from skcollapse.recommenders import (
     DCNv2Classifier,
+    DeepFMClassifier,
     DNNClassifier,
     FinalMLPClassifier,
     IPNNClassifier,
@@ -111,7 +112,11 @@ MODELS = {
     "xdeepfm": xDeepFMClassifier,
     "dcnv2": DCNv2Classifier,
     "finalmlp": FinalMLPClassifier,
+    # an option (issue 31), not in the default run nor in Guo et al.'s Table 1
+    "deepfm": DeepFMClassifier,
 }
+#: the models of Guo et al. (ICML 2024), Table 1: the default ``--models``
+PAPER_MODELS = ("dnn", "ipnn", "nfwfm", "xdeepfm", "dcnv2", "finalmlp")
 
 # Guo et al. (ICML 2024), Table 1: test AUC, base/2x/3x/4x/10x (ME: 2x..10x).
 # Transcribed from the authors' slides, whose Avazu ME rows carry five numbers
@@ -588,7 +593,7 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("eval_data", nargs="?", default="../shared/eval-data")
     parser.add_argument("--datasets", default="synthetic,frappe")
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default=",".join(PAPER_MODELS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--se-scales", default="1,2,3,4,10")
     parser.add_argument("--me-scales", default="2,3,4")
@@ -696,7 +701,7 @@ def main(argv=None):
         print_field_ia(results, args, dataset)
         if dataset in PAPER:
             print(f"\npaper ({dataset}, Table 1) SE base..10x / ME 2x..10x:")
-            for name in args.models:
+            for name in [m for m in args.models if m in PAPER[dataset]]:
                 se, me = PAPER[dataset][name]
                 print(f"{name:<9} SE " + " ".join(f"{v:.5f}" for v in se)
                       + " | ME " + " ".join(f"{v:.5f}" for v in me))

@@ -45,6 +45,7 @@ CONFIGS = {
     "TwoTowerRecommender": [{**_CF_TINY, "hidden_units": (4,)}],
     "FMClassifier": [_CTR_TINY],
     "DNNClassifier": [{**_MLP_TINY, "n_embedding_sets": 2}],
+    "DeepFMClassifier": [{**_MLP_TINY, "n_embedding_sets": 2}],
     "IPNNClassifier": [_MLP_TINY],
     "NFwFMClassifier": [_MLP_TINY],
     "xDeepFMClassifier": [{**_MLP_TINY, "cin_layer_sizes": (4,)}],
@@ -133,6 +134,7 @@ XFAILS = {
     "TwoTowerRecommender": _CF_XFAIL,
     "FMClassifier": _CTR_XFAIL,
     "DNNClassifier": _CTR_XFAIL,
+    "DeepFMClassifier": _CTR_XFAIL,
     "IPNNClassifier": _CTR_XFAIL,
     "NFwFMClassifier": _CTR_XFAIL,
     "xDeepFMClassifier": _CTR_XFAIL,
@@ -184,7 +186,7 @@ def test_discovery_finds_the_known_estimators():
     assert set(ESTIMATORS) >= {
         "ErankScorer", "IAScorer", "MFRecommender", "LightGCNRecommender",
         "FMClassifier", "DNNClassifier", "IPNNClassifier", "NFwFMClassifier",
-        "xDeepFMClassifier", "DCNv2Classifier", "FinalMLPClassifier",
+        "xDeepFMClassifier", "DCNv2Classifier", "FinalMLPClassifier", "DeepFMClassifier",
     }
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_all_seven_classifiers_are_found():
     assert {cls.__name__ for cls in CTR_CLASSIFIERS} >= {
         "FMClassifier", "DNNClassifier", "IPNNClassifier", "NFwFMClassifier",
-        "xDeepFMClassifier", "DCNv2Classifier", "FinalMLPClassifier",
+        "xDeepFMClassifier", "DCNv2Classifier", "FinalMLPClassifier", "DeepFMClassifier",
     }
 
 
@@ -33,7 +33,7 @@ def _small(cls):
     names = cls().get_params(deep=False)
     if "hidden_units" in names:
         params.update(hidden_units=(16,), dropout=0.0)
-    if cls.__name__ in ("DNNClassifier", "DCNv2Classifier"):
+    if cls.__name__ in ("DNNClassifier", "DCNv2Classifier", "DeepFMClassifier"):
         params["n_embedding_sets"] = 2  # the multi-embedding tables too
     return cls(**params)
 

@@ -294,9 +294,15 @@ def test_popularity_collapse_estimator_and_x_equals_table_and_counts():
     counts = Counter(Xs[:, 1].tolist())
     pop = np.array([counts[i] for i in model.item_ids_], dtype=float)
     via_table = popularity_collapse(model.get_embeddings()["item"], popularity=pop)
+    # only the estimator has the user table of the score matrix
+    scores = via_estimator.pop("popularity_alignment_scores")
+    assert np.isnan(via_table.pop("popularity_alignment_scores"))
+    assert 0.0 <= scores <= 1.0
     assert via_estimator == via_table
     # without X the estimator's own training counts are used
-    assert popularity_collapse(model) == via_table
+    no_x = popularity_collapse(model)
+    assert no_x.pop("popularity_alignment_scores") == scores
+    assert no_x == via_table
 
 
 def test_popularity_collapse_refuses_what_it_cannot_count():

@@ -22,7 +22,7 @@ def test_the_registry_is_what_the_contract_runs_over():
     names = RegularizerTests().regularizer_names()
     assert names == get_regularizer_names()
     assert {"logdet", "dbn", "directspec", "directspec+", "directau",
-            "uniformity", "sv_variance", "coding_rate"} <= set(names)
+            "uniformity", "sv_variance", "coding_rate", "resn"} <= set(names)
 
 
 class _TwiceNorm(Regularizer):

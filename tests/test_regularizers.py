@@ -16,6 +16,7 @@ from skcollapse.regularizers import (
     DirectSpecPlus,
     LogDetRegularizer,
     Regularizer,
+    ReSN,
     SingularValueVariance,
     UniformityRegularizer,
     get_regularizer_names,
@@ -32,6 +33,7 @@ BUILTIN = {
     "uniformity": UniformityRegularizer,
     "sv_variance": SingularValueVariance,
     "coding_rate": CodingRate,
+    "resn": ReSN,
 }
 
 

@@ -2,7 +2,8 @@
 
 The survey literature ties dimensional collapse to popularity bias: popular items
 dominate the gradient, their rows grow, and the leading singular direction of the
-item table comes to encode popularity (Lin et al., 2025). These functions relate
+score matrix ``U Vᵀ`` (and so of the item table, when the users' Gram matrix is
+close to isotropic) comes to encode popularity (Lin et al., 2025). These functions relate
 one embedding table (one row per item, or per user) to the number of training
 interactions of each row:
 
@@ -514,37 +515,93 @@ def _projection(E, kind, v, mean):
     return out
 
 
+def _sqrt_psd(A):
+    """Symmetric square root of a symmetric PSD matrix (negative rounding -> 0)."""
+    w, Q = np.linalg.eigh(A)
+    return (Q * np.sqrt(np.clip(w, 0.0, None))) @ Q.T
+
+
+def _score_direction(queries, embeddings, *, center=False):
+    """Coefficients ``c`` with ``embeddings @ c`` the score matrix's top right
+    singular direction, from ``d x d`` matrices only.
+
+    The score matrix is ``S = Q Eᵀ`` (``queries`` ``Q``, ``m x d``; ``embeddings``
+    ``E``, ``n x d``; ``center=True`` centers the columns of ``E``, i.e. each row
+    of ``S`` over the items). Returns ``(c, mean, sigma_1)``: the top right
+    singular vector of ``S`` is ``(E - mean) @ c / sigma_1`` (unit norm) and
+    ``sigma_1`` its singular value; ``c`` is ``None`` when ``S = 0``. See
+    :func:`popularity_alignment` for the derivation. ``Q Eᵀ`` is never formed.
+    """
+    Q, qkind = _table(queries, name="queries")
+    E, kind = _table(embeddings)
+    if Q.shape[1] != E.shape[1]:
+        raise ValueError(
+            f"queries has {Q.shape[1]} columns but embeddings has {E.shape[1]}; "
+            "the score matrix queries @ embeddings.T needs the same dimension."
+        )
+    A = _gram(Q, qkind, False).gram  # QᵀQ
+    acc = _gram(E, kind, bool(center))  # (E - mean)ᵀ(E - mean)
+    R = _sqrt_psd(A)  # A^{1/2}
+    M = R @ acc.gram @ R
+    M = 0.5 * (M + M.T)
+    eigval, eigvec = np.linalg.eigh(M)
+    if not eigval[-1] > 0:
+        return None, acc.mean if center else 0.0, 0.0
+    sigma = float(np.sqrt(eigval[-1]))
+    return R @ eigvec[:, -1], (acc.mean if center else 0.0), sigma
+
+
 @validate_params(
     {
         "embeddings": "no_validation",
         "popularity": "no_validation",
+        "source": [StrOptions({"items", "scores"})],
+        "queries": "no_validation",
         "center": ["boolean"],
         "log": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
-def popularity_alignment(embeddings, popularity, *, center=False, log=False):
-    """Alignment of the table's top singular direction with item popularity.
+def popularity_alignment(embeddings, popularity, *, source="items", queries=None,
+                         center=False, log=False):
+    """Alignment of the top singular direction with item popularity.
 
-    ``|cos(u_1, p)|``: the cosine between the leading left singular vector
-    ``u_1`` of the table (one entry per row: each row's coordinate on the
-    dominant direction, ``E v_1 / sigma_1``) and the popularity vector ``p``.
-    Lin et al. (2025) show that training on long-tailed data writes popularity
-    into this principal direction; a value near 1 says it did.
+    ``|cos(v_1, p)|``: the cosine between a leading singular vector ``v_1``
+    (one entry per row of ``embeddings``) and the popularity vector ``p``. Lin
+    et al. (2025) show that training on long-tailed data writes popularity
+    into the principal singular direction of the *score matrix*; a value near
+    1 says it did.
+
+    * ``source="scores"`` (the choice for collaborative-filtering models, whose
+      scores are ``U Vᵀ``): ``v_1`` is the top right singular vector of the
+      score matrix ``S = Q Eᵀ``, ``Q = queries`` (the user table when
+      ``embeddings`` is the item table). This is Lin et al.'s quantity.
+    * ``source="items"``: ``v_1`` is the top left singular vector of the table
+      alone (``E v / sigma`` with ``v`` the top eigenvector of ``EᵀE``). It
+      equals the score matrix's only when ``QᵀQ`` is proportional to ``I``;
+      it needs no second table.
 
     Parameters
     ----------
     embeddings : array-like or torch.Tensor of shape (n_rows, n_features)
-        The table. Its ``d x d`` Gram matrix is accumulated in float64 (as for
-        every spectral metric); the table is read twice, never copied whole.
+        The table ``E``. Its ``d x d`` Gram matrix is accumulated in float64 (as
+        for every spectral metric); the table is read twice, never copied whole.
     popularity : array-like of shape (n_rows,)
         Training interactions of each row (:func:`popularity_counts`).
+    source : {"items", "scores"}, default="items"
+        Which matrix's top direction, see above. ``"scores"`` needs
+        ``queries``.
+    queries : array-like or torch.Tensor of shape (n_queries, n_features), \
+default=None
+        The other table of the score matrix (users, for an item table), only
+        with ``source="scores"``; read once into its ``d x d`` Gram matrix.
     center : bool, default=False
         Center the table's columns and the popularity vector first; the value is
         then ``|Pearson correlation|`` between the rows' coordinates on the top
-        principal axis and popularity. Uncentered (Lin et al.'s definition), a
-        common offset of the rows and the positivity of counts both count as
-        alignment.
+        direction and popularity. With ``source="scores"`` this centers each
+        row of ``S`` over the items (``S (I - 11ᵀ/n) = Q (E - 1 meanᵀ)ᵀ``).
+        Uncentered (Lin et al.'s definition), a common offset of the rows and
+        the positivity of counts both count as alignment.
     log : bool, default=False
         Use ``log(1 + popularity)`` instead of the raw counts.
 
@@ -552,7 +609,23 @@ def popularity_alignment(embeddings, popularity, *, center=False, log=False):
     -------
     float
         In ``[0, 1]`` (the sign of a singular vector is arbitrary); NaN for an
-        all-zero table or a constant centered popularity.
+        all-zero table (or score matrix) or a constant centered popularity.
+
+    Notes
+    -----
+    **The score matrix's direction without the score matrix.** With ``A = QᵀQ``
+    and ``B = EᵀE`` (``d x d``), ``||S x||² = ||Q Eᵀ x||² = xᵀ E A Eᵀ x =
+    ||A^{1/2} Eᵀ x||²`` for every ``x``, so ``S`` and ``S' = A^{1/2} Eᵀ``
+    (``d x n``) have the same right singular vectors and singular values. The
+    left singular vectors of ``S'`` are the eigenvectors of ``S' S'ᵀ =
+    A^{1/2} B A^{1/2}`` (symmetric PSD, ``d x d``), with eigenvalues
+    ``sigma_k²``. For the top pair ``(w_1, sigma_1²)``, ``v_1 = S'ᵀ w_1 /
+    sigma_1 = E (A^{1/2} w_1) / sigma_1``: one ``d x d`` square root, one ``d x
+    d`` eigenproblem, and one pass over ``E``. The symmetric form is used
+    rather than the eigenvectors of the non-symmetric ``A B`` (same
+    eigenvalues) so that ``eigh`` applies. When ``A = a I`` the matrix is
+    ``a B``, whose top eigenvector is the table's own ``v``: the two sources
+    agree exactly then.
 
     References
     ----------
@@ -568,17 +641,36 @@ def popularity_alignment(embeddings, popularity, *, center=False, log=False):
     >>> E = np.outer(pop, rng.normal(size=16))  # popularity is the only direction
     >>> round(popularity_alignment(E, pop), 6)
     1.0
+    >>> U = rng.normal(size=(50, 16))
+    >>> round(popularity_alignment(E, pop, source="scores", queries=U), 6)
+    1.0
     """
     E, kind = _table(embeddings)
     pop = _popularity(popularity, int(E.shape[0]))
     p = np.log1p(pop) if log else pop.copy()
-    acc = _gram(E, kind, bool(center))
     if center:
         p -= p.mean()
-    eigval, eigvec = np.linalg.eigh(acc.gram)
-    if not eigval[-1] > 0:
-        return float("nan")
-    u = _projection(E, kind, eigvec[:, -1], acc.mean if center else 0.0)
+    if source == "scores":
+        if queries is None:
+            raise ValueError(
+                "source='scores' needs queries=, the other table of the score "
+                "matrix (the user table for an item table)."
+            )
+        c, mean, _ = _score_direction(queries, E, center=center)
+        if c is None:
+            return float("nan")
+    else:
+        if queries is not None:
+            raise ValueError(
+                "queries= is used only with source='scores'; source='items' reads "
+                "the table alone."
+            )
+        acc = _gram(E, kind, bool(center))
+        eigval, eigvec = np.linalg.eigh(acc.gram)
+        if not eigval[-1] > 0:
+            return float("nan")
+        c, mean = eigvec[:, -1], (acc.mean if center else 0.0)
+    u = _projection(E, kind, c, mean)
     denom = np.linalg.norm(u) * np.linalg.norm(p)
     if not denom > 0:
         return float("nan")
@@ -757,6 +849,18 @@ def _resolve(obj, X, popularity, table):
     return obj, popularity
 
 
+def _other_table(obj, table):
+    """The other table of a CF score matrix (users for items), or ``None``."""
+    other = {"item": "user", "user": "item"}.get(table)
+    getter = getattr(obj, "get_embeddings", None)
+    if other is None or not callable(getter):
+        return None
+    tables = getter()
+    if not isinstance(tables, Mapping) or other not in tables:
+        return None
+    return tables[other]
+
+
 @validate_params(
     {
         "estimator": "no_validation",
@@ -813,8 +917,13 @@ def popularity_collapse(
         ``"buckets"`` (:func:`popularity_bucket_metrics`),
         ``"norm_popularity_correlation"`` (Pearson, log-popularity),
         ``"norm_popularity_spearman"``, ``"popularity_alignment"`` (uncentered,
-        raw counts), ``"popularity_alignment_centered"`` and
-        ``"weighted_uniformity"``, plus ``"n_rows"`` and ``"n_features"``.
+        raw counts, the table alone: ``source="items"``),
+        ``"popularity_alignment_centered"``, ``"popularity_alignment_scores"``
+        (``source="scores"``: the top direction of the score matrix ``U Vᵀ``,
+        Lin et al.'s quantity and the one to read for a CF estimator; NaN when
+        the estimator has no ``"user"``/``"item"`` table pair or a table was
+        given) and ``"weighted_uniformity"``, plus ``"n_rows"`` and
+        ``"n_features"``.
 
     Examples
     --------
@@ -832,6 +941,7 @@ def popularity_collapse(
     E, pop = _resolve(estimator, X, popularity, table)
     E, _ = _table(E)
     pop = _popularity(pop, int(E.shape[0]))
+    queries = _other_table(estimator, table)
     return {
         "n_rows": int(E.shape[0]),
         "n_features": int(E.shape[1]),
@@ -844,6 +954,10 @@ def popularity_collapse(
         ),
         "popularity_alignment": popularity_alignment(E, pop),
         "popularity_alignment_centered": popularity_alignment(E, pop, center=True),
+        "popularity_alignment_scores": (
+            float("nan") if queries is None else popularity_alignment(
+                E, pop, source="scores", queries=queries)
+        ),
         "weighted_uniformity": weighted_uniformity(
             E, pop, max_samples=max_samples, random_state=random_state
         ),

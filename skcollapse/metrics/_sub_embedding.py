@@ -164,7 +164,7 @@ def sub_embedding_ia(estimator, *, embedding_set=None, sets="mean"):
       scaled by ``||c||``, so again ``IA(E_i->j) = IA(E_i)``.
     * **IPNN**: ``<e_i, e_j>`` has no weights, ``T[i, j] = I`` (0 on the
       diagonal: no self product), so ``IA(E_i->j) = IA(E_i)``.
-    * DNN, FinalMLP and FM have no per-pair structure: ``TypeError``.
+    * DNN, FinalMLP, FM and DeepFM have no per-pair structure: ``TypeError``.
 
     So among the six paper models only DCNv2 has sub-embeddings that differ
     from the field tables; for the others the matrix is returned for

@@ -23,6 +23,9 @@ IPNN      M=1: flatten ++ inner products -> MLP(h0)       MLP(h1..) -> logit
 NFwFM     FwFM pooling over the full N x N pair weights   MLP(h1..) -> logit
           (self terms included) -> BN -> Dropout
           -> MLP(h0)
+DeepFM    FM second-order term; flatten -> MLP(h0)        first-order term +
+                                                          FM mean + MLP(h1..)(MLP
+                                                          mean)
 xDeepFM   CIN; flatten -> MLP(h0)                         Linear(CIN mean) +
                                                           MLP(h1..)(MLP mean)
 DCNv2     flatten -> CrossNetV2 -> MLP(h0)                MLP(h1..) -> logit
@@ -48,6 +51,7 @@ model      SE of size ``s*K``, beyond embeddings        ME ``s x K``, beyond
                                                         embeddings
 =========  ==========================================  ===========================
 DNN        ``s*N*K*h0`` (linear in ``s``)              ``s*N*K*h0`` (same)
+DeepFM     as DNN, plus the first-order weights ``R``  as DNN, plus ``R``
 IPNN       ``(s*N*K + N(N-1)/2)*h0``                   ``s*(N(N-1)/2)*h0``
 NFwFM      ``N^2 + s*K*h0``                            ``s*(N^2 + K*h0)``
 xDeepFM    ``N^2*H1 + N*H1*H2 + s*N*K*h0``             ``s*(N^2*H1 + N*H1*H2 +
@@ -139,7 +143,7 @@ class CTRModel(nn.Module):
         Models whose interaction has per-field-pair structure return a tensor
         ``(n_fields, n_fields, P, K)``: field ``i``'s table as seen by field
         ``j``'s interaction is ``E_i @ T[i, j].T`` (Guo et al., §4). Models
-        without such structure (DNN, FinalMLP, FM) raise ``TypeError``.
+        without such structure (DNN, FinalMLP, FM, DeepFM) raise ``TypeError``.
         """
         raise TypeError(
             f"{type(self).__name__} has no per-field-pair interaction, so no "
@@ -336,6 +340,67 @@ class NFwFM(CTRModel):
         scale = (r + r.T) * (1 - eye_n) + r * eye_n
         eye = torch.eye(self.embedding_dim, dtype=r.dtype, device=r.device)
         return scale[:, :, None, None] * eye
+
+
+class DeepFM(CTRModel):
+    """DeepFM (Guo et al., IJCAI 2017): an FM and a DNN on shared embeddings.
+
+    ``logit = y_FM + y_DNN`` with ``y_FM = b + sum_f w[x_f] + sum_{i<j}
+    <e_i, e_j>`` (first-order term plus the pairwise inner products, computed
+    as ``0.5 * sum_k[(sum_i e_ik)^2 - sum_i e_ik^2]``) and ``y_DNN`` the MLP on
+    the flattened embeddings, both reading the same field embeddings.
+
+    With ``M`` embedding sets each set has its own FM second-order term and its
+    own non-linear projection ``flatten -> MLP(h0)``; the FM terms are averaged
+    (as in :class:`FM`), the projections are averaged and fed to the shared
+    ``MLP(h1..) -> logit`` (as in :class:`DNN` and the deep part of
+    :class:`XDeepFM`); the first-order term is shared. So ``M = 1`` is exactly
+    the DeepFM of the paper, and the deep part is the multi-embedding DNN of
+    Guo et al. (ICML 2024). Feeding the concatenation of all sets to one MLP
+    instead would be an SE DNN of width ``M * K`` (its first layer is linear in
+    the concatenation), the form the ICML paper shows gains nothing.
+
+    Parameters
+    ----------
+    field_dims, embedding_dim, n_embedding_sets
+        See :class:`CTRModel`.
+    hidden_units : sequence of int, default=(400, 400)
+        MLP widths; the first layer is per set.
+    dropout : float, default=0.2
+    batch_norm : bool, default=True
+
+    References
+    ----------
+    H. Guo, R. Tang, Y. Ye, Z. Li and X. He, "DeepFM: A Factorization-Machine
+    based Neural Network for CTR Prediction", IJCAI 2017.
+    """
+
+    def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True):
+        super().__init__(field_dims, embedding_dim, n_embedding_sets)
+        units = _as_units(hidden_units)
+        d = self.n_fields * self.embedding_dim
+        self.linear = FieldLinear(field_dims)
+        self.fm = FMInteraction(reduce_sum=True)
+        self.set_blocks = nn.ModuleList(
+            nn.Sequential(_Flatten(), MLPBlock(d, units[:1], dropout=dropout,
+                                               batch_norm=batch_norm))
+            for _ in range(self.n_embedding_sets)
+        )
+        self.head = self._shared_head(units, dropout, batch_norm)
+
+    def fm_logit(self, x, embeddings):
+        """The FM component ``(batch,)``: first-order term + mean over sets of
+        ``sum_{i<j} <e_i^m, e_j^m>``."""
+        second = self.fm(embeddings.flatten(0, 1)).view(self.n_embedding_sets, -1)
+        return self.linear(x) + second.mean(dim=0)
+
+    def dnn_logit(self, embeddings):
+        """The DNN component ``(batch,)``."""
+        return self.head(self.set_features(embeddings)).reshape(-1)
+
+    def forward_embedded(self, x, embeddings):
+        return self.fm_logit(x, embeddings) + self.dnn_logit(embeddings)
 
 
 class XDeepFM(CTRModel):

@@ -9,6 +9,7 @@ from skcollapse.recommenders._baselines import (
 )
 from skcollapse.recommenders._ctr import (
     DCNv2Classifier,
+    DeepFMClassifier,
     DNNClassifier,
     FinalMLPClassifier,
     FMClassifier,
@@ -25,6 +26,7 @@ __all__ = [
     "CFLoss",
     "DCNv2Classifier",
     "DNNClassifier",
+    "DeepFMClassifier",
     "EASERecommender",
     "FMClassifier",
     "FinalMLPClassifier",

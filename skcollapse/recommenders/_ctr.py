@@ -28,7 +28,16 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_numpy, to_tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from skcollapse.nn._ctr_models import DNN, FM, IPNN, DCNv2, FinalMLP, NFwFM, XDeepFM
+from skcollapse.nn._ctr_models import (
+    DNN,
+    FM,
+    IPNN,
+    DCNv2,
+    DeepFM,
+    FinalMLP,
+    NFwFM,
+    XDeepFM,
+)
 from skcollapse.recommenders._base import NetBase
 from skcollapse.utils._distributed import unwrap_module
 from skcollapse.utils._sklearn_compat import (
@@ -42,6 +51,7 @@ from skcollapse.utils._sklearn_compat import (
 __all__ = [
     "DCNv2Classifier",
     "DNNClassifier",
+    "DeepFMClassifier",
     "FMClassifier",
     "FinalMLPClassifier",
     "IPNNClassifier",
@@ -707,6 +717,38 @@ class DNNClassifier(_CTRClassifierBase):
     _module_params = ("hidden_units", "dropout", "batch_norm")
 
     def __init__(self, module=DNN, *, embedding_dim=10, n_embedding_sets=1,
+                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
+        super().__init__(module, embedding_dim=embedding_dim,
+                         n_embedding_sets=n_embedding_sets, **kwargs)
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+
+
+class DeepFMClassifier(_CTRClassifierBase):
+    __doc__ = _doc(
+        """DeepFM click model (Guo et al., IJCAI 2017).
+
+    An FM component and a DNN component read the same field embeddings and
+    their logits are summed: ``logit = b + sum_f w[x_f] + sum_{i<j} <e_i, e_j>
+    + MLP(flatten(e))``. With ``n_embedding_sets = M > 1`` each set has its own
+    FM second-order term and its own first MLP layer (the non-linear
+    projection); both are averaged over the sets, the first-order term and the
+    rest of the MLP are shared (see :class:`skcollapse.nn.DeepFM` for why this
+    form).
+
+    H. Guo, R. Tang, Y. Ye, Z. Li and X. He, "DeepFM: A Factorization-Machine
+    based Neural Network for CTR Prediction", IJCAI 2017.""",
+        "    module : type, default=skcollapse.nn.DeepFM\n        The torch model.\n"
+        + _MLP_DOC,
+        example="DeepFMClassifier",
+    )
+    _parameter_constraints: ClassVar[dict] = {
+        **_MLP_CONSTRAINTS,
+    }
+    _module_params = ("hidden_units", "dropout", "batch_norm")
+
+    def __init__(self, module=DeepFM, *, embedding_dim=10, n_embedding_sets=1,
                  hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
         super().__init__(module, embedding_dim=embedding_dim,
                          n_embedding_sets=n_embedding_sets, **kwargs)

@@ -11,6 +11,7 @@ from skcollapse.regularizers._dbn import DecorrelatedBatchNorm
 from skcollapse.regularizers._directau import DirectAU, UniformityRegularizer
 from skcollapse.regularizers._directspec import DirectSpec, DirectSpecPlus
 from skcollapse.regularizers._logdet import LogDetRegularizer
+from skcollapse.regularizers._resn import ReSN
 from skcollapse.regularizers._spectral import CodingRate, SingularValueVariance
 from skcollapse.regularizers._sync import SyncBatchRegularizer
 
@@ -22,6 +23,7 @@ __all__ = [
     "DirectSpec",
     "DirectSpecPlus",
     "LogDetRegularizer",
+    "ReSN",
     "Regularizer",
     "SingularValueVariance",
     "SyncBatchRegularizer",
