@@ -289,6 +289,10 @@ CASES = {
     "NaN in the ids": (_ids_member([0.0, np.nan, *range(2, 20)]),
                        "user_ids_ holds NaN, floats or mixed values"),
     "negative ids": (_ids_member(list(range(-1, 19))), "user_ids_ holds negative ids"),
+    "negative ids beyond int64": (
+        _set(["attributes", "user_ids_"], {"__skc__": "object_array", "shape": [20],
+                                           "items": [-(2**70), *range(1, 20)]}),
+        "user_ids_ holds negative ids"),
     "an id twice": (_ids_member([0, *range(19)]), "user_ids_ holds an id twice"),
     # names the loader would set
     "an attribute named like a dunder": (

@@ -784,7 +784,7 @@ def _check_regularizer_sizes(net, state):
 
 # ---------------------------------------------------------------- fitted state
 def _checked_ids(ids, name, *, optional=False):
-    """Ids: 1-D, non-negative integers or strings (never NaN), each once."""
+    """Ids: 1-D, non-negative integers (any size) or strings (never NaN), each once."""
     if ids is None and optional:
         return None
     if not isinstance(ids, np.ndarray) or ids.ndim != 1:
@@ -795,6 +795,11 @@ def _checked_ids(ids, name, *, optional=False):
             raise FormatError(f"{name} holds negative ids")
     elif kind == "U" or (kind == "O" and all(isinstance(v, str) for v in ids)):
         pass
+    elif kind == "O" and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in ids
+    ):  # Python ints beyond uint64, kept exactly
+        if ids.size and min(ids) < 0:
+            raise FormatError(f"{name} holds negative ids")
     elif kind in "fc" or kind == "O":
         raise FormatError(
             f"{name} holds NaN, floats or mixed values; ids are non-negative "
