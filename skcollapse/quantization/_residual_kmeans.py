@@ -52,6 +52,8 @@ class ResidualKMeans(QuantizerMixin, BaseEstimator):
     ----------
     codebooks_ : list of ndarray of shape (codebook_size, n_features_in_)
         The centres of each level.
+    n_iter_ : int
+        The most k-means iterations any level took (the run kept).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -139,7 +141,7 @@ class ResidualKMeans(QuantizerMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         residual = X.astype(np.float64)
-        books = []
+        books, n_iter = [], []
         for _ in range(self.n_levels):
             km = KMeans(
                 n_clusters=self.codebook_size,
@@ -151,8 +153,10 @@ class ResidualKMeans(QuantizerMixin, BaseEstimator):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 labels = km.fit_predict(residual)
             books.append(km.cluster_centers_)
+            n_iter.append(km.n_iter_)
             residual = residual - km.cluster_centers_[labels]
         self.codebooks_ = books
+        self.n_iter_ = int(max(n_iter))
         return self
 
     def _quantize(self, X):

@@ -319,7 +319,7 @@ class RQVAE(QuantizerMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
+        Xt = torch.from_numpy(np.array(X, dtype=np.float32)).to(device)
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -486,7 +486,7 @@ class RQVAE(QuantizerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         device = next(self.module_.parameters()).device
-        Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
+        Xt = torch.from_numpy(np.array(X, dtype=np.float32)).to(device)
         z = self._encode(self.module_, Xt)
         with torch.no_grad():
             codes, _, inputs = self.module_.quantize(z)
