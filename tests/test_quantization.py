@@ -115,11 +115,11 @@ def test_deduplicate_gives_every_item_a_unique_tuple(est):
 # ------------------------------------------------------------------------ RQ-VAE
 def test_rqvae_trains_loss_and_reconstruction_fall():
     X = clustered()
-    rq = RQVAE(n_levels=2, codebook_size=8, max_epochs=15, **TINY).fit(X)
-    h = rq.history_
+    rq = RQVAE(n_levels=2, codebook_size=8, max_epochs=15, **{**TINY, "lr": 1e-2})
+    h = rq.fit(X).history_
     assert len(h) == 15 and [r["epoch"] for r in h] == list(range(1, 16))
-    assert h[-1]["loss"] < 0.9 * h[0]["loss"]
-    assert h[-1]["reconstruction_error"] < 0.9 * h[0]["reconstruction_error"]
+    assert h[-1]["loss"] < 0.7 * h[0]["loss"]
+    assert h[-1]["reconstruction_error"] < 0.5 * h[0]["reconstruction_error"]
     assert set(h[0]) == {
         "epoch", "loss", "reconstruction_error", "usage", "perplexity",
         "collision_rate", "dead_codes_restarted",
@@ -280,3 +280,19 @@ def test_rqvae_bad_parameters_name_the_parameter():
     if not _device.HAS_CUDA:
         with pytest.raises(ValueError, match="device='cuda'"):
             RQVAE(device="cuda", **TINY).fit(X)
+
+
+@pytest.mark.parametrize("straight_through", ["ste", "rotation"])
+def test_reconstruction_gradient_reaches_the_encoder(straight_through):
+    """Without the commitment term, only the estimator feeds the encoder."""
+    X = clustered(n=32)
+    rq = RQVAE(n_levels=2, codebook_size=4, max_epochs=1, commitment_weight=0.0,
+               straight_through=straight_through, **TINY).fit(X)
+    module = rq.module_.train()
+    module.zero_grad()
+    Xt = torch.as_tensor(X, dtype=torch.float32)
+    _, recon, _, _ = rq._batch_loss(module, Xt)
+    recon.backward()
+    grads = [p.grad for p in module.encoder.parameters()]
+    assert all(g is not None for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0

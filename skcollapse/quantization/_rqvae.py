@@ -363,7 +363,7 @@ class RQVAE(QuantizerMixin, BaseEstimator):
         if self.straight_through == "rotation":
             z_hat = rotate_to(z, z_q.detach())
         else:
-            z_hat = z + (z_q.detach() - z)
+            z_hat = z + (z_q - z).detach()
         recon = (module.decoder(z_hat) - xb).pow(2).sum(1).mean()
         loss = recon
         for q, r in zip(chosen, inputs):
