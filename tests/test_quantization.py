@@ -122,9 +122,12 @@ def test_rqvae_trains_loss_and_reconstruction_fall():
     assert h[-1]["reconstruction_error"] < 0.5 * h[0]["reconstruction_error"]
     assert set(h[0]) == {
         "epoch", "loss", "reconstruction_error", "usage", "perplexity",
-        "collision_rate", "dead_codes_restarted",
+        "collision_rate", "code_erank", "dead_codes_restarted",
     }
     assert len(h[0]["usage"]) == len(h[0]["perplexity"]) == 2
+    for row in h:  # erank of the used codes: at most min(used codes, latent_dim)
+        for erank, usage in zip(row["code_erank"], row["usage"]):
+            assert 0 < erank <= min(round(usage * 8), 4) + 1e-9
     codes = rq.transform(X)
     assert codes.shape == (160, 2) and codes.dtype == np.int64
     assert rq.inverse_transform(codes).shape == X.shape

@@ -16,7 +16,11 @@ from torch import nn
 
 from skcollapse.exceptions import ModelFitError
 from skcollapse.quantization._base import QuantizerMixin
-from skcollapse.quantization._metrics import code_perplexity, collision_rate
+from skcollapse.quantization._metrics import (
+    code_perplexity,
+    codebook_erank,
+    collision_rate,
+)
 from skcollapse.utils._device import resolve_device
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
@@ -190,7 +194,9 @@ class RQVAE(QuantizerMixin, BaseEstimator):
         One dict per epoch: ``"epoch"``, ``"loss"``, ``"reconstruction_error"``
         (mean squared error per item, training mode), ``"usage"`` and
         ``"perplexity"`` (one float per level, over the codes chosen during the
-        epoch), ``"collision_rate"`` of the IDs chosen during the epoch and
+        epoch), ``"collision_rate"`` of the IDs chosen during the epoch,
+        ``"code_erank"`` (effective rank of each level's codes chosen during
+        the epoch, at the epoch's end, before any restart) and
         ``"dead_codes_restarted"`` (one int per level).
     n_features_in_ : int
         Number of features seen during fit.
@@ -225,7 +231,7 @@ class RQVAE(QuantizerMixin, BaseEstimator):
     >>> rq.transform(X).shape
     (200, 2)
     >>> len(rq.history_), sorted(rq.history_[-1])[:3]
-    (3, ['collision_rate', 'dead_codes_restarted', 'epoch'])
+    (3, ['code_erank', 'collision_rate', 'dead_codes_restarted'])
     """
 
     _parameter_constraints = {  # noqa: RUF012
@@ -454,6 +460,9 @@ class RQVAE(QuantizerMixin, BaseEstimator):
                 total += loss.item() * len(rows)
                 total_recon += recon.item() * len(rows)
             codes_np = epoch_codes.cpu().numpy()
+            code_erank = codebook_erank(
+                list(module.codebooks.detach().cpu().numpy()), codes_np
+            ).tolist()
             restarted = self._restart_dead(module, Xt, counts)
             history.append(
                 {
@@ -463,6 +472,7 @@ class RQVAE(QuantizerMixin, BaseEstimator):
                     "usage": ((counts > 0).sum(1).float() / K).cpu().tolist(),
                     "perplexity": code_perplexity(codes_np).tolist(),
                     "collision_rate": collision_rate(codes_np),
+                    "code_erank": code_erank,
                     "dead_codes_restarted": restarted,
                 }
             )
