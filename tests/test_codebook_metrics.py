@@ -168,3 +168,21 @@ def test_display_from_estimator_reads_transform(fitted):
         CodeUsageDisplay.from_estimator(object(), X)
     with pytest.raises(ValueError, match="codebook_size"):
         CodeUsageDisplay.from_codes(np.zeros((2, 1), dtype=int), 0)
+
+
+def test_scorer_selects_rqvae_settings_in_grid_search():
+    from skcollapse.quantization import RQVAE
+
+    X = np.random.default_rng(2).normal(size=(90, 4))
+    search = GridSearchCV(
+        RQVAE(n_levels=2, codebook_size=4, latent_dim=2, hidden_layer_sizes=(8,),
+              max_epochs=2, batch_size=32, random_state=0),
+        {"dead_code_threshold": [0, 1]},
+        scoring={"usage": CodebookScorer("usage"),
+                 "collisions": CodebookScorer("neg_collision_rate")},
+        refit="usage",
+        cv=2,
+    ).fit(X)
+    assert set(search.cv_results_) >= {"mean_test_usage", "mean_test_collisions"}
+    assert all(0 < u <= 1 for u in search.cv_results_["mean_test_usage"])
+    assert search.best_estimator_.transform(X).shape == (90, 2)
