@@ -54,6 +54,12 @@ CONFIGS = {
     "PopularityRecommender": [{}],
     "EASERecommender": [{"alpha": 10.0}],
     "ItemKNNRecommender": [{"n_neighbors": 5, "shrink": 1.0}],
+    "ResidualKMeans": [{"n_levels": 2, "codebook_size": 3, "random_state": 0}],
+    "RQVAE": [
+        {"n_levels": 2, "codebook_size": 3, "latent_dim": 2,
+         "hidden_layer_sizes": (4,), "max_epochs": 2, "batch_size": 16,
+         "random_state": 0},
+    ],
 }
 
 # ----------------------------------------------------------------- expected failures
@@ -143,6 +149,8 @@ XFAILS = {
     "PopularityRecommender": _BASELINE_XFAIL,
     "EASERecommender": _BASELINE_XFAIL,
     "ItemKNNRecommender": _BASELINE_XFAIL,
+    "ResidualKMeans": {},
+    "RQVAE": {},
 }
 
 

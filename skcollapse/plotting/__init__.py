@@ -5,6 +5,7 @@ imported only when something is drawn, so ``import skcollapse.plotting`` works
 without it.
 """
 
+from skcollapse.plotting._codebook import CodeUsageDisplay
 from skcollapse.plotting._field_spectrum import FieldSpectrumDisplay
 from skcollapse.plotting._history import CollapseHistoryDisplay
 from skcollapse.plotting._popularity import PopularityCollapseDisplay
@@ -17,6 +18,7 @@ from skcollapse.plotting._sub_embedding import (
 )
 
 __all__ = [
+    "CodeUsageDisplay",
     "CollapseHistoryDisplay",
     "EmbeddingProjectionDisplay",
     "EmbeddingSetDiversityDisplay",
