@@ -302,7 +302,8 @@ def select_one(args, dataset, note, X_train, X_test, label, estimator, grid, set
     path = _results.write_result(rel, record)
     ndcg = [r["test"]["ndcg"] for r in seeds]
     print(f"  -> {fmt_params(protocol.selection_['params'])}: test NDCG@20 "
-          f"{pm(ndcg)} over seeds {args.seeds}; {os.path.relpath(path)}", flush=True)
+          f"{pm(ndcg)} over seeds {[r['seed'] for r in seeds]}; "
+          f"{os.path.relpath(path)}", flush=True)
 
 
 def run_select(args, regs, results):
