@@ -51,6 +51,7 @@ CONFIGS = {
     "xDeepFMClassifier": {**_MLP, "cin_layer_sizes": (4,)},
     "DCNv2Classifier": {**_MLP, "n_embedding_sets": 2, "n_cross_layers": 1},
     "FinalMLPClassifier": _MLP,
+    "DeepFMClassifier": {**_MLP, "n_embedding_sets": 2},
 }
 
 
