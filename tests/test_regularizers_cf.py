@@ -56,8 +56,11 @@ def baseline(split):
 
 # Settings and NDCG@20 tolerance per regularizer. The tolerance is relative to
 # regularizer=None: NDCG@20 must stay >= (1 - tol) * NDCG@20(None).
+# The penalties run at a weight that acts on this small synthetic set: their
+# defaults are chosen on MovieLens-100k validation data (99% of validation
+# NDCG@20 kept), where they are weaker. The test checks the mechanism.
 SETTINGS = [
-    pytest.param("logdet", {}, 0.10, id="logdet"),
+    pytest.param("logdet", {"weight": 1e-4}, 0.10, id="logdet"),
     # DirectSpec with the reference's unit rows: its default keep_norm=True keeps
     # BPR's score scale and spreads less (MovieLens-100k table in the README)
     pytest.param("directspec", {"alpha": 0.5, "keep_norm": False}, 0.10, id="directspec"),
@@ -69,10 +72,10 @@ SETTINGS = [
         id="directspec+",
         marks=pytest.mark.slow,
     ),
-    pytest.param("directau", {}, 0.10, id="directau", marks=pytest.mark.slow),
-    pytest.param("uniformity", {}, 0.10, id="uniformity", marks=pytest.mark.slow),
-    pytest.param("sv_variance", {}, 0.10, id="sv_variance", marks=pytest.mark.slow),
-    pytest.param("coding_rate", {}, 0.10, id="coding_rate", marks=pytest.mark.slow),
+    pytest.param("directau", {"weight": 0.01}, 0.10, id="directau", marks=pytest.mark.slow),
+    pytest.param("uniformity", {"weight": 0.01}, 0.10, id="uniformity", marks=pytest.mark.slow),
+    pytest.param("sv_variance", {"weight": 1e-2}, 0.10, id="sv_variance", marks=pytest.mark.slow),
+    pytest.param("coding_rate", {"weight": 1e-3}, 0.10, id="coding_rate", marks=pytest.mark.slow),
 ]
 
 
