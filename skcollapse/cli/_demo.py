@@ -35,13 +35,10 @@ DEMO_MODELS = [
 #: 0.1}`` or ``{"loss": "align"}``). Append entries to show more regularizers.
 DEMO_REGULARIZERS = [
     {"label": "none", "regularizer": None, "params": {}},
-    # two anti-collapse regularizers at their defaults (skcollapse.regularizers),
-    # one that helps and one that hurts: a penalty on the shape of the batch
-    # covariance, and a whitening layer. On MovieLens-100k LogDet raises
-    # LightGCN's item erank 32 -> 51 at +4% Recall@20, and DBN costs accuracy
-    # at every setting measured (benchmarks/bench_regularizers.py --protocol
-    # defaults, README); on this demo's data, seed 0: LightGCN item erank
-    # 16.8 -> 21.8 at NDCG@20 +1.1% (logdet), 15.9 at -14.8% (dbn).
+    # two anti-collapse regularizers at their defaults (skcollapse.regularizers,
+    # chosen on validation data): a penalty on the shape of the batch
+    # covariance, and a whitening layer. The demo's own words say what each
+    # changed on this run, beyond its noise or not.
     {"label": "logdet", "regularizer": "logdet", "params": {}},
     {"label": "dbn", "regularizer": "dbn", "params": {}},
 ]
