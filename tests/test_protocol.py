@@ -171,3 +171,16 @@ def test_the_selected_seed_model_is_reused_and_equals_a_fresh_fit(data):
     fresh = again.test(0)
     assert reused["test"] == pytest.approx(fresh["test"], rel=1e-6)
     assert reused["valid_curve"] == pytest.approx(fresh["valid_curve"], rel=1e-6)
+
+
+def test_unseen_test_pairs_are_counted_as_misses_without_a_warning(data):
+    import warnings
+
+    X_train, X_test = data
+    ghost = np.array([[X_train[0, 0], 10_000], [20_000, X_train[0, 1]]])
+    protocol = HoldoutProtocol(X_train, np.vstack([X_test, ghost]), patience=2)
+    protocol.select(MFRecommender(**FAST))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = protocol.test(0)
+    assert result["unseen_test_pairs"] == 2

@@ -36,6 +36,29 @@ def _factorized_pairs(X):
     return users, items, codes.astype(np.int64)
 
 
+def _ranked(est, X, **kwargs):
+    """``evaluate_ranking`` without its report warning about held-out ids unseen
+    in fit: the protocol counts them as misses (as the metric does) and records
+    how many there were (:func:`_unseen_pairs`)."""
+    import warnings
+
+    from skcollapse.metrics import evaluate_ranking
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*held-out interaction\(s\)")
+        return evaluate_ranking(est, X, **kwargs)
+
+
+def _unseen_pairs(est, X):
+    """Held-out pairs whose user or item the model never saw in fit."""
+    from skcollapse.utils._interactions import check_interactions
+
+    users, items = check_interactions(X)
+    known_u = np.isin(users, np.asarray(est.user_ids_))
+    known_i = np.isin(items, np.asarray(est.item_ids_))
+    return int((~(known_u & known_i)).sum())
+
+
 def _epoch_seconds(est):
     """Median seconds of an epoch's training batches (``train_s`` when a
     callback records it, else skorch's ``dur``, validation included)."""
@@ -196,8 +219,6 @@ class HoldoutProtocol:
     def _fit_candidate(self, estimator, params, seed):
         from sklearn.base import clone
 
-        from skcollapse.metrics import evaluate_ranking
-
         start = time.perf_counter()
         if _has_epochs(estimator):
             est = self._with_validation(estimator, params, seed)
@@ -213,7 +234,7 @@ class HoldoutProtocol:
         X = np.asarray(self._X_train)
         mask = self.validation_mask()
         est.fit(X[mask])
-        score = evaluate_ranking(est, X[~mask], k=self.k, metrics=(self.monitor,))
+        score = _ranked(est, X[~mask], k=self.k, metrics=(self.monitor,))
         return est, {
             "params": dict(params), "valid_curve": None, "epochs": None,
             "valid_score": float(score[self.monitor]),
@@ -316,9 +337,10 @@ class HoldoutProtocol:
             it trained with validation), ``test`` (metric means),
             ``per_user`` (``"user"``, ``"recall"``, ``"ndcg"`` arrays),
             ``tables`` (erank and information abundance of each embedding
-            table, if the model has them) and ``fit_s``.
+            table, if the model has them), ``fit_s`` and
+            ``unseen_test_pairs`` (test pairs whose user or item was not in
+            ``X_train``: counted as misses, as in the metrics).
         """
-        from skcollapse.metrics import evaluate_ranking
 
         if self.selection_ is None:
             raise RuntimeError(
@@ -330,8 +352,8 @@ class HoldoutProtocol:
                 "tested once per seed."
             )
         est, curve, fit_s = self._final_model(seed)
-        test = evaluate_ranking(est, self._X_test, k=self.k, metrics=self.metrics)
-        per_user = evaluate_ranking(
+        test = _ranked(est, self._X_test, k=self.k, metrics=self.metrics)
+        per_user = _ranked(
             est, self._X_test, k=self.k, metrics=("recall", "ndcg"), per_user=True,
         )
         epochs = len(est.history) if _has_epochs(est) else None
@@ -348,6 +370,7 @@ class HoldoutProtocol:
             "tables": _table_collapse(est) if _has_epochs(est) else {},
             "fit_s": fit_s,
             "epoch_s": _epoch_seconds(est) if _has_epochs(est) else None,
+            "unseen_test_pairs": _unseen_pairs(est, self._X_test),
         }
         if legacy_filter:
             result["test_legacy_filter"] = self._legacy_test(est)
@@ -356,8 +379,6 @@ class HoldoutProtocol:
 
     def _legacy_test(self, est):
         import scipy.sparse as sp
-
-        from skcollapse.metrics import evaluate_ranking
 
         users, items, _ = _factorized_pairs(self._X_train)
         mask = self.validation_mask()
@@ -370,7 +391,7 @@ class HoldoutProtocol:
         full, est.user_items_ = est.user_items_, R.tocsr()
         est._liked_ = None
         try:
-            got = evaluate_ranking(est, self._X_test, k=self.k, metrics=self.metrics)
+            got = _ranked(est, self._X_test, k=self.k, metrics=self.metrics)
         finally:
             est.user_items_ = full
             est._liked_ = None
