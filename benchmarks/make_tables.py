@@ -183,8 +183,9 @@ def table_summary(datasets=("ml-100k", "citeulike")):
             def erank(rec):
                 return np.mean([s["tables"]["item"]["erank"] for s in rec["seeds"]])
 
+            word = {"+": "better", "-": "worse", "~": "within noise"}[cmp["verdict"]]
             cells[(r["setting"], col)] = (
-                f"{cmp['verdict']} {100 * cmp['diff'] / bn:+.1f}%, "
+                f"{100 * cmp['diff'] / bn:+.1f}% ({word}); erank "
                 f"{erank(b):.0f} → {erank(r):.0f}"
             )
     if not cells:
@@ -194,7 +195,7 @@ def table_summary(datasets=("ml-100k", "citeulike")):
              "|---|" + "---|" * len(cols)]
     for reg in regs:
         lines.append(f"| `{reg}` | " + " | ".join(
-            cells.get((reg, c), "not run") for c in cols) + " |")
+            cells.get((reg, c), "not run yet") for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
