@@ -55,12 +55,17 @@ def git_commit():
     return commit, dirty
 
 
+# the checkout when the benchmark process started (the code it imported), not
+# when a result file is written: a long run must not take a later HEAD's name
+_STARTED_AT = git_commit()
+
+
 def run_metadata(data_files=()):
-    """Commit, versions, machine and the data files' checksums."""
+    """Commit (at process start), versions, machine and the data's checksums."""
     import sklearn
     import torch
 
-    commit, dirty = git_commit()
+    commit, dirty = _STARTED_AT
     return {
         "commit": commit,
         "dirty": dirty,
