@@ -95,3 +95,19 @@ def test_extra_imports(extra):
     if result.stdout.startswith("MISSING"):
         pytest.skip(f"extra {extra!r} is not installed here: {result.stdout.strip()}")
     assert result.stdout.strip() == "ok"
+
+
+def test_metrics_import_without_torch():
+    """The metrics are numpy/scipy functions (the design's promise): importing
+    them and using them on arrays must not load torch, which takes seconds;
+    torch comes with a model or a tensor."""
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "import skcollapse.metrics as m\n"
+        "print(m.effective_rank(np.eye(4)), m.information_abundance(np.eye(4)))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = _run(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["4.0", "4.0", "False"]

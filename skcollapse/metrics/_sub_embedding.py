@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from skcollapse.utils._distributed import unwrap_module
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     check_is_fitted,
@@ -211,6 +210,9 @@ def sub_embedding_ia(estimator, *, embedding_set=None, sets="mean"):
     (3, 3)
     """
     tables = _tables_by_set(estimator)
+    # torch is imported here, with the fitted model, not with skcollapse.metrics
+    from skcollapse.utils._distributed import unwrap_module
+
     module = unwrap_module(estimator.module_)
     n_sets, n_fields = len(tables), len(tables[0])
     _check_set_arg(embedding_set, n_sets)
