@@ -23,6 +23,9 @@ def test_demo_prints_one_row_per_model_and_the_baseline(capsys):
     # the table is explained in words, one line per regularized row
     n_reg = len(per_reg) - 2
     assert out.count(": item erank ") == n_reg and "How to read this table" in out
+    # the last line says how long the whole demo took
+    last = out.splitlines()[-1]
+    assert last.startswith("demo done in ") and " s of wall time " in last
 
 
 def test_demo_json_values_are_sane(capsys, monkeypatch):

@@ -344,6 +344,7 @@ def run_demo(args):
     from skcollapse.metrics import collapse_metrics, evaluate_ranking
     from skcollapse.utils._device import resolve_device
 
+    started = time.perf_counter()
     if args.epochs < 1:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}.")
     resolve_device(args.device, name="--device")
@@ -426,4 +427,10 @@ def run_demo(args):
         from skcollapse.cli._report import write_demo_report
 
         write_demo_report(args, rows, _COLUMNS, models, train, data=source)
+    took = (f"demo done in {time.perf_counter() - started:.0f} s of wall time "
+            f"({len(runs)} fits and 2 baselines)")
+    if args.json:  # stdout stays one JSON document
+        progress(took)
+    else:
+        print(took)
     return 0
