@@ -199,6 +199,36 @@ def table_summary(datasets=("ml-100k", "citeulike")):
     return "\n".join(lines) + "\n"
 
 
+def table_two_tower(dataset="ml-100k"):
+    """Two-tower rows under the protocol, each against MF (paired test)."""
+    recs = _results.read_results(f"two_tower/{dataset}")
+    if not recs:
+        return "_No result files yet._\n"
+    order = {"a": 0, "b": 1, "c": 2, "d": 3, "mf": 4}
+    recs.sort(key=lambda r: order.get(os.path.basename(r["_path"])[:-5], 9))
+    mf = next((r for r in recs if r["_path"].endswith("/mf.json")), None)
+    lines = [
+        ("| row | chosen on validation | valid NDCG@20 | Recall@20 | NDCG@20 "
+         "| vs MF (NDCG@20) | erank user tower | erank item tower | epoch | seeds |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in recs:
+        seeds = r["seeds"]
+        versus = "" if (mf is None or r is mf) else _verdict(r, mf)
+        tables = [s.get("tables") or {} for s in seeds]
+        cells = [
+            r["row"], fmt_params(r["selection"]["params"]),
+            f"{r['selection']['valid_score']:.4f}",
+            pm([s["test"]["recall"] for s in seeds]),
+            pm([s["test"]["ndcg"] for s in seeds]), versus,
+            f"{np.mean([t['user']['erank'] for t in tables]):.1f}",
+            f"{np.mean([t['item']['erank'] for t in tables]):.1f}",
+            f"{np.mean([s['epochs'] for s in seeds]):.1f}", str(len(seeds)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def table_defaults():
     """Each regularizer's default, chosen by choose_defaults.py on validation."""
     import json
@@ -238,6 +268,7 @@ def table_scaling_prereg():
 TABLES = {
     "summary": table_summary,
     "defaults": table_defaults,
+    "two-tower-ml-100k": table_two_tower,
     "scaling-prereg": table_scaling_prereg,
     "regularizers-ml-100k": lambda: table_select("ml-100k"),
     "regularizers-citeulike": lambda: table_select("citeulike"),
