@@ -229,15 +229,19 @@ def test_explain_table_names_changes_only_beyond_the_noise():
     noise = rng.normal(0, 0.05, n_users)
     add("same", base_ndcg + noise - noise.mean(), narrow * 1.01)
     add("spread", base_ndcg, wide)
+    add("tiny", base_ndcg * 1.001, narrow)  # consistent, p<0.001, but 0.1%
     text = _demo.explain_table(rows, 32, details)
     assert "at most the embedding size (32)" in text
     lines = {ln.split(":")[0].strip(): ln for ln in text.splitlines() if " + " in ln}
-    assert set(lines) == {"MF + better", "MF + worse", "MF + same", "MF + spread"}
+    assert set(lines) == {"MF + better", "MF + worse", "MF + same", "MF + spread",
+                          "MF + tiny"}
     assert "helps: higher accuracy, more spread" in lines["MF + better"]
     assert "p<0.001" in lines["MF + better"]
     assert "hurts: lower accuracy" in lines["MF + worse"]
     assert lines["MF + same"].endswith(": within noise.")
     assert "spreads the table; accuracy within noise" in lines["MF + spread"]
+    assert "p<0.001" in lines["MF + tiny"] and lines["MF + tiny"].endswith(
+        ": within noise.")
     # without per-user values there is no noise estimate: nothing is a change
     bare = _demo.explain_table(rows, 32)
     assert "helps" not in bare and "hurts" not in bare
