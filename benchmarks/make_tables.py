@@ -159,6 +159,8 @@ def table_filter_fix(dataset):
 def table_summary(datasets=("ml-100k", "citeulike")):
     """One row per regularizer, one column per (data set, model): the verdict
     against no regularizer, the change of test NDCG@20, the item erank."""
+    from skcollapse.model_selection import paired_comparison
+
     cols, cells, regs = [], {}, []
     for dataset in datasets:
         recs = [r for r in _results.read_results(f"regularizers/{dataset}")
@@ -175,8 +177,6 @@ def table_summary(datasets=("ml-100k", "citeulike")):
             if r["setting"] not in regs:
                 regs.append(r["setting"])
             b = base[r["model"]]
-            from skcollapse.model_selection import paired_comparison
-
             cmp = paired_comparison(_seeds(r), _seeds(b), metric="ndcg")
             bn = np.mean([s["test"]["ndcg"] for s in b["seeds"]])
 

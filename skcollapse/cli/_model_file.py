@@ -790,22 +790,20 @@ def _checked_ids(ids, name, *, optional=False):
     if not isinstance(ids, np.ndarray) or ids.ndim != 1:
         raise FormatError(f"{name} is not a 1-D array")
     kind = ids.dtype.kind
-    if kind in "iu":
+    strings = kind == "U" or (kind == "O" and all(isinstance(v, str) for v in ids))
+    # Python ints beyond uint64 are an object array, kept exactly
+    big_ints = kind == "O" and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in ids
+    )
+    if kind in "iu" or big_ints:
         if ids.size and ids.min() < 0:
             raise FormatError(f"{name} holds negative ids")
-    elif kind == "U" or (kind == "O" and all(isinstance(v, str) for v in ids)):
-        pass
-    elif kind == "O" and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in ids
-    ):  # Python ints beyond uint64, kept exactly
-        if ids.size and min(ids) < 0:
-            raise FormatError(f"{name} holds negative ids")
-    elif kind in "fc" or kind == "O":
-        raise FormatError(
-            f"{name} holds NaN, floats or mixed values; ids are non-negative "
-            "integers or strings"
-        )
-    else:
+    elif not strings:
+        if kind in "fc" or kind == "O":
+            raise FormatError(
+                f"{name} holds NaN, floats or mixed values; ids are non-negative "
+                "integers or strings"
+            )
         raise FormatError(f"{name} has dtype {ids.dtype}; ids are integers or strings")
     if not optional and np.unique(ids).shape[0] != ids.shape[0]:
         raise FormatError(f"{name} holds an id twice")

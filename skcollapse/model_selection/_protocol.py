@@ -69,13 +69,16 @@ def _epoch_seconds(est):
 
 def _table_collapse(est):
     """erank and information abundance of each embedding table of ``est``."""
-    from skcollapse.metrics import effective_rank, information_abundance
+    from skcollapse.metrics import collapse_metrics
 
     if not hasattr(est, "get_embeddings"):
         return {}
+    got = collapse_metrics(est.get_embeddings(),
+                           metrics=["effective_rank", "information_abundance"])
     return {
-        name: {"erank": float(effective_rank(t)), "ia": float(information_abundance(t))}
-        for name, t in est.get_embeddings().items()
+        name: {"erank": float(m["effective_rank"]),
+               "ia": float(m["information_abundance"])}
+        for name, m in got.items()
     }
 
 
