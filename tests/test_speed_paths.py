@@ -238,3 +238,139 @@ def test_fused_mf_step_on_device(torch_device):
             model._fused_step_applies = lambda: False
         runs.append(np.asarray(model.fit(X).history[:, "train_loss"]))
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-5)
+
+
+# ---------------------------------------------------------------- compiled MF step
+numba = pytest.importorskip("numba")
+
+
+def _fit_mf(X, monkeypatch, compiled, **params):
+    from skcollapse.recommenders import MFRecommender
+
+    monkeypatch.setenv("SKCOLLAPSE_DISABLE_NUMBA", "0" if compiled else "1")
+    model = MFRecommender(embedding_dim=8, max_epochs=4, batch_size=64,
+                          random_state=0, **params)
+    used = []
+    original = type(model).train_step
+
+    def spy(self, batch, **fit_params):
+        out = original(self, batch, **fit_params)
+        used.append(bool(self._compiled_step_))
+        return out
+
+    monkeypatch.setattr(type(model), "train_step", spy)
+    model.fit(X)
+    monkeypatch.undo()
+    return model, used
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"n_negatives": 3, "weight_decay": 0.0}, {"sampling": "user", "lr": 0.02},
+])
+def test_compiled_mf_fit_follows_the_torch_fit(params, monkeypatch):
+    """The compiled step draws the same negatives and applies the same update:
+    a seeded fit gives the same loss curve, tables and top-n as the torch
+    path (``bpr_step`` + ``SparseRowAdam``), up to float rounding."""
+    from skcollapse.datasets import make_interactions
+
+    # popular items repeat within a batch: the per-row sums are exercised
+    X = make_interactions(150, 90, density=0.08, random_state=1)
+    fast, used_fast = _fit_mf(X, monkeypatch, True, **params)
+    slow, used_slow = _fit_mf(X, monkeypatch, False, **params)
+    assert used_fast and all(used_fast)
+    assert used_slow and not any(used_slow)
+    np.testing.assert_allclose(fast.history[:, "train_loss"],
+                               slow.history[:, "train_loss"], rtol=1e-5)
+    for kind in ("user", "item"):
+        np.testing.assert_allclose(fast.get_embeddings()[kind],
+                                   slow.get_embeddings()[kind], atol=2e-5)
+    users = np.unique(X[:, 0])
+    np.testing.assert_array_equal(fast.recommend(users, n=10)[0],
+                                  slow.recommend(users, n=10)[0])
+
+
+def test_compiled_step_equals_torch_step_on_one_batch():
+    """One kernel call against ``bpr_step`` + ``SparseRowAdam.step`` in float64,
+    from a state with non-zero moments, with rows repeated in the batch."""
+    from skcollapse.nn import SparseRowAdam
+    from skcollapse.nn._bpr_kernel import get_bpr_adam_kernel
+    from skcollapse.nn._mf import bpr_step
+
+    kernel = get_bpr_adam_kernel()
+    gen = torch.Generator().manual_seed(0)
+    n_users, n_items, d, B, n = 7, 11, 5, 40, 3
+    w0 = torch.randn(n_users + n_items, d, generator=gen, dtype=torch.float64)
+    users = torch.randint(0, n_users, (B,), generator=gen)
+    pos = torch.randint(0, n_items, (B,), generator=gen)
+    neg = torch.randint(0, n_items, (B, n), generator=gen)
+    # the reference: two torch steps (the second one starts from moments != 0)
+    p = torch.nn.Parameter(w0.clone())
+    opt = SparseRowAdam([p], lr=0.05, betas=(0.8, 0.99), eps=1e-6)
+    losses = []
+    for _ in range(2):
+        loss, pos_s, grad = bpr_step(p.data, n_users, users, pos, neg, 0.3)
+        p.grad = grad
+        opt.step()
+        losses.append(float(loss))
+    w = w0.clone().numpy()
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    slot = np.full(w.shape[0], -1, dtype=np.int64)
+    rows = np.empty(B * (2 + n), dtype=np.int64)
+    g = np.empty((B * (2 + n), d))
+    hyper = np.array([0.3, 0.05, 0.8, 0.99, 1e-6])
+    out = np.empty(B)
+    for step in (1, 2):
+        loss = kernel(w, m, v, n_users, users.numpy(), pos.numpy(), neg.numpy(),
+                      hyper, step, slot, rows, g, out)
+        assert loss == pytest.approx(losses[step - 1], rel=1e-12)
+    assert (slot == -1).all()  # the scratch map is left clean
+    state = opt.state[p]
+    np.testing.assert_allclose(w, p.data.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(m, state["exp_avg"].numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(v, state["exp_avg_sq"].numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out, pos_s.numpy(), rtol=1e-12)
+
+
+class _GradListener(__import__("skorch").callbacks.Callback):
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        self.calls = getattr(self, "calls", 0) + 1
+
+
+@pytest.mark.parametrize("params", [
+    {"regularizer": "logdet"}, {"optimizer": torch.optim.SparseAdam},
+    {"loss": "softmax"}, {"callbacks": [_GradListener()]},
+])
+def test_compiled_step_only_where_it_computes_the_same(params, monkeypatch):
+    """A regularizer, another optimiser or loss, or a callback that reads the
+    gradients keeps the torch step (and that callback is still called)."""
+    from skcollapse.datasets import make_interactions
+
+    X = make_interactions(60, 40, density=0.1, random_state=0)
+    model, used = _fit_mf(X, monkeypatch, True, **params)
+    assert used and not any(used)
+    for _, cb in model.callbacks_:
+        if isinstance(cb, _GradListener):
+            assert cb.calls == len(used)
+
+
+def test_membership_kernel_equals_the_key_search(monkeypatch):
+    """The compiled CSR lookup of observed negatives marks exactly the pairs
+    the sorted-key search marks (a catalogue too large for the bitmap)."""
+    from skcollapse.recommenders import _sampling
+
+    monkeypatch.setattr(_sampling, "_BITMAP_MAX", 0)
+    R = sp.random(50, 300, density=0.2, format="csr", random_state=0)
+    R.data[:] = 1.0
+    sampler = _sampling.NegativeSampler(R, torch.device("cpu"),
+                                        torch.Generator().manual_seed(0))
+    assert sampler._csr is not None
+    gen = torch.Generator().manual_seed(1)
+    users = torch.randint(0, 50, (400,), generator=gen)
+    neg = torch.randint(0, 300, (400, 3), generator=gen)
+    compiled = sampler._observed(users, neg)
+    sampler._csr = None
+    searched = sampler._observed(users, neg)
+    expected = torch.from_numpy(R.toarray()[users.numpy()[:, None], neg.numpy()] > 0)
+    assert compiled.any() and not compiled.all()
+    torch.testing.assert_close(compiled, expected)
+    torch.testing.assert_close(searched, expected)

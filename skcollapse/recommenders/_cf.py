@@ -25,6 +25,7 @@ from skcollapse.exceptions import ModelFitError
 from skcollapse.nn._cf_loss import CF_LOSSES, CFLoss
 from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam, bpr_step
 from skcollapse.recommenders._base import NetBase
+from skcollapse.recommenders._fast import CompiledBPRStep
 from skcollapse.recommenders._ranking import RankingMixin
 from skcollapse.recommenders._sampling import (
     NegativeSampler,
@@ -98,6 +99,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         "_vocabularies_",
         "_valid_sampler_",
         "_valid_tables_",
+        "_compiled_step_",
     )
     cuda_dependent_attributes_: ClassVar[list[str]] = [
         *NetBase.cuda_dependent_attributes_,
@@ -359,6 +361,9 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         self._valid_sampler_ = NegativeSampler(self.user_items_, dev, valid_gen)
         self._prepare_module(self.user_items_)
         super().on_train_begin(net, X=X, y=y, **kwargs)
+        # decided at the first training step, once the optimiser and the
+        # regularizer are set up for this fit
+        self._compiled_step_ = None
 
     def _prepare_module(self, interactions=None):
         """Hook for data-dependent module state (LightGCN: the adjacency).
@@ -380,7 +385,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         self._absorb_validation_pairs()
         self.embeddings_cache_ = self._compute_tables()
         for name in ("_fit_pairs_", "_valid_pairs_", "_generator_", "_sampler_",
-                     "_valid_sampler_", "_valid_tables_"):
+                     "_valid_sampler_", "_valid_tables_", "_compiled_step_"):
             setattr(self, name, None)
 
     def _absorb_validation_pairs(self):
@@ -530,6 +535,25 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             l2 = y_pred["user_ego"].pow(2).sum() + y_pred["item_ego"].pow(2).sum()
             loss = loss + float(self.weight_decay) * 0.5 * l2 / B
         return loss + y_pred["penalty"]
+
+    def train_step(self, batch, **fit_params):
+        """One optimisation step (skorch's), or the compiled MF-BPR step.
+
+        Where :class:`~skcollapse.recommenders._fast.CompiledBPRStep` applies
+        (the plain MF-BPR set-up on the CPU with numba installed; see its
+        module), one kernel call computes the batch's gradient and applies the
+        optimiser's update; otherwise skorch's step runs
+        :meth:`train_step_single` and ``optimizer.step()``.
+        """
+        compiled = getattr(self, "_compiled_step_", None)
+        if compiled is None or (compiled and not compiled.is_current()):
+            compiled = CompiledBPRStep.for_net(self) or False
+            self._compiled_step_ = compiled
+        if compiled is False:
+            return super().train_step(batch, **fit_params)
+        self._set_training(True)
+        Xi, _ = unpack_data(batch)
+        return compiled(Xi)
 
     def train_step_single(self, batch, **fit_params):
         """One optimisation step on a batch of positive pairs.

@@ -1,0 +1,139 @@
+"""A compiled CPU kernel for one MF-BPR step with the row-sparse Adam update.
+
+:func:`~skcollapse.nn.bpr_step` computes the loss and sparse gradient of an
+MF-BPR batch in a few torch calls; :class:`~skcollapse.nn.SparseRowAdam` then
+updates the rows of the batch. On a CPU the cost of that pair is dominated by
+the per-call dispatch of a dozen small tensor operations, not by arithmetic
+(an MF batch is ``B (2 + n)`` rows of ``d`` floats). This module does both in
+one numba-compiled loop over the batch, reading and writing the table and the
+optimiser's moment buffers in place (numpy views of the same memory): the
+same arithmetic in the table's dtype, with the rows of the batch updated
+once each, as the coalesced sparse gradient is.
+
+numba is imported lazily, on the first call of :func:`get_bpr_adam_kernel`
+(see :mod:`skcollapse.utils._numba`):
+``import skcollapse`` does not pay for it, and without numba the estimators
+keep the torch step. The compiled code is cached on disk (numba's
+``cache=True``), so a new process does not compile it again.
+"""
+
+from __future__ import annotations
+
+from skcollapse.utils._numba import lazy_kernel
+
+__all__ = ["get_bpr_adam_kernel"]
+
+
+@lazy_kernel
+def get_bpr_adam_kernel():
+    """The compiled kernel, or ``None`` when numba is missing or switched off."""
+    import numba
+    import numpy as np
+
+    @numba.njit(cache=True, fastmath=True, nogil=True)
+    def bpr_adam_step(weight, exp_avg, exp_avg_sq, n_users, users, pos, neg,
+                      hyper, step, slot, rows, grad, pos_score):
+        """One BPR batch: loss, gradient and the lazy-Adam update of its rows.
+
+        ``hyper`` holds ``(weight_decay, lr, beta1, beta2, eps)`` in the
+        table's dtype (the arithmetic stays in that dtype, as torch's).
+        ``slot`` (one int per table row, all -1 between calls) maps a table
+        row to its place in ``rows``/``grad`` while the batch's gradient is
+        accumulated; ``rows`` and ``grad`` hold at least ``B (2 + n)``
+        entries. Returns the batch loss; ``pos_score[b]`` receives
+        ``<p_u, q_i>`` of pair ``b``.
+        """
+        B = users.shape[0]
+        n = neg.shape[1]
+        d = weight.shape[1]
+        one = hyper[0] * 0 + 1
+        inv = one / (B * n)
+        wd = hyper[0] / B
+        n_rows = 0
+        loss = 0.0
+        l2 = 0.0
+        # the gradient of every occurrence, summed per distinct row (reads the
+        # weights only: the update below starts once every row is summed)
+        for b in range(B):
+            ru = users[b]
+            ri = pos[b] + n_users
+            wu = weight[ru]
+            wi = weight[ri]
+            s_pos = wu[0] * 0
+            for c in range(d):
+                s_pos += wu[c] * wi[c]
+            pos_score[b] = s_pos
+            for r in (ru, ri):
+                if slot[r] < 0:
+                    slot[r] = n_rows
+                    rows[n_rows] = r
+                    grad[n_rows, :] = 0
+                    n_rows += 1
+            gu = grad[slot[ru]]
+            gi = grad[slot[ri]]
+            coef_sum = s_pos * 0
+            for k in range(n):
+                rj = neg[b, k] + n_users
+                wj = weight[rj]
+                s_neg = s_pos * 0
+                for c in range(d):
+                    s_neg += wu[c] * wj[c]
+                x = s_pos - s_neg
+                # softplus(-x) and sigmoid(-x), stable for either sign of x
+                if x > 0:
+                    e = np.exp(-x)
+                    loss += np.log1p(e)
+                    sig = e / (1 + e)
+                else:
+                    e = np.exp(x)
+                    loss += -x + np.log1p(e)
+                    sig = one / (1 + e)
+                coef = -sig * inv
+                coef_sum += coef
+                if slot[rj] < 0:
+                    slot[rj] = n_rows
+                    rows[n_rows] = rj
+                    grad[n_rows, :] = 0
+                    n_rows += 1
+                gj = grad[slot[rj]]
+                # d/dp_u of -log sigmoid(p_u.q_i - p_u.q_j) gets -coef q_j;
+                # d/dq_j gets -coef p_u
+                for c in range(d):
+                    gu[c] -= coef * wj[c]
+                    gj[c] -= coef * wu[c]
+                if wd != 0:
+                    for c in range(d):
+                        gj[c] += wd * wj[c]
+                        l2 += wj[c] * wj[c]
+            for c in range(d):
+                gu[c] += coef_sum * wi[c]
+                gi[c] += coef_sum * wu[c]
+            if wd != 0:
+                for c in range(d):
+                    gu[c] += wd * wu[c]
+                    gi[c] += wd * wi[c]
+                    l2 += wu[c] * wu[c] + wi[c] * wi[c]
+        # Adam on the distinct rows of the batch (SparseRowAdam's rule)
+        lr, beta1, beta2, eps = hyper[1], hyper[2], hyper[3], hyper[4]
+        step_size = lr / (1 - beta1**step)
+        inv_bias2 = one / np.sqrt(1 - beta2**step)
+        c1 = 1 - beta1
+        c2 = 1 - beta2
+        for s in range(n_rows):
+            r = rows[s]
+            slot[r] = -1
+            g = grad[s]
+            m = exp_avg[r]
+            v = exp_avg_sq[r]
+            w = weight[r]
+            for c in range(d):
+                mc = beta1 * m[c] + c1 * g[c]
+                vc = beta2 * v[c] + c2 * g[c] * g[c]
+                m[c] = mc
+                v[c] = vc
+                w[c] -= step_size * mc / (np.sqrt(vc) * inv_bias2 + eps)
+        return loss * inv + 0.5 * wd * l2
+
+    return bpr_adam_step
+
+

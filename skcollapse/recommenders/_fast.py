@@ -1,0 +1,132 @@
+"""The compiled MF-BPR training step of the CF estimators.
+
+:class:`CompiledBPRStep` replaces skorch's ``train_step`` (zero the gradient,
+compute it, notify ``on_grad_computed``, ``optimizer.step()``) by one call of
+the numba kernel in :mod:`skcollapse.nn._bpr_kernel`, which computes the
+gradient of the batch and applies :class:`~skcollapse.nn.SparseRowAdam`'s
+update to its rows in place. The negatives come from the fit's sampler, drawn
+exactly as the torch step draws them, so a seeded fit takes the same steps on
+either path up to float rounding (``tests/test_speed_paths.py`` checks the
+loss curves and the final ranking agree).
+
+It applies to what :meth:`CFRecommenderBase._fused_step_applies` accepts (the
+plain MF-BPR set-up, no regularizer) when, in addition, the module lives on the
+CPU, the optimiser is :class:`~skcollapse.nn.SparseRowAdam` over the table
+alone, no callback listens to ``on_grad_computed`` (the kernel never forms a
+gradient tensor) and the process is not one of several data-parallel ones.
+Anything else keeps the torch step, which stays the path for GPUs and for
+regularizers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+
+from skcollapse.nn._bpr_kernel import get_bpr_adam_kernel
+from skcollapse.nn._mf import SparseRowAdam
+from skcollapse.utils._distributed import is_distributed
+
+__all__ = ["CompiledBPRStep"]
+
+
+class CompiledBPRStep:
+    """One MF-BPR optimisation step of ``net`` by the compiled kernel.
+
+    Build it with :meth:`for_net`, which returns ``None`` where the kernel does
+    not apply. Holds numpy views of the table and of the optimiser's moment
+    buffers (no copies), and the scratch buffers of the kernel.
+    """
+
+    def __init__(self, net, kernel):
+        self.net = net
+        self.kernel = kernel
+        mod = net.module_
+        self.weight = mod.embedding.weight
+        self.n_users = int(mod.n_users)
+        opt = net.optimizer_
+        self.optimizer = opt
+        self.group = opt.param_groups[0]
+        state = opt.state[self.weight]
+        if not state:  # as SparseRowAdam initialises it on its first step
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(self.weight)
+            state["exp_avg_sq"] = torch.zeros_like(self.weight)
+        self.state = state
+        self.w = self.weight.detach().numpy()
+        self.m = state["exp_avg"].numpy()
+        self.v = state["exp_avg_sq"].numpy()
+        self.slot = np.full(self.w.shape[0], -1, dtype=np.int64)
+        self.n_neg = int(net._n_negatives())
+        cap = int(net.batch_size) * (2 + self.n_neg)
+        self.rows = np.empty(cap, dtype=np.int64)
+        self.grad = np.empty((cap, self.w.shape[1]), dtype=self.w.dtype)
+        self.hyper = np.empty(5, dtype=self.w.dtype)
+
+    @classmethod
+    def for_net(cls, net):
+        """The step for ``net``'s current set-up, or ``None`` if it does not apply."""
+        if not net._fused_step_applies():
+            return None
+        mod = net.module_
+        weight = mod.embedding.weight
+        opt = getattr(net, "optimizer_", None)
+        if (
+            weight.device.type != "cpu"
+            or weight.dtype not in (torch.float32, torch.float64)
+            or not weight.is_contiguous()
+            or type(opt) is not SparseRowAdam
+            or len(opt.param_groups) != 1
+            or len(opt.param_groups[0]["params"]) != 1
+            or opt.param_groups[0]["params"][0] is not weight
+            or any(p.requires_grad for n, p in mod.named_parameters()
+                   if p is not weight)
+            or is_distributed()
+            or any(
+                type(cb).on_grad_computed is not Callback.on_grad_computed
+                for _, cb in getattr(net, "callbacks_", [])
+            )
+        ):
+            return None
+        state = opt.state.get(weight)
+        if state and not (state["exp_avg"].is_contiguous()
+                          and state["exp_avg_sq"].is_contiguous()):
+            return None
+        kernel = get_bpr_adam_kernel()
+        if kernel is None:
+            return None
+        return cls(net, kernel)
+
+    def is_current(self):
+        """Whether the net still trains the table and optimiser this step holds
+        (a re-initialised module or optimiser needs a new step)."""
+        net = self.net
+        return (net.optimizer_ is self.optimizer
+                and net.module_.embedding.weight is self.weight)
+
+    def __call__(self, Xi):
+        """Train on the batch of positive pairs ``Xi``; skorch's step dict."""
+        net = self.net
+        users, pos = Xi[:, 0], Xi[:, 1]
+        neg = net._sampler_.independent(users, self.n_neg)
+        B = users.shape[0]
+        if B * (2 + self.n_neg) > self.rows.shape[0]:  # a larger batch than planned
+            cap = B * (2 + self.n_neg)
+            self.rows = np.empty(cap, dtype=np.int64)
+            self.grad = np.empty((cap, self.w.shape[1]), dtype=self.w.dtype)
+        group = self.group
+        beta1, beta2 = group["betas"]
+        self.hyper[:] = (net.weight_decay, group["lr"], beta1, beta2, group["eps"])
+        self.state["step"] += 1
+        pos_score = np.empty(B, dtype=self.w.dtype)
+        loss = self.kernel(
+            self.w, self.m, self.v, self.n_users,
+            users.contiguous().numpy(), pos.contiguous().numpy(), neg.numpy(),
+            self.hyper, int(self.state["step"]),
+            self.slot, self.rows, self.grad, pos_score,
+        )
+        return {
+            "loss": torch.tensor(loss, dtype=self.weight.dtype),
+            "y_pred": torch.from_numpy(pos_score),
+        }
