@@ -265,6 +265,12 @@ def table_scaling_prereg():
     return make()
 
 
+def table_depth(dataset):
+    from plot_depth import table_depth as make
+
+    return make(dataset)
+
+
 TABLES = {
     "summary": table_summary,
     "defaults": table_defaults,
@@ -273,6 +279,8 @@ TABLES = {
     "regularizers-ml-100k": lambda: table_select("ml-100k"),
     "regularizers-citeulike": lambda: table_select("citeulike"),
     "filter-fix-ml-100k": lambda: table_filter_fix("ml-100k"),
+    "depth-ml-100k": lambda: table_depth("ml-100k"),
+    "depth-citeulike": lambda: table_depth("citeulike"),
 }
 
 

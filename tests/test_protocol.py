@@ -184,3 +184,29 @@ def test_unseen_test_pairs_are_counted_as_misses_without_a_warning(data):
         warnings.simplefilter("error")
         result = protocol.test(0)
     assert result["unseen_test_pairs"] == 2
+
+
+def test_a_collapse_monitor_history_is_kept_per_seed(data):
+    from skcollapse.callbacks import CollapseMonitor
+
+    X_train, X_test = data
+    protocol = HoldoutProtocol(X_train, X_test, patience=2)
+    model = MFRecommender(**FAST, callbacks=[CollapseMonitor(record_initial=True)])
+    protocol.select(model, seed=0)
+    result = protocol.test(0)
+    hist = result["collapse_history"]
+    n_epochs = len(hist["epoch"])
+    assert hist["epoch"] == list(range(1, n_epochs + 1))
+    assert result["epochs"] <= n_epochs <= FAST["max_epochs"]
+    assert {"erank_item", "erank_user", "ia_item", "ia_user"} <= set(hist)
+    assert all(len(hist[c]) == n_epochs for c in ("erank_item", "ia_user"))
+    assert set(hist["initial"]) == {"erank_item", "erank_user", "ia_item", "ia_user"}
+    # after training the best epoch's weights are restored: the tables then are
+    # those of the selected epoch
+    at = result["epochs"] - 1
+    assert hist["erank_item"][at] == pytest.approx(result["tables"]["item"]["erank"],
+                                                   rel=1e-5)
+    # no monitor, no history
+    protocol = HoldoutProtocol(X_train, X_test, patience=2)
+    protocol.select(MFRecommender(**FAST), seed=0)
+    assert "collapse_history" not in protocol.test(0)

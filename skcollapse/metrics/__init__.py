@@ -10,6 +10,7 @@ from skcollapse.metrics._collapse import (
     stable_rank,
     uniformity,
 )
+from skcollapse.metrics._frequency import recommendation_frequency
 from skcollapse.metrics._popularity import (
     norm_popularity_correlation,
     popularity_alignment,
@@ -85,6 +86,7 @@ __all__ = [
     "random_reference",
     "ranking_scorer",
     "recall_at_k",
+    "recommendation_frequency",
     "singular_values",
     "stable_rank",
     "sub_embedding_ia",

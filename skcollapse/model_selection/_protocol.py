@@ -82,6 +82,32 @@ def _table_collapse(est):
     }
 
 
+def _collapse_history(est):
+    """The per-epoch collapse columns a :class:`~skcollapse.callbacks.CollapseMonitor`
+    wrote into ``est.history`` (``{}`` without one): ``epoch``, one list per
+    column (``None`` where an epoch was not recorded) and, with
+    ``record_initial=True``, the values before training under ``initial``."""
+    from skcollapse.metrics._registry import metric_of_column
+
+    hist = getattr(est, "history", None)
+    if not hist:
+        return {}
+    columns = sorted({k for row in hist for k in row if metric_of_column(k)})
+    if not columns:
+        return {}
+    out = {"epoch": [int(row.get("epoch", i + 1)) for i, row in enumerate(hist)]}
+    for column in columns:
+        out[column] = [None if row.get(column) is None else float(row[column])
+                       for row in hist]
+    for callback in getattr(est, "callbacks_", None) or []:
+        cb = callback[1] if isinstance(callback, tuple) else callback
+        initial = getattr(cb, "initial_", None)
+        if isinstance(initial, dict) and initial:
+            out["initial"] = {k: float(v) for k, v in initial.items()}
+            break
+    return out
+
+
 def _has_epochs(estimator):
     params = estimator.get_params(deep=False)
     return "train_split" in params and "max_epochs" in params
@@ -340,7 +366,10 @@ class HoldoutProtocol:
             it trained with validation), ``test`` (metric means),
             ``per_user`` (``"user"``, ``"recall"``, ``"ndcg"`` arrays),
             ``tables`` (erank and information abundance of each embedding
-            table, if the model has them), ``fit_s`` and
+            table, if the model has them), ``collapse_history`` (only when the
+            model has a :class:`~skcollapse.callbacks.CollapseMonitor`: its
+            columns per epoch, ``epoch`` and, with ``record_initial=True``,
+            ``initial``), ``fit_s`` and
             ``unseen_test_pairs`` (test pairs whose user or item was not in
             ``X_train``: counted as misses, as in the metrics).
         """
@@ -375,6 +404,9 @@ class HoldoutProtocol:
             "epoch_s": _epoch_seconds(est) if _has_epochs(est) else None,
             "unseen_test_pairs": _unseen_pairs(est, self._X_test),
         }
+        history = _collapse_history(est) if _has_epochs(est) else {}
+        if history:
+            result["collapse_history"] = history
         if legacy_filter:
             result["test_legacy_filter"] = self._legacy_test(est)
         self.tested_[seed] = result

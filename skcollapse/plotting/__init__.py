@@ -7,6 +7,7 @@ without it.
 
 from skcollapse.plotting._codebook import CodeUsageDisplay
 from skcollapse.plotting._field_spectrum import FieldSpectrumDisplay
+from skcollapse.plotting._frequency import RecommendationFrequencyDisplay
 from skcollapse.plotting._history import CollapseHistoryDisplay
 from skcollapse.plotting._popularity import PopularityCollapseDisplay
 from skcollapse.plotting._projection import EmbeddingProjectionDisplay
@@ -24,6 +25,7 @@ __all__ = [
     "EmbeddingSetDiversityDisplay",
     "FieldSpectrumDisplay",
     "PopularityCollapseDisplay",
+    "RecommendationFrequencyDisplay",
     "ScalingDisplay",
     "SpectrumDisplay",
     "SubEmbeddingIADisplay",
