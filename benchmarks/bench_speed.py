@@ -25,7 +25,10 @@ Parts (``--parts``), each on every data set of ``--datasets``:
     <= 3) and skcollapse/lean (target <= 0.5), each implementation's training
     loss (implicit: its training AUC) per epoch, and, unless ``--no-recall``,
     the Recall@20 on the test split of the three after the same epochs, by
-    the same full-ranking code (``_lean.lean_eval``).
+    the same full-ranking code (``_lean.lean_eval``). implicit differs in
+    more than speed: lock-free SGD over positives drawn with replacement,
+    negatives drawn from the interactions (by popularity) and skipped when
+    observed, and a bias column beside its 64 factors.
 ``regularizers``
     ``MFRecommender`` as above with ``regularizer=`` each registered name at
     its defaults (``--regularizers``; all of
@@ -36,7 +39,9 @@ Parts (``--parts``), each on every data set of ``--datasets``:
 ``lightgcn``
     One LightGCN epoch (3 layers) of ``LightGCNRecommender``, of a lean loop
     (``_lean.LeanLightGCN``: the normalised adjacency as a torch sparse CSR
-    matrix, dense Adam) and of RecBole's LightGCN, which runs in its own venv
+    matrix, dense Adam; autograd differentiates ``torch.sparse.mm``, which
+    transposes the adjacency in every backward, where skcollapse uses its
+    symmetry) and of RecBole's LightGCN, which runs in its own venv
     (``benchmarks/peers/setup_recbole.sh``) through
     ``benchmarks/peers/recbole_lightgcn.py`` on the same training pairs
     written as RecBole atomic files in a temporary folder. Targets:
