@@ -421,7 +421,8 @@ def bench_regularizers(data, dataset, args):
         target = REG_TARGETS.get(reg)
         print(f"    {row:<14} {timing.median(row):>9.3f} {ratio:>7.2f} "
               f"{timing.median(row, cpu=True):>9.3f} {cpu_ratio:>7.2f}  "
-              + (verdict(ratio, target) if reg else "(baseline)"), flush=True)
+              + ("(baseline)" if reg is None else verdict(ratio, target)
+                 or "(no target)"), flush=True)
     write("regularizers", dataset, {
         "rows": timing.record(), "ratios": ratios,
         "targets": {k: v for k, v in REG_TARGETS.items() if k in ratios},
