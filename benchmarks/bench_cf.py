@@ -38,14 +38,14 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _lean import LeanLightGCN, LeanMF, _sync, lean_eval
 from skorch.callbacks import Callback
 
-from skcollapse.metrics import evaluate_ranking, ndcg_at_k, recall_at_k
-from skcollapse.nn import normalized_adjacency
+from skcollapse.metrics import evaluate_ranking
 from skcollapse.recommenders import LightGCNRecommender, MFRecommender
 
 warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
@@ -85,100 +85,21 @@ def median(values):
 
 # ------------------------------------------------------------------------ lean loops
 def lean_mf_epoch(train, n_users, n_items, device, seed):
-    """One MF-BPR epoch: sparse embedding grads + SparseAdam (lean reference)."""
-    torch.manual_seed(seed)
-    user = torch.nn.Embedding(n_users, DIM, sparse=True).to(device)
-    item = torch.nn.Embedding(n_items, DIM, sparse=True).to(device)
-    torch.nn.init.normal_(user.weight, std=0.1)
-    torch.nn.init.normal_(item.weight, std=0.1)
-    opt = torch.optim.SparseAdam([*user.parameters(), *item.parameters()], lr=1e-3)
-    data = torch.from_numpy(train).to(device)
+    """One MF-BPR epoch of a fresh :class:`_lean.LeanMF`: (wall, CPU) seconds."""
+    model = LeanMF(train, n_users, n_items, dim=DIM, batch_size=BATCH, lr=1e-3,
+                   seed=seed, device=device)
     t0, c0 = time.perf_counter(), time.process_time()
-    perm = torch.randperm(data.shape[0], device=device)
-    for start in range(0, data.shape[0], BATCH):
-        b = data[perm[start : start + BATCH]]
-        u, i = b[:, 0], b[:, 1]
-        j = torch.randint(0, n_items, (b.shape[0],), device=device)
-        ue, ie, je = user(u), item(i), item(j)
-        x = (ue * (ie - je)).sum(-1)
-        loss = -F.logsigmoid(x).mean() + 1e-4 * 0.5 * (
-            ue.pow(2).sum() + ie.pow(2).sum() + je.pow(2).sum()
-        ) / b.shape[0]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    _sync(device)
+    model.epoch()
     return time.perf_counter() - t0, time.process_time() - c0
 
 
 def lean_lightgcn_steps(train, n_users, n_items, device, seed, steps):
-    """Median seconds per LightGCN step: CSR torch.sparse.mm + dense Adam."""
-    torch.manual_seed(seed)
-    R = sp.csr_matrix(
-        (np.ones(train.shape[0], dtype=np.float32), (train[:, 0], train[:, 1])),
-        shape=(n_users, n_items),
-    )
-    A = normalized_adjacency(R, device=device)
-    A = torch.sparse_csr_tensor(
-        A.crow_indices().long(), A.col_indices().long(), A.values(), size=A.shape
-    ).to(device)
-    emb = torch.nn.Embedding(n_users + n_items, DIM).to(device)
-    torch.nn.init.normal_(emb.weight, std=0.1)
-    opt = torch.optim.Adam(emb.parameters(), lr=1e-3)
-    data = torch.from_numpy(train).to(device)
-    perm = torch.randperm(data.shape[0], device=device)
+    """Median seconds per step of :class:`_lean.LeanLightGCN` (first dropped)."""
+    model = LeanLightGCN(train, n_users, n_items, dim=DIM, n_layers=3,
+                         batch_size=BATCH, lr=1e-3, seed=seed, device=device)
     times = []
-    for s in range(steps):
-        t0 = time.perf_counter()
-        b = data[perm[s * BATCH : (s + 1) * BATCH]]
-        u, i = b[:, 0], b[:, 1]
-        j = torch.randint(0, n_items, (b.shape[0],), device=device)
-        e = emb.weight
-        out = [e]
-        for _ in range(3):
-            e = torch.sparse.mm(A, e)
-            out.append(e)
-        final = torch.stack(out).mean(0)
-        ue, ie, je = final[u], final[n_users + i], final[n_users + j]
-        x = (ue * (ie - je)).sum(-1)
-        ego = emb.weight
-        l2 = ego[u].pow(2).sum() + ego[n_users + i].pow(2).sum() + ego[
-            n_users + j
-        ].pow(2).sum()
-        loss = -F.logsigmoid(x).mean() + 1e-4 * 0.5 * l2 / b.shape[0]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    model.epoch(max_steps=steps, step_times=times)
     return median(times[1:] if len(times) > 2 else times)
-
-
-def lean_eval(user_emb, item_emb, train_csr, test_csr, device, k=20):
-    """Full-ranking Recall/NDCG@k: U @ I.T per user block, mask train, topk."""
-    t0 = time.perf_counter()
-    U = torch.as_tensor(user_emb, device=device)
-    I = torch.as_tensor(item_emb, device=device)
-    users = np.flatnonzero(np.diff(test_csr.indptr))
-    recs = []
-    for start in range(0, users.shape[0], 1024):
-        ub = users[start : start + 1024]
-        S = U[torch.from_numpy(ub).to(device)] @ I.T
-        sub = train_csr[ub].tocoo()
-        S[torch.from_numpy(sub.row).to(device), torch.from_numpy(sub.col).to(device)] = (
-            -math.inf
-        )
-        recs.append(torch.topk(S, k, dim=1).indices.cpu().numpy())
-    rec = np.concatenate(recs)
-    rel = test_csr[users]
-    r = recall_at_k(rel, rec, k=k)
-    n = ndcg_at_k(rel, rec, k=k)
-    return time.perf_counter() - t0, r, n
-
-
-def _sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 class _StopAfter(Callback):
