@@ -32,7 +32,8 @@ def get_bpr_adam_kernel():
 
     @numba.njit(cache=True, fastmath=True, nogil=True)
     def bpr_adam_step(weight, exp_avg, exp_avg_sq, n_users, users, pos, neg,
-                      hyper, step, slot, rows, grad, pos_score):
+                      hyper, step, slot, rows, grad, pos_score, extra_user,
+                      extra_item):
         """One BPR batch: loss, gradient and the lazy-Adam update of its rows.
 
         ``hyper`` holds ``(weight_decay, lr, beta1, beta2, eps)`` in the
@@ -40,8 +41,11 @@ def get_bpr_adam_kernel():
         ``slot`` (one int per table row, all -1 between calls) maps a table
         row to its place in ``rows``/``grad`` while the batch's gradient is
         accumulated; ``rows`` and ``grad`` hold at least ``B (2 + n)``
-        entries. Returns the batch loss; ``pos_score[b]`` receives
-        ``<p_u, q_i>`` of pair ``b``.
+        entries. ``extra_user``/``extra_item`` (``(B, d)``, or ``(0, d)`` for
+        none) are gradients of other terms (a regularizer's penalty) with
+        respect to the batch's user and positive-item rows, added to theirs.
+        Returns the batch loss; ``pos_score[b]`` receives ``<p_u, q_i>`` of
+        pair ``b``.
         """
         B = users.shape[0]
         n = neg.shape[1]
@@ -113,6 +117,12 @@ def get_bpr_adam_kernel():
                     gu[c] += wd * wu[c]
                     gi[c] += wd * wi[c]
                     l2 += wu[c] * wu[c] + wi[c] * wi[c]
+            if extra_user.shape[0]:
+                eu = extra_user[b]
+                ei = extra_item[b]
+                for c in range(d):
+                    gu[c] += eu[c]
+                    gi[c] += ei[c]
         # Adam on the distinct rows of the batch (SparseRowAdam's rule)
         lr, beta1, beta2, eps = hyper[1], hyper[2], hyper[3], hyper[4]
         step_size = lr / (1 - beta1**step)

@@ -25,7 +25,7 @@ from skcollapse.exceptions import ModelFitError
 from skcollapse.nn._cf_loss import CF_LOSSES, CFLoss
 from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam, bpr_step
 from skcollapse.recommenders._base import NetBase
-from skcollapse.recommenders._fast import CompiledBPRStep
+from skcollapse.recommenders._fast import CompiledBPRStep, penalty_only
 from skcollapse.recommenders._ranking import RankingMixin
 from skcollapse.recommenders._sampling import (
     NegativeSampler,
@@ -574,7 +574,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             y_pred = (out["user"] * out["item"]).sum(-1)
         return {"loss": loss, "y_pred": y_pred}
 
-    def _fused_step_applies(self):
+    def _fused_step_applies(self, *, penalty=False):
         """Whether :meth:`train_step_single` may take the fused MF-BPR step.
 
         The default MF set-up only: a sparse :class:`MatrixFactorization`
@@ -583,7 +583,10 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         defined here, and nothing observing the module (a forward hook, or a
         method wrapped on the instance as :class:`~skcollapse.callbacks.CollapseProbe`
         does): the fused step never calls ``encode``/``forward``. Any other
-        set-up takes the autograd step.
+        set-up takes the autograd step. ``penalty=True`` also accepts a
+        regularizer that only adds a penalty (no transform of the
+        embeddings, no trainable parameters): the compiled step adds the
+        penalty's gradient, taken by autograd on the batch rows.
         """
         mod = self.module_
         cls = type(self)
@@ -599,11 +602,18 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             and self.criterion_.loss == "bpr"
             and self.similarity == "dot"
             and self.negative_sampling == "independent"
-            and getattr(self, "regularizer_", None) is None
+            and self._regularizer_is_plain_penalty(allow=penalty)
             and cls.infer is CFRecommenderBase.infer
             and cls.get_loss is CFRecommenderBase.get_loss
             and self._n_negatives() > 0
         )
+
+    def _regularizer_is_plain_penalty(self, *, allow):
+        """No regularizer, or (``allow``) one that only adds a penalty."""
+        reg = getattr(self, "regularizer_", None)
+        if reg is None:
+            return True
+        return allow and penalty_only(reg)
 
     def _fused_bpr_step(self, Xi):
         """The autograd step's loss and gradient in closed form (``bpr_step``).

@@ -10,7 +10,13 @@ either path up to float rounding (``tests/test_speed_paths.py`` checks the
 loss curves and the final ranking agree).
 
 It applies to what :meth:`CFRecommenderBase._fused_step_applies` accepts (the
-plain MF-BPR set-up, no regularizer) when, in addition, the module lives on the
+plain MF-BPR set-up) with no regularizer or one that only adds a penalty to the
+loss (logdet, sv_variance, coding_rate, uniformity, directau, resn: no
+transform of the embeddings, no trainable parameters). The penalty runs as in
+the torch step, through the estimator's ``regularize`` on the batch's rows, and
+autograd differentiates it with respect to those ``(B, d)`` rows only; the
+kernel adds that gradient to the rows' BPR gradient before the update. It
+applies when, in addition, the module lives on the
 CPU, the optimiser is :class:`~skcollapse.nn.SparseRowAdam` over the table
 alone, no callback listens to ``on_grad_computed`` (the kernel never forms a
 gradient tensor) and the process is not one of several data-parallel ones.
@@ -26,9 +32,23 @@ from skorch.callbacks import Callback
 
 from skcollapse.nn._bpr_kernel import get_bpr_adam_kernel
 from skcollapse.nn._mf import SparseRowAdam
+from skcollapse.regularizers import Regularizer
 from skcollapse.utils._distributed import is_distributed
 
-__all__ = ["CompiledBPRStep"]
+__all__ = ["CompiledBPRStep", "penalty_only"]
+
+
+def penalty_only(reg):
+    """Whether the regularizer ``reg`` only adds a penalty to the loss: no
+    transform of the batch or of other rows, no trainable parameters."""
+    cls = type(reg)
+    return (
+        isinstance(reg, Regularizer)
+        and reg.kind == "penalty"
+        and cls.transform is Regularizer.transform
+        and cls.transform_extra is Regularizer.transform_extra
+        and not any(p.requires_grad for p in reg.parameters())
+    )
 
 
 class CompiledBPRStep:
@@ -63,11 +83,13 @@ class CompiledBPRStep:
         self.rows = np.empty(cap, dtype=np.int64)
         self.grad = np.empty((cap, self.w.shape[1]), dtype=self.w.dtype)
         self.hyper = np.empty(5, dtype=self.w.dtype)
+        self.no_extra = np.empty((0, self.w.shape[1]), dtype=self.w.dtype)
+        self.regularized = getattr(net, "regularizer_", None) is not None
 
     @classmethod
     def for_net(cls, net):
         """The step for ``net``'s current set-up, or ``None`` if it does not apply."""
-        if not net._fused_step_applies():
+        if not net._fused_step_applies(penalty=True):
             return None
         mod = net.module_
         weight = mod.embedding.weight
@@ -98,6 +120,25 @@ class CompiledBPRStep:
             return None
         return cls(net, kernel)
 
+    def _penalty(self, users, pos, neg):
+        """The regularizer's penalty of the batch and its gradient with respect
+        to the batch's user and positive-item rows (the torch step's call)."""
+        W = self.weight.detach()
+        u = W.index_select(0, users).requires_grad_(True)
+        i = W.index_select(0, pos + self.n_users).requires_grad_(True)
+        context = {"user_ids": users, "item_ids": pos,
+                   "extra_item_ids": neg.reshape(-1)}
+        with torch.enable_grad():
+            _, penalty = self.net.regularize({"user": u, "item": i}, context)
+            if not penalty.requires_grad:
+                zero = np.zeros((users.shape[0], W.shape[1]), dtype=self.w.dtype)
+                return penalty.detach(), zero, zero
+            gu, gi = torch.autograd.grad(penalty, [u, i], allow_unused=True)
+        gu = torch.zeros_like(u) if gu is None else gu
+        gi = torch.zeros_like(i) if gi is None else gi
+        return (penalty.detach(), gu.contiguous().numpy(),
+                gi.contiguous().numpy())
+
     def is_current(self):
         """Whether the net still trains the table and optimiser this step holds
         (a re-initialised module or optimiser needs a new step)."""
@@ -120,13 +161,20 @@ class CompiledBPRStep:
         self.hyper[:] = (net.weight_decay, group["lr"], beta1, beta2, group["eps"])
         self.state["step"] += 1
         pos_score = np.empty(B, dtype=self.w.dtype)
+        extra_user = extra_item = self.no_extra
+        penalty = None
+        if self.regularized:
+            penalty, extra_user, extra_item = self._penalty(users, pos, neg)
         loss = self.kernel(
             self.w, self.m, self.v, self.n_users,
             users.contiguous().numpy(), pos.contiguous().numpy(), neg.numpy(),
             self.hyper, int(self.state["step"]),
-            self.slot, self.rows, self.grad, pos_score,
+            self.slot, self.rows, self.grad, pos_score, extra_user, extra_item,
         )
+        loss = torch.tensor(loss, dtype=self.weight.dtype)
+        if penalty is not None:
+            loss = loss + penalty
         return {
-            "loss": torch.tensor(loss, dtype=self.weight.dtype),
+            "loss": loss,
             "y_pred": torch.from_numpy(pos_score),
         }
