@@ -19,9 +19,11 @@ keep the torch step. The compiled code is cached on disk (numba's
 
 from __future__ import annotations
 
+import math
+
 from skcollapse.utils._numba import lazy_kernel
 
-__all__ = ["get_bpr_adam_kernel"]
+__all__ = ["adam_hyper", "get_bpr_adam_kernel"]
 
 
 @lazy_kernel
@@ -30,14 +32,19 @@ def get_bpr_adam_kernel():
     import numba
     import numpy as np
 
-    @numba.njit(cache=True, fastmath=True, nogil=True)
+    # error_model="numpy": no ZeroDivisionError check in the loops, which would
+    # keep them from vectorising (the denominators are > 0 by construction)
+    @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
     def bpr_adam_step(weight, exp_avg, exp_avg_sq, n_users, users, pos, neg,
-                      hyper, step, slot, rows, grad, pos_score, extra_user,
+                      hyper, slot, rows, grad, pos_score, extra_user,
                       extra_item):
         """One BPR batch: loss, gradient and the lazy-Adam update of its rows.
 
-        ``hyper`` holds ``(weight_decay, lr, beta1, beta2, eps)`` in the
-        table's dtype (the arithmetic stays in that dtype, as torch's).
+        ``hyper`` holds, in the table's dtype (so that the arithmetic stays in
+        that dtype, as torch's, and vectorises), ``weight_decay / B``,
+        ``1 / (B n)``, ``beta1``, ``beta2``, ``1 - beta1``, ``1 - beta2``,
+        ``eps``, Adam's step size ``lr / (1 - beta1**t)`` and
+        ``1 / sqrt(1 - beta2**t)``: see :func:`adam_hyper`.
         ``slot`` (one int per table row, all -1 between calls) maps a table
         row to its place in ``rows``/``grad`` while the batch's gradient is
         accumulated; ``rows`` and ``grad`` hold at least ``B (2 + n)``
@@ -50,12 +57,14 @@ def get_bpr_adam_kernel():
         B = users.shape[0]
         n = neg.shape[1]
         d = weight.shape[1]
-        one = hyper[0] * 0 + 1
-        inv = one / (B * n)
-        wd = hyper[0] / B
+        wd, inv = hyper[0], hyper[1]
+        # scalars of the table's dtype (a Python int or float would promote
+        # the arithmetic to float64)
+        zero = wd - wd
+        one = inv / inv
         n_rows = 0
         loss = 0.0
-        l2 = 0.0
+        l2 = zero
         # the gradient of every occurrence, summed per distinct row (reads the
         # weights only: the update below starts once every row is summed)
         for b in range(B):
@@ -63,7 +72,7 @@ def get_bpr_adam_kernel():
             ri = pos[b] + n_users
             wu = weight[ru]
             wi = weight[ri]
-            s_pos = wu[0] * 0
+            s_pos = zero
             for c in range(d):
                 s_pos += wu[c] * wi[c]
             pos_score[b] = s_pos
@@ -75,11 +84,11 @@ def get_bpr_adam_kernel():
                     n_rows += 1
             gu = grad[slot[ru]]
             gi = grad[slot[ri]]
-            coef_sum = s_pos * 0
+            coef_sum = zero
             for k in range(n):
                 rj = neg[b, k] + n_users
                 wj = weight[rj]
-                s_neg = s_pos * 0
+                s_neg = zero
                 for c in range(d):
                     s_neg += wu[c] * wj[c]
                 x = s_pos - s_neg
@@ -87,11 +96,11 @@ def get_bpr_adam_kernel():
                 if x > 0:
                     e = np.exp(-x)
                     loss += np.log1p(e)
-                    sig = e / (1 + e)
+                    sig = e / (one + e)
                 else:
                     e = np.exp(x)
                     loss += -x + np.log1p(e)
-                    sig = one / (1 + e)
+                    sig = one / (one + e)
                 coef = -sig * inv
                 coef_sum += coef
                 if slot[rj] < 0:
@@ -124,11 +133,8 @@ def get_bpr_adam_kernel():
                     gu[c] += eu[c]
                     gi[c] += ei[c]
         # Adam on the distinct rows of the batch (SparseRowAdam's rule)
-        lr, beta1, beta2, eps = hyper[1], hyper[2], hyper[3], hyper[4]
-        step_size = lr / (1 - beta1**step)
-        inv_bias2 = one / np.sqrt(1 - beta2**step)
-        c1 = 1 - beta1
-        c2 = 1 - beta2
+        beta1, beta2, c1, c2 = hyper[2], hyper[3], hyper[4], hyper[5]
+        eps, step_size, inv_bias2 = hyper[6], hyper[7], hyper[8]
         for s in range(n_rows):
             r = rows[s]
             slot[r] = -1
@@ -136,14 +142,35 @@ def get_bpr_adam_kernel():
             m = exp_avg[r]
             v = exp_avg_sq[r]
             w = weight[r]
+            # two loops that vectorise: the Adam direction into g, then w
             for c in range(d):
                 mc = beta1 * m[c] + c1 * g[c]
                 vc = beta2 * v[c] + c2 * g[c] * g[c]
                 m[c] = mc
                 v[c] = vc
-                w[c] -= step_size * mc / (np.sqrt(vc) * inv_bias2 + eps)
+                g[c] = mc / (np.sqrt(vc) * inv_bias2 + eps)
+            for c in range(d):
+                w[c] -= step_size * g[c]
         return loss * inv + 0.5 * wd * l2
 
     return bpr_adam_step
+
+
+def adam_hyper(out, *, batch_size, n_negatives, weight_decay, lr, beta1, beta2,
+               eps, step):
+    """Fill ``out`` (9 entries, the table's dtype) with the kernel's scalars for
+    Adam step ``step`` (1-based) of a batch of ``batch_size`` rows."""
+    out[:] = (
+        weight_decay / batch_size,
+        1.0 / (batch_size * n_negatives),
+        beta1,
+        beta2,
+        1.0 - beta1,
+        1.0 - beta2,
+        eps,
+        lr / (1.0 - beta1**step),
+        1.0 / math.sqrt(1.0 - beta2**step),
+    )
+    return out
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from skcollapse.nn._bpr_kernel import get_bpr_adam_kernel
+from skcollapse.nn._bpr_kernel import adam_hyper, get_bpr_adam_kernel
 from skcollapse.nn._mf import SparseRowAdam
 from skcollapse.regularizers import Regularizer
 from skcollapse.utils._distributed import is_distributed
@@ -82,7 +82,7 @@ class CompiledBPRStep:
         cap = int(net.batch_size) * (2 + self.n_neg)
         self.rows = np.empty(cap, dtype=np.int64)
         self.grad = np.empty((cap, self.w.shape[1]), dtype=self.w.dtype)
-        self.hyper = np.empty(5, dtype=self.w.dtype)
+        self.hyper = np.empty(9, dtype=self.w.dtype)
         self.no_extra = np.empty((0, self.w.shape[1]), dtype=self.w.dtype)
         self.regularized = getattr(net, "regularizer_", None) is not None
 
@@ -158,8 +158,11 @@ class CompiledBPRStep:
             self.grad = np.empty((cap, self.w.shape[1]), dtype=self.w.dtype)
         group = self.group
         beta1, beta2 = group["betas"]
-        self.hyper[:] = (net.weight_decay, group["lr"], beta1, beta2, group["eps"])
         self.state["step"] += 1
+        adam_hyper(self.hyper, batch_size=B, n_negatives=self.n_neg,
+                   weight_decay=float(net.weight_decay), lr=float(group["lr"]),
+                   beta1=beta1, beta2=beta2, eps=float(group["eps"]),
+                   step=int(self.state["step"]))
         pos_score = np.empty(B, dtype=self.w.dtype)
         extra_user = extra_item = self.no_extra
         penalty = None
@@ -168,7 +171,7 @@ class CompiledBPRStep:
         loss = self.kernel(
             self.w, self.m, self.v, self.n_users,
             users.contiguous().numpy(), pos.contiguous().numpy(), neg.numpy(),
-            self.hyper, int(self.state["step"]),
+            self.hyper,
             self.slot, self.rows, self.grad, pos_score, extra_user, extra_item,
         )
         loss = torch.tensor(loss, dtype=self.weight.dtype)
