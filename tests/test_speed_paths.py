@@ -298,7 +298,7 @@ def test_compiled_step_equals_torch_step_on_one_batch():
     """One kernel call against ``bpr_step`` + ``SparseRowAdam.step`` in float64,
     from a state with non-zero moments, with rows repeated in the batch."""
     from skcollapse.nn import SparseRowAdam
-    from skcollapse.nn._bpr_kernel import get_bpr_adam_kernel
+    from skcollapse.nn._bpr_kernel import adam_hyper, get_bpr_adam_kernel
     from skcollapse.nn._mf import bpr_step
 
     kernel = get_bpr_adam_kernel()
@@ -322,12 +322,14 @@ def test_compiled_step_equals_torch_step_on_one_batch():
     slot = np.full(w.shape[0], -1, dtype=np.int64)
     rows = np.empty(B * (2 + n), dtype=np.int64)
     g = np.empty((B * (2 + n), d))
-    hyper = np.array([0.3, 0.05, 0.8, 0.99, 1e-6])
+    hyper = np.empty(9)
     out = np.empty(B)
     for step in (1, 2):
+        adam_hyper(hyper, batch_size=B, n_negatives=n, weight_decay=0.3, lr=0.05,
+                   beta1=0.8, beta2=0.99, eps=1e-6, step=step)
         none = np.empty((0, d))
         loss = kernel(w, m, v, n_users, users.numpy(), pos.numpy(), neg.numpy(),
-                      hyper, step, slot, rows, g, out, none, none)
+                      hyper, slot, rows, g, out, none, none)
         assert loss == pytest.approx(losses[step - 1], rel=1e-12)
     assert (slot == -1).all()  # the scratch map is left clean
     state = opt.state[p]
