@@ -92,6 +92,19 @@ class NetBase(RegularizedNetMixin):
         if not (self.device is None and getattr(self, "accelerator", None)):
             resolve_device(self.device)
 
+    def get_params(self, deep=True, **kwargs):
+        """As skorch's, without skorch's private ``_params_to_validate`` set.
+
+        skorch lists every attribute without a trailing underscore, so its
+        bookkeeping set of routed argument names would be a "parameter": cloned
+        into the new net's constructor (and shared with it), overwritten by
+        ``set_params``. The routed ``prefix__name`` arguments themselves are
+        listed, and rebuild that set in the clone.
+        """
+        params = super().get_params(deep=deep, **kwargs)
+        params.pop("_params_to_validate", None)
+        return params
+
     # ------------------------------------------------------------ seeding
     def _seed(self):
         """The seed of this fit: ``None``, or an int drawn from ``random_state``."""
