@@ -1,6 +1,41 @@
-"""Docstring parts shared by the CF recommenders (written once, composed per class)."""
+"""Docstring parts shared by the estimators (written once, composed per class)."""
 
-__all__ = ["cf_docstring"]
+import textwrap
+
+__all__ = ["cf_docstring", "skorch_params"]
+
+#: skorch's own constructor parameters, passed on unchanged with skorch's defaults
+_SKORCH_PARAMS = """
+    iterator_train : type, default=torch.utils.data.DataLoader
+        skorch's iterator class for training batches.
+{batches}
+    iterator_valid : type, default=torch.utils.data.DataLoader
+        skorch's iterator class for validation and prediction batches.
+    dataset : type, default=skorch.dataset.Dataset
+        skorch's dataset class; unused, the estimator wraps ``X`` in its own.
+    predict_nonlinearity : callable, None or "auto", default="auto"
+        skorch's output nonlinearity of ``predict_proba``; ``"auto"`` lets
+        the estimator choose.
+    compile : bool, default=False
+        ``torch.compile`` the module (skorch's; ``compile__*`` arguments are
+        passed to it).
+    use_caching : bool or "auto", default="auto"
+        skorch's caching of the predictions that scoring callbacks share.
+    torch_load_kwargs : dict or None, default=None
+        skorch's arguments of ``torch.load`` when it loads parameters.
+"""
+
+
+def skorch_params(batches):
+    """The Parameters entries of skorch's own parameters.
+
+    ``batches`` says how the estimator reads ``iterator_train`` and
+    ``iterator_valid`` (appended to the ``iterator_train`` entry).
+    """
+    indent = " " * 8
+    note = textwrap.fill(batches, 80, initial_indent=indent, subsequent_indent=indent)
+    return _SKORCH_PARAMS.format(batches=note)
+
 
 _SHARED_PARAMS = """
     n_users : int, default=None
@@ -61,6 +96,9 @@ _SHARED_PARAMS = """
 """
 
 _SHARED_TAIL = """
+    criterion : type, default=CFLoss
+        The loss module, built with ``loss`` and ``temperature`` (see
+        :class:`~skcollapse.nn.CFLoss`).
     lr : float, default=0.005
         Learning rate.
     max_epochs : int, default=30
@@ -90,10 +128,13 @@ _SHARED_TAIL = """
     verbose : int, default=0
         ``1`` prints skorch's per-epoch log table.
     device : str, default="cpu"
-        ``"cuda"`` trains and ranks on the GPU.
-    **kwargs
-        Other :class:`skorch.NeuralNet` arguments (``module__*``,
-        ``optimizer__*``, ``iterator_train__batch_size``, ...).
+        ``"cuda"`` trains and ranks on the GPU.""" + skorch_params(
+    "The recommenders batch the ``(user, item)`` pairs themselves and read "
+    "only ``iterator_train__batch_size`` and ``iterator_valid__batch_size``."
+) + """    **kwargs
+        skorch's routed ``prefix__name`` arguments: ``module__*``,
+        ``optimizer__*``, ``regularizer__*``, ``callbacks__*``,
+        ``iterator_train__batch_size``, ...
 
     Attributes
     ----------
@@ -149,3 +190,4 @@ def cf_docstring(summary, model_params, tail):
         + _SHARED_TAIL
         + tail
     )
+
