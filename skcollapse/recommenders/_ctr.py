@@ -20,22 +20,29 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from skorch.dataset import Dataset
 from skorch.utils import to_numpy
+from torch.utils.data import DataLoader
 
 from skcollapse.nn._ctr_models import (
     DNN,
     FM,
     IPNN,
+    MLP_BATCH_NORM,
+    MLP_DROPOUT,
+    MLP_HIDDEN_UNITS,
     DCNv2,
     DeepFM,
     FinalMLP,
     NFwFM,
     XDeepFM,
 )
+from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._ctr_base import (
     CTRClassifierBase,
     _sigmoid_proba,  # noqa: F401  (pickles of trimmed classifiers name it here)
 )
+from skcollapse.recommenders._docstrings import document_defaults, skorch_params
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
@@ -55,33 +62,61 @@ __all__ = [
 ]
 
 
-_COMMON_DOC = """
-    embedding_dim : int, default={dim}
+# Parameters entries state no default: ``document_defaults`` writes each one
+# from the class's signature, where it is declared.
+_HEAD_PARAMS = """
+    module : type
+        The torch model (:class:`~skcollapse.nn.CTRModel` subclass), built with
+        the field sizes of the data and the architecture parameters below.
+    embedding_dim : int
         Size ``K`` of each embedding vector.
-    n_embedding_sets : int, default=1
+    n_embedding_sets : int
         Number ``M`` of embedding sets. 1 is the single-embedding model; with
         ``M > 1`` each set has its own tables, interaction and non-linear
         projection, averaged before the shared head (Guo et al., 2024).
-    cardinalities : int, sequence of int or None, default=None
+    cardinalities : int, sequence of int or None
         Known codes per field. ``None`` infers ``max code + 1`` per field at
         fit; codes outside ``[0, cardinality)`` use the field's OOV row.
-    regularizer : None, str, Regularizer class or instance, or callable, \
-default=None
+"""
+
+_TAIL_PARAMS = """\
+    regularizer : None, str, Regularizer class or instance, or callable
         Anti-collapse regularizer applied to the batch embeddings; its
         parameters route as ``regularizer__<name>``.
-    random_state : int, RandomState or None, default=None
+    random_state : int, RandomState or None
         Seeds the initialisation (without touching torch's global RNG), the
         batch order, and torch's global RNG at the start of ``fit`` (dropout).
-    criterion, optimizer, lr, max_epochs, batch_size, train_split, device, \
-verbose
-        skorch parameters (defaults ``BCEWithLogitsLoss``, ``Adam``, 1e-3, 10,
-        2048, ``None`` i.e. no internal validation split, ``"cpu"``, 0). Guo et
-        al. train with Adam, lr 1e-3, batch 2048, ``optimizer__weight_decay=1e-6``
-        and early stopping on validation AUC (use ``train_split=ValidSplit(..)``
-        with ``EpochScoring("roc_auc")`` and ``EarlyStopping``).
-    **kwargs
-        Other skorch ``NeuralNet`` parameters (``callbacks``, ``module__*``,
-        ``optimizer__*``, ``iterator_train__*``, ...).
+    criterion : type
+        The loss on the logits.
+    optimizer : type
+        Guo et al. train with Adam, lr 1e-3, batch 2048 and
+        ``optimizer__weight_decay=1e-6``.
+    lr : float
+        Learning rate.
+    max_epochs : int
+        Training epochs; Guo et al. stop early on validation AUC (use
+        ``train_split=ValidSplit(..)`` with ``EpochScoring("roc_auc")`` and
+        ``EarlyStopping``).
+    batch_size : int
+        Rows per step.
+    train_split : callable or None
+        skorch's validation split; ``None``: no internal validation.
+    threshold : float
+        ``predict`` returns ``classes_[1]`` where ``P(click) > threshold``.
+    callbacks : list or None
+        skorch callbacks, e.g. ``[CollapseMonitor()]``.
+    warm_start : bool
+        Continue training on the next ``fit`` instead of re-initialising.
+    verbose : int
+        ``1`` prints skorch's per-epoch log table.
+    device : str
+        ``"cuda"`` trains and predicts on the GPU.""" + skorch_params(
+    "Batches are slices of the stored field matrix; another class, or "
+    "``iterator_train__*`` arguments other than ``batch_size`` and ``shuffle``, "
+    "load them through skorch's iterator instead."
+) + """    **kwargs
+        skorch's routed ``prefix__name`` arguments: ``module__*``,
+        ``optimizer__*``, ``regularizer__*``, ``callbacks__*``, ...
 
     Attributes
     ----------
@@ -108,89 +143,142 @@ verbose
 """
 
 
-def _doc(summary, params, dim=10, example="DCNv2Classifier"):
-    return (
-        summary
-        + "\n\n    Parameters\n    ----------\n"
-        + params
-        + _COMMON_DOC.format(dim=dim)
-        + f"""
+def _classifier_doc(summary, params=""):
+    """Class decorator: the docstring of a CTR classifier, defaults included.
+
+    ``params`` documents the module's architecture parameters (no defaults).
+    """
+
+    def decorate(cls):
+        name = cls.__name__
+        cls.__doc__ = (
+            summary
+            + "\n\n    Parameters\n    ----------"
+            + _HEAD_PARAMS
+            + params
+            + _TAIL_PARAMS
+            + f"""
     Examples
     --------
-    >>> from sklearn.metrics import roc_auc_score
     >>> from skcollapse.datasets import make_ctr
-    >>> from skcollapse.recommenders import {example}
+    >>> from skcollapse.recommenders import {name}
     >>> X, y, proba = make_ctr(2000, n_fields=4, random_state=0)
-    >>> clf = {example}(n_embedding_sets=2, max_epochs=2, random_state=0).fit(X, y)
+    >>> clf = {name}(n_embedding_sets=2, max_epochs=2, random_state=0).fit(X, y)
     >>> clf.predict_proba(X).shape
     (2000, 2)
     >>> sorted(clf.get_embeddings())[:2]
     ['x0/set0', 'x0/set1']
 """
-    )
+        )
+        return document_defaults(cls)
+
+    return decorate
 
 
-_MLP_DOC = """    hidden_units : tuple of int, default=(400, 400)
+#: the MLP of every classifier but FM: Parameters entries and constraints
+_MLP_DOC = """    hidden_units : tuple of int
         MLP widths; with several embedding sets the first layer is the per-set
         non-linear projection and the rest is the shared head.
-    dropout : float, default=0.2
+    dropout : float
         Dropout after every MLP layer.
-    batch_norm : bool, default=True
+    batch_norm : bool
         ``BatchNorm1d`` after every MLP ``Linear``.
 """
-
-
-_MLP_CONSTRAINTS = {
-    **CTRClassifierBase._parameter_constraints,
+_MLP = {
     "hidden_units": [int_interval(1, None, closed="left"), int_sequence()],
     "dropout": [real_interval(0, 1, closed="left")],
     "batch_norm": ["boolean"],
 }
 
 
-class FMClassifier(CTRClassifierBase):
-    __doc__ = _doc(
-        """Factorization machine click model (Rendle, 2010).
+@_classifier_doc(
+    """Factorization machine click model (Rendle, 2010).
 
     ``logit = b + sum_f w[x_f] + mean_m sum_{i<j} <e_i^m, e_j^m>``. The
     interaction is bilinear, so several embedding sets are equivalent to one set
     of dimension ``M * embedding_dim`` (the paper's reason why multi-embedding
     needs non-linear interactions); ``n_embedding_sets`` is kept for
-    comparison.""",
-        "    module : type, default=skcollapse.nn.FM\n        The torch model.\n",
-        example="FMClassifier",
-    )
+    comparison."""
+)
+class FMClassifier(CTRClassifierBase):
+    def __init__(
+        self,
+        *,
+        module=FM,
+        embedding_dim=10,
+        n_embedding_sets=1,
+        cardinalities=None,
+        regularizer=None,
+        random_state=None,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=2048,
+        train_split=None,
+        threshold=0.5,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
 
-    def __init__(self, module=FM, *, embedding_dim=10, n_embedding_sets=1,
-                 **kwargs):
-        super().__init__(module, embedding_dim=embedding_dim,
-                         n_embedding_sets=n_embedding_sets, **kwargs)
 
-
+@_classifier_doc(
+    """Embedding + MLP click model (the "DNN" of Guo et al.).""", _MLP_DOC
+)
 class DNNClassifier(CTRClassifierBase):
-    __doc__ = _doc(
-        """Embedding + MLP click model (the "DNN" of Guo et al.).""",
-        "    module : type, default=skcollapse.nn.DNN\n        The torch model.\n"
-        + _MLP_DOC,
-        example="DNNClassifier",
-    )
+    _module_params: ClassVar[dict] = _MLP
     _parameter_constraints: ClassVar[dict] = {
-        **_MLP_CONSTRAINTS,
+        **CTRClassifierBase._parameter_constraints, **_module_params
     }
-    _module_params = ("hidden_units", "dropout", "batch_norm")
 
-    def __init__(self, module=DNN, *, embedding_dim=10, n_embedding_sets=1,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
-        super().__init__(module, embedding_dim=embedding_dim,
-                         n_embedding_sets=n_embedding_sets, **kwargs)
-        self.hidden_units = hidden_units
-        self.dropout = dropout
-        self.batch_norm = batch_norm
+    def __init__(
+        self,
+        *,
+        module=DNN,
+        embedding_dim=10,
+        n_embedding_sets=1,
+        cardinalities=None,
+        hidden_units=MLP_HIDDEN_UNITS,
+        dropout=MLP_DROPOUT,
+        batch_norm=MLP_BATCH_NORM,
+        regularizer=None,
+        random_state=None,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=2048,
+        train_split=None,
+        threshold=0.5,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
 
 
-class DeepFMClassifier(CTRClassifierBase):
-    __doc__ = _doc(
-        """DeepFM click model (Guo et al., IJCAI 2017).
+@_classifier_doc(
+    """DeepFM click model (Guo et al., IJCAI 2017).
 
     An FM component and a DNN component read the same field embeddings and
     their logits are summed: ``logit = b + sum_f w[x_f] + sum_{i<j} <e_i, e_j>
@@ -202,151 +290,272 @@ class DeepFMClassifier(CTRClassifierBase):
 
     H. Guo, R. Tang, Y. Ye, Z. Li and X. He, "DeepFM: A Factorization-Machine
     based Neural Network for CTR Prediction", IJCAI 2017.""",
-        "    module : type, default=skcollapse.nn.DeepFM\n        The torch model.\n"
-        + _MLP_DOC,
-        example="DeepFMClassifier",
-    )
+    _MLP_DOC,
+)
+class DeepFMClassifier(CTRClassifierBase):
+    _module_params: ClassVar[dict] = _MLP
     _parameter_constraints: ClassVar[dict] = {
-        **_MLP_CONSTRAINTS,
+        **CTRClassifierBase._parameter_constraints, **_module_params
     }
-    _module_params = ("hidden_units", "dropout", "batch_norm")
 
-    def __init__(self, module=DeepFM, *, embedding_dim=10, n_embedding_sets=1,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
-        super().__init__(module, embedding_dim=embedding_dim,
-                         n_embedding_sets=n_embedding_sets, **kwargs)
-        self.hidden_units = hidden_units
-        self.dropout = dropout
-        self.batch_norm = batch_norm
+    def __init__(
+        self,
+        *,
+        module=DeepFM,
+        embedding_dim=10,
+        n_embedding_sets=1,
+        cardinalities=None,
+        hidden_units=MLP_HIDDEN_UNITS,
+        dropout=MLP_DROPOUT,
+        batch_norm=MLP_BATCH_NORM,
+        regularizer=None,
+        random_state=None,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=2048,
+        train_split=None,
+        threshold=0.5,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
 
 
-class IPNNClassifier(CTRClassifierBase):
-    __doc__ = _doc(
-        """Inner-product neural network click model (Qu et al., 2016).""",
-        "    module : type, default=skcollapse.nn.IPNN\n        The torch model.\n"
-        + _MLP_DOC
-        + """    concat_embeddings : bool or "auto", default="auto"
+@_classifier_doc(
+    """Inner-product neural network click model (Qu et al., 2016).""",
+    _MLP_DOC
+    + """    concat_embeddings : bool or "auto"
         Feed the flattened embeddings next to the pairwise inner products.
         ``"auto"`` follows Guo et al.'s code: concatenated for one embedding
         set (the original IPNN of Qu et al.), products only with
         ``n_embedding_sets > 1`` (their multi-embedding IPNN). ``True`` /
         ``False`` force either form for every ``M``.
 """,
-        example="IPNNClassifier",
-    )
-    _parameter_constraints: ClassVar[dict] = {
-        **_MLP_CONSTRAINTS,
-        "concat_embeddings": ["boolean", StrOptions({"auto"})],
+)
+class IPNNClassifier(CTRClassifierBase):
+    _module_params: ClassVar[dict] = {
+        **_MLP, "concat_embeddings": ["boolean", StrOptions({"auto"})]
     }
-    _module_params = ("hidden_units", "dropout", "batch_norm", "concat_embeddings")
+    _parameter_constraints: ClassVar[dict] = {
+        **CTRClassifierBase._parameter_constraints, **_module_params
+    }
 
-    def __init__(self, module=IPNN, *, embedding_dim=10, n_embedding_sets=1,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True,
-                 concat_embeddings="auto", **kwargs):
-        super().__init__(module, embedding_dim=embedding_dim,
-                         n_embedding_sets=n_embedding_sets, **kwargs)
-        self.hidden_units = hidden_units
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.concat_embeddings = concat_embeddings
+    def __init__(
+        self,
+        *,
+        module=IPNN,
+        embedding_dim=10,
+        n_embedding_sets=1,
+        cardinalities=None,
+        hidden_units=MLP_HIDDEN_UNITS,
+        dropout=MLP_DROPOUT,
+        batch_norm=MLP_BATCH_NORM,
+        concat_embeddings="auto",
+        regularizer=None,
+        random_state=None,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=2048,
+        train_split=None,
+        threshold=0.5,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
 
 
-class NFwFMClassifier(CTRClassifierBase):
-    __doc__ = _doc(
-        """Neural field-weighted FM click model (Guo et al.'s NFwFM).
+@_classifier_doc(
+    """Neural field-weighted FM click model (Guo et al.'s NFwFM).
 
     Field pairs are pooled into a ``K``-vector ``sum_{i,j} r_ij e_i * e_j`` over
     the full ``n_fields x n_fields`` weight matrix (self terms ``r_ii e_i * e_i``
     included, as the reference code of Guo et al.), then batch-normalised and
     fed to an MLP. ``embedding_dim`` defaults to 50, the paper's base size for
     this model.""",
-        "    module : type, default=skcollapse.nn.NFwFM\n        The torch model.\n"
-        + _MLP_DOC
-        + """    pooling : {"full", "pairs"}, default="full"
+    _MLP_DOC
+    + """    pooling : {"full", "pairs"}
         ``"full"``: all ``r_ij`` of the ``n_fields x n_fields`` matrix, self
         terms included (Guo et al.'s NFwFM). ``"pairs"``: the pairs ``i < j``
         only (the FwFM of Pan et al., 2018).
 """,
-        dim=50,
-        example="NFwFMClassifier",
-    )
-    _parameter_constraints: ClassVar[dict] = {
-        **_MLP_CONSTRAINTS,
-        "pooling": [StrOptions({"full", "pairs"})],
+)
+class NFwFMClassifier(CTRClassifierBase):
+    _module_params: ClassVar[dict] = {
+        **_MLP, "pooling": [StrOptions({"full", "pairs"})]
     }
-    _module_params = ("hidden_units", "dropout", "batch_norm", "pooling")
+    _parameter_constraints: ClassVar[dict] = {
+        **CTRClassifierBase._parameter_constraints, **_module_params
+    }
 
-    def __init__(self, module=NFwFM, *, embedding_dim=50, n_embedding_sets=1,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True,
-                 pooling="full", **kwargs):
-        super().__init__(module, embedding_dim=embedding_dim,
-                         n_embedding_sets=n_embedding_sets, **kwargs)
-        self.hidden_units = hidden_units
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.pooling = pooling
+    def __init__(
+        self,
+        *,
+        module=NFwFM,
+        embedding_dim=50,
+        n_embedding_sets=1,
+        cardinalities=None,
+        hidden_units=MLP_HIDDEN_UNITS,
+        dropout=MLP_DROPOUT,
+        batch_norm=MLP_BATCH_NORM,
+        pooling="full",
+        regularizer=None,
+        random_state=None,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=2048,
+        train_split=None,
+        threshold=0.5,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
 
 
-class xDeepFMClassifier(CTRClassifierBase):
-    __doc__ = _doc(
-        """xDeepFM click model (Lian et al., 2018), without the first-order term.""",
-        "    module : type, default=skcollapse.nn.XDeepFM\n        The torch model.\n"
-        + """    cin_layer_sizes : tuple of int, default=(16, 16)
+@_classifier_doc(
+    """xDeepFM click model (Lian et al., 2018), without the first-order term.""",
+    """    cin_layer_sizes : tuple of int
         Feature maps of each CIN layer.
-    split_half : bool, default=False
+    split_half : bool
         xDeepFM's split-half CIN option.
 """
-        + _MLP_DOC,
-        example="xDeepFMClassifier",
-    )
-    _parameter_constraints: ClassVar[dict] = {
-        **_MLP_CONSTRAINTS,
+    + _MLP_DOC,
+)
+class xDeepFMClassifier(CTRClassifierBase):
+    _module_params: ClassVar[dict] = {
         "cin_layer_sizes": [int_interval(1, None, closed="left"), int_sequence()],
         "split_half": ["boolean"],
+        **_MLP,
     }
-    _module_params = ("cin_layer_sizes", "split_half", "hidden_units", "dropout",
-                      "batch_norm")
+    _parameter_constraints: ClassVar[dict] = {
+        **CTRClassifierBase._parameter_constraints, **_module_params
+    }
 
-    def __init__(self, module=XDeepFM, *, embedding_dim=10, n_embedding_sets=1,
-                 cin_layer_sizes=(16, 16), split_half=False,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
-        super().__init__(module, embedding_dim=embedding_dim,
-                         n_embedding_sets=n_embedding_sets, **kwargs)
-        self.cin_layer_sizes = cin_layer_sizes
-        self.split_half = split_half
-        self.hidden_units = hidden_units
-        self.dropout = dropout
-        self.batch_norm = batch_norm
+    def __init__(
+        self,
+        *,
+        module=XDeepFM,
+        embedding_dim=10,
+        n_embedding_sets=1,
+        cardinalities=None,
+        cin_layer_sizes=(16, 16),
+        split_half=False,
+        hidden_units=MLP_HIDDEN_UNITS,
+        dropout=MLP_DROPOUT,
+        batch_norm=MLP_BATCH_NORM,
+        regularizer=None,
+        random_state=None,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=2048,
+        train_split=None,
+        threshold=0.5,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
 
 
-class DCNv2Classifier(CTRClassifierBase):
-    __doc__ = _doc(
-        """DCN-V2 click model (Wang et al., 2021), stacked form as in Guo et al.
+@_classifier_doc(
+    """DCN-V2 click model (Wang et al., 2021), stacked form as in Guo et al.
 
     Flattened embeddings go through a full-rank cross network, then the MLP.
     :meth:`get_sub_embeddings` gives a field's table projected by the first
     cross layer (the interaction-collapse view of the paper).""",
-        "    module : type, default=skcollapse.nn.DCNv2\n        The torch model.\n"
-        + """    n_cross_layers : int, default=4
+    """    n_cross_layers : int
         Number of cross layers.
 """
-        + _MLP_DOC,
-    )
-    _parameter_constraints: ClassVar[dict] = {
-        **_MLP_CONSTRAINTS,
-        "n_cross_layers": [int_interval(0, None, closed="left")],
+    + _MLP_DOC,
+)
+class DCNv2Classifier(CTRClassifierBase):
+    _module_params: ClassVar[dict] = {
+        "n_cross_layers": [int_interval(0, None, closed="left")], **_MLP
     }
-    _module_params = ("n_cross_layers", "hidden_units", "dropout", "batch_norm")
+    _parameter_constraints: ClassVar[dict] = {
+        **CTRClassifierBase._parameter_constraints, **_module_params
+    }
 
-    def __init__(self, module=DCNv2, *, embedding_dim=10, n_embedding_sets=1,
-                 n_cross_layers=4, hidden_units=(400, 400), dropout=0.2,
-                 batch_norm=True, **kwargs):
-        super().__init__(module, embedding_dim=embedding_dim,
-                         n_embedding_sets=n_embedding_sets, **kwargs)
-        self.n_cross_layers = n_cross_layers
-        self.hidden_units = hidden_units
-        self.dropout = dropout
-        self.batch_norm = batch_norm
+    def __init__(
+        self,
+        *,
+        module=DCNv2,
+        embedding_dim=10,
+        n_embedding_sets=1,
+        cardinalities=None,
+        n_cross_layers=4,
+        hidden_units=MLP_HIDDEN_UNITS,
+        dropout=MLP_DROPOUT,
+        batch_norm=MLP_BATCH_NORM,
+        regularizer=None,
+        random_state=None,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=2048,
+        train_split=None,
+        threshold=0.5,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
 
     def get_sub_embeddings(self, field, *, embedding_set=0):
         """Table of ``field`` projected by each block of the first cross layer.
@@ -378,25 +587,49 @@ class DCNv2Classifier(CTRClassifierBase):
         return {name: sub[j].copy() for j, name in enumerate(self.field_names_)}
 
 
-class FinalMLPClassifier(CTRClassifierBase):
-    __doc__ = _doc(
-        """FinalMLP click model (Mao et al., 2023), feature gating disabled.
+@_classifier_doc(
+    """FinalMLP click model (Mao et al., 2023), feature gating disabled.
 
     Two MLP streams on the flattened embeddings, fused bilinearly; with several
     embedding sets both streams are per set and averaged before the fusion.""",
-        "    module : type, default=skcollapse.nn.FinalMLP\n        The torch model.\n"
-        + _MLP_DOC,
-        example="FinalMLPClassifier",
-    )
+    _MLP_DOC,
+)
+class FinalMLPClassifier(CTRClassifierBase):
+    _module_params: ClassVar[dict] = _MLP
     _parameter_constraints: ClassVar[dict] = {
-        **_MLP_CONSTRAINTS,
+        **CTRClassifierBase._parameter_constraints, **_module_params
     }
-    _module_params = ("hidden_units", "dropout", "batch_norm")
 
-    def __init__(self, module=FinalMLP, *, embedding_dim=10, n_embedding_sets=1,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True, **kwargs):
-        super().__init__(module, embedding_dim=embedding_dim,
-                         n_embedding_sets=n_embedding_sets, **kwargs)
-        self.hidden_units = hidden_units
-        self.dropout = dropout
-        self.batch_norm = batch_norm
+    def __init__(
+        self,
+        *,
+        module=FinalMLP,
+        embedding_dim=10,
+        n_embedding_sets=1,
+        cardinalities=None,
+        hidden_units=MLP_HIDDEN_UNITS,
+        dropout=MLP_DROPOUT,
+        batch_norm=MLP_BATCH_NORM,
+        regularizer=None,
+        random_state=None,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=2048,
+        train_split=None,
+        threshold=0.5,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))

@@ -54,8 +54,9 @@ def _sigmoid_proba(logits):
 class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
     """Shared machinery of the CTR classifiers (see the concrete classes)."""
 
-    #: constructor parameters forwarded to the module
-    _module_params: ClassVar[tuple[str, ...]] = ()
+    #: the module's architecture parameters (``hidden_units``, ...) with their
+    #: constraints: stored by ``__init__``, passed to the module
+    _module_params: ClassVar[dict] = {}
     _fitted_attributes = ("field_dims_", "embedding_names_", "classes_inferred_")
     _transient_attributes: ClassVar[tuple[str, ...]] = (
         *NetBase._transient_attributes,
@@ -67,44 +68,34 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
         "embedding_dim": [int_interval(1, None, closed="left")],
         "n_embedding_sets": [int_interval(1, None, closed="left")],
         "cardinalities": [int_interval(1, None, closed="left"), int_sequence(), None],
+        "threshold": "no_validation",  # skorch's NeuralNetBinaryClassifier
     }
 
     def __init__(
         self,
-        module,
         *,
-        embedding_dim=10,
-        n_embedding_sets=1,
-        cardinalities=None,
-        regularizer=None,
-        random_state=None,
-        criterion=torch.nn.BCEWithLogitsLoss,
-        optimizer=torch.optim.Adam,
-        lr=1e-3,
-        max_epochs=10,
-        batch_size=2048,
-        train_split=None,
-        device="cpu",
-        verbose=0,
+        module,
+        embedding_dim,
+        n_embedding_sets,
+        cardinalities,
+        regularizer,
+        random_state,
         **kwargs,
     ):
-        super().__init__(
-            module,
-            criterion=criterion,
-            optimizer=optimizer,
-            lr=lr,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            train_split=train_split,
-            device=device,
-            verbose=verbose,
-            **kwargs,
-        )
+        """Store the parameters; a concrete classifier's ``__init__`` declares them.
+
+        ``kwargs`` holds the architecture parameters (:attr:`_module_params`)
+        and skorch's, which ``NeuralNetBinaryClassifier`` stores.
+        """
+        architecture = {name: kwargs.pop(name) for name in self._module_params}
+        super().__init__(module, **kwargs)
         self.embedding_dim = embedding_dim
         self.n_embedding_sets = n_embedding_sets
         self.cardinalities = cardinalities
         self.regularizer = regularizer
         self.random_state = random_state
+        for name, value in architecture.items():
+            setattr(self, name, value)
 
     def _cardinalities_spec(self):
         """``None``, an int, or a list of ints from ``cardinalities``."""

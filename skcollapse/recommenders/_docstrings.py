@@ -1,8 +1,11 @@
 """Docstring parts shared by the estimators (written once, composed per class)."""
 
+import inspect
+import re
+import sys
 import textwrap
 
-__all__ = ["cf_docstring", "skorch_params"]
+__all__ = ["cf_docstring", "document_defaults", "skorch_params"]
 
 #: skorch's own constructor parameters, passed on unchanged with skorch's defaults
 _SKORCH_PARAMS = """
@@ -191,3 +194,52 @@ def cf_docstring(summary, model_params, tail):
         + tail
     )
 
+
+_HEADER_RULE = re.compile(r"\s*-{3,}")
+_ENTRY = re.compile(r"    (?P<name>\w+) : .+")
+
+
+def _format_default(value):
+    """``value`` as numpydoc writes a default: strings in double quotes, classes
+    by their shortest public dotted name (``skcollapse.nn.DNN``,
+    ``torch.optim.Adam``), anything else by its ``repr``."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, type):
+        parts = value.__module__.split(".")
+        for k in range(1, len(parts) + 1):
+            module = sys.modules.get(".".join(parts[:k]))
+            if getattr(module, value.__name__, None) is value:
+                return f"{module.__name__}.{value.__name__}"
+    return repr(value)
+
+
+def document_defaults(cls):
+    """Class decorator: write the signature's defaults into the docstring.
+
+    Each ``name : type`` entry of the Parameters section of ``cls.__doc__``
+    that names a parameter of ``cls`` and states no default gets
+    ``, default=<its default in __init__>``: the default is written once, in
+    the signature, and the docstring cannot contradict it.
+    """
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(cls).parameters.items()
+        if p.default is not p.empty
+    }
+    lines = cls.__doc__.split("\n")
+    section = None
+    for i, line in enumerate(lines):
+        if i + 1 < len(lines) and _HEADER_RULE.fullmatch(lines[i + 1]):
+            section = line.strip()
+            continue
+        entry = _ENTRY.fullmatch(line)
+        if (
+            section == "Parameters"
+            and entry is not None
+            and entry["name"] in defaults
+            and "default=" not in line
+        ):
+            lines[i] = f"{line}, default={_format_default(defaults[entry['name']])}"
+    cls.__doc__ = "\n".join(lines)
+    return cls
