@@ -302,6 +302,26 @@ def test_gpu_model_loads_on_the_cpu_with_a_warning(tmp_path):
     _assert_same_predictions(est, loaded)
 
 
+def test_file_listing_skorchs_params_to_validate_still_loads(tmp_path):
+    """Files written while get_params listed skorch's private set load as before."""
+    from skcollapse.cli._model_codec import TAG
+
+    est = _fit("MFRecommender", regularizer="logdet", regularizer__weight=0.05)
+    path = save_model(est, tmp_path / "m.skc")
+    lines = path.read_bytes().split(b"\n", 3)
+    model = json.loads(lines[2])
+    assert "_params_to_validate" not in model["params"]
+    model["params"]["_params_to_validate"] = {
+        TAG: "set", "items": ["regularizer__weight"]
+    }
+    lines[2] = json.dumps(model).encode()
+    path.write_bytes(b"\n".join(lines))
+    loaded = load_model(path)
+    assert loaded._params_to_validate == {"regularizer__weight"}
+    assert "_params_to_validate" not in loaded.get_params()
+    _assert_same_predictions(est, loaded)
+
+
 # ------------------------------------------------------------------ saving refuses
 @pytest.mark.parametrize(
     "params, match",

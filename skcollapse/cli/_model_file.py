@@ -110,6 +110,7 @@ _SKORCH_STATE = frozenset({
     "history_",
     "_trimmed_for_prediction",
     "_trimmed_nonlinearity_",
+    "_params_to_validate",
 })
 #: caches rebuilt on demand from the stored state (the liked-item index of
 #: ``recommend``), never stored.
@@ -539,9 +540,12 @@ def _decoded_params(model, cls, decode):
     params = model.get("params")
     if not isinstance(params, dict):
         raise FormatError("it has no parameter list")
-    # the class's own parameters (skorch lists two private ones), and for
-    # skorch nets routed ones (``module__n_layers``), checked by skorch itself
-    known = set(cls().get_params(deep=False)) | {"_trimmed_for_prediction"}
+    # the class's own parameters (skorch lists a private one; files written
+    # before get_params left out skorch's _params_to_validate hold that too),
+    # and for skorch nets routed ones (``module__n_layers``), checked by skorch
+    known = set(cls().get_params(deep=False)) | {
+        "_trimmed_for_prediction", "_params_to_validate"
+    }
     routed = _is_net_class(cls)
     out = {}
     for name, node in params.items():
@@ -655,6 +659,9 @@ def _rebuild_net(cls, params, attributes, model, decode):
     trimmed = model.get("trimmed") is True
     initialized = model.get("initialized") is True
     params.pop("_trimmed_for_prediction", None)  # skorch lists it as a parameter
+    # an older file's copy of skorch's set of routed names: the constructor
+    # rebuilds it from the routed parameters themselves
+    params.pop("_params_to_validate", None)
     if trimmed:
         # trim_for_prediction set these to None; build with the defaults, then
         # trim again below

@@ -90,6 +90,13 @@ from skcollapse.nn._ctr_blocks import (
 )
 from skcollapse.nn._ctr_embedding import FieldEmbedding, FieldLinear
 
+#: Guo et al.'s MLP (two layers of 400 units, dropout 0.2, batch normalisation):
+#: the default of every model below that has an MLP, and of the classifiers of
+#: :mod:`skcollapse.recommenders` built on them (signatures and docstrings).
+MLP_HIDDEN_UNITS = (400, 400)
+MLP_DROPOUT = 0.2
+MLP_BATCH_NORM = True
+
 
 class CTRModel(nn.Module):
     """Base of the CTR models: one :class:`FieldEmbedding` with ``M`` sets.
@@ -198,7 +205,8 @@ class DNN(CTRModel):
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True):
+                 hidden_units=MLP_HIDDEN_UNITS, dropout=MLP_DROPOUT,
+                 batch_norm=MLP_BATCH_NORM):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
         units = _as_units(hidden_units)
         d = self.n_fields * self.embedding_dim
@@ -250,8 +258,8 @@ class IPNN(CTRModel):
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True,
-                 concat_embeddings="auto"):
+                 hidden_units=MLP_HIDDEN_UNITS, dropout=MLP_DROPOUT,
+                 batch_norm=MLP_BATCH_NORM, concat_embeddings="auto"):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
         if isinstance(concat_embeddings, str):
             if concat_embeddings != "auto":
@@ -307,8 +315,8 @@ class NFwFM(CTRModel):
     """
 
     def __init__(self, field_dims, embedding_dim=50, n_embedding_sets=1, *,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True,
-                 pooling="full"):
+                 hidden_units=MLP_HIDDEN_UNITS, dropout=MLP_DROPOUT,
+                 batch_norm=MLP_BATCH_NORM, pooling="full"):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
         if self.n_fields < 2 and pooling == "pairs":
             raise ValueError(
@@ -376,7 +384,8 @@ class DeepFM(CTRModel):
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True):
+                 hidden_units=MLP_HIDDEN_UNITS, dropout=MLP_DROPOUT,
+                 batch_norm=MLP_BATCH_NORM):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
         units = _as_units(hidden_units)
         d = self.n_fields * self.embedding_dim
@@ -422,8 +431,8 @@ class XDeepFM(CTRModel):
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
-                 cin_layer_sizes=(16, 16), hidden_units=(400, 400), dropout=0.2,
-                 batch_norm=True, split_half=False):
+                 cin_layer_sizes=(16, 16), hidden_units=MLP_HIDDEN_UNITS,
+                 dropout=MLP_DROPOUT, batch_norm=MLP_BATCH_NORM, split_half=False):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
         units = _as_units(hidden_units)
         d = self.n_fields * self.embedding_dim
@@ -487,8 +496,8 @@ class DCNv2(CTRModel):
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
-                 n_cross_layers=4, hidden_units=(400, 400), dropout=0.2,
-                 batch_norm=True):
+                 n_cross_layers=4, hidden_units=MLP_HIDDEN_UNITS, dropout=MLP_DROPOUT,
+                 batch_norm=MLP_BATCH_NORM):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
         units = _as_units(hidden_units)
         d = self.n_fields * self.embedding_dim
@@ -554,7 +563,8 @@ class FinalMLP(CTRModel):
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
-                 hidden_units=(400, 400), dropout=0.2, batch_norm=True):
+                 hidden_units=MLP_HIDDEN_UNITS, dropout=MLP_DROPOUT,
+                 batch_norm=MLP_BATCH_NORM):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
         units = _as_units(hidden_units)
         d = self.n_fields * self.embedding_dim

@@ -50,7 +50,27 @@ from skcollapse.utils._sklearn_compat import (
     validate_parameter_constraints,
 )
 
-__all__ = ["ModelFitError", "NetBase", "RegularizedNetMixin"]
+__all__ = ["ModelFitError", "NetBase", "RegularizedNetMixin", "init_arguments"]
+
+
+def init_arguments(frame_locals, *, exclude=()):
+    """The arguments of an ``__init__``, read from its ``locals()``.
+
+    An estimator's ``__init__`` spells out every parameter with its default
+    (``inspect.signature``, IDEs and ``help()`` show them all, as for any
+    scikit-learn estimator) and hands them to its base in one statement, its
+    first, so that none can be dropped on the way::
+
+        def __init__(self, *, n_layers=3, lr=1e-3, **kwargs):
+            super().__init__(**init_arguments(locals(), exclude=("n_layers",)))
+            self.n_layers = n_layers
+
+    ``**kwargs`` (skorch's routed ``prefix__name`` arguments) are merged in;
+    ``exclude`` names the parameters the class stores itself.
+    """
+    skip = {"self", "kwargs", "__class__", *exclude}
+    args = {name: value for name, value in frame_locals.items() if name not in skip}
+    return {**args, **frame_locals.get("kwargs", {})}
 
 
 class NetBase(RegularizedNetMixin):
@@ -71,6 +91,18 @@ class NetBase(RegularizedNetMixin):
         "random_state": ["random_state"],
         "device": [str, torch.device, None],
         "warm_start": ["boolean"],
+        # validated where they are used: skorch checks its own arguments
+        # (use_caching, routed prefix__name ones) and builds the components
+        # from the others; resolve_regularizer names a bad regularizer=
+        **dict.fromkeys(
+            [
+                "module", "criterion", "optimizer", "train_split", "callbacks",
+                "verbose", "iterator_train", "iterator_valid", "dataset",
+                "predict_nonlinearity", "compile", "use_caching",
+                "torch_load_kwargs", "regularizer",
+            ],
+            "no_validation",
+        ),
     }
 
     # ------------------------------------------------------------ parameters
@@ -91,6 +123,19 @@ class NetBase(RegularizedNetMixin):
         )
         if not (self.device is None and getattr(self, "accelerator", None)):
             resolve_device(self.device)
+
+    def get_params(self, deep=True, **kwargs):
+        """As skorch's, without skorch's private ``_params_to_validate`` set.
+
+        skorch lists every attribute without a trailing underscore, so its
+        bookkeeping set of routed argument names would be a "parameter": cloned
+        into the new net's constructor (and shared with it), overwritten by
+        ``set_params``. The routed ``prefix__name`` arguments themselves are
+        listed, and rebuild that set in the clone.
+        """
+        params = super().get_params(deep=deep, **kwargs)
+        params.pop("_params_to_validate", None)
+        return params
 
     # ------------------------------------------------------------ seeding
     def _seed(self):

@@ -23,7 +23,7 @@ from skorch.dataset import unpack_data
 
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn._cf_loss import CF_LOSSES, CFLoss
-from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam, bpr_step
+from skcollapse.nn._mf import MatrixFactorization, bpr_step
 from skcollapse.recommenders._base import NetBase
 from skcollapse.recommenders._fast import CompiledBPRStep, penalty_only
 from skcollapse.recommenders._ranking import RankingMixin
@@ -58,9 +58,11 @@ _DEFAULT_NEGATIVES = {"bpr": 1, "bce": 4, "softmax": 128, "align": 0}
 class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
     """Shared implementation of the CF recommenders (see :class:`MFRecommender`).
 
-    A subclass gives the default encoder (``module=``) and optimiser, and may add
-    constructor parameters (with their constraints) and :meth:`_prepare_module`
-    for data-dependent module state.
+    A subclass spells out its constructor (every parameter with its default, the
+    encoder as ``module=``, passed on with
+    :func:`~skcollapse.recommenders._base.init_arguments`), and may add
+    parameters (with their constraints) and :meth:`_prepare_module` for
+    data-dependent module state.
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -112,48 +114,26 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
     def __init__(
         self,
         *,
-        n_users=None,
-        n_items=None,
-        embedding_dim=64,
-        loss="bpr",
-        n_negatives=None,
-        negative_sampling="independent",
-        sampling="pairs",
-        similarity="dot",
-        temperature=1.0,
-        weight_decay=1e-4,
-        init_std=0.1,
-        init="normal",
-        k=20,
-        regularizer=None,
-        random_state=None,
-        module=MatrixFactorization,
-        optimizer=SparseRowAdam,
-        lr=5e-3,
-        max_epochs=30,
-        batch_size=2048,
-        callbacks=None,
-        warm_start=False,
-        verbose=0,
-        device="cpu",
-        criterion=CFLoss,
-        train_split=None,
+        n_users,
+        n_items,
+        embedding_dim,
+        loss,
+        n_negatives,
+        negative_sampling,
+        sampling,
+        similarity,
+        temperature,
+        weight_decay,
+        init_std,
+        init,
+        k,
+        regularizer,
+        random_state,
         **kwargs,
     ):
-        super().__init__(
-            module=module,
-            criterion=criterion,
-            train_split=train_split,
-            optimizer=optimizer,
-            lr=lr,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            callbacks=callbacks,
-            warm_start=warm_start,
-            verbose=verbose,
-            device=device,
-            **kwargs,
-        )
+        """Store the parameters; a concrete recommender's ``__init__`` declares
+        them with their defaults (``kwargs``: skorch's, stored by ``NeuralNet``)."""
+        super().__init__(**kwargs)
         self.n_users = n_users
         self.n_items = n_items
         self.embedding_dim = embedding_dim

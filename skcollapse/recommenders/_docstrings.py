@@ -1,6 +1,44 @@
-"""Docstring parts shared by the CF recommenders (written once, composed per class)."""
+"""Docstring parts shared by the estimators (written once, composed per class)."""
 
-__all__ = ["cf_docstring"]
+import inspect
+import re
+import sys
+import textwrap
+
+__all__ = ["cf_docstring", "document_defaults", "skorch_params"]
+
+#: skorch's own constructor parameters, passed on unchanged with skorch's defaults
+_SKORCH_PARAMS = """
+    iterator_train : type, default=torch.utils.data.DataLoader
+        skorch's iterator class for training batches.
+{batches}
+    iterator_valid : type, default=torch.utils.data.DataLoader
+        skorch's iterator class for validation and prediction batches.
+    dataset : type, default=skorch.dataset.Dataset
+        skorch's dataset class; unused, the estimator wraps ``X`` in its own.
+    predict_nonlinearity : callable, None or "auto", default="auto"
+        skorch's output nonlinearity of ``predict_proba``; ``"auto"`` lets
+        the estimator choose.
+    compile : bool, default=False
+        ``torch.compile`` the module (skorch's; ``compile__*`` arguments are
+        passed to it).
+    use_caching : bool or "auto", default="auto"
+        skorch's caching of the predictions that scoring callbacks share.
+    torch_load_kwargs : dict or None, default=None
+        skorch's arguments of ``torch.load`` when it loads parameters.
+"""
+
+
+def skorch_params(batches):
+    """The Parameters entries of skorch's own parameters.
+
+    ``batches`` says how the estimator reads ``iterator_train`` and
+    ``iterator_valid`` (appended to the ``iterator_train`` entry).
+    """
+    indent = " " * 8
+    note = textwrap.fill(batches, 80, initial_indent=indent, subsequent_indent=indent)
+    return _SKORCH_PARAMS.format(batches=note)
+
 
 _SHARED_PARAMS = """
     n_users : int, default=None
@@ -61,6 +99,9 @@ _SHARED_PARAMS = """
 """
 
 _SHARED_TAIL = """
+    criterion : type, default=CFLoss
+        The loss module, built with ``loss`` and ``temperature`` (see
+        :class:`~skcollapse.nn.CFLoss`).
     lr : float, default=0.005
         Learning rate.
     max_epochs : int, default=30
@@ -90,10 +131,13 @@ _SHARED_TAIL = """
     verbose : int, default=0
         ``1`` prints skorch's per-epoch log table.
     device : str, default="cpu"
-        ``"cuda"`` trains and ranks on the GPU.
-    **kwargs
-        Other :class:`skorch.NeuralNet` arguments (``module__*``,
-        ``optimizer__*``, ``iterator_train__batch_size``, ...).
+        ``"cuda"`` trains and ranks on the GPU.""" + skorch_params(
+    "The recommenders batch the ``(user, item)`` pairs themselves and read "
+    "only ``iterator_train__batch_size`` and ``iterator_valid__batch_size``."
+) + """    **kwargs
+        skorch's routed ``prefix__name`` arguments: ``module__*``,
+        ``optimizer__*``, ``regularizer__*``, ``callbacks__*``,
+        ``iterator_train__batch_size``, ...
 
     Attributes
     ----------
@@ -149,3 +193,53 @@ def cf_docstring(summary, model_params, tail):
         + _SHARED_TAIL
         + tail
     )
+
+
+_HEADER_RULE = re.compile(r"\s*-{3,}")
+_ENTRY = re.compile(r"    (?P<name>\w+) : .+")
+
+
+def _format_default(value):
+    """``value`` as numpydoc writes a default: strings in double quotes, classes
+    by their shortest public dotted name (``skcollapse.nn.DNN``,
+    ``torch.optim.Adam``), anything else by its ``repr``."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, type):
+        parts = value.__module__.split(".")
+        for k in range(1, len(parts) + 1):
+            module = sys.modules.get(".".join(parts[:k]))
+            if getattr(module, value.__name__, None) is value:
+                return f"{module.__name__}.{value.__name__}"
+    return repr(value)
+
+
+def document_defaults(cls):
+    """Class decorator: write the signature's defaults into the docstring.
+
+    Each ``name : type`` entry of the Parameters section of ``cls.__doc__``
+    that names a parameter of ``cls`` and states no default gets
+    ``, default=<its default in __init__>``: the default is written once, in
+    the signature, and the docstring cannot contradict it.
+    """
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(cls).parameters.items()
+        if p.default is not p.empty
+    }
+    lines = cls.__doc__.split("\n")
+    section = None
+    for i, line in enumerate(lines):
+        if i + 1 < len(lines) and _HEADER_RULE.fullmatch(lines[i + 1]):
+            section = line.strip()
+            continue
+        entry = _ENTRY.fullmatch(line)
+        if (
+            section == "Parameters"
+            and entry is not None
+            and entry["name"] in defaults
+            and "default=" not in line
+        ):
+            lines[i] = f"{line}, default={_format_default(defaults[entry['name']])}"
+    cls.__doc__ = "\n".join(lines)
+    return cls

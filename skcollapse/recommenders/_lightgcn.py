@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from skorch.dataset import Dataset
+from torch.utils.data import DataLoader
 
+from skcollapse.nn._cf_loss import CFLoss
 from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
+from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
 from skcollapse.utils._distributed import unwrap_module
@@ -64,9 +68,46 @@ class LightGCNRecommender(CFRecommenderBase):
     }
     _fitted_attributes = (*CFRecommenderBase._fitted_attributes, "graph_items_")
 
-    def __init__(self, *, n_layers=3, module=LightGCN, optimizer=torch.optim.Adam,
-                 **kwargs):
-        super().__init__(module=module, optimizer=optimizer, **kwargs)
+    def __init__(
+        self,
+        *,
+        n_users=None,
+        n_items=None,
+        embedding_dim=64,
+        loss="bpr",
+        n_negatives=None,
+        negative_sampling="independent",
+        sampling="pairs",
+        similarity="dot",
+        temperature=1.0,
+        weight_decay=1e-4,
+        init_std=0.1,
+        init="normal",
+        k=20,
+        regularizer=None,
+        random_state=None,
+        n_layers=3,
+        module=LightGCN,
+        optimizer=torch.optim.Adam,
+        criterion=CFLoss,
+        lr=5e-3,
+        max_epochs=30,
+        batch_size=2048,
+        train_split=None,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals(), exclude=("n_layers",)))
         self.n_layers = n_layers
 
     def _component_kwargs(self, prefix):

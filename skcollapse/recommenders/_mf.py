@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import torch
+from skorch.dataset import Dataset
+from torch.utils.data import DataLoader
 
+from skcollapse.nn._cf_loss import CFLoss
 from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
+from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
 
@@ -49,9 +53,45 @@ class MFRecommender(CFRecommenderBase):
     """,
     )
 
-    def __init__(self, *, module=MatrixFactorization, optimizer=SparseRowAdam,
-                 **kwargs):
-        super().__init__(module=module, optimizer=optimizer, **kwargs)
+    def __init__(
+        self,
+        *,
+        n_users=None,
+        n_items=None,
+        embedding_dim=64,
+        loss="bpr",
+        n_negatives=None,
+        negative_sampling="independent",
+        sampling="pairs",
+        similarity="dot",
+        temperature=1.0,
+        weight_decay=1e-4,
+        init_std=0.1,
+        init="normal",
+        k=20,
+        regularizer=None,
+        random_state=None,
+        module=MatrixFactorization,
+        optimizer=SparseRowAdam,
+        criterion=CFLoss,
+        lr=5e-3,
+        max_epochs=30,
+        batch_size=2048,
+        train_split=None,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals()))
 
     def _component_kwargs(self, prefix):
         kwargs = super()._component_kwargs(prefix)

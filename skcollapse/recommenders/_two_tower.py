@@ -19,9 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from skorch.dataset import unpack_data
+from skorch.dataset import Dataset, unpack_data
+from torch.utils.data import DataLoader
 
+from skcollapse.nn._cf_loss import CFLoss
 from skcollapse.nn._two_tower import TwoTower
+from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
 from skcollapse.utils._distributed import unwrap_module
@@ -297,14 +300,51 @@ class TwoTowerRecommender(CFRecommenderBase):
         "_log_p_",
     )
 
-    def __init__(self, *, user_features=None, item_features=None,
-                 hidden_units=(64,), logq_correction=True, loss="softmax",
-                 negative_sampling="in-batch", similarity="cosine",
-                 temperature=0.1, module=TwoTower, optimizer=torch.optim.Adam,
-                 lr=1e-3, **kwargs):
-        super().__init__(loss=loss, negative_sampling=negative_sampling,
-                         similarity=similarity, temperature=temperature,
-                         module=module, optimizer=optimizer, lr=lr, **kwargs)
+    def __init__(
+        self,
+        *,
+        n_users=None,
+        n_items=None,
+        embedding_dim=64,
+        loss="softmax",
+        n_negatives=None,
+        negative_sampling="in-batch",
+        sampling="pairs",
+        similarity="cosine",
+        temperature=0.1,
+        weight_decay=1e-4,
+        init_std=0.1,
+        init="normal",
+        k=20,
+        regularizer=None,
+        random_state=None,
+        user_features=None,
+        item_features=None,
+        hidden_units=(64,),
+        logq_correction=True,
+        module=TwoTower,
+        optimizer=torch.optim.Adam,
+        criterion=CFLoss,
+        lr=1e-3,
+        max_epochs=30,
+        batch_size=2048,
+        train_split=None,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**init_arguments(locals(), exclude=(
+            "user_features", "item_features", "hidden_units", "logq_correction"
+        )))
         self.user_features = user_features
         self.item_features = item_features
         self.hidden_units = hidden_units
