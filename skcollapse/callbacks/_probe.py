@@ -19,8 +19,8 @@ from typing import ClassVar
 
 from skorch.callbacks import Callback
 
+from skcollapse.metrics import resolve_collapse_metrics
 from skcollapse.metrics._gram import GramAccumulator, _torch_gram
-from skcollapse.metrics._registry import COLLAPSE_METRICS, get_collapse_metric
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
@@ -109,20 +109,8 @@ def _metric_values(acc, entries):
 
 
 def _check_metrics(metrics):
-    try:
-        entries = [get_collapse_metric(m) for m in metrics]
-    except (ValueError, TypeError):
-        entries = []
-    if not entries or len(entries) != len(list(metrics)) or not all(
-        m.spectral for m in entries
-    ):
-        raise ValueError(
-            "metrics must be a non-empty list of spectral collapse metrics (read "
-            "from the accumulated Gram matrix), e.g. "
-            f"{[m.alias for m in COLLAPSE_METRICS.values() if m.spectral]}, got "
-            f"{list(metrics)!r}."
-        )
-    return entries
+    """Registry entries of ``metrics``: spectral ones only (read from the Gram)."""
+    return resolve_collapse_metrics(list(metrics), spectral=True)
 
 
 # ------------------------------------------------------------------ hooks

@@ -149,9 +149,11 @@ def _new_figure(figsize):
 
 def _common_tables(models):
     """Table names present in every model, in the first model's order."""
+    from skcollapse.metrics import get_embedding_tables
+
     names = None
     for model in models.values():
-        tables = list(model.get_embeddings())
+        tables = list(get_embedding_tables(model))
         names = tables if names is None else [n for n in names if n in tables]
     return names or []
 
@@ -172,9 +174,10 @@ def _spectrum_plots(models, directory):
 
 
 def _projection_plot(models, directory, interactions, table):
+    from skcollapse.metrics import get_embedding_tables
     from skcollapse.plotting import EmbeddingProjectionDisplay
 
-    names = [n for n, m in models.items() if table in m.get_embeddings()]
+    names = [n for n, m in models.items() if table in get_embedding_tables(m)]
     if not names:
         return {}
     n_cols = min(3, len(names))
@@ -205,7 +208,7 @@ def _projection_plot(models, directory, interactions, table):
 
 
 def _history_plot(models, directory):
-    from skcollapse.metrics._registry import metric_of_column
+    from skcollapse.metrics import metric_of_column
     from skcollapse.plotting import CollapseHistoryDisplay
 
     runs, metrics = {}, set()

@@ -1,4 +1,10 @@
-"""Collapse metrics (pure functions) and the scorers built on them."""
+"""Collapse metrics (pure functions), their registry, and the scorers built on them.
+
+A collapse metric registered with :func:`register_collapse_metric` is at once a
+function (:func:`collapse_metrics`), a scorer (:class:`CollapseScorer`,
+:func:`get_collapse_scorer`), a :class:`~skcollapse.callbacks.CollapseMonitor`
+column and a column of ``skcollapse score``.
+"""
 
 from skcollapse.metrics._collapse import (
     alignment,
@@ -17,6 +23,7 @@ from skcollapse.metrics._popularity import (
     popularity_buckets,
     popularity_collapse,
     popularity_counts,
+    table_popularity,
     weighted_uniformity,
 )
 from skcollapse.metrics._ranking import (
@@ -35,7 +42,17 @@ from skcollapse.metrics._ranking import (
     recall_at_k,
 )
 from skcollapse.metrics._reference import random_reference
+from skcollapse.metrics._registry import (
+    CollapseMetric,
+    get_collapse_metric,
+    get_collapse_metric_names,
+    metric_of_column,
+    register_collapse_metric,
+    resolve_collapse_metrics,
+    unregister_collapse_metric,
+)
 from skcollapse.metrics._scorers import (
+    CollapseScorer,
     ErankScorer,
     IAScorer,
     get_collapse_scorer,
@@ -51,8 +68,11 @@ from skcollapse.metrics._sub_embedding import (
     field_ia,
     sub_embedding_ia,
 )
+from skcollapse.metrics._tables import get_embedding_tables
 
 __all__ = [
+    "CollapseMetric",
+    "CollapseScorer",
     "ErankScorer",
     "IAScorer",
     "RankingScorer",
@@ -65,13 +85,17 @@ __all__ = [
     "embedding_set_diversity",
     "evaluate_ranking",
     "field_ia",
+    "get_collapse_metric",
+    "get_collapse_metric_names",
     "get_collapse_scorer",
     "get_collapse_scorer_names",
+    "get_embedding_tables",
     "gini_index",
     "hit_rate_at_k",
     "information_abundance",
     "long_tail_share",
     "map_at_k",
+    "metric_of_column",
     "mrr_at_k",
     "ndcg_at_k",
     "norm_popularity_correlation",
@@ -85,9 +109,13 @@ __all__ = [
     "random_reference",
     "ranking_scorer",
     "recall_at_k",
+    "register_collapse_metric",
+    "resolve_collapse_metrics",
     "singular_values",
     "stable_rank",
     "sub_embedding_ia",
+    "table_popularity",
     "uniformity",
+    "unregister_collapse_metric",
     "weighted_uniformity",
 ]

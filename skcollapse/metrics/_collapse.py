@@ -18,9 +18,17 @@ from skcollapse.metrics._reference import random_reference
 from skcollapse.metrics._registry import (
     COLLAPSE_METRICS,
     DEFAULT_METRICS,
-    SPECTRAL_METRICS,
+    register_collapse_metric,
+    resolve_collapse_metrics,
 )
-from skcollapse.metrics._spectrum import _METHODS, _spectrum_single
+from skcollapse.metrics._spectrum import (
+    _METHODS,
+    _spectrum_single,
+    condition_number_from_spectrum,
+    erank_from_spectrum,
+    ia_from_spectrum,
+    stable_rank_from_spectrum,
+)
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
@@ -657,8 +665,11 @@ def collapse_metrics(
         One table, or several.
     metrics : sequence of str, default=("effective_rank", \
 "information_abundance", "normalized_std")
-        Any of ``"effective_rank"``, ``"information_abundance"``,
-        ``"stable_rank"``, ``"condition_number"``, ``"normalized_std"``.
+        Registered collapse metrics by name or alias
+        (:func:`get_collapse_metric_names`): the built-in
+        ``"effective_rank"``, ``"information_abundance"``, ``"stable_rank"``,
+        ``"condition_number"``, ``"normalized_std"`` and any added with
+        :func:`register_collapse_metric`; ``"all"`` for every one.
     center, row_normalize : bool, default=False
         Options of the spectral metrics (see :func:`effective_rank`).
     relative : bool, default=False
@@ -678,39 +689,88 @@ def collapse_metrics(
     >>> {k: round(v, 6) for k, v in out.items()}
     {'effective_rank': 3.0, 'stable_rank': 3.0}
     """
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    metrics = list(metrics)
-    known = tuple(COLLAPSE_METRICS)
-    unknown = [m for m in metrics if m not in known]
-    if unknown or not metrics:
-        raise ValueError(
-            f"metrics must be a non-empty list of {sorted(known)}, got {metrics!r}."
-        )
+    entries = resolve_collapse_metrics(metrics)
     return _per_table(
-        _collapse_metrics_single, embeddings, metrics=metrics,
+        _collapse_metrics_single, embeddings, entries=entries,
         center=bool(center), row_normalize=bool(row_normalize),
         relative=bool(relative), method=method,
     )
 
 
-def _collapse_metrics_single(embeddings, *, metrics, center, row_normalize, relative,
+def _collapse_metrics_single(embeddings, *, entries, center, row_normalize, relative,
                              method):
     E, kind = check_embedding_matrix(embeddings, check_finite=False)
     n, d = (int(s) for s in E.shape)
     out = {}
-    spectral = [m for m in metrics if m in SPECTRAL_METRICS]
+    spectral = [m for m in entries if m.spectral]
     if spectral:  # one spectrum feeds every spectral metric
         sigma = _spectrum_single(
             E, kind, center=center, row_normalize=row_normalize, method=method,
             chunk_size=None,
         )
         for m in spectral:
-            out[m] = COLLAPSE_METRICS[m].from_spectrum(sigma, center=center, n_samples=n)
+            value = m.from_spectrum(sigma, center=center, n_samples=n)
             if relative:
-                ref = random_reference((n, d), m, center=center,
+                ref = random_reference((n, d), m.name, center=center,
                                        row_normalize=row_normalize)
-                out[m] = out[m] / ref if ref > 0 else float("nan")
-    if "normalized_std" in metrics:
-        out["normalized_std"] = _normalized_std_single(E, relative=relative)
-    return {m: out[m] for m in metrics}
+                value = value / ref if ref > 0 else float("nan")
+            out[m.name] = value
+    rows = E.detach() if kind == "torch" else E
+    for m in entries:
+        if not m.spectral:
+            out[m.name] = _row_metric(m, rows, (n, d), center=center,
+                                      row_normalize=row_normalize, relative=relative)
+    return {m.name: out[m.name] for m in entries}
+
+
+def _row_metric(entry, E, shape, *, center, row_normalize, relative):
+    """A metric that reads the rows: ``entry.func`` with the options it takes."""
+    options = {"center": center, "row_normalize": row_normalize, "relative": relative}
+    kwargs = {k: v for k, v in options.items() if v and entry.accepts(k)}
+    value = float(entry.func(E, **kwargs))
+    if relative and "relative" not in kwargs:
+        if entry.reference is None:
+            raise ValueError(
+                f"relative=True: the collapse metric {entry.name!r} has no value "
+                "for a random table to compare with (register it with "
+                "reference=...)."
+            )
+        ref = float(entry.reference(*shape))
+        value = value / ref if ref > 0 else float("nan")
+    return value
+
+
+# ---------------------------------------------------------------- the registry
+# The built-in metrics, registered next to their functions (display order).
+register_collapse_metric(
+    "effective_rank", effective_rank, alias="erank", label="effective rank",
+    short_label="erank", from_spectrum=erank_from_spectrum, synonyms=("rankme",),
+    description="entropy-based effective dimensionality (Roy & Vetterli; RankMe)",
+    _builtin=True,
+)
+register_collapse_metric(
+    "information_abundance", information_abundance, alias="ia",
+    label="information abundance", short_label="IA", from_spectrum=ia_from_spectrum,
+    description="sum of singular values over the largest (Guo et al., ICML 2024)",
+    _builtin=True,
+)
+register_collapse_metric(
+    "stable_rank", stable_rank, alias="srank", label="stable rank",
+    short_label="srank", from_spectrum=stable_rank_from_spectrum,
+    description="squared Frobenius over squared spectral norm",
+    _builtin=True,
+)
+register_collapse_metric(
+    "condition_number", condition_number, greater_is_better=False, alias="cond",
+    label="condition number", short_label="cond",
+    from_spectrum=condition_number_from_spectrum,
+    description="largest over smallest singular value",
+    _builtin=True,
+)
+register_collapse_metric(
+    "normalized_std", normalized_std, alias="norm_std", label="normalized std",
+    short_label="norm_std", reference=lambda n_samples, n_features: float(
+        1.0 / np.sqrt(n_features)),
+    description="mean column std of the L2-normalised rows (SimSiam)",
+    _builtin=True,
+)

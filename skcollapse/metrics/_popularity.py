@@ -28,7 +28,8 @@ import numpy as np
 
 from skcollapse.metrics._collapse import collapse_metrics
 from skcollapse.metrics._gram import GramAccumulator
-from skcollapse.metrics._registry import COLLAPSE_METRICS, get_collapse_metric
+from skcollapse.metrics._registry import resolve_collapse_metrics
+from skcollapse.metrics._tables import find_embeddings_owner, get_embedding_tables
 from skcollapse.utils._interactions import IdVocabulary, check_interactions
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
@@ -45,6 +46,7 @@ __all__ = [
     "popularity_buckets",
     "popularity_collapse",
     "popularity_counts",
+    "table_popularity",
     "weighted_uniformity",
 ]
 
@@ -291,22 +293,6 @@ def _buckets(pop, edges, by):
     return buckets
 
 
-def _metric_entries(metrics):
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    try:
-        entries = [get_collapse_metric(m) for m in metrics]
-    except ValueError:
-        entries = []
-    if not entries or len(entries) != len(list(metrics)):
-        raise ValueError(
-            "metrics must be a non-empty list of collapse metric aliases or names, "
-            f"e.g. {[m.alias for m in COLLAPSE_METRICS.values()]}, got "
-            f"{list(metrics)!r}."
-        )
-    return entries
-
-
 _BUCKET_CONSTRAINTS = {
     "embeddings": "no_validation",
     "popularity": "no_validation",
@@ -386,7 +372,7 @@ def popularity_bucket_metrics(
     E, kind = _table(embeddings)
     n = int(E.shape[0])
     pop = _popularity(popularity, n)
-    entries = _metric_entries(metrics)
+    entries = resolve_collapse_metrics(metrics)
     edges = _check_edges(bucket_edges)
     names = _bucket_names(edges.size + 1, bucket_names)
     buckets = _buckets(pop, edges, by)
@@ -800,65 +786,107 @@ def _weighted_log_mean(X, logc, t):
 
 
 # ------------------------------------------------------------------ all at once
-def _resolve(obj, X, popularity, table):
-    """``(table array, popularity, source)`` from an estimator or a table."""
-    getter = getattr(obj, "get_embeddings", None)
-    if callable(getter):
-        tables = getter()
-        if not isinstance(tables, Mapping) or table not in tables:
-            have = sorted(tables) if isinstance(tables, Mapping) else tables
-            raise ValueError(
-                f"table={table!r} not found; get_embeddings() returned {have!r}."
-            )
-        E = tables[table]
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": "no_validation",
+        "popularity": "no_validation",
+        "table": [str],
+    },
+    prefer_skip_nested_validation=True,
+)
+def table_popularity(estimator, X=None, *, popularity=None, table="item"):
+    """One embedding table and the popularity of each of its rows.
+
+    The table is read through :func:`get_embedding_tables`; the popularity is,
+    in this order, ``popularity``, counted from the training pairs ``X``
+    (:func:`popularity_counts`, through the estimator's id vocabulary when it
+    has one) or, for the item table of a CF estimator, its ``item_popularity_``.
+
+    Parameters
+    ----------
+    estimator : fitted estimator or array-like of shape (n_rows, n_features)
+        An estimator with ``get_embeddings()`` (a skcollapse model, or
+        :class:`skcollapse.adapters.EmbeddingTables` around a model trained
+        elsewhere), or one table.
+    X : array-like of shape (n_interactions, 2), default=None
+        Training ``(user, item)`` pairs.
+    popularity : array-like of shape (n_rows,), default=None
+        Counts per row; takes precedence over ``X``.
+    table : str, default="item"
+        Which table of ``get_embeddings()``.
+
+    Returns
+    -------
+    embeddings : ndarray or torch.Tensor of shape (n_rows, n_features)
+        The validated table (a dask table is computed).
+    popularity : ndarray of shape (n_rows,)
+        Float64 counts, one per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.adapters import EmbeddingTables
+    >>> from skcollapse.metrics import table_popularity
+    >>> model = EmbeddingTables({"item_factors": np.eye(3)})
+    >>> E, pop = table_popularity(model, [[0, 1], [1, 1], [0, 2]])
+    >>> pop
+    array([0., 2., 1.])
+    """
+    owner = find_embeddings_owner(estimator)
+    if owner is not None:
+        E = get_embedding_tables(owner, table)
         if popularity is None:
-            if X is not None:
-                if table not in ("user", "item"):
-                    raise ValueError(
-                        f"popularity can be counted from X only for the 'user' and "
-                        f"'item' tables, not {table!r}; pass popularity= instead."
-                    )
-                has_vocab = hasattr(obj, f"{table}_ids_") or hasattr(
-                    obj, f"n_{table}s_"
-                )
-                popularity = popularity_counts(
-                    X, table=table, estimator=obj if has_vocab else None,
-                    n_rows=None if has_vocab else int(E.shape[0]),
-                )
-            elif table == "item" and getattr(obj, "item_popularity_", None) is not None:
-                popularity = obj.item_popularity_
-            else:
-                raise ValueError(
-                    "give the training interactions X (or popularity=) to count "
-                    f"the popularity of the {table!r} rows."
-                )
-        return E, popularity
-    if isinstance(obj, Mapping):
+            popularity = _estimator_popularity(owner, X, table, int(E.shape[0]))
+    elif isinstance(estimator, Mapping):
         raise TypeError(
             "pass one table (or an estimator with get_embeddings()), not a dict; "
             "e.g. popularity_collapse(tables['item'], popularity=counts)."
         )
-    if popularity is None:
-        if X is None:
-            raise ValueError(
-                "popularity_collapse of a table needs popularity= (one count per "
-                "row) or the training interactions X."
+    else:
+        E = estimator
+        if popularity is None:
+            if X is None:
+                raise ValueError(
+                    "the popularity of a table needs popularity= (one count per "
+                    "row) or the training interactions X."
+                )
+            popularity = popularity_counts(
+                X, table=table if table in ("user", "item") else "item",
+                n_rows=int(np.shape(E)[0]),
             )
-        popularity = popularity_counts(X, table=table if table in ("user", "item")
-                                       else "item", n_rows=int(np.shape(obj)[0]))
-    return obj, popularity
+    E, _ = _table(E)
+    return E, _popularity(popularity, int(E.shape[0]))
+
+
+def _estimator_popularity(owner, X, table, n_rows):
+    """Counts of an estimator's table rows, from ``X`` or its training counts."""
+    if X is not None:
+        if table not in ("user", "item"):
+            raise ValueError(
+                f"popularity can be counted from X only for the 'user' and "
+                f"'item' tables, not {table!r}; pass popularity= instead."
+            )
+        has_vocab = hasattr(owner, f"{table}_ids_") or hasattr(owner, f"n_{table}s_")
+        return popularity_counts(
+            X, table=table, estimator=owner if has_vocab else None,
+            n_rows=None if has_vocab else n_rows,
+        )
+    if table == "item" and getattr(owner, "item_popularity_", None) is not None:
+        return owner.item_popularity_
+    raise ValueError(
+        "give the training interactions X (or popularity=) to count "
+        f"the popularity of the {table!r} rows."
+    )
 
 
 def _other_table(obj, table):
     """The other table of a CF score matrix (users for items), or ``None``."""
     other = {"item": "user", "user": "item"}.get(table)
-    getter = getattr(obj, "get_embeddings", None)
-    if other is None or not callable(getter):
+    if other is None or find_embeddings_owner(obj) is None:
         return None
-    tables = getter()
-    if not isinstance(tables, Mapping) or other not in tables:
-        return None
-    return tables[other]
+    tables = get_embedding_tables(obj)
+    return tables.get(other)
 
 
 @validate_params(
@@ -938,9 +966,7 @@ def popularity_collapse(
     >>> -1.0 <= out["norm_popularity_correlation"] <= 1.0
     True
     """
-    E, pop = _resolve(estimator, X, popularity, table)
-    E, _ = _table(E)
-    pop = _popularity(pop, int(E.shape[0]))
+    E, pop = table_popularity(estimator, X, popularity=popularity, table=table)
     queries = _other_table(estimator, table)
     return {
         "n_rows": int(E.shape[0]),
