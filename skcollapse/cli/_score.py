@@ -226,16 +226,9 @@ def _load_torch(path):
         else:
             what = "its pickle data is invalid or ends early"
         raise _cannot_read(path, f"the file is damaged or truncated ({what})") from None
-    from skcollapse.adapters._extract import (
-        _flatten,
-        _is_recbole_checkpoint,
-        _torchrec_tables,
-        extract_embeddings,
-    )
+    from skcollapse.adapters import checkpoint_kind, extract_embeddings
 
-    if _is_recbole_checkpoint(obj) or (
-        isinstance(obj, dict) and _torchrec_tables(_flatten(obj))
-    ):
+    if checkpoint_kind(obj) in ("recbole", "torchrec"):
         # a checkpoint dict or a TorchRec state dict: its embedding tables only
         return extract_embeddings(obj)
     tables = {}
@@ -247,17 +240,13 @@ def _read_checkpoint(path):
     """The tables of a checkpoint dict holding pickled objects of another library
     (RecBole's ``{"config": Config, "state_dict": ...}``), read without running
     them; None when the file is something else (e.g. a whole pickled model)."""
-    from skcollapse.adapters._extract import (
-        _is_recbole_checkpoint,
-        extract_embeddings,
-        load_checkpoint,
-    )
+    from skcollapse.adapters import checkpoint_kind, extract_embeddings, load_checkpoint
 
     try:
         obj = load_checkpoint(path)
     except _DAMAGED_TORCH:
         return None
-    if not _is_recbole_checkpoint(obj):
+    if checkpoint_kind(obj) != "recbole":
         return None
     try:
         return extract_embeddings(obj)
