@@ -16,6 +16,7 @@ from skcollapse.metrics._collapse import (
     stable_rank,
     uniformity,
 )
+from skcollapse.metrics._gram import GramAccumulator, TorchGramAccumulator
 from skcollapse.metrics._popularity import (
     norm_popularity_correlation,
     popularity_alignment,
@@ -74,8 +75,10 @@ __all__ = [
     "CollapseMetric",
     "CollapseScorer",
     "ErankScorer",
+    "GramAccumulator",
     "IAScorer",
     "RankingScorer",
+    "TorchGramAccumulator",
     "alignment",
     "average_popularity",
     "catalog_coverage",
