@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import torch
 
-from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
+from skcollapse.nn import LightGCN, normalized_adjacency
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
 from skcollapse.utils._distributed import unwrap_module

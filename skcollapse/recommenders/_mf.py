@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
+from skcollapse.nn import MatrixFactorization, SparseRowAdam
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from skorch.dataset import unpack_data
 
-from skcollapse.nn._two_tower import TwoTower
+from skcollapse.nn import TwoTower
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
 from skcollapse.utils._distributed import unwrap_module
