@@ -6,6 +6,12 @@ function (:func:`collapse_metrics`), a scorer (:class:`CollapseScorer`,
 column and a column of ``skcollapse score``.
 """
 
+from skcollapse.metrics._beyond_accuracy import (
+    average_popularity,
+    catalog_coverage,
+    gini_index,
+    long_tail_share,
+)
 from skcollapse.metrics._collapse import (
     alignment,
     collapse_metrics,
@@ -15,6 +21,11 @@ from skcollapse.metrics._collapse import (
     normalized_std,
     stable_rank,
     uniformity,
+)
+from skcollapse.metrics._evaluation import (
+    RankingScorer,
+    evaluate_ranking,
+    ranking_scorer,
 )
 from skcollapse.metrics._gram import GramAccumulator, TorchGramAccumulator
 from skcollapse.metrics._popularity import (
@@ -28,18 +39,11 @@ from skcollapse.metrics._popularity import (
     weighted_uniformity,
 )
 from skcollapse.metrics._ranking import (
-    RankingScorer,
-    average_popularity,
-    catalog_coverage,
-    evaluate_ranking,
-    gini_index,
     hit_rate_at_k,
-    long_tail_share,
     map_at_k,
     mrr_at_k,
     ndcg_at_k,
     precision_at_k,
-    ranking_scorer,
     recall_at_k,
 )
 from skcollapse.metrics._reference import random_reference

@@ -168,16 +168,12 @@ def popularity_counts(X, *, table="item", estimator=None, n_rows=None):
                 "give estimator= or n_rows=, not both: with an estimator the rows "
                 f"are its {table}_ids_."
             )
-        known = getattr(estimator, f"{table}_ids_", None)
-        if known is None:
-            size = getattr(estimator, f"n_{table}s_", None)
-            if size is None:
-                raise TypeError(
-                    f"estimator has neither {table}_ids_ nor n_{table}s_; is it a "
-                    "fitted CF estimator? Pass n_rows= and row-number ids instead."
-                )
-            known = np.arange(int(size))
-        vocab = IdVocabulary(np.asarray(known), kind=table)
+        try:
+            vocab = IdVocabulary.of_estimator(estimator, table)
+        except TypeError as exc:
+            raise TypeError(
+                f"{exc} Pass n_rows= and row-number ids instead."
+            ) from None
         codes = vocab.encode(ids, name="X")
         return np.bincount(codes, minlength=len(vocab)).astype(np.float64)
     if ids.dtype.kind not in "iu":
