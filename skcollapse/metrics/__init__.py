@@ -13,28 +13,36 @@ from skcollapse.metrics._beyond_accuracy import (
     long_tail_share,
 )
 from skcollapse.metrics._collapse import (
-    alignment,
     collapse_metrics,
     condition_number,
     effective_rank,
     information_abundance,
     normalized_std,
     stable_rank,
-    uniformity,
 )
 from skcollapse.metrics._evaluation import (
     RankingScorer,
     evaluate_ranking,
     ranking_scorer,
 )
+from skcollapse.metrics._get_scorer import (
+    get_collapse_scorer,
+    get_collapse_scorer_names,
+)
+
+# deprecated aliases of the two above (FutureWarning), not in __all__
+from skcollapse.metrics._get_scorer import get_scorer as get_scorer
+from skcollapse.metrics._get_scorer import get_scorer_names as get_scorer_names
 from skcollapse.metrics._gram import GramAccumulator, TorchGramAccumulator
 from skcollapse.metrics._popularity import (
     norm_popularity_correlation,
-    popularity_alignment,
     popularity_bucket_metrics,
     popularity_buckets,
-    popularity_collapse,
     popularity_counts,
+)
+from skcollapse.metrics._popularity_views import (
+    popularity_alignment,
+    popularity_collapse,
     table_popularity,
     weighted_uniformity,
 )
@@ -56,17 +64,7 @@ from skcollapse.metrics._registry import (
     resolve_collapse_metrics,
     unregister_collapse_metric,
 )
-from skcollapse.metrics._scorers import (
-    CollapseScorer,
-    ErankScorer,
-    IAScorer,
-    get_collapse_scorer,
-    get_collapse_scorer_names,
-)
-
-# deprecated aliases of the two above (FutureWarning), not in __all__
-from skcollapse.metrics._scorers import get_scorer as get_scorer
-from skcollapse.metrics._scorers import get_scorer_names as get_scorer_names
+from skcollapse.metrics._scorers import CollapseScorer, ErankScorer, IAScorer
 from skcollapse.metrics._spectrum import singular_values
 from skcollapse.metrics._sub_embedding import (
     embedding_set_diversity,
@@ -74,6 +72,7 @@ from skcollapse.metrics._sub_embedding import (
     sub_embedding_ia,
 )
 from skcollapse.metrics._tables import get_embedding_tables
+from skcollapse.metrics._uniformity import alignment, uniformity
 
 __all__ = [
     "CollapseMetric",
