@@ -906,11 +906,10 @@ def load_model_tables(path) -> dict:
     from skcollapse.metrics import get_embedding_tables
 
     estimator = load_model(path)
-    try:
-        return get_embedding_tables(estimator, to_numpy=True)
-    except TypeError:
+    if not callable(getattr(estimator, "get_embeddings", None)):
         raise TypeError(
             f"{path}: the saved {type(estimator).__name__} has no embedding tables "
             "(no get_embeddings()), so there is nothing to score; score a model "
             "that learns embeddings (MF, LightGCN, two-tower, a CTR classifier)"
-        ) from None
+        )
+    return get_embedding_tables(estimator, to_numpy=True)

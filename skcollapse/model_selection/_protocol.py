@@ -71,11 +71,9 @@ def _table_collapse(est):
     """erank and information abundance of each embedding table of ``est``."""
     from skcollapse.metrics import collapse_metrics, get_embedding_tables
 
-    try:
-        tables = get_embedding_tables(est)
-    except TypeError:  # no embeddings protocol: nothing to measure
+    if not hasattr(est, "get_embeddings"):
         return {}
-    got = collapse_metrics(tables,
+    got = collapse_metrics(get_embedding_tables(est),
                            metrics=["effective_rank", "information_abundance"])
     return {
         name: {"erank": float(m["effective_rank"]),
