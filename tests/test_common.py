@@ -35,6 +35,11 @@ _MLP_TINY = {**_CTR_TINY, "hidden_units": (8,), "dropout": 0.0}
 
 #: constructor parameters of the checked instances, per public class
 CONFIGS = {
+    "CollapseScorer": [
+        {},
+        {"metric": "normalized_std", "table": "item"},
+        {"metric": "condition_number", "metric_params": {"center": True}},
+    ],
     "ErankScorer": [
         {},
         {"spectrum": "eig", "center": True, "row_normalize": True, "normalize": True},
@@ -137,7 +142,8 @@ _CTR_XFAIL = {
 # the baselines are plain sklearn estimators (no skorch failures), same data contract
 _BASELINE_XFAIL = {k: v for k, v in _CF_XFAIL.items() if k not in _SKORCH}
 XFAILS = {
-    "ErankScorer": {},  # the scorers pass every check
+    "CollapseScorer": {},  # the scorers pass every check
+    "ErankScorer": {},
     "IAScorer": {},
     "MFRecommender": _CF_XFAIL,
     "LightGCNRecommender": _CF_XFAIL,
@@ -196,7 +202,8 @@ def test_every_public_estimator_has_a_config():
 
 def test_discovery_finds_the_known_estimators():
     assert set(ESTIMATORS) >= {
-        "ErankScorer", "IAScorer", "MFRecommender", "LightGCNRecommender",
+        "CollapseScorer", "ErankScorer", "IAScorer", "MFRecommender",
+        "LightGCNRecommender",
         "FMClassifier", "DNNClassifier", "IPNNClassifier", "NFwFMClassifier",
         "xDeepFMClassifier", "DCNv2Classifier", "FinalMLPClassifier", "DeepFMClassifier",
     }

@@ -99,15 +99,23 @@ def test_extra_imports(extra):
 
 def test_metrics_import_without_torch():
     """The metrics are numpy/scipy functions (the design's promise): importing
-    them and using them on arrays must not load torch, which takes seconds;
-    torch comes with a model or a tensor."""
+    them and using them on arrays -- the functions, the registry, the scorers
+    and the table accessor -- must not load torch, which takes seconds; torch
+    comes with a model or a tensor (issue 30: it was loaded through
+    metrics/_sub_embedding.py)."""
     code = (
         "import sys\n"
         "import numpy as np\n"
         "import skcollapse.metrics as m\n"
         "print(m.effective_rank(np.eye(4)), m.information_abundance(np.eye(4)))\n"
+        "class Model:\n"
+        "    def get_embeddings(self):\n"
+        "        return {'item': np.eye(4)}\n"
+        "print(m.get_collapse_scorer('srank', table='item')(Model()))\n"
+        "print(m.collapse_metrics(np.eye(4), metrics='all')['condition_number'])\n"
+        "print(len(m.get_embedding_tables(Model(), 'item')))\n"
         "print('torch' in sys.modules)\n"
     )
     done = _run(code)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["4.0", "4.0", "False"]
+    assert done.stdout.split() == ["4.0", "4.0", "4.0", "1.0", "4", "False"]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from skcollapse.metrics import (
+    GramAccumulator,
     alignment,
     collapse_metrics,
     condition_number,
@@ -15,7 +16,6 @@ from skcollapse.metrics import (
     stable_rank,
     uniformity,
 )
-from skcollapse.metrics._gram import GramAccumulator
 from skcollapse.testing import CollapseMetricTests
 from skcollapse.testing import reference_effective_rank as ref_erank
 from skcollapse.testing import reference_erank_of_spectrum as erank_of

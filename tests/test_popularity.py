@@ -346,7 +346,7 @@ def test_display_plots_the_numbers_of_the_functions():
 def test_report_section_gives_rows_and_a_figure(tmp_path):
     pytest.importorskip("matplotlib")
     from skcollapse.adapters import EmbeddingTables
-    from skcollapse.plotting._popularity import popularity_report_section
+    from skcollapse.cli._report import popularity_report_section
 
     rng = np.random.default_rng(13)
     X = np.column_stack([rng.integers(0, 40, 600), rng.integers(0, 80, 600)])

@@ -6,7 +6,7 @@ import torch
 
 from skcollapse.datasets import make_interactions
 from skcollapse.metrics import popularity_alignment, popularity_collapse
-from skcollapse.metrics._popularity import _score_direction
+from skcollapse.metrics._popularity_views import _score_direction
 from skcollapse.recommenders import MFRecommender
 
 

@@ -14,7 +14,7 @@ from skorch.callbacks import Callback
 
 from skcollapse.callbacks import CollapseProbe, probe_collapse
 from skcollapse.callbacks._probe import _ProbeSet, _resolve_targets
-from skcollapse.metrics._registry import get_collapse_metric
+from skcollapse.metrics import get_collapse_metric
 
 
 def ref_erank_ia(A):

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import GridSearchCV, KFold
 
-from skcollapse.metrics._ranking import (
+from skcollapse.metrics import (
     average_popularity,
     catalog_coverage,
     evaluate_ranking,

@@ -7,8 +7,9 @@ The libraries themselves are optional: files are read with torch alone, and an
 
 from skcollapse.adapters._extract import (
     EmbeddingTables,
+    checkpoint_kind,
     extract_embeddings,
     load_checkpoint,
 )
 
-__all__ = ["EmbeddingTables", "extract_embeddings", "load_checkpoint"]
+__all__ = ["EmbeddingTables", "checkpoint_kind", "extract_embeddings", "load_checkpoint"]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EmbeddingTables", "extract_embeddings", "load_checkpoint"]
+__all__ = ["EmbeddingTables", "checkpoint_kind", "extract_embeddings", "load_checkpoint"]
 
 #: TorchRec collections: ``[prefix.]embedding_bags.<table>.weight`` (bags) and
 #: ``[prefix.]embeddings.<table>.weight`` (EmbeddingCollection).
@@ -138,6 +138,46 @@ def _torchrec_tables(flat):
         if match is not None:
             out[match.group(1)] = value
     return out
+
+
+def checkpoint_kind(obj):
+    """Which trained-elsewhere format ``obj`` is, as :func:`extract_embeddings` reads it.
+
+    Parameters
+    ----------
+    obj : object
+        What ``torch.load`` / :func:`load_checkpoint` / ``np.load`` returned, or
+        a model.
+
+    Returns
+    -------
+    kind : {"recbole", "torchrec", "implicit"} or None
+        ``"recbole"``: a checkpoint dict with a ``"state_dict"`` entry;
+        ``"torchrec"``: a state dict with TorchRec collection keys
+        (``...embedding_bags.<table>.weight``); ``"implicit"``: an ``implicit``
+        model or the dict its ``save()`` writes; ``None``: anything else (a
+        plain state dict, a tensor, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.adapters import checkpoint_kind
+    >>> checkpoint_kind({"state_dict": {}, "epoch": 3})
+    'recbole'
+    >>> checkpoint_kind({"ebc.embedding_bags.t_cat.weight": np.zeros((10, 4))})
+    'torchrec'
+    >>> checkpoint_kind({"weight": np.zeros((10, 4))}) is None
+    True
+    """
+    if _is_implicit_model(obj):
+        return "implicit"
+    if _is_recbole_checkpoint(obj):
+        return "recbole"
+    if isinstance(obj, Mapping) and _torchrec_tables(_flatten(obj)):
+        return "torchrec"
+    if _is_implicit_npz(obj):
+        return "implicit"
+    return None
 
 
 def _drop_bias(user, item, factors, include_bias):

@@ -6,8 +6,11 @@ from typing import ClassVar
 
 from skorch.callbacks import Callback
 
-from skcollapse.metrics import collapse_metrics
-from skcollapse.metrics._registry import COLLAPSE_METRICS, get_collapse_metric
+from skcollapse.metrics import (
+    collapse_metrics,
+    get_embedding_tables,
+    resolve_collapse_metrics,
+)
 from skcollapse.utils._sklearn_compat import (
     int_interval,
     validate_parameter_constraints,
@@ -35,7 +38,8 @@ class CollapseMonitor(Callback):
         Which metrics to record, by alias or name: ``"erank"``
         (``"effective_rank"``), ``"ia"`` (``"information_abundance"``),
         ``"srank"`` (``"stable_rank"``), ``"cond"`` (``"condition_number"``),
-        ``"norm_std"`` (``"normalized_std"``).
+        ``"norm_std"`` (``"normalized_std"``), or any metric added with
+        :func:`~skcollapse.metrics.register_collapse_metric`.
     every : int, default=1
         Record every ``every`` epochs (and always after the last epoch).
     record_initial : bool, default=False
@@ -79,39 +83,15 @@ class CollapseMonitor(Callback):
             {name: getattr(self, name) for name in self._parameter_constraints},
             caller_name=type(self).__name__,
         )
-        try:
-            entries = [get_collapse_metric(m) for m in self.metrics]
-        except ValueError:
-            entries = []
-        if not entries or len(entries) != len(self.metrics):
-            raise ValueError(
-                "metrics must be a non-empty list of collapse metric aliases or "
-                f"names, e.g. {[m.alias for m in COLLAPSE_METRICS.values()]}, got "
-                f"{list(self.metrics)!r}."
-            )
+        entries = resolve_collapse_metrics(list(self.metrics))
         #: (history column prefix, collapse_metrics name) of each metric
         self._columns = [(m.alias, m.name) for m in entries]
         self.initial_ = {}
         return self
 
     def _tables(self, net):
-        getter = getattr(net, "get_embedding_tensors", None)
-        if getter is None:
-            getter = getattr(net, "get_embeddings", None)
-        if getter is None:
-            raise TypeError(
-                f"{type(net).__name__} has no get_embeddings(); CollapseMonitor "
-                "needs the embeddings protocol."
-            )
-        tables = getter()
-        if self.tables is None:
-            return tables
-        missing = [t for t in self.tables if t not in tables]
-        if missing:
-            raise ValueError(
-                f"tables {missing} not found; the net exposes {sorted(tables)}."
-            )
-        return {t: tables[t] for t in self.tables}
+        wanted = None if self.tables is None else list(self.tables)
+        return get_embedding_tables(net, wanted, prefer_tensors=True, name="net")
 
     def _compute(self, net):
         names = [name for _, name in self._columns]

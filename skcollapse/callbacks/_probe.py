@@ -4,7 +4,7 @@
 function for a ``torch.nn.Module`` and a DataLoader) hook the outputs of chosen
 modules -- LightGCN's propagation, a DCNv2 cross layer, a tower of a two-tower
 model, any user module -- and accumulate, over an epoch, the float64 ``d x d``
-Gram matrix of the output rows (the leaf of :mod:`skcollapse.metrics._gram`),
+Gram matrix of the output rows (:class:`~skcollapse.metrics.TorchGramAccumulator`),
 on the output's own device. Activations are never kept: memory is ``O(d^2)`` per
 probe however many batches run. At the end of an epoch the spectrum of the
 accumulated Gram gives the effective rank, information abundance, ... of all
@@ -19,8 +19,7 @@ from typing import ClassVar
 
 from skorch.callbacks import Callback
 
-from skcollapse.metrics._gram import GramAccumulator, _torch_gram
-from skcollapse.metrics._registry import COLLAPSE_METRICS, get_collapse_metric
+from skcollapse.metrics import TorchGramAccumulator, resolve_collapse_metrics
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
@@ -29,76 +28,7 @@ from skcollapse.utils._sklearn_compat import (
 
 __all__ = ["CollapseProbe", "probe_collapse"]
 
-#: Rows per chunk when one output is very large (a full LightGCN table).
-_CHUNK_ROWS = 1 << 16
-
-
-# ------------------------------------------------------------------ accumulator
-class _DeviceGram:
-    """Float64 Gram (or centered scatter), mean and row count of a stream of
-    output rows, summed on the rows' device; the same merge as
-    :class:`~skcollapse.metrics._gram.GramAccumulator`."""
-
-    def __init__(self, *, center, row_normalize):
-        self.center = center
-        self.row_normalize = row_normalize
-        self.reset()
-
-    def reset(self):
-        self.gram = None
-        self.mean = None
-        self.n_samples_seen = 0
-
-    def update(self, rows):
-        import torch
-
-        with torch.no_grad():
-            gram, mean, seen = _torch_gram(
-                rows.detach(), center=self.center, row_normalize=self.row_normalize,
-                chunk_rows=_CHUNK_ROWS,
-            )
-            if seen == 0:
-                return
-            if self.gram is None or self.gram.shape != gram.shape:
-                if self.gram is not None:
-                    raise ValueError(
-                        f"the probed output changed width from {self.gram.shape[0]} "
-                        f"to {gram.shape[0]} within an epoch."
-                    )
-                self.gram, self.mean, self.n_samples_seen = gram, mean, seen
-                return
-            if gram.device != self.gram.device:
-                gram, mean = gram.to(self.gram.device), mean.to(self.gram.device)
-            if not self.center:
-                self.gram.add_(gram)
-                self.n_samples_seen += seen
-                return
-            n_old = self.n_samples_seen
-            total = n_old + seen
-            delta = mean - self.mean
-            self.gram.add_(gram).add_(torch.outer(delta, delta), alpha=n_old * seen / total)
-            self.mean.add_(delta, alpha=seen / total)
-            self.n_samples_seen = total
-
-    def to_accumulator(self):
-        """The CPU :class:`GramAccumulator` of the rows seen (None if none)."""
-        if self.gram is None:
-            return None
-        acc = GramAccumulator(
-            self.gram.shape[0], center=self.center, row_normalize=self.row_normalize
-        )
-        acc.gram[...] = self.gram.cpu().numpy()
-        acc.mean[...] = self.mean.cpu().numpy()
-        acc.n_samples_seen = int(self.n_samples_seen)
-        return acc
-
-    def nbytes(self):
-        """Bytes held: the Gram and the mean, whatever the number of rows."""
-        if self.gram is None:
-            return 0
-        return int(self.gram.numel() + self.mean.numel()) * 8
-
-
+# ------------------------------------------------------------------ metrics
 def _metric_values(acc, entries):
     sigma = acc.singular_values()
     n = acc.n_samples_seen
@@ -109,20 +39,8 @@ def _metric_values(acc, entries):
 
 
 def _check_metrics(metrics):
-    try:
-        entries = [get_collapse_metric(m) for m in metrics]
-    except (ValueError, TypeError):
-        entries = []
-    if not entries or len(entries) != len(list(metrics)) or not all(
-        m.spectral for m in entries
-    ):
-        raise ValueError(
-            "metrics must be a non-empty list of spectral collapse metrics (read "
-            "from the accumulated Gram matrix), e.g. "
-            f"{[m.alias for m in COLLAPSE_METRICS.values() if m.spectral]}, got "
-            f"{list(metrics)!r}."
-        )
-    return entries
+    """Registry entries of ``metrics``: spectral ones only (read from the Gram)."""
+    return resolve_collapse_metrics(list(metrics), spectral=True)
 
 
 # ------------------------------------------------------------------ hooks
@@ -149,7 +67,7 @@ def _rows_of(output, label, select):
 
 
 class _Hook:
-    """Callable forward hook feeding one :class:`_DeviceGram` while active."""
+    """Callable forward hook feeding one :class:`TorchGramAccumulator` while active."""
 
     def __init__(self, label, gram, select, is_active):
         self.label = label
@@ -255,7 +173,7 @@ class _ProbeSet:
         self.grams = {}
         self._handles = []
         for label, (obj, attr) in targets.items():
-            gram = _DeviceGram(center=center, row_normalize=row_normalize)
+            gram = TorchGramAccumulator(center=center, row_normalize=row_normalize)
             sel = select.get(label) if isinstance(select, Mapping) else select
             hook = _Hook(label, gram, sel, is_active)
             if attr is None:

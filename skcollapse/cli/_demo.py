@@ -67,9 +67,9 @@ _TABLES = ("user", "item")
 
 def _metric_column(metric, table):
     """Column header of a table's metric, e.g. ``"erank item"``."""
-    from skcollapse.metrics._registry import COLLAPSE_METRICS
+    from skcollapse.metrics import get_collapse_metric
 
-    return f"{COLLAPSE_METRICS[metric].short_label} {table}"
+    return f"{get_collapse_metric(metric).short_label} {table}"
 
 
 _COLUMNS = [
@@ -351,7 +351,11 @@ def _demo_data(args, progress):
 
 def run_demo(args):
     """Train the demo models and print the comparison table."""
-    from skcollapse.metrics import collapse_metrics, evaluate_ranking
+    from skcollapse.metrics import (
+        collapse_metrics,
+        evaluate_ranking,
+        get_embedding_tables,
+    )
     from skcollapse.utils._device import resolve_device
 
     started = time.perf_counter()
@@ -399,7 +403,7 @@ def run_demo(args):
         fit_s = time.perf_counter() - t0
         models[label if reg["label"] == "none" else f"{label} + {reg['label']}"] = est
         res = evaluate_ranking(est, test, k=20, metrics=("recall", "ndcg", "coverage"))
-        emb = est.get_embeddings()
+        emb = get_embedding_tables(est)
         details[(label, reg["label"])] = {
             "ndcg": evaluate_ranking(est, test, k=20, metrics=("ndcg",),
                                      per_user=True)["ndcg"],

@@ -910,17 +910,13 @@ def load_model_tables(path) -> dict:
 
     Reads format-2 files only: a format-1 file (a pickle) is refused.
     """
+    from skcollapse.metrics import get_embedding_tables
+
     estimator = load_model(path)
-    getter = getattr(estimator, "get_embeddings", None)
-    if not callable(getter):
+    if not callable(getattr(estimator, "get_embeddings", None)):
         raise TypeError(
             f"{path}: the saved {type(estimator).__name__} has no embedding tables "
             "(no get_embeddings()), so there is nothing to score; score a model "
             "that learns embeddings (MF, LightGCN, two-tower, a CTR classifier)"
         )
-    tables = {}
-    for name, table in getter().items():
-        if hasattr(table, "detach"):
-            table = table.detach().cpu().numpy()
-        tables[str(name)] = np.asarray(table)
-    return tables
+    return get_embedding_tables(estimator, to_numpy=True)

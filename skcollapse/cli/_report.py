@@ -149,9 +149,11 @@ def _new_figure(figsize):
 
 def _common_tables(models):
     """Table names present in every model, in the first model's order."""
+    from skcollapse.metrics import get_embedding_tables
+
     names = None
     for model in models.values():
-        tables = list(model.get_embeddings())
+        tables = list(get_embedding_tables(model))
         names = tables if names is None else [n for n in names if n in tables]
     return names or []
 
@@ -172,9 +174,10 @@ def _spectrum_plots(models, directory):
 
 
 def _projection_plot(models, directory, interactions, table):
+    from skcollapse.metrics import get_embedding_tables
     from skcollapse.plotting import EmbeddingProjectionDisplay
 
-    names = [n for n, m in models.items() if table in m.get_embeddings()]
+    names = [n for n, m in models.items() if table in get_embedding_tables(m)]
     if not names:
         return {}
     n_cols = min(3, len(names))
@@ -205,7 +208,7 @@ def _projection_plot(models, directory, interactions, table):
 
 
 def _history_plot(models, directory):
-    from skcollapse.metrics._registry import metric_of_column
+    from skcollapse.metrics import metric_of_column
     from skcollapse.plotting import CollapseHistoryDisplay
 
     runs, metrics = {}, set()
@@ -325,6 +328,89 @@ def _html_page(title, meta, columns, records, figures, notes, formats=None):
     return "\n".join(parts)
 
 
+# ------------------------------------------------------------------ popularity
+#: Columns of :func:`popularity_report_section`'s table.
+POPULARITY_COLUMNS = (
+    "model",
+    "corr(norm, log pop)",
+    "top dir. vs pop",
+    "top dir. vs pop (centered)",
+    "weighted unif.",
+    "erank head",
+    "erank torso",
+    "erank tail",
+    "IA head",
+    "IA torso",
+    "IA tail",
+)
+
+
+def popularity_report_section(models, interactions, directory, *, table="item"):
+    """The popularity part of a report: one table row and one panel per model.
+
+    Parameters
+    ----------
+    models : dict of str to fitted estimator
+        The models by row label (e.g. ``{"MF": mf, "MF + DirectSpec": mf_ds}``).
+    interactions : array-like of shape (n_interactions, 2)
+        The training pairs; popularity is counted from them through each
+        model's id vocabulary.
+    directory : str or Path
+        Folder the figure is written into (it must exist).
+    table : str, default="item"
+        Which table of ``get_embeddings()``.
+
+    Returns
+    -------
+    section : dict
+        ``"columns"`` (:data:`POPULARITY_COLUMNS`), ``"records"`` (one dict per
+        model), ``"markdown"`` (the table as Markdown) and ``"figures"``
+        (``{"popularity_<table>": path}``).
+    """
+    from matplotlib.figure import Figure
+
+    from skcollapse.metrics import popularity_collapse
+    from skcollapse.plotting import PopularityCollapseDisplay
+
+    records = []
+    names = list(models)
+    n_cols = min(3, max(1, len(names)))
+    n_rows = -(-len(names) // n_cols)
+    fig = Figure(figsize=(5.2 * n_cols, 4.4 * n_rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        model = models[name]
+        res = popularity_collapse(model, interactions, table=table)
+        b = res["buckets"]
+        records.append({
+            "model": name,
+            "corr(norm, log pop)": res["norm_popularity_correlation"],
+            "top dir. vs pop": res["popularity_alignment"],
+            "top dir. vs pop (centered)": res["popularity_alignment_centered"],
+            "weighted unif.": res["weighted_uniformity"],
+            **{f"erank {k}": b[k]["erank"] for k in ("head", "torso", "tail")},
+            **{f"IA {k}": b[k]["ia"] for k in ("head", "torso", "tail")},
+        })
+        PopularityCollapseDisplay.from_estimator(
+            model, interactions, table=table, name=name, ax=ax, max_points=3000
+        )
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    path = Path(directory) / f"popularity_{table}.png"
+    fig.savefig(path, dpi=110)
+    lines = ["| " + " | ".join(POPULARITY_COLUMNS) + " |",
+             "|:---|" + "---:|" * (len(POPULARITY_COLUMNS) - 1)]
+    for r in records:
+        cells = [r["model"]] + [f"{r[c]:.4g}" for c in POPULARITY_COLUMNS[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return {
+        "columns": list(POPULARITY_COLUMNS),
+        "records": records,
+        "markdown": "\n".join(lines) + "\n",
+        "figures": {f"popularity_{table}": path},
+    }
+
+
 # ------------------------------------------------------------------ entry point
 def write_report(
     directory,
@@ -411,8 +497,6 @@ def write_report(
             )
         figures.update(_history_plot(models, directory))
         if interactions is not None and projection_table is not None:
-            from skcollapse.plotting._popularity import popularity_report_section
-
             section = popularity_report_section(
                 models, interactions, directory, table=projection_table
             )

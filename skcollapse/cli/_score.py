@@ -15,18 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from skcollapse.cli import CLIError
-from skcollapse.metrics._registry import COLLAPSE_METRICS, DEFAULT_METRICS
 
 _SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv", ".skc")
-#: (metric name, column header) of the printed table, from the metric registry.
-_COLUMNS = tuple((name, COLLAPSE_METRICS[name].short_label) for name in DEFAULT_METRICS)
+#: What the table's footnote says of the default metrics.
+_DEFAULT_NOTE = (
+    "erank and IA range from 1 (all rows along one direction) to min(n, d). "
+    "norm_std is about 1/sqrt(d) for isotropic embeddings and reaches 0 only "
+    "when all rows point one way; it barely reacts to a low-rank subspace."
+)
 
 
 def add_parser(subparsers):
     """Register the ``score`` sub-command."""
     parser = subparsers.add_parser(
         "score",
-        help="effective rank, information abundance and normalized std of tables",
+        help="collapse metrics of tables (erank, IA, norm_std; --metrics for others)",
         description=(
             "Score every embedding table in FILE (.npy; .npz: every 2-D array; "
             ".pt/.pth: a tensor or a state dict, every 2-D numeric tensor; .csv: "
@@ -56,6 +59,14 @@ def add_parser(subparsers):
     parser.add_argument(
         "--relative", action="store_true",
         help="also report each metric as a fraction of a random Gaussian table's",
+    )
+    parser.add_argument(
+        "--metrics", metavar="NAMES", default=None,
+        help=(
+            "comma-separated collapse metrics, by name or alias, or 'all' "
+            "(default: erank,ia,norm_std); any metric registered with "
+            "skcollapse.metrics.register_collapse_metric is one"
+        ),
     )
     parser.set_defaults(func=run_score)
     return parser
@@ -215,16 +226,9 @@ def _load_torch(path):
         else:
             what = "its pickle data is invalid or ends early"
         raise _cannot_read(path, f"the file is damaged or truncated ({what})") from None
-    from skcollapse.adapters._extract import (
-        _flatten,
-        _is_recbole_checkpoint,
-        _torchrec_tables,
-        extract_embeddings,
-    )
+    from skcollapse.adapters import checkpoint_kind, extract_embeddings
 
-    if _is_recbole_checkpoint(obj) or (
-        isinstance(obj, dict) and _torchrec_tables(_flatten(obj))
-    ):
+    if checkpoint_kind(obj) in ("recbole", "torchrec"):
         # a checkpoint dict or a TorchRec state dict: its embedding tables only
         return extract_embeddings(obj)
     tables = {}
@@ -236,17 +240,13 @@ def _read_checkpoint(path):
     """The tables of a checkpoint dict holding pickled objects of another library
     (RecBole's ``{"config": Config, "state_dict": ...}``), read without running
     them; None when the file is something else (e.g. a whole pickled model)."""
-    from skcollapse.adapters._extract import (
-        _is_recbole_checkpoint,
-        extract_embeddings,
-        load_checkpoint,
-    )
+    from skcollapse.adapters import checkpoint_kind, extract_embeddings, load_checkpoint
 
     try:
         obj = load_checkpoint(path)
     except _DAMAGED_TORCH:
         return None
-    if not _is_recbole_checkpoint(obj):
+    if checkpoint_kind(obj) != "recbole":
         return None
     try:
         return extract_embeddings(obj)
@@ -335,11 +335,32 @@ def example_tables(random_state=0):
 
 
 # ------------------------------------------------------------------ scoring
-def score_tables(tables, *, center=False, row_normalize=False, relative=False):
-    """Metrics of each table, as a list of JSON-ready dicts."""
+def resolve_metrics(metrics=None):
+    """Registry entries of ``--metrics`` (a comma-separated string, a list, or
+    None for the defaults); an unknown name is a :class:`CLIError`."""
+    from skcollapse.metrics import resolve_collapse_metrics
+
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+        if metrics == ["all"]:
+            metrics = "all"
+    try:
+        return resolve_collapse_metrics(metrics, name="--metrics")
+    except (ValueError, TypeError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def score_tables(tables, *, metrics=None, center=False, row_normalize=False,
+                 relative=False):
+    """Metrics of each table, as a list of JSON-ready dicts.
+
+    ``metrics``: collapse metric names (see :func:`resolve_metrics`); the
+    relative value of a metric without a random-table reference is ``None``.
+    """
     from skcollapse.metrics import collapse_metrics, random_reference
 
-    names = [m for m, _ in _COLUMNS]
+    entries = resolve_metrics(metrics)
+    names = [m.name for m in entries]
     rows = []
     for name, table in tables.items():
         try:
@@ -352,32 +373,36 @@ def score_tables(tables, *, center=False, row_normalize=False, relative=False):
         row = {"name": str(name), "shape": shape, **values}
         if relative:
             row["relative"] = {
-                m: values[m] / random_reference(
-                    tuple(shape), m, center=center, row_normalize=row_normalize
-                )
-                for m in names
+                m.name: values[m.name] / random_reference(
+                    tuple(shape), m.name, center=center, row_normalize=row_normalize
+                ) if m.has_reference else None
+                for m in entries
             }
         rows.append(row)
     return rows
 
 
 def _fmt(value):
+    if value is None:
+        return "-"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
 
 
-def format_table(rows, *, relative=False):
-    """Human-readable table of :func:`score_tables` output."""
-    header = ["table", "shape"] + [label for _, label in _COLUMNS]
+def format_table(rows, *, metrics=None, relative=False):
+    """Human-readable table of :func:`score_tables` output (the same ``metrics``)."""
+    entries = resolve_metrics(metrics)
+    columns = [(m.name, m.short_label) for m in entries]
+    header = ["table", "shape"] + [label for _, label in columns]
     if relative:
-        header += [f"{label}/random" for _, label in _COLUMNS]
+        header += [f"{label}/random" for _, label in columns]
     body = []
     for row in rows:
         cells = [row["name"], " x ".join(str(s) for s in row["shape"])]
-        cells += [_fmt(row[key]) for key, _ in _COLUMNS]
+        cells += [_fmt(row[key]) for key, _ in columns]
         if relative:
-            cells += [_fmt(row["relative"][key]) for key, _ in _COLUMNS]
+            cells += [_fmt(row["relative"][key]) for key, _ in columns]
         body.append(cells)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = []
@@ -385,16 +410,20 @@ def format_table(rows, *, relative=False):
         left = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
         right = [c.rjust(w) for c, w in zip(r[2:], widths[2:])]
         lines.append("  ".join(left + right).rstrip())
-    lines.append(
-        "erank and IA range from 1 (all rows along one direction) to min(n, d). "
-        "norm_std is about 1/sqrt(d) for isotropic embeddings and reaches 0 only "
-        "when all rows point one way; it barely reacts to a low-rank subspace."
-    )
+    explained = {"effective_rank", "information_abundance", "normalized_std"}
+    if any(m.name in explained for m in entries):
+        lines.append(_DEFAULT_NOTE)
+    for m in entries:
+        if m.name not in explained:
+            better = "higher" if m.greater_is_better else "lower"
+            lines.append(f"{m.short_label}: {m.description} ({better} is healthier).")
     return "\n".join(lines)
 
 
 def run_score(args) -> int:
     """Handler of ``skcollapse score``."""
+    metrics = args.metrics
+    resolve_metrics(metrics)  # a wrong name fails before any file is read
     if args.example or args.file is None:
         tables = example_tables()
         source = "built-in example (make_collapsed_embeddings)"
@@ -403,8 +432,8 @@ def run_score(args) -> int:
         source = os.fspath(args.file)
     try:
         rows = score_tables(
-            tables, center=args.center, row_normalize=args.row_normalize,
-            relative=args.relative,
+            tables, metrics=metrics, center=args.center,
+            row_normalize=args.row_normalize, relative=args.relative,
         )
     except CLIError as exc:  # name the file the table came from
         raise CLIError(f"{source}: {exc}") from None
@@ -413,5 +442,5 @@ def run_score(args) -> int:
         sys.stdout.write("\n")
     else:
         print(f"source: {source}")
-        print(format_table(rows, relative=args.relative))
+        print(format_table(rows, metrics=metrics, relative=args.relative))
     return 0

@@ -417,16 +417,18 @@ TABLE_METRICS = ("effective_rank", "information_abundance")
 
 def _table_metrics(estimator):
     """Metrics of every table, from one spectrum per table (``collapse_metrics``)."""
-    from skcollapse.metrics import collapse_metrics
-    from skcollapse.metrics._registry import COLLAPSE_METRICS
+    from skcollapse.metrics import (
+        collapse_metrics,
+        get_embedding_tables,
+        resolve_collapse_metrics,
+    )
 
+    entries = resolve_collapse_metrics(list(TABLE_METRICS))
     out = {}
-    for name, table in estimator.get_embeddings().items():
-        if hasattr(table, "detach"):
-            table = table.detach().cpu().numpy()
-        values = collapse_metrics(table, metrics=list(TABLE_METRICS))
-        for metric in TABLE_METRICS:
-            out[f"{name}_{COLLAPSE_METRICS[metric].alias}"] = float(values[metric])
+    for name, table in get_embedding_tables(estimator, to_numpy=True).items():
+        values = collapse_metrics(table, metrics=[m.name for m in entries])
+        for m in entries:
+            out[f"{name}_{m.alias}"] = float(values[m.name])
     return out
 
 

@@ -70,7 +70,7 @@ class GramAccumulator:
     Holds ``n_samples_seen``, and either the uncentered Gram ``sum x x^T`` or, with
     ``center=True``, the column mean and the centered scatter
     ``sum (x - mean)(x - mean)^T``. Two accumulators merge exactly, which is how dask
-    blocks are combined.
+    blocks are combined. Memory is ``O(n_features^2)`` however many rows pass.
 
     Parameters
     ----------
@@ -80,6 +80,30 @@ class GramAccumulator:
         Track the centered scatter instead of the raw Gram matrix.
     row_normalize : bool, default=False
         L2-normalise each row before accumulating it.
+
+    Attributes
+    ----------
+    gram : ndarray of shape (n_features, n_features)
+        The float64 Gram matrix (centered scatter with ``center=True``).
+    mean : ndarray of shape (n_features,)
+        Column mean of the rows seen (kept up to date with ``center=True``).
+    n_samples_seen : int
+        Rows accumulated.
+
+    See Also
+    --------
+    TorchGramAccumulator : The same on the device of torch tensors.
+    CollapseScorer : ``partial_fit`` streams a table through one of these.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.metrics import GramAccumulator
+    >>> acc = GramAccumulator(3)
+    >>> for chunk in np.array_split(np.diag([3.0, 2.0, 1.0]), 2):
+    ...     acc = acc.update(chunk)
+    >>> acc.singular_values()
+    array([3., 2., 1.])
     """
 
     def __init__(self, n_features, *, center=False, row_normalize=False):
@@ -308,3 +332,106 @@ def _torch_gram(E, *, center, row_normalize, chunk_rows):
     if not bool(torch.isfinite(torch.diagonal(gram)).all()):
         raise _non_finite_error()
     return gram, mean, seen
+
+
+#: Rows per chunk of :class:`TorchGramAccumulator` when one update is very large
+#: (a full LightGCN table).
+_TORCH_CHUNK_ROWS = 1 << 16
+
+
+class TorchGramAccumulator:
+    """:class:`GramAccumulator` of a stream of torch tensors, kept on their device.
+
+    Each update adds the float64 Gram (or centered scatter), mean and row count
+    of a ``(rows, n_features)`` tensor on the tensor's own device, with the same
+    exact merge as :class:`GramAccumulator`; nothing is copied to the host until
+    :meth:`to_accumulator`. This is what
+    :class:`~skcollapse.callbacks.CollapseProbe` feeds from forward hooks.
+
+    Parameters
+    ----------
+    center : bool, default=False
+        Track the centered scatter instead of the raw Gram matrix.
+    row_normalize : bool, default=False
+        L2-normalise each row before accumulating it.
+
+    Attributes
+    ----------
+    gram : torch.Tensor of shape (n_features, n_features) or None
+        Float64, on the device of the first update; ``None`` before it.
+    mean : torch.Tensor of shape (n_features,) or None
+        Column mean of the rows seen.
+    n_samples_seen : int
+        Rows accumulated.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skcollapse.metrics import TorchGramAccumulator
+    >>> acc = TorchGramAccumulator()
+    >>> acc = acc.update(torch.diag(torch.tensor([3.0, 2.0, 1.0])))
+    >>> acc.to_accumulator().singular_values()
+    array([3., 2., 1.])
+    """
+
+    def __init__(self, *, center=False, row_normalize=False):
+        self.center = center
+        self.row_normalize = row_normalize
+        self.reset()
+
+    def reset(self):
+        """Forget every row seen."""
+        self.gram = None
+        self.mean = None
+        self.n_samples_seen = 0
+
+    def update(self, rows):
+        """Add the rows of a 2-D floating tensor (on any device); returns self."""
+        import torch
+
+        with torch.no_grad():
+            gram, mean, seen = _torch_gram(
+                rows.detach(), center=self.center, row_normalize=self.row_normalize,
+                chunk_rows=_TORCH_CHUNK_ROWS,
+            )
+            if seen == 0:
+                return self
+            if self.gram is None or self.gram.shape != gram.shape:
+                if self.gram is not None:
+                    raise ValueError(
+                        f"the rows changed width from {self.gram.shape[0]} to "
+                        f"{gram.shape[0]} between two updates."
+                    )
+                self.gram, self.mean, self.n_samples_seen = gram, mean, seen
+                return self
+            if gram.device != self.gram.device:
+                gram, mean = gram.to(self.gram.device), mean.to(self.gram.device)
+            if not self.center:
+                self.gram.add_(gram)
+                self.n_samples_seen += seen
+                return self
+            n_old = self.n_samples_seen
+            total = n_old + seen
+            delta = mean - self.mean
+            self.gram.add_(gram).add_(torch.outer(delta, delta), alpha=n_old * seen / total)
+            self.mean.add_(delta, alpha=seen / total)
+            self.n_samples_seen = total
+        return self
+
+    def to_accumulator(self):
+        """The CPU :class:`GramAccumulator` of the rows seen (``None`` if none)."""
+        if self.gram is None:
+            return None
+        acc = GramAccumulator(
+            self.gram.shape[0], center=self.center, row_normalize=self.row_normalize
+        )
+        acc.gram[...] = self.gram.cpu().numpy()
+        acc.mean[...] = self.mean.cpu().numpy()
+        acc.n_samples_seen = int(self.n_samples_seen)
+        return acc
+
+    def nbytes(self):
+        """Bytes held: the Gram and the mean, whatever the number of rows."""
+        if self.gram is None:
+            return 0
+        return int(self.gram.numel() + self.mean.numel()) * 8

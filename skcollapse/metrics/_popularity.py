@@ -1,4 +1,4 @@
-"""Collapse seen through item popularity: buckets, norms, the top direction, DirectAU.
+"""Collapse seen through item popularity: counts, buckets, norms.
 
 The survey literature ties dimensional collapse to popularity bias: popular items
 dominate the gradient, their rows grow, and the leading singular direction of the
@@ -16,36 +16,31 @@ interactions of each row:
 * :func:`popularity_collapse` -- all of the above for an estimator and ``X_train``
   (or a table and its counts), as one dict.
 
+The last three, and :func:`table_popularity`, are in :mod:`._popularity_views`.
+
 The metric functions take arrays first, ``(embeddings, popularity)``, as
 scikit-learn's metrics take ``(y_true, y_pred)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from skcollapse.metrics._collapse import collapse_metrics
-from skcollapse.metrics._gram import GramAccumulator
-from skcollapse.metrics._registry import COLLAPSE_METRICS, get_collapse_metric
+from skcollapse.metrics._registry import resolve_collapse_metrics
 from skcollapse.utils._interactions import IdVocabulary, check_interactions
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
-    real_interval,
     validate_params,
 )
 from skcollapse.utils._validation import check_embedding_matrix
 
 __all__ = [
     "norm_popularity_correlation",
-    "popularity_alignment",
     "popularity_bucket_metrics",
     "popularity_buckets",
-    "popularity_collapse",
     "popularity_counts",
-    "weighted_uniformity",
 ]
 
 #: Default bucket edges: the most popular 20% of the rows are the head, the
@@ -166,16 +161,12 @@ def popularity_counts(X, *, table="item", estimator=None, n_rows=None):
                 "give estimator= or n_rows=, not both: with an estimator the rows "
                 f"are its {table}_ids_."
             )
-        known = getattr(estimator, f"{table}_ids_", None)
-        if known is None:
-            size = getattr(estimator, f"n_{table}s_", None)
-            if size is None:
-                raise TypeError(
-                    f"estimator has neither {table}_ids_ nor n_{table}s_; is it a "
-                    "fitted CF estimator? Pass n_rows= and row-number ids instead."
-                )
-            known = np.arange(int(size))
-        vocab = IdVocabulary(np.asarray(known), kind=table)
+        try:
+            vocab = IdVocabulary.of_estimator(estimator, table)
+        except TypeError as exc:
+            raise TypeError(
+                f"{exc} Pass n_rows= and row-number ids instead."
+            ) from None
         codes = vocab.encode(ids, name="X")
         return np.bincount(codes, minlength=len(vocab)).astype(np.float64)
     if ids.dtype.kind not in "iu":
@@ -291,22 +282,6 @@ def _buckets(pop, edges, by):
     return buckets
 
 
-def _metric_entries(metrics):
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    try:
-        entries = [get_collapse_metric(m) for m in metrics]
-    except ValueError:
-        entries = []
-    if not entries or len(entries) != len(list(metrics)):
-        raise ValueError(
-            "metrics must be a non-empty list of collapse metric aliases or names, "
-            f"e.g. {[m.alias for m in COLLAPSE_METRICS.values()]}, got "
-            f"{list(metrics)!r}."
-        )
-    return entries
-
-
 _BUCKET_CONSTRAINTS = {
     "embeddings": "no_validation",
     "popularity": "no_validation",
@@ -386,7 +361,7 @@ def popularity_bucket_metrics(
     E, kind = _table(embeddings)
     n = int(E.shape[0])
     pop = _popularity(popularity, n)
-    entries = _metric_entries(metrics)
+    entries = resolve_collapse_metrics(metrics)
     edges = _check_edges(bucket_edges)
     names = _bucket_names(edges.size + 1, bucket_names)
     buckets = _buckets(pop, edges, by)
@@ -487,478 +462,3 @@ def norm_popularity_correlation(embeddings, popularity, *, method="pearson"):
     if method == "spearman":
         return _pearson(_ranks(norms), _ranks(pop))
     return _pearson(norms, np.log1p(pop))
-
-
-# ------------------------------------------------------------------ direction
-def _gram(E, kind, center):
-    """The float64 :class:`GramAccumulator` of the whole table."""
-    from skcollapse.metrics._spectrum import accumulate
-
-    return accumulate(E, kind, GramAccumulator(int(E.shape[1]), center=center))
-
-
-def _projection(E, kind, v, mean):
-    """``(E - mean) @ v`` in float64, chunk by chunk."""
-    if kind == "torch":
-        import torch
-
-        with torch.no_grad():
-            X = E.detach().to(torch.float64)
-            vt = torch.as_tensor(v, dtype=torch.float64, device=X.device)
-            mt = torch.as_tensor(mean, dtype=torch.float64, device=X.device)
-            return ((X - mt) @ vt).cpu().numpy()
-    out = np.empty(E.shape[0])
-    step = max(1, (1 << 19) // max(E.shape[1], 1))
-    for start in range(0, E.shape[0], step):
-        block = np.asarray(E[start : start + step], dtype=np.float64)
-        out[start : start + step] = (block - mean) @ v
-    return out
-
-
-def _sqrt_psd(A):
-    """Symmetric square root of a symmetric PSD matrix (negative rounding -> 0)."""
-    w, Q = np.linalg.eigh(A)
-    return (Q * np.sqrt(np.clip(w, 0.0, None))) @ Q.T
-
-
-def _score_direction(queries, embeddings, *, center=False):
-    """Coefficients ``c`` with ``embeddings @ c`` the score matrix's top right
-    singular direction, from ``d x d`` matrices only.
-
-    The score matrix is ``S = Q Eᵀ`` (``queries`` ``Q``, ``m x d``; ``embeddings``
-    ``E``, ``n x d``; ``center=True`` centers the columns of ``E``, i.e. each row
-    of ``S`` over the items). Returns ``(c, mean, sigma_1)``: the top right
-    singular vector of ``S`` is ``(E - mean) @ c / sigma_1`` (unit norm) and
-    ``sigma_1`` its singular value; ``c`` is ``None`` when ``S = 0``. See
-    :func:`popularity_alignment` for the derivation. ``Q Eᵀ`` is never formed.
-    """
-    Q, qkind = _table(queries, name="queries")
-    E, kind = _table(embeddings)
-    if Q.shape[1] != E.shape[1]:
-        raise ValueError(
-            f"queries has {Q.shape[1]} columns but embeddings has {E.shape[1]}; "
-            "the score matrix queries @ embeddings.T needs the same dimension."
-        )
-    A = _gram(Q, qkind, False).gram  # QᵀQ
-    acc = _gram(E, kind, bool(center))  # (E - mean)ᵀ(E - mean)
-    R = _sqrt_psd(A)  # A^{1/2}
-    M = R @ acc.gram @ R
-    M = 0.5 * (M + M.T)
-    eigval, eigvec = np.linalg.eigh(M)
-    if not eigval[-1] > 0:
-        return None, acc.mean if center else 0.0, 0.0
-    sigma = float(np.sqrt(eigval[-1]))
-    return R @ eigvec[:, -1], (acc.mean if center else 0.0), sigma
-
-
-@validate_params(
-    {
-        "embeddings": "no_validation",
-        "popularity": "no_validation",
-        "source": [StrOptions({"items", "scores"})],
-        "queries": "no_validation",
-        "center": ["boolean"],
-        "log": ["boolean"],
-    },
-    prefer_skip_nested_validation=True,
-)
-def popularity_alignment(embeddings, popularity, *, source="items", queries=None,
-                         center=False, log=False):
-    """Alignment of the top singular direction with item popularity.
-
-    ``|cos(v_1, p)|``: the cosine between a leading singular vector ``v_1``
-    (one entry per row of ``embeddings``) and the popularity vector ``p``. Lin
-    et al. (2025) show that training on long-tailed data writes popularity
-    into the principal singular direction of the *score matrix*; a value near
-    1 says it did.
-
-    * ``source="scores"`` (the choice for collaborative-filtering models, whose
-      scores are ``U Vᵀ``): ``v_1`` is the top right singular vector of the
-      score matrix ``S = Q Eᵀ``, ``Q = queries`` (the user table when
-      ``embeddings`` is the item table). This is Lin et al.'s quantity.
-    * ``source="items"``: ``v_1`` is the top left singular vector of the table
-      alone (``E v / sigma`` with ``v`` the top eigenvector of ``EᵀE``). It
-      equals the score matrix's only when ``QᵀQ`` is proportional to ``I``;
-      it needs no second table.
-
-    Parameters
-    ----------
-    embeddings : array-like or torch.Tensor of shape (n_rows, n_features)
-        The table ``E``. Its ``d x d`` Gram matrix is accumulated in float64 (as
-        for every spectral metric); the table is read twice, never copied whole.
-    popularity : array-like of shape (n_rows,)
-        Training interactions of each row (:func:`popularity_counts`).
-    source : {"items", "scores"}, default="items"
-        Which matrix's top direction, see above. ``"scores"`` needs
-        ``queries``.
-    queries : array-like or torch.Tensor of shape (n_queries, n_features), \
-default=None
-        The other table of the score matrix (users, for an item table), only
-        with ``source="scores"``; read once into its ``d x d`` Gram matrix.
-    center : bool, default=False
-        Center the table's columns and the popularity vector first; the value is
-        then ``|Pearson correlation|`` between the rows' coordinates on the top
-        direction and popularity. With ``source="scores"`` this centers each
-        row of ``S`` over the items (``S (I - 11ᵀ/n) = Q (E - 1 meanᵀ)ᵀ``).
-        Uncentered (Lin et al.'s definition), a common offset of the rows and
-        the positivity of counts both count as alignment.
-    log : bool, default=False
-        Use ``log(1 + popularity)`` instead of the raw counts.
-
-    Returns
-    -------
-    float
-        In ``[0, 1]`` (the sign of a singular vector is arbitrary); NaN for an
-        all-zero table (or score matrix) or a constant centered popularity.
-
-    Notes
-    -----
-    **The score matrix's direction without the score matrix.** With ``A = QᵀQ``
-    and ``B = EᵀE`` (``d x d``), ``||S x||² = ||Q Eᵀ x||² = xᵀ E A Eᵀ x =
-    ||A^{1/2} Eᵀ x||²`` for every ``x``, so ``S`` and ``S' = A^{1/2} Eᵀ``
-    (``d x n``) have the same right singular vectors and singular values. The
-    left singular vectors of ``S'`` are the eigenvectors of ``S' S'ᵀ =
-    A^{1/2} B A^{1/2}`` (symmetric PSD, ``d x d``), with eigenvalues
-    ``sigma_k²``. For the top pair ``(w_1, sigma_1²)``, ``v_1 = S'ᵀ w_1 /
-    sigma_1 = E (A^{1/2} w_1) / sigma_1``: one ``d x d`` square root, one ``d x
-    d`` eigenproblem, and one pass over ``E``. The symmetric form is used
-    rather than the eigenvectors of the non-symmetric ``A B`` (same
-    eigenvalues) so that ``eigh`` applies. When ``A = a I`` the matrix is
-    ``a B``, whose top eigenvector is the table's own ``v``: the two sources
-    agree exactly then.
-
-    References
-    ----------
-    S. Lin et al., "How Do Recommendation Models Amplify Popularity Bias? An
-    Analysis from the Spectral Perspective", WSDM 2025.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skcollapse.metrics import popularity_alignment
-    >>> rng = np.random.default_rng(0)
-    >>> pop = rng.poisson(20, size=200).astype(float)
-    >>> E = np.outer(pop, rng.normal(size=16))  # popularity is the only direction
-    >>> round(popularity_alignment(E, pop), 6)
-    1.0
-    >>> U = rng.normal(size=(50, 16))
-    >>> round(popularity_alignment(E, pop, source="scores", queries=U), 6)
-    1.0
-    """
-    E, kind = _table(embeddings)
-    pop = _popularity(popularity, int(E.shape[0]))
-    p = np.log1p(pop) if log else pop.copy()
-    if center:
-        p -= p.mean()
-    if source == "scores":
-        if queries is None:
-            raise ValueError(
-                "source='scores' needs queries=, the other table of the score "
-                "matrix (the user table for an item table)."
-            )
-        c, mean, _ = _score_direction(queries, E, center=center)
-        if c is None:
-            return float("nan")
-    else:
-        if queries is not None:
-            raise ValueError(
-                "queries= is used only with source='scores'; source='items' reads "
-                "the table alone."
-            )
-        acc = _gram(E, kind, bool(center))
-        eigval, eigvec = np.linalg.eigh(acc.gram)
-        if not eigval[-1] > 0:
-            return float("nan")
-        c, mean = eigvec[:, -1], (acc.mean if center else 0.0)
-    u = _projection(E, kind, c, mean)
-    denom = np.linalg.norm(u) * np.linalg.norm(p)
-    if not denom > 0:
-        return float("nan")
-    return float(min(1.0, abs(u @ p) / denom))
-
-
-# ------------------------------------------------------------------ DirectAU
-@validate_params(
-    {
-        "embeddings": "no_validation",
-        "popularity": "no_validation",
-        "t": [real_interval(0, None, closed="neither")],
-        "normalize": ["boolean"],
-        "max_samples": [int_interval(2, None, closed="left"), None],
-        "random_state": ["random_state"],
-    },
-    prefer_skip_nested_validation=True,
-)
-def weighted_uniformity(
-    embeddings, popularity, *, t=2.0, normalize=True, max_samples=10_000,
-    random_state=None,
-):
-    """Frequency-weighted uniformity of DirectAU's evaluation (Wang et al., 2022).
-
-    ``log( sum_{i<j} c_i c_j exp(-t ||e_i - e_j||^2) / sum_{i<j} c_i c_j )``: the
-    uniformity of Wang & Isola over pairs of *interactions* rather than pairs of
-    rows, each row weighted by its count ``c_i`` (pairs of interactions with the
-    same item are left out, as in the authors' ``overall_uniform``). Rows
-    without interactions do not count. Lower (more negative) is more uniform; a
-    completely collapsed table gives ``0.0``. Unlike
-    :func:`~skcollapse.metrics.uniformity`, a collapsed *head* weighs heavily.
-
-    Parameters
-    ----------
-    embeddings : array-like or torch.Tensor of shape (n_rows, n_features)
-        The table.
-    popularity : array-like of shape (n_rows,)
-        Training interactions of each row (:func:`popularity_counts`).
-    t : float, default=2.0
-        Temperature of the Gaussian potential (DirectAU uses 2).
-    normalize : bool, default=True
-        L2-normalise the rows first (the hypersphere of the definition; the
-        authors' snippet expects normalised embeddings).
-    max_samples : int or None, default=10_000
-        When more rows have interactions, use a uniform random subset of this
-        many of them (weights kept), a consistent estimate at ``O(max_samples^2)``
-        cost; ``None`` uses every row.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the row subset.
-
-    Returns
-    -------
-    float
-
-    References
-    ----------
-    C. Wang et al., "Towards Representation Alignment and Uniformity in
-    Collaborative Filtering", KDD 2022 (Appendix A.2; ``overall_uniform`` in
-    the authors' README).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skcollapse.metrics import weighted_uniformity
-    >>> E = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
-    >>> weighted_uniformity(E, [1, 1, 0])  # one pair at distance 2: log exp(-8)
-    -8.0
-    """
-    from sklearn.utils import check_random_state
-
-    E, kind = _table(embeddings)
-    pop = _popularity(popularity, int(E.shape[0]))
-    index = np.flatnonzero(pop > 0)
-    if index.size < 2:
-        raise ValueError(
-            "weighted_uniformity needs at least 2 rows with interactions (it "
-            f"averages over pairs); popularity has {index.size}."
-        )
-    if max_samples is not None and index.size > max_samples:
-        rng = check_random_state(random_state)
-        index = np.sort(rng.choice(index, size=max_samples, replace=False))
-    c = pop[index]
-    X = _rows(E, kind, index)
-    if kind == "torch":
-        import torch
-
-        with torch.no_grad():
-            X = X.detach().to(torch.float64)
-            if normalize:
-                X = torch.nn.functional.normalize(X, dim=1)
-            X = X.cpu().numpy()
-    else:
-        X = np.asarray(X, dtype=np.float64)
-        if normalize:
-            from skcollapse.metrics._gram import _row_normalize_np
-
-            X = _row_normalize_np(X)
-    # c_i c_j exp(-t d_ij^2) = exp(-t d_ij^2 + log c_i + log c_j): a log-sum-exp
-    return _weighted_log_mean(X, np.log(c), t)
-
-
-def _weighted_log_mean(X, logc, t):
-    """``log(sum_{i<j} w_ij exp(-t d_ij^2) / sum_{i<j} w_ij)``, ``w_ij = c_i c_j``."""
-    n = X.shape[0]
-    sq = (X * X).sum(1)
-    block = 2048
-    terms = []
-    for i in range(0, n, block):
-        Xi, sqi, li = X[i : i + block], sq[i : i + block], logc[i : i + block]
-        for j in range(i, n, block):
-            d2 = sqi[:, None] + sq[j : j + block][None, :] - 2.0 * (Xi @ X[j : j + block].T)
-            vals = -t * np.clip(d2, 0.0, None) + li[:, None] + logc[j : j + block][None, :]
-            if j == i:
-                vals = vals[np.triu_indices(vals.shape[0], k=1, m=vals.shape[1])]
-            else:
-                vals = vals.ravel()
-            if vals.size:
-                m = vals.max()
-                terms.append(m + np.log(np.exp(vals - m).sum()))
-    terms = np.asarray(terms)
-    m = terms.max()
-    log_num = m + np.log(np.exp(terms - m).sum())
-    c = np.exp(logc)
-    # sum_{i<j} c_i c_j = ((sum c)^2 - sum c^2) / 2, in a stable form
-    log_den = np.log(0.5 * (c.sum() ** 2 - (c * c).sum()))
-    return float(log_num - log_den)
-
-
-# ------------------------------------------------------------------ all at once
-def _resolve(obj, X, popularity, table):
-    """``(table array, popularity, source)`` from an estimator or a table."""
-    getter = getattr(obj, "get_embeddings", None)
-    if callable(getter):
-        tables = getter()
-        if not isinstance(tables, Mapping) or table not in tables:
-            have = sorted(tables) if isinstance(tables, Mapping) else tables
-            raise ValueError(
-                f"table={table!r} not found; get_embeddings() returned {have!r}."
-            )
-        E = tables[table]
-        if popularity is None:
-            if X is not None:
-                if table not in ("user", "item"):
-                    raise ValueError(
-                        f"popularity can be counted from X only for the 'user' and "
-                        f"'item' tables, not {table!r}; pass popularity= instead."
-                    )
-                has_vocab = hasattr(obj, f"{table}_ids_") or hasattr(
-                    obj, f"n_{table}s_"
-                )
-                popularity = popularity_counts(
-                    X, table=table, estimator=obj if has_vocab else None,
-                    n_rows=None if has_vocab else int(E.shape[0]),
-                )
-            elif table == "item" and getattr(obj, "item_popularity_", None) is not None:
-                popularity = obj.item_popularity_
-            else:
-                raise ValueError(
-                    "give the training interactions X (or popularity=) to count "
-                    f"the popularity of the {table!r} rows."
-                )
-        return E, popularity
-    if isinstance(obj, Mapping):
-        raise TypeError(
-            "pass one table (or an estimator with get_embeddings()), not a dict; "
-            "e.g. popularity_collapse(tables['item'], popularity=counts)."
-        )
-    if popularity is None:
-        if X is None:
-            raise ValueError(
-                "popularity_collapse of a table needs popularity= (one count per "
-                "row) or the training interactions X."
-            )
-        popularity = popularity_counts(X, table=table if table in ("user", "item")
-                                       else "item", n_rows=int(np.shape(obj)[0]))
-    return obj, popularity
-
-
-def _other_table(obj, table):
-    """The other table of a CF score matrix (users for items), or ``None``."""
-    other = {"item": "user", "user": "item"}.get(table)
-    getter = getattr(obj, "get_embeddings", None)
-    if other is None or not callable(getter):
-        return None
-    tables = getter()
-    if not isinstance(tables, Mapping) or other not in tables:
-        return None
-    return tables[other]
-
-
-@validate_params(
-    {
-        "estimator": "no_validation",
-        "X": "no_validation",
-        "popularity": "no_validation",
-        "table": [str],
-        "bucket_edges": ["array-like"],
-        "by": [StrOptions({"items", "interactions"})],
-        "metrics": [list, tuple, str],
-        "max_samples": [int_interval(2, None, closed="left"), None],
-        "random_state": ["random_state"],
-    },
-    prefer_skip_nested_validation=True,
-)
-def popularity_collapse(
-    estimator,
-    X=None,
-    *,
-    popularity=None,
-    table="item",
-    bucket_edges=DEFAULT_BUCKET_EDGES,
-    by="items",
-    metrics=("erank", "ia"),
-    max_samples=10_000,
-    random_state=0,
-):
-    """Every popularity view of one table: buckets, norms, direction, uniformity.
-
-    Parameters
-    ----------
-    estimator : fitted estimator or array-like of shape (n_rows, n_features)
-        An estimator with ``get_embeddings()`` (a skcollapse model, or
-        :class:`skcollapse.adapters.EmbeddingTables` around a model trained
-        elsewhere), or one table.
-    X : array-like of shape (n_interactions, 2), default=None
-        Training ``(user, item)`` pairs; popularity is counted from them
-        (:func:`popularity_counts`, through the estimator's id vocabulary).
-    popularity : array-like of shape (n_rows,), default=None
-        Counts per row; takes precedence over ``X``. Without both, a CF
-        estimator's ``item_popularity_`` (its training counts) is used for the
-        item table.
-    table : str, default="item"
-        Which table of ``get_embeddings()``.
-    bucket_edges, by, metrics
-        As in :func:`popularity_bucket_metrics`.
-    max_samples : int or None, default=10_000
-        Row subset of :func:`weighted_uniformity`.
-    random_state : int, RandomState instance or None, default=0
-        Seed of that subset.
-
-    Returns
-    -------
-    result : dict
-        ``"buckets"`` (:func:`popularity_bucket_metrics`),
-        ``"norm_popularity_correlation"`` (Pearson, log-popularity),
-        ``"norm_popularity_spearman"``, ``"popularity_alignment"`` (uncentered,
-        raw counts, the table alone: ``source="items"``),
-        ``"popularity_alignment_centered"``, ``"popularity_alignment_scores"``
-        (``source="scores"``: the top direction of the score matrix ``U Vᵀ``,
-        Lin et al.'s quantity and the one to read for a CF estimator; NaN when
-        the estimator has no ``"user"``/``"item"`` table pair or a table was
-        given) and ``"weighted_uniformity"``, plus ``"n_rows"`` and
-        ``"n_features"``.
-
-    Examples
-    --------
-    >>> from skcollapse.datasets import make_interactions
-    >>> from skcollapse.metrics import popularity_collapse
-    >>> from skcollapse.recommenders import MFRecommender
-    >>> X = make_interactions(200, 100, random_state=0)
-    >>> model = MFRecommender(embedding_dim=8, max_epochs=2, random_state=0).fit(X)
-    >>> out = popularity_collapse(model, X)
-    >>> list(out["buckets"])
-    ['head', 'torso', 'tail']
-    >>> -1.0 <= out["norm_popularity_correlation"] <= 1.0
-    True
-    """
-    E, pop = _resolve(estimator, X, popularity, table)
-    E, _ = _table(E)
-    pop = _popularity(pop, int(E.shape[0]))
-    queries = _other_table(estimator, table)
-    return {
-        "n_rows": int(E.shape[0]),
-        "n_features": int(E.shape[1]),
-        "buckets": popularity_bucket_metrics(
-            E, pop, bucket_edges=bucket_edges, by=by, metrics=metrics
-        ),
-        "norm_popularity_correlation": norm_popularity_correlation(E, pop),
-        "norm_popularity_spearman": norm_popularity_correlation(
-            E, pop, method="spearman"
-        ),
-        "popularity_alignment": popularity_alignment(E, pop),
-        "popularity_alignment_centered": popularity_alignment(E, pop, center=True),
-        "popularity_alignment_scores": (
-            float("nan") if queries is None else popularity_alignment(
-                E, pop, source="scores", queries=queries)
-        ),
-        "weighted_uniformity": weighted_uniformity(
-            E, pop, max_samples=max_samples, random_state=random_state
-        ),
-    }

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.linalg import eigh_tridiagonal
 
 from skcollapse.metrics._gram import GramAccumulator
-from skcollapse.metrics._registry import COLLAPSE_METRICS
+from skcollapse.metrics._registry import get_collapse_metric, takes_keyword
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
@@ -33,9 +33,6 @@ from skcollapse.utils._sklearn_compat import (
 )
 
 __all__ = ["random_reference"]
-
-#: Metrics with a random-matrix reference (from the registry).
-_REFERENCE_METRICS = tuple(m.name for m in COLLAPSE_METRICS.values() if m.has_reference)
 
 #: Largest number of matrix entries simulated per draw before draws are reduced.
 _SIM_ELEMENTS = 1 << 24
@@ -99,7 +96,7 @@ def _check_shape(shape):
 @validate_params(
     {
         "shape": "no_validation",  # a tuple or a table: checked by _check_shape
-        "metric": [StrOptions(set(_REFERENCE_METRICS))],
+        "metric": [str],  # a registered metric with a reference: checked below
         "spectrum": [StrOptions({"sv", "eig"})],
         "center": ["boolean"],
         "row_normalize": ["boolean"],
@@ -126,10 +123,12 @@ def random_reference(
     ----------
     shape : tuple of (int, int) or array-like
         ``(n_samples, n_features)``, or a table whose shape is used.
-    metric : {"effective_rank", "information_abundance", "stable_rank", \
-"condition_number", "normalized_std"}, default="effective_rank"
-        The metric. ``"normalized_std"`` returns the isotropic reference
-        ``1 / sqrt(n_features)`` of Chen & He (2021).
+    metric : str, default="effective_rank"
+        A registered collapse metric with a reference: every spectral one
+        (``"effective_rank"``, ``"information_abundance"``, ``"stable_rank"``,
+        ``"condition_number"``, and those registered with ``from_spectrum``)
+        and those registered with ``reference=``. ``"normalized_std"`` returns
+        the isotropic reference ``1 / sqrt(n_features)`` of Chen & He (2021).
     spectrum : {"sv", "eig"}, default="sv"
         Passed to :func:`effective_rank`.
     center : bool, default=False
@@ -167,11 +166,16 @@ def random_reference(
     15.8
     """
     n, d = _check_shape(shape)
-    entry = COLLAPSE_METRICS[metric]
-    if not entry.spectral:  # normalized_std
-        return float(1.0 / np.sqrt(d))
+    entry = get_collapse_metric(metric)
+    if not entry.has_reference:
+        raise ValueError(
+            f"metric={metric!r} has no random-table reference: it is not "
+            "spectral and was registered without reference=."
+        )
+    if not entry.spectral:  # normalized_std: 1 / sqrt(d)
+        return float(entry.reference(n, d))
     func = entry.from_spectrum
-    kwargs = {"spectrum": spectrum} if metric == "effective_rank" else {}
+    kwargs = {"spectrum": spectrum} if takes_keyword(func, "spectrum") else {}
     spectra = _reference_spectra(
         n, d, bool(center), bool(row_normalize), int(n_draws), int(random_state)
     )

@@ -1,63 +1,54 @@
-"""``ErankScorer`` and ``IAScorer``: collapse metrics as estimators *and* scorers.
+"""``CollapseScorer``: any registered collapse metric as an estimator *and* a scorer.
 
-As estimators they sit at the end of a ``Pipeline`` as a probe: ``fit`` stores the
-spectrum of the matrix it sees, ``transform`` passes it through unchanged and
-``score`` returns the metric, so ``GridSearchCV`` without ``scoring=`` ranks the
-upstream steps by collapse. As callables ``scorer(estimator, X, y=None)`` they read
-``estimator.get_embeddings()`` (the embeddings protocol of DESIGN.md) and work in
-``GridSearchCV(scoring=...)`` and skorch's ``EpochScoring``. Called on a Pipeline
-whose last step is such a probe, they score ``X`` as transformed by the steps
-before the probe, i.e. the matrix the probe receives (so ``scoring=IAScorer()`` on
-a Pipeline ending in ``ErankScorer()`` ranks by information abundance). Larger is
-better.
+As estimators the scorers sit at the end of a ``Pipeline`` as a probe: ``fit``
+stores the metric of the matrix it sees (and, for spectral metrics, its
+spectrum), ``transform`` passes it through unchanged and ``score`` returns the
+metric, so ``GridSearchCV`` without ``scoring=`` ranks the upstream steps by
+collapse. As callables ``scorer(estimator, X, y=None)`` they read the
+estimator's tables through :func:`~skcollapse.metrics.get_embedding_tables` (the
+embeddings protocol of DESIGN.md, looking into Pipelines and fitted searches)
+and work in ``GridSearchCV(scoring=...)`` and skorch's ``EpochScoring``. Called
+on a Pipeline whose last step is such a probe, they score ``X`` as transformed
+by the steps before the probe, i.e. the matrix the probe receives (so
+``scoring=IAScorer()`` on a Pipeline ending in ``ErankScorer()`` ranks by
+information abundance). Larger is better: a metric where lower is better
+(the condition number) is sign-flipped, as scikit-learn's ``neg_*`` scorers are.
+
+``ErankScorer`` and ``IAScorer`` are ``CollapseScorer`` with the metric fixed and
+its options as named parameters. :mod:`._get_scorer` finds a scorer by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.metaestimators import available_if
 
-from skcollapse.metrics._collapse import effective_rank, information_abundance
 from skcollapse.metrics._gram import GramAccumulator
-from skcollapse.metrics._registry import COLLAPSE_METRICS
+from skcollapse.metrics._registry import (
+    get_collapse_metric,
+    takes_keyword,
+)
 from skcollapse.metrics._spectrum import _spectrum_single, _use_gram, accumulate
+from skcollapse.metrics._tables import find_embeddings_owner, get_embedding_tables
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     _fit_context,
     check_is_fitted,
     validate_data,
-    validate_params,
 )
 from skcollapse.utils._validation import array_namespace_kind, check_embedding_matrix
 
-__all__ = [
-    "ErankScorer",
-    "IAScorer",
-    "get_collapse_scorer",
-    "get_collapse_scorer_names",
-    "get_scorer",
-    "get_scorer_names",
-]
+__all__ = ["CollapseScorer", "ErankScorer", "IAScorer"]
 
 _REDUCERS = {"mean": np.mean, "min": np.min, "max": np.max, "median": np.median}
 
-
-def _find_embeddings(estimator):
-    """``estimator.get_embeddings()``, looking into Pipelines and fitted searches."""
-    seen = estimator
-    for _ in range(8):
-        if hasattr(seen, "get_embeddings"):
-            return seen
-        if hasattr(seen, "best_estimator_"):
-            seen = seen.best_estimator_
-        elif hasattr(seen, "steps") and seen.steps:
-            seen = seen.steps[-1][1]
-        else:
-            break
-    return None
+#: Options of a spectral metric that its spectrum alone answers (``center`` and
+#: ``row_normalize`` shape the accumulated Gram matrix, the others are read from
+#: the singular values); other options need the rows.
+_SPECTRUM_OPTIONS = frozenset({"center", "row_normalize", "normalize", "spectrum"})
 
 
 def _find_probe(estimator):
@@ -65,12 +56,12 @@ def _find_probe(estimator):
 
     Returns ``(pipelines, probe)`` where ``pipelines`` are the (nested) Pipelines
     whose steps before the last lead to ``probe``, or ``None`` when ``estimator``
-    (a fitted search is looked into) does not end in an ``ErankScorer``/``IAScorer``.
+    (a fitted search is looked into) does not end in a ``CollapseScorer``.
     """
     pipelines = []
     seen = estimator
     for _ in range(8):
-        if isinstance(seen, _CollapseScorerMixin):
+        if isinstance(seen, CollapseScorer):
             return pipelines, seen
         if hasattr(seen, "best_estimator_"):
             seen = seen.best_estimator_
@@ -82,48 +73,136 @@ def _find_probe(estimator):
     return None
 
 
-class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Shared implementation; subclasses set ``_metric`` and ``_score_attr``."""
+class CollapseScorer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """A registered collapse metric as a scikit-learn estimator and scorer.
 
-    _metric = None
-    _score_attr = None
+    Called as ``scorer(estimator, X, y=None)`` it returns the metric of a
+    fitted model's embedding table(s); as the last step of a ``Pipeline`` it
+    scores the matrix the earlier steps produce. Larger is better: metrics
+    where lower is better (``"condition_number"``) are returned negated.
+
+    Parameters
+    ----------
+    metric : str, default="effective_rank"
+        A registered collapse metric, by name or alias
+        (:func:`get_collapse_metric_names`, or one added with
+        :func:`register_collapse_metric`).
+    table : str, list of str or None, default=None
+        When called as ``scorer(estimator, X, y)``: which table of
+        ``estimator.get_embeddings()`` to score (e.g. ``"item"`` or a field
+        name); ``None`` scores every table and combines them with ``reduce``.
+        Ignored by ``fit``/``score``, and by a call on a Pipeline that ends in
+        a probe, which read the matrix they are given.
+    reduce : {"mean", "min", "max", "median"}, default="mean"
+        How several tables are combined into one number.
+    metric_params : dict or None, default=None
+        Keyword arguments of the metric's function, e.g. ``{"center": True}``
+        or ``{"spectrum": "eig"}`` for ``"effective_rank"``.
+
+    Attributes
+    ----------
+    metric_value_ : float
+        The metric of the fitted matrix, unsigned (as the function returns it).
+    singular_values_ : ndarray of shape (min(n_samples_seen_, n_features_in_),)
+        Float64 singular values of the fitted matrix, largest first (spectral
+        metrics only).
+    n_samples_seen_ : int
+        Rows seen by ``fit`` or all ``partial_fit`` calls.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit`` (only for inputs with string
+        column names).
+
+    See Also
+    --------
+    ErankScorer : The effective rank, its options as parameters.
+    IAScorer : Information abundance, its options as parameters.
+    get_collapse_scorer : A scorer by name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcollapse.adapters import EmbeddingTables
+    >>> from skcollapse.metrics import CollapseScorer
+    >>> model = EmbeddingTables({"item_factors": np.diag([4.0, 2.0, 1.0])})
+    >>> CollapseScorer(metric="stable_rank", table="item")(model)
+    1.3125
+    >>> CollapseScorer(metric="condition_number", table="item")(model)
+    -4.0
+    """
 
     _parameter_constraints: ClassVar[dict] = {
+        "metric": [str],
         "table": [str, list, tuple, None],
         "reduce": [StrOptions(set(_REDUCERS))],
-        "center": ["boolean"],
-        "row_normalize": ["boolean"],
-        "normalize": ["boolean"],
+        "metric_params": [dict, None],
     }
 
-    # ------------------------------------------------------------ metric options
-    def _metric_kwargs(self):
-        return {
-            "center": self.center,
-            "row_normalize": self.row_normalize,
-            "normalize": self.normalize,
-        }
+    #: Attribute holding the metric after ``fit`` in the named forms.
+    _score_attr = None
+
+    def __init__(self, metric="effective_rank", *, table=None, reduce="mean",
+                 metric_params=None):
+        self.metric = metric
+        self.table = table
+        self.reduce = reduce
+        self.metric_params = metric_params
+
+    # ------------------------------------------------------------ the metric
+    def _entry(self):
+        return get_collapse_metric(self.metric)
+
+    def _metric_params(self):
+        return dict(self.metric_params or {})
+
+    def _sign(self):
+        return 1.0 if self._entry().greater_is_better else -1.0
+
+    def _streams(self):
+        """Whether the metric is read from a Gram accumulator's spectrum (so
+        ``partial_fit`` can stream rows)."""
+        return self._entry().spectral and set(self._metric_params()) <= _SPECTRUM_OPTIONS
+
+    def _can_stream(self):
+        """``partial_fit`` exists for spectral metrics only (an unknown metric
+        keeps it, so that calling it says what is wrong)."""
+        try:
+            return self._streams()
+        except ValueError:
+            return True
 
     def _metric_of(self, E):
-        raise NotImplementedError
+        """The unsigned metric of one table."""
+        return float(self._entry().func(E, **self._metric_params()))
 
     def _metric_from_spectrum(self, sigma, n_samples):
-        kwargs = self._metric_kwargs()
-        kwargs.pop("row_normalize")
-        from_spectrum = COLLAPSE_METRICS[self._metric].from_spectrum
-        return from_spectrum(sigma, n_samples=n_samples, **kwargs)
+        params = self._metric_params()
+        from_spectrum = self._entry().from_spectrum
+        kwargs = {k: params[k] for k in ("normalize", "spectrum") if k in params}
+        if "spectrum" in kwargs and not takes_keyword(from_spectrum, "spectrum"):
+            del kwargs["spectrum"]
+        return from_spectrum(
+            sigma, center=bool(params.get("center", False)), n_samples=n_samples,
+            **kwargs,
+        )
 
     @property
     def __name__(self):
         """Name used by skorch's ``EpochScoring`` for the history column."""
+        base = self._entry().scorer_names[0]
         table = self.table
         if table is None:
-            return self._metric
+            return base
         if isinstance(table, str):
-            return f"{self._metric}_{table}"
-        return f"{self._metric}_{'_'.join(map(str, table))}"
+            return f"{base}_{table}"
+        return f"{base}_{'_'.join(map(str, table))}"
 
     # ------------------------------------------------------------ validation
+    def _check_params(self):
+        self._validate_params()
+        self._entry()  # an unknown metric says so
+
     def _check_input(self, X, *, reset):
         """Validate X; numpy-likes through ``validate_data``, torch/dask as they are.
 
@@ -150,21 +229,32 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             )
         return X, kind
 
+    def _set_value(self, value):
+        self.metric_value_ = float(value)
+        if self._score_attr is not None:
+            setattr(self, self._score_attr, self.metric_value_)
+
     def _update_fitted(self):
         acc = self._accumulator
         self.singular_values_ = acc.singular_values()[
             : min(acc.n_samples_seen, acc.n_features)
         ]
         self.n_samples_seen_ = acc.n_samples_seen
-        setattr(
-            self, self._score_attr,
-            self._metric_from_spectrum(self.singular_values_, acc.n_samples_seen),
+        self._set_value(
+            self._metric_from_spectrum(self.singular_values_, acc.n_samples_seen)
+        )
+
+    def _new_accumulator(self, n_features):
+        params = self._metric_params()
+        return GramAccumulator(
+            n_features, center=bool(params.get("center", False)),
+            row_normalize=bool(params.get("row_normalize", False)),
         )
 
     # ------------------------------------------------------------ estimator API
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Compute the singular spectrum of ``X`` and the metric.
+        """Compute the metric of ``X`` (and, for spectral metrics, its spectrum).
 
         Parameters
         ----------
@@ -178,29 +268,36 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         self : object
             The fitted scorer.
         """
+        self._entry()
         X, kind = self._check_input(X, reset=True)
         n, d = (int(s) for s in X.shape)
-        acc = GramAccumulator(d, center=self.center, row_normalize=self.row_normalize)
-        self._accumulator = accumulate(X, kind, acc)
+        if not self._streams():  # the metric reads the rows
+            self._accumulator = None
+            self.n_samples_seen_ = n
+            self._set_value(self._metric_of(X))
+            return self
+        self._accumulator = accumulate(X, kind, self._new_accumulator(d))
         self._update_fitted()
         if not _use_gram(n, d, "auto"):
             # Wide or small: the SVD resolves tiny singular values exactly.
+            params = self._metric_params()
             self.singular_values_ = _spectrum_single(
-                X, kind, center=self.center, row_normalize=self.row_normalize,
+                X, kind, center=bool(params.get("center", False)),
+                row_normalize=bool(params.get("row_normalize", False)),
                 method="svd", chunk_size=None,
             )
-            setattr(
-                self, self._score_attr,
-                self._metric_from_spectrum(self.singular_values_, n),
-            )
+            self._set_value(self._metric_from_spectrum(self.singular_values_, n))
         return self
 
+    @available_if(_can_stream)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Add the rows of ``X`` to the spectrum (float64 Gram accumulation).
 
         Calling ``partial_fit`` on successive row chunks gives the spectrum of
-        their concatenation; memory stays ``O(n_features^2)``.
+        their concatenation; memory stays ``O(n_features^2)``. Only metrics
+        read from the singular spectrum can be streamed: for the others the
+        method does not exist.
 
         Parameters
         ----------
@@ -214,12 +311,10 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         self : object
             The updated scorer.
         """
-        first = not hasattr(self, "_accumulator")
+        first = getattr(self, "_accumulator", None) is None
         X, kind = self._check_input(X, reset=first)
         if first:
-            self._accumulator = GramAccumulator(
-                X.shape[1], center=self.center, row_normalize=self.row_normalize
-            )
+            self._accumulator = self._new_accumulator(X.shape[1])
         accumulate(X, kind, self._accumulator)
         self._update_fitted()
         return self
@@ -242,7 +337,7 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         return X
 
     def score(self, X, y=None):
-        """The metric of ``X`` (larger is better).
+        """The metric of ``X`` (larger is better; negated when lower is).
 
         Parameters
         ----------
@@ -258,7 +353,7 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         """
         check_is_fitted(self)
         X, _ = self._check_input(X, reset=False)
-        return float(self._metric_of(X))
+        return self._sign() * self._metric_of(X)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_accumulator")
@@ -279,7 +374,7 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         estimator : object
             A fitted estimator with ``get_embeddings() -> dict[str, array]`` (or a
             Pipeline/search whose last step/best estimator has it), or a fitted
-            Pipeline whose last step is an ``ErankScorer``/``IAScorer`` probe.
+            Pipeline whose last step is a ``CollapseScorer`` probe.
         X : array-like of shape (n_samples, n_features) or None, default=None
             Ignored for estimators with ``get_embeddings()``. For a Pipeline
             ending in a probe, the data to score: it goes through the steps
@@ -292,11 +387,11 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         -------
         float
             The metric of the chosen table, or of all chosen tables reduced by
-            ``reduce``; for a probe Pipeline, the metric of the transformed ``X``.
+            ``reduce`` (negated when lower is better); for a probe Pipeline, the
+            metric of the transformed ``X``.
         """
-        self._validate_params()
-        owner = _find_embeddings(estimator)
-        if owner is None:
+        self._check_params()
+        if find_embeddings_owner(estimator) is None:
             found = _find_probe(estimator)
             if found is not None:
                 return self._score_probe(*found, X)
@@ -307,18 +402,13 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
                 "produces, end a Pipeline with ErankScorer()/IAScorer(): the "
                 "scorer then reads X as transformed by the steps before it."
             )
-        tables = owner.get_embeddings()
-        if not isinstance(tables, Mapping):
-            tables = {"embeddings": tables}
-        if not tables:
-            raise ValueError(
-                f"{type(owner).__name__}.get_embeddings() returned no tables."
-            )
-        names = self._selected(tables)
-        values = [float(self._metric_of(tables[name])) for name in names]
-        if len(values) == 1:
-            return values[0]
-        return float(_REDUCERS[self.reduce](values))
+        wanted = None if self.table is None else (
+            [self.table] if isinstance(self.table, str) else list(self.table)
+        )
+        tables = get_embedding_tables(estimator, wanted)
+        values = [self._metric_of(t) for t in tables.values()]
+        value = values[0] if len(values) == 1 else float(_REDUCERS[self.reduce](values))
+        return self._sign() * value
 
     def _score_probe(self, pipelines, probe, X):
         """The metric of ``X`` transformed by the steps before ``probe``."""
@@ -333,21 +423,7 @@ class _CollapseScorerMixin(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             if len(pipe.steps) > 1:
                 X = pipe[:-1].transform(X)
         X = probe.transform(X)  # fitted check and the feature count of its fit
-        return float(self._metric_of(X))
-
-    def _selected(self, tables):
-        if self.table is None:
-            return list(tables)
-        wanted = [self.table] if isinstance(self.table, str) else list(self.table)
-        if not wanted:
-            raise ValueError("table is an empty list; give None or table names.")
-        missing = [t for t in wanted if t not in tables]
-        if missing:
-            raise ValueError(
-                f"table={missing[0]!r} is not among the estimator's embedding tables "
-                f"{sorted(map(str, tables))}."
-            )
-        return wanted
+        return self._sign() * self._metric_of(X)
 
 
 _COMMON = """table : str, list of str or None, default=None
@@ -366,7 +442,9 @@ _COMMON = """table : str, list of str or None, default=None
         Divide by the largest attainable value ``min(n_samples, n_features)``, so
         runs with different embedding sizes compare (1.0 = no collapse)."""
 
-_ATTRS = """singular_values_ : ndarray of shape (min(n_samples_seen_, n_features_in_),)
+_ATTRS = """metric_value_ : float
+        The same value (the attribute every ``CollapseScorer`` has).
+    singular_values_ : ndarray of shape (min(n_samples_seen_, n_features_in_),)
         Float64 singular values of the fitted matrix, largest first.
     n_samples_seen_ : int
         Rows seen by ``fit`` or all ``partial_fit`` calls.
@@ -376,9 +454,20 @@ _ATTRS = """singular_values_ : ndarray of shape (min(n_samples_seen_, n_features
         Names of features seen during ``fit`` (only for inputs with string
         column names)."""
 
+_NAMED_CONSTRAINTS = {
+    "table": [str, list, tuple, None],
+    "reduce": [StrOptions(set(_REDUCERS))],
+    "center": ["boolean"],
+    "row_normalize": ["boolean"],
+    "normalize": ["boolean"],
+}
 
-class ErankScorer(_CollapseScorerMixin):
+
+class ErankScorer(CollapseScorer):
     """Effective rank as a scikit-learn estimator and scorer (larger is better).
+
+    ``CollapseScorer(metric="effective_rank")`` with the metric's options as
+    parameters.
 
     Parameters
     ----------
@@ -396,6 +485,7 @@ class ErankScorer(_CollapseScorerMixin):
     --------
     skcollapse.metrics.effective_rank : The metric as a function.
     IAScorer : Information abundance.
+    CollapseScorer : Any registered collapse metric.
 
     Notes
     -----
@@ -420,10 +510,10 @@ class ErankScorer(_CollapseScorerMixin):
     15.3
     """
 
-    _metric = "effective_rank"
+    metric = "effective_rank"
     _score_attr = "effective_rank_"
     _parameter_constraints: ClassVar[dict] = {
-        **_CollapseScorerMixin._parameter_constraints,
+        **_NAMED_CONSTRAINTS,
         "spectrum": [StrOptions({"sv", "eig"})],
     }
 
@@ -444,17 +534,21 @@ class ErankScorer(_CollapseScorerMixin):
         self.row_normalize = row_normalize
         self.normalize = normalize
 
-    def _metric_kwargs(self):
-        return {**super()._metric_kwargs(), "spectrum": self.spectrum}
+    def _metric_params(self):
+        return {
+            "spectrum": self.spectrum,
+            "center": self.center,
+            "row_normalize": self.row_normalize,
+            "normalize": self.normalize,
+        }
 
-    def _metric_of(self, E):
-        return effective_rank(E, **self._metric_kwargs())
 
-
-class IAScorer(_CollapseScorerMixin):
+class IAScorer(CollapseScorer):
     """Information abundance as a scikit-learn estimator and scorer.
 
     ``IA = ||sigma||_1 / sigma_max`` (Guo et al., ICML 2024); larger is better.
+    ``CollapseScorer(metric="information_abundance")`` with the metric's options
+    as parameters.
 
     Parameters
     ----------
@@ -470,6 +564,7 @@ class IAScorer(_CollapseScorerMixin):
     --------
     skcollapse.metrics.information_abundance : The metric as a function.
     ErankScorer : Effective rank.
+    CollapseScorer : Any registered collapse metric.
 
     References
     ----------
@@ -484,8 +579,9 @@ class IAScorer(_CollapseScorerMixin):
     2.0
     """
 
-    _metric = "information_abundance"
+    metric = "information_abundance"
     _score_attr = "information_abundance_"
+    _parameter_constraints: ClassVar[dict] = dict(_NAMED_CONSTRAINTS)
 
     def __init__(
         self,
@@ -502,116 +598,13 @@ class IAScorer(_CollapseScorerMixin):
         self.row_normalize = row_normalize
         self.normalize = normalize
 
-    def _metric_of(self, E):
-        return information_abundance(E, **self._metric_kwargs())
+    def _metric_params(self):
+        return {
+            "center": self.center,
+            "row_normalize": self.row_normalize,
+            "normalize": self.normalize,
+        }
 
 
 for _cls in (ErankScorer, IAScorer):
     _cls.__doc__ = _cls.__doc__.replace("{common}", _COMMON).replace("{attrs}", _ATTRS)
-
-
-#: Scorer names: each scorer's metric name and its registry alias.
-_SCORERS = {
-    key: cls
-    for cls in (ErankScorer, IAScorer)
-    for key in (cls._metric, COLLAPSE_METRICS[cls._metric].alias)
-}
-
-
-def get_collapse_scorer_names():
-    """Names accepted by :func:`get_collapse_scorer`.
-
-    Returns
-    -------
-    list of str
-        Sorted scorer names (aliases included).
-
-    Examples
-    --------
-    >>> from skcollapse.metrics import get_collapse_scorer_names
-    >>> get_collapse_scorer_names()
-    ['effective_rank', 'erank', 'ia', 'information_abundance']
-    """
-    return sorted(_SCORERS)
-
-
-@validate_params({"name": [StrOptions(set(_SCORERS))]}, prefer_skip_nested_validation=True)
-def get_collapse_scorer(name, **params):
-    """A fresh collapse scorer by name, e.g. ``get_collapse_scorer("ia", table="item")``.
-
-    scikit-learn resolves a ``scoring="..."`` string only among its own
-    scorers (``sklearn.metrics.get_scorer``) and has no public way to add
-    names, so ``GridSearchCV(scoring="effective_rank")`` is an error there.
-    Pass the scorer object instead, alone or in a dict with other scorers::
-
-        GridSearchCV(est, grid, scoring={
-            "ndcg": ranking_scorer("ndcg"),
-            "erank": get_collapse_scorer("effective_rank", table="item"),
-        }, refit="ndcg")
-
-    Parameters
-    ----------
-    name : str
-        One of :func:`get_collapse_scorer_names`: ``"effective_rank"`` (alias
-        ``"erank"``) or ``"information_abundance"`` (alias ``"ia"``).
-    **params
-        Parameters of the scorer (``table``, ``reduce``, ``normalize``, ...).
-
-    Returns
-    -------
-    ErankScorer or IAScorer
-        An unfitted scorer, usable as ``scoring=`` or in ``EpochScoring``.
-
-    Examples
-    --------
-    >>> from skcollapse.metrics import get_collapse_scorer
-    >>> get_collapse_scorer("erank", table="item")
-    ErankScorer(table='item')
-    """
-    return _SCORERS[name](**params)
-
-
-_RENAMED = (
-    "skcollapse.metrics.{old} was renamed {new} (it shadowed scikit-learn's "
-    "sklearn.metrics.{old}, which does something else); the old name will be "
-    "removed in skcollapse 0.2. Use skcollapse.metrics.{new}."
-)
-
-
-def get_scorer_names():
-    """Deprecated alias of :func:`get_collapse_scorer_names` (removed in 0.2).
-
-    Returns
-    -------
-    list of str
-    """
-    import warnings
-
-    warnings.warn(
-        _RENAMED.format(old="get_scorer_names", new="get_collapse_scorer_names"),
-        FutureWarning,
-        stacklevel=2,
-    )
-    return get_collapse_scorer_names()
-
-
-def get_scorer(name, **params):
-    """Deprecated alias of :func:`get_collapse_scorer` (removed in 0.2).
-
-    Parameters
-    ----------
-    name : str
-    **params
-
-    Returns
-    -------
-    ErankScorer or IAScorer
-    """
-    import warnings
-
-    warnings.warn(
-        _RENAMED.format(old="get_scorer", new="get_collapse_scorer"),
-        FutureWarning,
-        stacklevel=2,
-    )
-    return get_collapse_scorer(name, **params)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from skcollapse.metrics._tables import get_embedding_tables
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     check_is_fitted,
@@ -30,27 +31,24 @@ from skcollapse.utils._sklearn_compat import (
 def _tables_by_set(estimator):
     """``tables[m][f]``: float64 numpy ``(cardinality, K)`` of set ``m``, field ``f``."""
     check_is_fitted(estimator)
-    getter = getattr(estimator, "get_embedding_tensors", None)
     names = getattr(estimator, "embedding_names_", None)
     dims = getattr(estimator, "field_dims_", None)
-    if not callable(getter) or names is None or dims is None:
+    if names is None or dims is None or not callable(
+        getattr(estimator, "get_embeddings", None)
+    ):
         raise TypeError(
             "estimator must be a fitted skcollapse CTR classifier (it needs "
-            "get_embedding_tensors(), embedding_names_ and field_dims_); got "
+            "get_embeddings(), embedding_names_ and field_dims_); got "
             f"{type(estimator).__name__}."
         )
-    tensors = getter()
+    tables = get_embedding_tables(estimator, prefer_tensors=True, to_numpy=True)
     n_fields = len(dims)
     n_sets = len(names) // n_fields
-    out = []
-    for m in range(n_sets):
-        row = []
-        for f in range(n_fields):
-            t = tensors[names[m * n_fields + f]]
-            t = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
-            row.append(np.asarray(t, dtype=np.float64))
-        out.append(row)
-    return out
+    return [
+        [np.asarray(tables[names[m * n_fields + f]], dtype=np.float64)
+         for f in range(n_fields)]
+        for m in range(n_sets)
+    ]
 
 
 def _ia_from_sigma(sigma):

@@ -69,11 +69,11 @@ def _epoch_seconds(est):
 
 def _table_collapse(est):
     """erank and information abundance of each embedding table of ``est``."""
-    from skcollapse.metrics import collapse_metrics
+    from skcollapse.metrics import collapse_metrics, get_embedding_tables
 
     if not hasattr(est, "get_embeddings"):
         return {}
-    got = collapse_metrics(est.get_embeddings(),
+    got = collapse_metrics(get_embedding_tables(est),
                            metrics=["effective_rank", "information_abundance"])
     return {
         name: {"erank": float(m["effective_rank"]),

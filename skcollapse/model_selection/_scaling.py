@@ -102,7 +102,7 @@ class _ScalingScorer:
         if module is not None:
             out["n_parameters"] = int(sum(p.numel() for p in module.parameters()))
         if self.ia:
-            from skcollapse.metrics._sub_embedding import field_ia
+            from skcollapse.metrics import field_ia
 
             values = field_ia(estimator)
             names = getattr(estimator, "field_names_", None) or [

@@ -1,8 +1,6 @@
-"""Helpers shared by the Display objects: lazy matplotlib, embeddings protocol."""
+"""Helpers shared by the Display objects: lazy matplotlib, names, arrays."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 import numpy as np
 
@@ -38,44 +36,6 @@ def get_axes(ax, caller_name: str):
             f"ax must be a matplotlib Axes or None, got {type(ax).__name__}."
         )
     return ax.figure, ax
-
-
-def get_estimator_embeddings(estimator, *, name: str = "estimator") -> dict:
-    """Read ``estimator.get_embeddings()`` and validate the returned dict.
-
-    Only this method of the estimator is used, so any object following the
-    embeddings protocol (``get_embeddings() -> dict[str, ndarray]``) works.
-    """
-    getter = getattr(estimator, "get_embeddings", None)
-    if not callable(getter):
-        raise TypeError(
-            f"{name} must expose get_embeddings() -> dict[str, ndarray] (the "
-            f"skcollapse embeddings protocol); got {type(estimator).__name__}."
-        )
-    tables = getter()
-    if not isinstance(tables, Mapping) or not tables:
-        raise TypeError(
-            f"{name}.get_embeddings() must return a non-empty dict of table name -> "
-            f"2-D array, got {type(tables).__name__}."
-        )
-    return dict(tables)
-
-
-def select_tables(tables: dict, wanted, *, name: str = "tables") -> dict:
-    """Keep the tables named in ``wanted`` (a name or a list of names; None = all)."""
-    if wanted is None:
-        return tables
-    if isinstance(wanted, str):
-        wanted = [wanted]
-    wanted = list(wanted)
-    if not wanted:
-        raise ValueError(f"{name} is empty; give at least one table name or None.")
-    unknown = [w for w in wanted if w not in tables]
-    if unknown:
-        raise ValueError(
-            f"{name}={unknown!r} not found; the estimator has tables {sorted(tables)}."
-        )
-    return {w: tables[w] for w in wanted}
 
 
 def estimator_name(estimator) -> str:

@@ -127,13 +127,13 @@ class CodeUsageDisplay:
         -------
         display : CodeUsageDisplay
         """
-        from skcollapse.quantization._metrics import _check_codes
+        from skcollapse.utils._validation import check_codes
 
         if not isinstance(codebook_size, (int, np.integer)) or codebook_size < 1:
             raise ValueError(
                 f"codebook_size must be a positive int, got {codebook_size!r}."
             )
-        arr = _check_codes(codes, codebook_size)
+        arr = check_codes(codes, codebook_size)
         counts = [np.bincount(col, minlength=codebook_size) for col in arr.T]
         return cls(counts=counts, name=name).plot(ax=ax, **kwargs)
 

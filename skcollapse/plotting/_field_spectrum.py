@@ -7,12 +7,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from skcollapse.metrics import singular_values
-from skcollapse.metrics._registry import COLLAPSE_METRICS
+from skcollapse.metrics import (
+    get_collapse_metric,
+    get_embedding_tables,
+    singular_values,
+)
 from skcollapse.plotting._base import (
     check_matplotlib_support,
     estimator_name,
-    get_estimator_embeddings,
     to_numpy,
 )
 from skcollapse.utils._sklearn_compat import StrOptions, real_interval, validate_params
@@ -35,7 +37,7 @@ def split_field_and_set(name: str):
     return match.group("field"), int(match.group("set"))
 
 
-_IA = COLLAPSE_METRICS["information_abundance"].from_spectrum
+_IA = get_collapse_metric("information_abundance").from_spectrum
 
 
 def _group_tables(tables: dict, sets: str) -> dict:
@@ -415,14 +417,14 @@ class FieldSpectrumDisplay:
         -------
         display : FieldSpectrumDisplay
         """
-        from skcollapse.plotting._base import select_tables
-
         if not isinstance(estimators, Mapping) or not estimators:
             raise TypeError(
                 "estimators must be a non-empty dict of panel name -> fitted estimator."
             )
         panels = {}
+        wanted = [tables] if isinstance(tables, str) else tables
         for panel, est in estimators.items():
-            found = get_estimator_embeddings(est, name=f"estimators[{panel!r}]")
-            panels[panel] = select_tables(found, tables)
+            panels[panel] = get_embedding_tables(
+                est, wanted, name=f"estimators[{panel!r}]"
+            )
         return cls.from_embeddings_dict(panels, ax=ax, **kwargs)

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from skcollapse.metrics._registry import (
-    COLLAPSE_METRICS,
-    column_pattern,
+from skcollapse.metrics import (
+    get_collapse_metric,
+    get_collapse_metric_names,
     metric_of_column,
 )
 from skcollapse.plotting._base import check_matplotlib_support, estimator_name
@@ -21,9 +21,11 @@ from skcollapse.utils._sklearn_compat import StrOptions, validate_params
 
 __all__ = ["CollapseHistoryDisplay", "metric_of_column"]
 
-#: Axis label of each metric alias, and the axes order (registry order).
-_METRIC_LABELS = {m.alias: m.label for m in COLLAPSE_METRICS.values()}
-_AXES_ORDER = [*_METRIC_LABELS, "other"]
+
+def _axes_order():
+    """Metric aliases in registry order, then ``"other"``: the order of the axes."""
+    return [*(get_collapse_metric(n).alias for n in get_collapse_metric_names()),
+            "other"]
 
 
 def _initial_metrics(net):
@@ -201,7 +203,8 @@ class CollapseHistoryDisplay:
                 metric = metric_of_column(column) or "other"
                 if metric not in metrics:
                     metrics.append(metric)
-        metrics.sort(key=_AXES_ORDER.index)
+        order = _axes_order()
+        metrics.sort(key=order.index)
         if ax is None:
             fig, axes = plt.subplots(
                 1,
@@ -228,7 +231,8 @@ class CollapseHistoryDisplay:
             epochs = np.asarray(self.epochs[run], dtype=np.float64)
             for column, vals in cols.items():
                 metric = metric_of_column(column) or "other"
-                pattern = column_pattern(metric) if metric != "other" else None
+                pattern = (get_collapse_metric(metric).column_pattern
+                           if metric != "other" else None)
                 table = pattern.sub("_", column).strip("_") if pattern else column
                 style = table_style.setdefault(table, styles[len(table_style) % 4])
                 vals = np.asarray(vals, dtype=np.float64)
@@ -255,7 +259,9 @@ class CollapseHistoryDisplay:
         for metric, axis in by_metric.items():
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.set_xlabel("epoch")
-            axis.set_ylabel(_METRIC_LABELS.get(metric, "value"))
+            axis.set_ylabel(
+                "value" if metric == "other" else get_collapse_metric(metric).label
+            )
             axis.grid(True, alpha=0.3)
             if legend == "each":
                 axis.legend(fontsize="small")

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from skcollapse.metrics._popularity import (
-    DEFAULT_BUCKET_EDGES,
-    _buckets,
-    _check_edges,
-    _popularity,
-    _resolve,
-    _row_norms,
-    _table,
+from skcollapse.metrics import (
     norm_popularity_correlation,
     popularity_alignment,
     popularity_bucket_metrics,
+    popularity_buckets,
+    table_popularity,
 )
 from skcollapse.plotting._base import (
     as_1d_float,
     estimator_name,
     get_axes,
+    to_numpy,
 )
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
@@ -28,6 +24,19 @@ from skcollapse.utils._sklearn_compat import (
 )
 
 __all__ = ["PopularityCollapseDisplay"]
+
+def _row_norms(embeddings, rows):
+    """L2 norms of the drawn ``rows`` of a table (numpy, torch or dask)."""
+    if type(embeddings).__module__.startswith("torch"):
+        import torch
+
+        index = torch.as_tensor(rows, device=embeddings.device)
+        block = to_numpy(embeddings[index])
+    else:
+        block = np.asarray(embeddings[rows] if hasattr(embeddings, "shape")
+                           else np.asarray(embeddings)[rows])
+    return np.linalg.norm(block.astype(np.float64, copy=False), axis=1)
+
 
 #: One colour per bucket, head first (matplotlib's tab10 blue, orange, green...).
 _BUCKET_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9")
@@ -197,7 +206,7 @@ class PopularityCollapseDisplay:
         embeddings,
         popularity,
         *,
-        bucket_edges=DEFAULT_BUCKET_EDGES,
+        bucket_edges=(0.2, 0.8),
         by="items",
         max_points=5000,
         random_state=0,
@@ -234,22 +243,24 @@ class PopularityCollapseDisplay:
         -------
         display : PopularityCollapseDisplay
         """
-        E, kind = _table(embeddings)
-        n = int(E.shape[0])
-        pop = _popularity(popularity, n)
-        edges = _check_edges(bucket_edges)
-        metrics = popularity_bucket_metrics(E, pop, bucket_edges=edges, by=by)
-        buckets = _buckets(pop, edges, by)
-        norms = _row_norms(E, kind)
-        corr = norm_popularity_correlation(E, pop)
-        align = popularity_alignment(E, pop)
+        # the metrics validate the table, the counts and the edges
+        metrics = popularity_bucket_metrics(
+            embeddings, popularity, bucket_edges=bucket_edges, by=by
+        )
+        corr = norm_popularity_correlation(embeddings, popularity)
+        align = popularity_alignment(embeddings, popularity)
+        buckets = popularity_buckets(popularity, bucket_edges=bucket_edges, by=by)
+        pop = as_1d_float(to_numpy(popularity), name="popularity")
+        n = pop.shape[0]
+        keep = np.arange(n)
         if max_points is not None and n > max_points:
             from sklearn.utils import check_random_state
 
             keep = np.sort(
                 check_random_state(random_state).choice(n, max_points, replace=False)
             )
-            pop, norms, buckets = pop[keep], norms[keep], buckets[keep]
+        norms = _row_norms(embeddings, keep)
+        pop, buckets = pop[keep], buckets[keep]
         disp = cls(
             popularity=pop, norms=norms, buckets=buckets, bucket_metrics=metrics,
             norm_correlation=corr, alignment=align, name=name,
@@ -307,91 +318,7 @@ class PopularityCollapseDisplay:
                 "model trained elsewhere wrap it in "
                 "skcollapse.adapters.EmbeddingTables."
             )
-        E, pop = _resolve(estimator, X, popularity, table)
+        E, pop = table_popularity(estimator, X, popularity=popularity, table=table)
         if name is None:
             name = f"{estimator_name(estimator)} {table}"
         return cls.from_embeddings(E, pop, name=name, ax=ax, **kwargs)
-
-
-# ------------------------------------------------------------------ the report
-#: Columns of :func:`popularity_report_section`'s table.
-REPORT_COLUMNS = (
-    "model",
-    "corr(norm, log pop)",
-    "top dir. vs pop",
-    "top dir. vs pop (centered)",
-    "weighted unif.",
-    "erank head",
-    "erank torso",
-    "erank tail",
-    "IA head",
-    "IA torso",
-    "IA tail",
-)
-
-
-def popularity_report_section(models, interactions, directory, *, table="item"):
-    """The popularity part of a report: one table row and one panel per model.
-
-    Parameters
-    ----------
-    models : dict of str to fitted estimator
-        The models by row label (e.g. ``{"MF": mf, "MF + DirectSpec": mf_ds}``).
-    interactions : array-like of shape (n_interactions, 2)
-        The training pairs; popularity is counted from them through each
-        model's id vocabulary.
-    directory : str or Path
-        Folder the figure is written into (it must exist).
-    table : str, default="item"
-        Which table of ``get_embeddings()``.
-
-    Returns
-    -------
-    section : dict
-        ``"columns"`` (:data:`REPORT_COLUMNS`), ``"records"`` (one dict per
-        model), ``"markdown"`` (the table as Markdown) and ``"figures"``
-        (``{"popularity_<table>": path}``).
-    """
-    from pathlib import Path
-
-    from matplotlib.figure import Figure
-
-    from skcollapse.metrics._popularity import popularity_collapse
-
-    records = []
-    names = list(models)
-    n_cols = min(3, max(1, len(names)))
-    n_rows = -(-len(names) // n_cols)
-    fig = Figure(figsize=(5.2 * n_cols, 4.4 * n_rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
-    for ax, name in zip(axes, names, strict=False):
-        model = models[name]
-        res = popularity_collapse(model, interactions, table=table)
-        b = res["buckets"]
-        records.append({
-            "model": name,
-            "corr(norm, log pop)": res["norm_popularity_correlation"],
-            "top dir. vs pop": res["popularity_alignment"],
-            "top dir. vs pop (centered)": res["popularity_alignment_centered"],
-            "weighted unif.": res["weighted_uniformity"],
-            **{f"erank {k}": b[k]["erank"] for k in ("head", "torso", "tail")},
-            **{f"IA {k}": b[k]["ia"] for k in ("head", "torso", "tail")},
-        })
-        PopularityCollapseDisplay.from_estimator(
-            model, interactions, table=table, name=name, ax=ax, max_points=3000
-        )
-    for ax in axes[len(names):]:
-        ax.set_visible(False)
-    path = Path(directory) / f"popularity_{table}.png"
-    fig.savefig(path, dpi=110)
-    lines = ["| " + " | ".join(REPORT_COLUMNS) + " |",
-             "|:---|" + "---:|" * (len(REPORT_COLUMNS) - 1)]
-    for r in records:
-        cells = [r["model"]] + [f"{r[c]:.4g}" for c in REPORT_COLUMNS[1:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return {
-        "columns": list(REPORT_COLUMNS),
-        "records": records,
-        "markdown": "\n".join(lines) + "\n",
-        "figures": {f"popularity_{table}": path},
-    }

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from skcollapse.metrics import get_embedding_tables
 from skcollapse.plotting._base import (
     as_1d_float,
     estimator_name,
     get_axes,
-    get_estimator_embeddings,
-    select_tables,
     to_numpy,
 )
 from skcollapse.utils._sklearn_compat import int_interval, validate_params
@@ -350,9 +349,7 @@ class EmbeddingProjectionDisplay:
         -------
         display : EmbeddingProjectionDisplay
         """
-        E = select_tables(get_estimator_embeddings(estimator), table, name="table")[
-            table
-        ]
+        E = get_embedding_tables(estimator, table)
         if popularity is None and X is not None:
             if table not in ("user", "item"):
                 raise ValueError(

@@ -7,14 +7,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from skcollapse.metrics import singular_values
-from skcollapse.metrics._registry import COLLAPSE_METRICS
+from skcollapse.metrics import (
+    get_collapse_metric,
+    get_embedding_tables,
+    singular_values,
+)
 from skcollapse.plotting._base import (
     as_1d_float,
     estimator_name,
     get_axes,
-    get_estimator_embeddings,
-    select_tables,
     to_numpy,
 )
 from skcollapse.utils._sklearn_compat import StrOptions, real_interval, validate_params
@@ -67,7 +68,7 @@ def _spectrum_and_metrics(table, *, center, row_normalize):
     sigma = singular_values(table, center=center, row_normalize=row_normalize)
     n = int(table.shape[0])
     return (sigma, *(
-        COLLAPSE_METRICS[m].from_spectrum(sigma, center=center, n_samples=n)
+        get_collapse_metric(m).from_spectrum(sigma, center=center, n_samples=n)
         for m in ("effective_rank", "information_abundance")
     ))
 
@@ -351,8 +352,9 @@ class SpectrumDisplay:
                     )
             models = dict(zip(labels, ests, strict=True))
         named = {}
+        wanted = [tables] if isinstance(tables, str) else tables
         for label, est in models.items():
-            found = select_tables(get_estimator_embeddings(est), tables)
+            found = get_embedding_tables(est, wanted, name=label)
             for table_name, table in found.items():
                 named[f"{label} {table_name}"] = table
         return cls.from_embeddings(

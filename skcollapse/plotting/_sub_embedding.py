@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from skcollapse.metrics._sub_embedding import embedding_set_diversity, sub_embedding_ia
+from skcollapse.metrics import embedding_set_diversity, sub_embedding_ia
 from skcollapse.plotting._base import check_matplotlib_support, estimator_name
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from skcollapse.quantization._metrics import _check_codes
 from skcollapse.utils._sklearn_compat import check_is_fitted
+from skcollapse.utils._validation import check_codes
 
 
 def dedup_level(codes):
@@ -50,7 +50,7 @@ class QuantizerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     def _check_codes_in(self, codes):
         """Validate ``codes`` for ``inverse_transform``; drop a dedup column."""
         check_is_fitted(self)
-        arr = _check_codes(codes, None, name="codes")
+        arr = check_codes(codes, None, name="codes")
         n = self.n_levels
         allowed = {n, n + 1} if self.deduplicate else {n}
         if arr.shape[1] not in allowed:

@@ -19,6 +19,7 @@ from skcollapse.utils._sklearn_compat import (
     validate_parameter_constraints,
     validate_params,
 )
+from skcollapse.utils._validation import check_codes
 
 __all__ = [
     "CodebookScorer",
@@ -30,36 +31,6 @@ __all__ = [
     "largest_collision_group",
     "reconstruction_error",
 ]
-
-
-def _check_codes(codes, codebook_size=None, *, name="codes"):
-    """``codes`` as a 2-D int64 array ``(n_items, n_levels)``, checked."""
-    arr = np.asarray(codes)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (n_items, n_levels), got "
-            f"{arr.ndim} dimension(s)."
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}).")
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(
-            arr == np.round(arr)
-        ):
-            arr = arr.astype(np.int64)
-        else:
-            raise TypeError(
-                f"{name} must hold integer codes, got dtype {arr.dtype}."
-            )
-    arr = arr.astype(np.int64, copy=False)
-    if arr.min() < 0:
-        raise ValueError(f"{name} must be non-negative, got {int(arr.min())}.")
-    if codebook_size is not None and arr.max() >= codebook_size:
-        raise ValueError(
-            f"{name} holds code {int(arr.max())}, outside [0, codebook_size="
-            f"{codebook_size})."
-        )
-    return arr
 
 
 def _counts(column, codebook_size):
@@ -93,7 +64,7 @@ def code_usage(codes, codebook_size):
     >>> code_usage([[0, 1], [1, 1], [2, 1], [3, 1]], codebook_size=4)
     array([1.  , 0.25])
     """
-    arr = _check_codes(codes, codebook_size)
+    arr = check_codes(codes, codebook_size)
     return np.array(
         [np.count_nonzero(_counts(col, codebook_size)) for col in arr.T], dtype=float
     ) / codebook_size
@@ -128,7 +99,7 @@ def code_perplexity(codes, codebook_size=None):
     >>> code_perplexity([[0, 1], [1, 1], [2, 1], [3, 1]])
     array([4., 1.])
     """
-    arr = _check_codes(codes, codebook_size)
+    arr = check_codes(codes, codebook_size)
     out = []
     for col in arr.T:
         p = np.bincount(col) / col.shape[0]
@@ -166,7 +137,7 @@ def collision_rate(codes):
     >>> collision_rate([[0, 0], [0, 0], [0, 1], [1, 1]])
     0.5
     """
-    arr = _check_codes(codes)
+    arr = check_codes(codes)
     return float(np.mean(_group_sizes(arr) > 1))
 
 
@@ -191,7 +162,7 @@ def largest_collision_group(codes):
     >>> largest_collision_group([[0, 0], [0, 0], [0, 0], [1, 1]])
     3
     """
-    arr = _check_codes(codes)
+    arr = check_codes(codes)
     return int(_group_sizes(arr).max())
 
 
@@ -234,7 +205,7 @@ def codebook_erank(codebooks, codes=None):
                 f"codebooks[{i}] must be a non-empty 2-D array, got shape {c.shape}."
             )
     if codes is not None:
-        arr = _check_codes(codes, min(c.shape[0] for c in books))
+        arr = check_codes(codes, min(c.shape[0] for c in books))
         if arr.shape[1] < len(books):
             raise ValueError(
                 f"codes has {arr.shape[1]} levels but codebooks has {len(books)}."

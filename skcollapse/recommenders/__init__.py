@@ -1,7 +1,7 @@
 """skorch estimators: collaborative-filtering recommenders and CTR classifiers."""
 
 from skcollapse.exceptions import ModelFitError
-from skcollapse.nn._cf_loss import CFLoss
+from skcollapse.nn import CFLoss
 from skcollapse.recommenders._baselines import (
     EASERecommender,
     ItemKNNRecommender,

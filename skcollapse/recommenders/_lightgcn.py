@@ -8,8 +8,7 @@ import torch
 from skorch.dataset import Dataset
 from torch.utils.data import DataLoader
 
-from skcollapse.nn._cf_loss import CFLoss
-from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
+from skcollapse.nn import CFLoss, LightGCN, normalized_adjacency
 from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring

@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from skorch.dataset import Dataset, unpack_data
 from torch.utils.data import DataLoader
 
-from skcollapse.nn._cf_loss import CFLoss
-from skcollapse.nn._two_tower import TwoTower
+from skcollapse.nn import CFLoss, TwoTower
 from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring

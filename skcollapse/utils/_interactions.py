@@ -372,6 +372,22 @@ class IdVocabulary:
             return cls(np.arange(n, dtype=np.int64), kind=kind)
         return cls(np.unique(ids), kind=kind)
 
+    @classmethod
+    def of_estimator(cls, estimator, kind):
+        """The vocabulary of a fitted estimator: its ``<kind>_ids_``, or rows
+        ``0..n_<kind>s_ - 1`` as ids for an estimator without one (baselines,
+        tables read from elsewhere)."""
+        ids = getattr(estimator, f"{kind}_ids_", None)
+        if ids is None:
+            size = getattr(estimator, f"n_{kind}s_", None)
+            if size is None:
+                raise TypeError(
+                    f"{type(estimator).__name__} has neither {kind}_ids_ nor "
+                    f"n_{kind}s_; is it a fitted recommender?"
+                )
+            ids = np.arange(int(size))
+        return cls(np.asarray(ids), kind=kind)
+
     def __len__(self):
         return self.ids.shape[0]
 

@@ -1,4 +1,5 @@
-"""Input validation for embedding matrices, shared by metrics, scorers and plots."""
+"""Input validation for embedding matrices and code tables, shared by metrics,
+scorers, quantizers and plots."""
 
 from __future__ import annotations
 
@@ -97,3 +98,34 @@ def _check_shape(shape, name, allow_empty):
         )
     if not allow_empty and (shape[0] == 0 or shape[1] == 0):
         raise ValueError(f"{name} is empty (shape {shape}); need at least one row and column.")
+
+
+def check_codes(codes, codebook_size=None, *, name="codes"):
+    """Semantic-ID ``codes`` as a 2-D int64 array ``(n_items, n_levels)``, checked
+    (integers, non-negative, below ``codebook_size`` when given)."""
+    arr = np.asarray(codes)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_items, n_levels), got "
+            f"{arr.ndim} dimension(s)."
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}).")
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(
+            arr == np.round(arr)
+        ):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(
+                f"{name} must hold integer codes, got dtype {arr.dtype}."
+            )
+    arr = arr.astype(np.int64, copy=False)
+    if arr.min() < 0:
+        raise ValueError(f"{name} must be non-negative, got {int(arr.min())}.")
+    if codebook_size is not None and arr.max() >= codebook_size:
+        raise ValueError(
+            f"{name} holds code {int(arr.max())}, outside [0, codebook_size="
+            f"{codebook_size})."
+        )
+    return arr
