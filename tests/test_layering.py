@@ -30,19 +30,7 @@ PRIVATE_NAMES_ALLOWED = {"skcollapse.utils._sklearn_compat"}
 #: Leaks removed on another branch, ``(importing module, imported module)`` ->
 #: why they are still here. The list may only shrink: an entry that no longer
 #: matches an import fails the second test, so it is deleted with the fix.
-PENDING = {
-    ("skcollapse.recommenders._cf", "skcollapse.nn._cf_loss"): (
-        "recommenders/_cf.py is being rewritten (per-fit state, issue 30 item 1); "
-        "CF_LOSSES and bpr_step are not public in skcollapse.nn yet"
-    ),
-    ("skcollapse.recommenders._cf", "skcollapse.nn._mf"): (
-        "recommenders/_cf.py is being rewritten (issue 30 item 1)"
-    ),
-    ("skcollapse.recommenders._ctr", "skcollapse.nn._ctr_models"): (
-        "recommenders/_ctr.py is being split by job (issue 30 item 5); the "
-        "models it imports are public in skcollapse.nn"
-    ),
-}
+PENDING: dict = {}
 
 
 def _is_private(name):

@@ -33,7 +33,8 @@ ESTIMATORS = all_estimators()
 IDS = [name for name, _ in ESTIMATORS]
 
 #: classes whose first parameter may be positional (scikit-learn's convention)
-_LEADING_POSITIONAL = {"ResidualKMeans": "n_levels", "RQVAE": "n_levels"}
+_LEADING_POSITIONAL = {"ResidualKMeans": "n_levels", "RQVAE": "n_levels",
+                       "CollapseScorer": "metric"}
 
 
 def _parameters(cls):

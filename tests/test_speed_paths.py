@@ -298,8 +298,8 @@ def test_compiled_step_equals_torch_step_on_one_batch():
     """One kernel call against ``bpr_step`` + ``SparseRowAdam.step`` in float64,
     from a state with non-zero moments, with rows repeated in the batch."""
     from skcollapse.nn import SparseRowAdam
-    from skcollapse.nn._bpr_kernel import adam_hyper, get_bpr_adam_kernel
     from skcollapse.nn._mf import bpr_step
+    from skcollapse.recommenders._bpr_kernel import adam_hyper, get_bpr_adam_kernel
 
     kernel = get_bpr_adam_kernel()
     gen = torch.Generator().manual_seed(0)

@@ -20,12 +20,12 @@ from skcollapse.metrics._collapse import (
     normalized_std,
     stable_rank,
 )
-from skcollapse.metrics._frequency import recommendation_frequency
 from skcollapse.metrics._evaluation import (
     RankingScorer,
     evaluate_ranking,
     ranking_scorer,
 )
+from skcollapse.metrics._frequency import recommendation_frequency
 from skcollapse.metrics._get_scorer import (
     get_collapse_scorer,
     get_collapse_scorer_names,

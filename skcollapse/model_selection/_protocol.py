@@ -87,7 +87,7 @@ def _collapse_history(est):
     wrote into ``est.history`` (``{}`` without one): ``epoch``, one list per
     column (``None`` where an epoch was not recorded) and, with
     ``record_initial=True``, the values before training under ``initial``."""
-    from skcollapse.metrics._registry import metric_of_column
+    from skcollapse.metrics import metric_of_column
 
     hist = getattr(est, "history", None)
     if not hist:

@@ -17,6 +17,9 @@ from skcollapse.nn._ctr_models import (
     DNN,
     FM,
     IPNN,
+    MLP_BATCH_NORM,
+    MLP_DROPOUT,
+    MLP_HIDDEN_UNITS,
     CTRModel,
     DCNv2,
     DeepFM,
@@ -25,7 +28,7 @@ from skcollapse.nn._ctr_models import (
     XDeepFM,
 )
 from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
-from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam
+from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam, bpr_step
 from skcollapse.nn._two_tower import FieldBags, TwoTower
 
 __all__ = [
@@ -33,6 +36,9 @@ __all__ = [
     "DNN",
     "FM",
     "IPNN",
+    "MLP_BATCH_NORM",
+    "MLP_DROPOUT",
+    "MLP_HIDDEN_UNITS",
     "BilinearFusion",
     "CFEncoder",
     "CFLoss",
@@ -56,5 +62,6 @@ __all__ = [
     "SparseRowAdam",
     "TwoTower",
     "XDeepFM",
+    "bpr_step",
     "normalized_adjacency",
 ]

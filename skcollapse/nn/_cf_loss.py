@@ -71,6 +71,9 @@ class CFLoss(nn.Module):
     own positive ("accidental hit").
     """
 
+    #: names of the objectives (the estimators' ``loss=`` choices)
+    LOSSES = CF_LOSSES
+
     def __init__(self, loss="bpr", temperature=1.0):
         super().__init__()
         if loss not in CF_LOSSES:

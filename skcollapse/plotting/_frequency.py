@@ -6,7 +6,7 @@ from numbers import Integral
 
 import numpy as np
 
-from skcollapse.metrics._frequency import recommendation_frequency
+from skcollapse.metrics import recommendation_frequency
 from skcollapse.plotting._base import as_1d_float, estimator_name, get_axes
 from skcollapse.utils._sklearn_compat import (
     StrOptions,

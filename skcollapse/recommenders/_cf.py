@@ -22,8 +22,7 @@ from skorch import NeuralNet
 from skorch.dataset import unpack_data
 
 from skcollapse.exceptions import ModelFitError
-from skcollapse.nn._cf_loss import CF_LOSSES, CFLoss
-from skcollapse.nn._mf import MatrixFactorization, bpr_step
+from skcollapse.nn import CFLoss, MatrixFactorization, bpr_step
 from skcollapse.recommenders._base import NetBase
 from skcollapse.recommenders._fast import CompiledBPRStep, penalty_only
 from skcollapse.recommenders._ranking import RankingMixin
@@ -70,7 +69,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         "n_users": [int_interval(1, None, closed="left"), None],
         "n_items": [int_interval(1, None, closed="left"), None],
         "embedding_dim": [int_interval(1, None, closed="left")],
-        "loss": [StrOptions(set(CF_LOSSES))],
+        "loss": [StrOptions(set(CFLoss.LOSSES))],
         "n_negatives": [int_interval(0, None, closed="left"), None],
         "negative_sampling": [StrOptions({"independent", "shared"})],
         "sampling": [StrOptions({"pairs", "user"})],

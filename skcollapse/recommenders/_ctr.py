@@ -24,7 +24,7 @@ from skorch.dataset import Dataset
 from skorch.utils import to_numpy
 from torch.utils.data import DataLoader
 
-from skcollapse.nn._ctr_models import (
+from skcollapse.nn import (
     DNN,
     FM,
     IPNN,

@@ -2,7 +2,7 @@
 
 :class:`CompiledBPRStep` replaces skorch's ``train_step`` (zero the gradient,
 compute it, notify ``on_grad_computed``, ``optimizer.step()``) by one call of
-the numba kernel in :mod:`skcollapse.nn._bpr_kernel`, which computes the
+the numba kernel in ``recommenders/_bpr_kernel.py``, which computes the
 gradient of the batch and applies :class:`~skcollapse.nn.SparseRowAdam`'s
 update to its rows in place. The negatives come from the fit's sampler, drawn
 exactly as the torch step draws them, so a seeded fit takes the same steps on
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from skcollapse.nn._bpr_kernel import adam_hyper, get_bpr_adam_kernel
-from skcollapse.nn._mf import SparseRowAdam
+from skcollapse.nn import SparseRowAdam
+from skcollapse.recommenders._bpr_kernel import adam_hyper, get_bpr_adam_kernel
 from skcollapse.regularizers import Regularizer
 from skcollapse.utils._distributed import is_distributed
 
