@@ -43,7 +43,7 @@ SYNTHETIC = {"n_users": 1000, "n_items": 500}
 #: (flag, estimator parameter, type, help, models that have it or None for all).
 PARAM_FLAGS = (
     ("--embedding-dim", "embedding_dim", int, "embedding size", None),
-    ("--loss", "loss", str, "training loss: bpr, bce, softmax or align", None),
+    ("--loss", "loss", str, "training loss: bpr, bce, softmax, align or ccl", None),
     ("--n-negatives", "n_negatives", int, "negatives per positive (or per batch)", None),
     (
         "--negative-sampling",

@@ -10,7 +10,31 @@ from torch import nn
 __all__ = ["CF_LOSSES", "CFLoss"]
 
 #: names of the objectives :class:`CFLoss` implements
-CF_LOSSES = ("bpr", "bce", "softmax", "align")
+CF_LOSSES = ("bpr", "bce", "softmax", "align", "ccl")
+
+
+def _cosine_contrastive(user, pos, neg, neg_mask, margin, negative_weight):
+    """SimpleX's cosine contrastive loss of a batch (see :class:`CFLoss`).
+
+    Cosines are taken here (rows are L2-normalised), so the result does not
+    depend on the scale of the inputs. ``neg`` is ``(n, dim)`` (shared by the
+    batch: one ``(batch, dim) @ (dim, n)`` product) or ``(batch, n, dim)``;
+    the negative term of row ``b`` is the mean over its kept negatives.
+    """
+    u = F.normalize(user, dim=-1)
+    pos_cos = (u * F.normalize(pos, dim=-1)).sum(-1)
+    loss = 1.0 - pos_cos
+    if neg is None:
+        return loss.mean()
+    n = F.normalize(neg, dim=-1)
+    neg_cos = u @ n.T if n.dim() == 2 else torch.einsum("bd,bnd->bn", u, n)
+    hinge = F.relu(neg_cos - margin)
+    if neg_mask is None:
+        neg_term = hinge.mean(-1)
+    else:
+        keep = (~neg_mask).to(hinge.dtype)
+        neg_term = (hinge * keep).sum(-1) / keep.sum(-1).clamp_min(1.0)
+    return (loss + negative_weight * neg_term).mean()
 
 def _shared_softmax(user, pos, neg, neg_mask, temperature, pos_log_q, neg_log_q):
     """Sampled softmax over one candidate set shared by the batch (uniform or
@@ -40,7 +64,7 @@ class CFLoss(nn.Module):
 
     Parameters
     ----------
-    loss : {"bpr", "bce", "softmax", "align"}, default="bpr"
+    loss : {"bpr", "bce", "softmax", "align", "ccl"}, default="bpr"
         ``"bpr"``: ``-log sigmoid(s_ui - s_uj)`` averaged over sampled negatives;
         ``"bce"``: ``-log sigmoid(s_ui) - sum_j log sigmoid(-s_uj)`` (without
         negatives, the positive-only ``-log sigmoid(s_ui)`` of DirectSpec's
@@ -48,9 +72,19 @@ class CFLoss(nn.Module):
         ``"softmax"``: sampled softmax cross-entropy of the positive against the
         negatives with logits ``s / temperature``; ``"align"``: positive-only
         alignment ``||u/|u| - i/|i|||^2`` (DirectAU's alignment term; the
-        regularizer supplies the rest, e.g. uniformity or DirectSpec).
+        regularizer supplies the rest, e.g. uniformity or DirectSpec);
+        ``"ccl"``: the cosine contrastive loss of SimpleX (Mao et al., CIKM
+        2021), ``(1 - cos(u, i)) + negative_weight / |N| * sum_j max(0,
+        cos(u, j) - margin)`` (see Notes).
     temperature : float, default=1.0
         Softmax temperature (``"softmax"`` only).
+    margin : float, default=0.8
+        ``"ccl"`` only: a negative adds to the loss only while its cosine with
+        the user exceeds ``margin`` (in ``[-1, 1)``; the larger, the more
+        easy negatives are ignored; SimpleX tunes it per data set).
+    negative_weight : float, default=1.0
+        ``"ccl"`` only: the weight ``w`` of the mean negative term against the
+        positive term. Tune it together with the number of negatives.
 
     Notes
     -----
@@ -69,12 +103,30 @@ class CFLoss(nn.Module):
     scored with one ``(batch, dim) @ (dim, n)`` product. ``neg_mask`` (``True`` =
     drop) removes entries from the loss, e.g. a shared negative that is the row's
     own positive ("accidental hit").
+
+    The cosine contrastive loss (``"ccl"``) of a user ``u``, its positive ``i``
+    and its negatives ``N`` is
+
+    ``L(u, i) = (1 - cos(u, i)) + w / |N| * sum_{j in N} max(0, cos(u, j) - m)``
+
+    with margin ``m`` and negative weight ``w`` (SimpleX, Mao et al., CIKM
+    2021; "MF-CCL" is matrix factorisation trained with it). The
+    cosines are computed inside the loss, whatever the scale of the inputs;
+    masked negatives leave both the sum and ``|N|`` (a row whose negatives are
+    all masked keeps its positive term only). Without negatives only the
+    positive term remains.
+
+    References
+    ----------
+    .. [1] K. Mao, J. Zhu, J. Wang, Q. Dai, Z. Dong, X. Xiao, X. He, "SimpleX:
+       A Simple and Strong Baseline for Collaborative Filtering", CIKM 2021
+       (arXiv:2109.12613).
     """
 
     #: names of the objectives (the estimators' ``loss=`` choices)
     LOSSES = CF_LOSSES
 
-    def __init__(self, loss="bpr", temperature=1.0):
+    def __init__(self, loss="bpr", temperature=1.0, margin=0.8, negative_weight=1.0):
         super().__init__()
         if loss not in CF_LOSSES:
             # a criterion built directly (criterion__loss=...) would otherwise
@@ -82,6 +134,8 @@ class CFLoss(nn.Module):
             raise ValueError(f"loss={loss!r} is not supported; choose one of {CF_LOSSES}.")
         self.loss = loss
         self.temperature = float(temperature)
+        self.margin = float(margin)
+        self.negative_weight = float(negative_weight)
 
     def forward(self, user, pos, neg=None, neg_mask=None, *, pos_log_q=None,
                 neg_log_q=None):
@@ -110,6 +164,9 @@ class CFLoss(nn.Module):
             u = F.normalize(user, dim=-1)
             i = F.normalize(pos, dim=-1)
             return (u - i).pow(2).sum(-1).mean()
+        if self.loss == "ccl":
+            return _cosine_contrastive(user, pos, neg, neg_mask, self.margin,
+                                       self.negative_weight)
         if neg is None:
             if self.loss == "bce":  # positive-only: -log sigmoid(s_ui) (DirectSpec)
                 return F.softplus(-(user * pos).sum(-1)).mean()

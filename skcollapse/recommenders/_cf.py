@@ -51,7 +51,7 @@ from skcollapse.utils._sklearn_compat import (
 
 __all__ = ["CFRecommenderBase"]
 
-_DEFAULT_NEGATIVES = {"bpr": 1, "bce": 4, "softmax": 128, "align": 0}
+_DEFAULT_NEGATIVES = {"bpr": 1, "bce": 4, "softmax": 128, "align": 0, "ccl": 128}
 
 
 class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
@@ -75,6 +75,8 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         "sampling": [StrOptions({"pairs", "user"})],
         "similarity": [StrOptions({"dot", "cosine"})],
         "temperature": [real_interval(0, None, closed="neither")],
+        "margin": [real_interval(-1, 1, closed="left")],
+        "negative_weight": [real_interval(0, None, closed="left")],
         "weight_decay": [real_interval(0, None, closed="left")],
         "init_std": [real_interval(0, None, closed="neither")],
         "init": [StrOptions({"normal", "xavier_uniform"})],
@@ -122,6 +124,8 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         sampling,
         similarity,
         temperature,
+        margin,
+        negative_weight,
         weight_decay,
         init_std,
         init,
@@ -142,6 +146,8 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         self.sampling = sampling
         self.similarity = similarity
         self.temperature = temperature
+        self.margin = margin
+        self.negative_weight = negative_weight
         self.weight_decay = weight_decay
         self.init_std = init_std
         self.init = init
@@ -156,6 +162,11 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             raise ValueError(
                 "loss='align' is positive-only; leave n_negatives=None, got "
                 f"{self.n_negatives!r}."
+            )
+        if self.loss == "ccl" and self.similarity != "cosine":
+            raise ValueError(
+                "loss='ccl' trains on cosine scores; rank by them too with "
+                f"similarity='cosine' (got similarity={self.similarity!r})."
             )
         if self.loss in ("bpr", "softmax") and self.n_negatives == 0:
             raise ValueError(
@@ -182,7 +193,9 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
                 "init": self.init,
             }
         if prefix == "criterion":
-            return {"loss": self.loss, "temperature": float(self.temperature)}
+            return {"loss": self.loss, "temperature": float(self.temperature),
+                    "margin": float(self.margin),
+                    "negative_weight": float(self.negative_weight)}
         return {}
 
     def initialize_module(self):

@@ -51,13 +51,16 @@ _SHARED_PARAMS = """
         As ``n_users``, for items.
     embedding_dim : int, default=64
         Width of the user and item embeddings.
-    loss : {"bpr", "bce", "softmax", "align"}, default="bpr"
-        Training objective (see :class:`CFLoss`).
+    loss : {"bpr", "bce", "softmax", "align", "ccl"}, default="bpr"
+        Training objective (see :class:`CFLoss`). ``"ccl"`` is SimpleX's cosine
+        contrastive loss (``margin``, ``negative_weight``; it needs
+        ``similarity="cosine"``): MF trained with it is the leaderboards'
+        "MF-CCL".
     n_negatives : int, default=None
         Uniformly sampled negatives per positive (``negative_sampling=
         "independent"``) or per batch (``"shared"``). ``None``: 1 for ``"bpr"``,
-        4 for ``"bce"``, 128 for ``"softmax"`` with independent negatives,
-        ``batch_size`` with shared ones; none for ``"align"``.
+        4 for ``"bce"``, 128 for ``"softmax"`` and ``"ccl"`` with independent
+        negatives, ``batch_size`` with shared ones; none for ``"align"``.
     negative_sampling : {"independent", "shared"}, default="independent"
         ``"independent"``: every positive gets its own negatives, and items the
         user has observed are resampled. ``"shared"``: one uniform set for the
@@ -79,6 +82,17 @@ _SHARED_PARAMS = """
         softmax ``temperature`` well below 1 (0.05 to 0.2).
     temperature : float, default=1.0
         Temperature of the ``"softmax"`` loss.
+    margin : float, default=0.8
+        Margin ``m`` of the ``"ccl"`` loss, in ``[-1, 1)``: a negative adds
+        ``max(0, cos(u, j) - m)`` to the loss, so only negatives whose cosine
+        with the user exceeds ``m`` are pushed away. SimpleX tunes it per data
+        set; choose it on validation data.
+    negative_weight : float, default=1.0
+        Weight ``w`` of the mean negative term of the ``"ccl"`` loss against
+        the positive term ``1 - cos(u, i)``. The mean is over the negatives,
+        so ``w`` does not grow with ``n_negatives``; the larger ``margin``,
+        the fewer negatives are active and the larger ``w`` must be for the
+        term to matter. Choose it with ``margin`` on validation data.
     weight_decay : float, default=1e-4
         L2 penalty ``weight_decay / 2 * sum ||e||^2 / batch_size`` on the ego
         embeddings of the batch (users, positives and negatives).

@@ -79,6 +79,8 @@ class LightGCNRecommender(CFRecommenderBase):
         sampling="pairs",
         similarity="dot",
         temperature=1.0,
+        margin=0.8,
+        negative_weight=1.0,
         weight_decay=1e-4,
         init_std=0.1,
         init="normal",

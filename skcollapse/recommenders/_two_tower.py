@@ -311,6 +311,8 @@ class TwoTowerRecommender(CFRecommenderBase):
         sampling="pairs",
         similarity="cosine",
         temperature=0.1,
+        margin=0.8,
+        negative_weight=1.0,
         weight_decay=1e-4,
         init_std=0.1,
         init="normal",
