@@ -299,19 +299,22 @@ class HoldoutProtocol:
         grid = [{}] if grid is None else list(grid)
         if not grid or not all(isinstance(p, dict) for p in grid):
             raise ValueError("grid must be a non-empty list of dicts of parameters.")
-        fits = []
-        for params in grid:
+        # the chosen candidate's model is the seed's final model when it would be
+        # trained again the same way (same seed, with validation, no refit);
+        # only the best one so far is kept (an EASE model on a 41k-item
+        # catalogue holds 6.7 GB)
+        reuse = _has_epochs(estimator) and not self.refit
+        at, kept = None, None
+        for j, params in enumerate(grid):
             est, record = self._fit_candidate(estimator, params, seed)
             if not math.isfinite(record["valid_score"]):
                 record["valid_score"] = -math.inf
             self.candidates_.append(record)
-            fits.append(est)
-        at = max(range(len(grid)), key=lambda j: self.candidates_[j]["valid_score"])
+            if at is None or record["valid_score"] > self.candidates_[at]["valid_score"]:
+                at, kept = j, (est if reuse else None)  # ties: the first
+            est = None
         best = self.candidates_[at]
-        # the chosen candidate's model is the seed's final model when it would be
-        # trained again the same way (same seed, with validation, no refit)
-        self._reusable = (seed, fits[at]) if (
-            _has_epochs(estimator) and not self.refit) else None
+        self._reusable = (seed, kept) if reuse else None
         self._estimator = estimator
         self.selection_ = {
             "params": best["params"], "epochs": best["epochs"],
@@ -346,7 +349,7 @@ class HoldoutProtocol:
             curve = [float(v) for v in est.history[:, f"valid_{self.monitor}"]]
         return est, curve, time.perf_counter() - start
 
-    def test(self, seed=0, *, legacy_filter=False):
+    def test(self, seed=0, *, legacy_filter=False, extra=None):
         """Train the selected setting with ``seed`` and rank the test pairs once.
 
         Parameters
@@ -358,6 +361,11 @@ class HoldoutProtocol:
             fix of December 2026 (0.1.0.dev0) after
             a fit with validation: only the training part of ``X_train``
             filtered (``"test_legacy_filter"``). For measuring that bug only.
+        extra : callable or None, default=None
+            ``extra(estimator, X_test) -> dict``, called once on the seed's
+            final model after the test metrics, for figures the protocol does
+            not compute itself (e.g. recall per popularity bucket); its dict is
+            stored under ``"extra"``.
 
         Returns
         -------
@@ -409,6 +417,8 @@ class HoldoutProtocol:
             result["collapse_history"] = history
         if legacy_filter:
             result["test_legacy_filter"] = self._legacy_test(est)
+        if extra is not None:
+            result["extra"] = dict(extra(est, self._X_test))
         self.tested_[seed] = result
         return result
 
