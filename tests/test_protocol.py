@@ -253,3 +253,22 @@ def test_extra_figures_are_computed_on_the_final_model(data):
     assert seen["X"] is X_test
     assert evaluate_ranking(seen["est"], X_test, k=20, metrics=("ndcg",))[
         "ndcg"] == pytest.approx(result["test"]["ndcg"])
+
+
+def test_time_budget_stops_after_early_stopping_saw_the_epoch(data):
+    X_train, X_test = data
+    protocol = HoldoutProtocol(X_train, X_test, patience=50, max_fit_s=1e-9)
+    protocol.select(MFRecommender(**FAST))
+    cand = protocol.candidates_[0]
+    # the budget is spent in the first epoch: training stops after it, and that
+    # epoch (seen by early stopping) is the selected one
+    assert cand["stopped_by_time"] and cand["epochs_run"] == 1
+    assert cand["epochs"] == 1 and len(cand["valid_curve"]) == 1
+    result = protocol.test(0)
+    assert result["stopped_by_time"] and result["epochs_run"] == 1
+    free = HoldoutProtocol(X_train, X_test, patience=50)
+    free.select(MFRecommender(**FAST))
+    assert not free.candidates_[0]["stopped_by_time"]
+    assert free.candidates_[0]["epochs_run"] == FAST["max_epochs"]
+    with pytest.raises(ValueError, match="max_fit_s"):
+        HoldoutProtocol(X_train, X_test, max_fit_s=0)

@@ -108,6 +108,37 @@ def _collapse_history(est):
     return out
 
 
+def _stopped_by_time(est):
+    """Whether the protocol's time budget ended this model's training."""
+    hist = est.history
+    return bool(len(hist) and hist[-1].get("protocol_time_budget_stop", False))
+
+
+def _time_budget(seconds):
+    """A skorch callback ending training once ``seconds`` have passed.
+
+    It acts at the end of an epoch, after early stopping has seen the epoch
+    (it comes after it in the callbacks), and stops as skorch's
+    ``EarlyStopping`` does (``KeyboardInterrupt``, caught by ``fit``); the best
+    epoch's weights are then restored as usual.
+    """
+    from skorch.callbacks import Callback
+
+    class _TimeBudget(Callback):
+        def __init__(self, seconds):
+            self.seconds = seconds
+
+        def on_train_begin(self, net, **kwargs):
+            self.start_ = time.perf_counter()
+
+        def on_epoch_end(self, net, **kwargs):
+            if time.perf_counter() - self.start_ > self.seconds:
+                net.history.record("protocol_time_budget_stop", True)
+                raise KeyboardInterrupt
+
+    return _TimeBudget(seconds)
+
+
 def _has_epochs(estimator):
     params = estimator.get_params(deep=False)
     return "train_split" in params and "max_epochs" in params
@@ -144,6 +175,12 @@ class HoldoutProtocol:
         recall and NDCG are also kept per user for paired tests.
     random_state : int, default=0
         Seed of the validation carve.
+    max_fit_s : float or None, default=None
+        Wall-clock budget of one fit of a model trained by epochs: training
+        stops at the end of the first epoch past it (early stopping has seen
+        that epoch; the best epoch's weights are kept) and the candidate's
+        record and the test result say ``stopped_by_time``: the model may not
+        have converged. ``None``: no budget.
 
     Attributes
     ----------
@@ -185,6 +222,7 @@ class HoldoutProtocol:
         refit=False,
         metrics=("recall", "ndcg", "coverage"),
         random_state=0,
+        max_fit_s=None,
     ):
         if not isinstance(valid_size, Real) or not 0 < valid_size < 1:
             raise ValueError(
@@ -192,6 +230,11 @@ class HoldoutProtocol:
             )
         if monitor not in _MONITORS:
             raise ValueError(f"monitor must be one of {_MONITORS}, got {monitor!r}.")
+        if max_fit_s is not None and (not isinstance(max_fit_s, Real)
+                                      or not max_fit_s > 0):
+            raise ValueError(
+                f"max_fit_s must be a positive number or None, got {max_fit_s!r}."
+            )
         for name, value in (("k", k), ("patience", patience)):
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
@@ -204,6 +247,7 @@ class HoldoutProtocol:
         self.refit = bool(refit)
         self.metrics = tuple(metrics)
         self.random_state = random_state
+        self.max_fit_s = max_fit_s
         self.candidates_ = []
         self.selection_ = None
         self.tested_ = {}
@@ -241,6 +285,8 @@ class HoldoutProtocol:
         est = clone(estimator).set_params(**params)
         callbacks = list(est.get_params(deep=False).get("callbacks") or [])
         callbacks.append(("protocol_early_stopping", self._early_stopping()))
+        if self.max_fit_s is not None:  # after early stopping: it sees the epoch
+            callbacks.append(("protocol_time_budget", _time_budget(self.max_fit_s)))
         return est.set_params(
             train_split=self._splitter(), callbacks=callbacks, random_state=seed,
         )
@@ -258,6 +304,8 @@ class HoldoutProtocol:
                 "params": dict(params), "valid_curve": curve, "epochs": best + 1,
                 "valid_score": curve[best], "fit_s": time.perf_counter() - start,
                 "epoch_s": _epoch_seconds(est), "tables": _table_collapse(est),
+                "epochs_run": len(est.history),
+                "stopped_by_time": _stopped_by_time(est),
             }
         est = clone(estimator).set_params(**params)
         X = np.asarray(self._X_train)
@@ -377,7 +425,8 @@ class HoldoutProtocol:
             table, if the model has them), ``collapse_history`` (only when the
             model has a :class:`~skcollapse.callbacks.CollapseMonitor`: its
             columns per epoch, ``epoch`` and, with ``record_initial=True``,
-            ``initial``), ``fit_s`` and
+            ``initial``), ``fit_s``, ``epochs_run`` and ``stopped_by_time``
+            (models trained by epochs) and
             ``unseen_test_pairs`` (test pairs whose user or item was not in
             ``X_train``: counted as misses, as in the metrics).
         """
@@ -410,6 +459,8 @@ class HoldoutProtocol:
             "tables": _table_collapse(est) if _has_epochs(est) else {},
             "fit_s": fit_s,
             "epoch_s": _epoch_seconds(est) if _has_epochs(est) else None,
+            "epochs_run": len(est.history) if _has_epochs(est) else None,
+            "stopped_by_time": _stopped_by_time(est) if _has_epochs(est) else None,
             "unseen_test_pairs": _unseen_pairs(est, self._X_test),
         }
         history = _collapse_history(est) if _has_epochs(est) else {}
