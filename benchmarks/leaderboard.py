@@ -1,0 +1,481 @@
+"""Collapse-aware MF against the public leaderboard (BARS), validation-selected.
+
+One command per data set and seed::
+
+    python benchmarks/leaderboard.py ../shared/eval-data --dataset gowalla --seed 0
+    python benchmarks/leaderboard.py DATA --dataset yelp2018 --seed 1 --recipe mf-ccl
+    python benchmarks/leaderboard.py DATA --dataset gowalla --seed 0 --model ease
+    python benchmarks/leaderboard.py DATA --dataset gowalla --seed 0 \\
+        --recipe mf-ccl --regularizer logdet
+
+Protocol (:class:`~skcollapse.model_selection.HoldoutProtocol`)
+----------------------------------------------------------------
+* The official split: LightGCN's ``train.txt``/``test.txt`` (Gowalla,
+  Yelp2018), the DirectSpec authors' ``train.csv``/``test.csv`` (CiteULike).
+* Validation is carved from ``train.txt`` only: 10% of every user's training
+  pairs (``PerUserValidSplit(0.1, random_state=0)``, the same pairs for every
+  recipe and seed). Epochs are chosen on validation NDCG@20 (early stopping
+  with ``patience``; the best epoch's weights are kept), and so is every
+  setting of a recipe's grid. The test pairs are ranked once per seed, after
+  the choice, with every training pair filtered. Baselines (EASE, ItemKNN)
+  choose their parameter on the carve, then refit on all of ``train.txt``.
+* ``--grid`` tunes a recipe's grid (e.g. a regularizer's weight) on one seed's
+  validation run and writes the choice to
+  ``benchmarks/results/leaderboard/<dataset>/grid/<recipe>.json``; the seed runs
+  then train that setting only. Without a grid file a seed run selects over the
+  whole grid on its own validation split (also test-free, only slower).
+* ``--recipe auto`` (the default) is the MF recipe with the best validation
+  NDCG@20 among the grid files of the data set (``mf-ccl`` when there are none).
+* Every fit stops at ``--time-budget`` seconds (15 minutes: the 2-core budget of
+  the leaderboard issue) even if validation still improves; the result then says
+  ``stopped_by_time_budget`` (not converged).
+
+Each seed run writes ``benchmarks/results/leaderboard/<dataset>/<recipe>/seed<S>.json``
+(configuration, commit, data checksums, candidates and validation curves, the
+selection, test metrics, per-user test metrics, erank/IA of the tables, Recall@20
+per item-popularity bucket, timings); ``benchmarks/make_tables.py`` builds the
+"Against the leaderboard" table of the evidence page from these files. The last
+line printed is one JSON object with the validation-selected test Recall@20 and
+NDCG@20, the selected setting and epoch, item/user erank, Recall@20 of the head,
+torso and tail items, coverage and the wall time.
+
+``--max-users N`` keeps a random N users (seed 0) for smoke tests: that is **not**
+the leaderboard protocol, its files go to ``benchmarks/results/leaderboard-smoke/``
+(ignored by git and by the tables) and its JSON line says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import _results
+
+# ----------------------------------------------------------------------- recipes
+# Estimator parameters of each recipe ("params"), the candidates chosen on
+# validation ("grid": a list of parameter dicts, tried in order, ties to the
+# first), the estimator family ("model"). Written before any leaderboard run;
+# the grids are small because each candidate is a full fit on 2 cores.
+_MF = {"embedding_dim": 64, "batch_size": 2048, "max_epochs": 200}
+RECIPES = {
+    "mf-bpr": {
+        "model": "mf",
+        "about": "MF, BPR, one uniform negative per positive (BARS' MF-BPR set-up)",
+        "params": {**_MF, "loss": "bpr", "n_negatives": 1, "lr": 5e-3},
+        "grid": [{"weight_decay": w} for w in (1e-5, 1e-4, 1e-3)],
+    },
+    "mf-softmax-shared": {
+        "model": "mf",
+        "about": "MF, sampled softmax over 2048 uniform negatives shared by the "
+                 "batch, cosine scores with a temperature",
+        "params": {**_MF, "loss": "softmax", "negative_sampling": "shared",
+                   "n_negatives": 2048, "similarity": "cosine", "lr": 5e-3,
+                   "weight_decay": 0.0},
+        "grid": [{"temperature": t} for t in (0.05, 0.1, 0.2)],
+    },
+    "mf-ccl": {
+        "model": "mf",
+        "about": "MF-CCL: SimpleX's cosine contrastive loss over 2048 uniform "
+                 "negatives shared by the batch",
+        "params": {**_MF, "loss": "ccl", "similarity": "cosine",
+                   "negative_sampling": "shared", "n_negatives": 2048,
+                   "lr": 5e-3, "weight_decay": 0.0},
+        "grid": [{"margin": m, "negative_weight": w}
+                 for m, w in ((0.5, 10.0), (0.8, 50.0), (0.9, 150.0))],
+    },
+    "mf-directau": {
+        "model": "mf",
+        "about": "DirectAU: alignment loss + gamma x uniformity of users and items, "
+                 "no negatives",
+        "params": {**_MF, "batch_size": 1024, "loss": "align", "lr": 2e-3,
+                   "weight_decay": 0.0, "regularizer": "directau",
+                   "regularizer__weight": 1.0, "regularizer__alignment": False},
+        "grid": [{"regularizer__gamma": g} for g in (1.0, 2.0, 5.0)],
+    },
+    "lightgcn-bpr": {
+        "model": "lightgcn",
+        "about": "LightGCN (3 layers), BPR; full-graph propagation every batch",
+        "params": {**_MF, "loss": "bpr", "n_negatives": 1, "n_layers": 3,
+                   "lr": 1e-3, "weight_decay": 1e-4},
+    },
+    "ease": {
+        "model": "ease",
+        "about": "EASE (Steck 2019), float32 dual form on these catalogues",
+        "params": {},
+        "grid": [{"alpha": a} for a in (100.0, 300.0, 1000.0)],
+    },
+    "itemknn": {
+        "model": "itemknn",
+        "about": "item-based kNN, cosine",
+        "params": {},
+        "grid": [{"n_neighbors": k} for k in (50, 200)],
+    },
+    "popularity": {"model": "popularity", "about": "most popular items",
+                   "params": {}},
+}
+#: the recipe a family runs under ``--model`` (MF: ``--recipe auto``)
+MODEL_RECIPES = {"lightgcn": "lightgcn-bpr", "ease": "ease", "itemknn": "itemknn",
+                 "popularity": "popularity"}
+#: the MF recipe ``--recipe auto`` runs before any grid file exists
+DEFAULT_MF_RECIPE = "mf-ccl"
+#: popularity buckets of the items (training interactions): head = the most
+#: popular 20% of the items, tail = the least popular 20%
+BUCKET_EDGES = (0.2, 0.8)
+BUCKETS = ("head", "torso", "tail")
+K = 20
+VALID_SIZE = 0.1
+VALID_SEED = 0
+
+
+# ----------------------------------------------------------------------- data
+def data_files(dataset, data_dir):
+    folder = os.path.join(data_dir, dataset)
+    names = (["train.csv", "test.csv"] if dataset == "citeulike"
+             else ["train.txt", "test.txt"])
+    return [os.path.join(folder, n) for n in names]
+
+
+def load(dataset, data_dir, max_users=None):
+    """``(train, test, note)``: the official split (optionally a user subsample)."""
+    if dataset == "citeulike":
+        import pandas as pd
+
+        train_f, test_f = data_files(dataset, data_dir)
+        train = pd.read_csv(train_f).to_numpy()[:, :2].astype(np.int64)
+        test = pd.read_csv(test_f).to_numpy()[:, :2].astype(np.int64)
+        note = "DirectSpec authors' split"
+    else:
+        from skcollapse.datasets import load_lightgcn
+
+        data = load_lightgcn(os.path.join(data_dir, dataset))
+        train, test = np.asarray(data.train), np.asarray(data.test)
+        note = "LightGCN split"
+    if max_users:
+        users = np.unique(train[:, 0])
+        rng = np.random.default_rng(0)
+        keep = rng.choice(users, size=min(max_users, users.size), replace=False)
+        train = train[np.isin(train[:, 0], keep)]
+        test = test[np.isin(test[:, 0], keep) & np.isin(test[:, 1], train[:, 1])]
+        note += (f", SMOKE: random {keep.size}/{users.size} users (seed 0), "
+                 f"{np.unique(train[:, 1]).size} items")
+    return train, test, note
+
+
+# ----------------------------------------------------------------------- models
+def make_estimator(model, params, args):
+    from skcollapse import recommenders as rec
+
+    if model in ("mf", "lightgcn"):
+        cls = rec.MFRecommender if model == "mf" else rec.LightGCNRecommender
+        return cls(device=args.device, **params)
+    cls = {"ease": rec.EASERecommender, "itemknn": rec.ItemKNNRecommender,
+           "popularity": rec.PopularityRecommender}[model]
+    return cls(device=args.device, **params)
+
+
+def regularizer_grid(name):
+    from bench_regularizers import GRIDS
+
+    if name not in GRIDS:
+        raise SystemExit(f"no weight grid for regularizer {name!r}; known: "
+                         + ", ".join(sorted(k for k in GRIDS if k)))
+    return [{f"regularizer__{k}": v for k, v in p.items()} for p in GRIDS[name]]
+
+
+# ----------------------------------------------------------------------- files
+def results_root(args):
+    if args.max_users:
+        return os.path.join("leaderboard-smoke", f"{args.dataset}-u{args.max_users}")
+    return os.path.join("leaderboard", args.dataset)
+
+
+def grid_path(args, label):
+    return os.path.join(results_root(args), "grid", f"{label}.json")
+
+
+def read_grid(args, label):
+    path = os.path.join(_results.RESULTS, grid_path(args, label))
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def auto_recipe(args):
+    """The MF recipe with the best validation score among the grid files."""
+    best = None
+    folder = os.path.join(_results.RESULTS, results_root(args), "grid")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        rec = read_grid(args, name[:-5]) if name.endswith(".json") else None
+        if rec is None or RECIPES.get(rec["recipe"], {}).get("model") != "mf":
+            continue
+        if best is None or rec["selection"]["valid_score"] > best[1]:
+            best = (rec["label"], rec["selection"]["valid_score"])
+    if best is None:
+        return DEFAULT_MF_RECIPE, None, "no grid file yet: the default MF recipe"
+    recipe, _, reg = best[0].partition("+")
+    return recipe, reg or None, f"best validation NDCG@20 ({best[1]:.4f}) of the grid files"
+
+
+def setting(args):
+    """``(label, recipe, base params, candidates, how they were chosen)``."""
+    recipe = RECIPES[args.recipe]
+    params = dict(recipe["params"])
+    grid = [dict(p) for p in recipe.get("grid", [{}])]
+    label = args.recipe
+    notes = {}
+    if args.regularizer:
+        if recipe["model"] not in ("mf", "lightgcn"):
+            raise SystemExit(f"--regularizer applies to MF/LightGCN recipes, not "
+                             f"{args.recipe!r}.")
+        # the recipe's own setting is fixed first (its grid file), then the
+        # regularizer's weight is chosen on validation
+        base = read_grid(args, args.recipe)
+        if base is not None:
+            params.update(base["selection"]["params"])
+            notes["base_selected_by"] = f"grid file {grid_path(args, args.recipe)}"
+        else:
+            params.update(grid[0])
+            notes["base_selected_by"] = ("the recipe's first grid point (no grid "
+                                         "file of the recipe yet)")
+        params["regularizer"] = args.regularizer
+        grid = regularizer_grid(args.regularizer)
+        label = f"{args.recipe}+{args.regularizer}"
+    return label, recipe, params, grid, notes
+
+
+# ----------------------------------------------------------------------- figures
+def bucket_recall(est, X_test):
+    """Recall@20 of the test items of each popularity bucket.
+
+    Items are bucketed by their training interactions (``item_popularity_``:
+    every training pair) with :func:`~skcollapse.metrics.popularity_buckets`
+    (head: the most popular 20% of the items, tail: the least popular 20%;
+    test items the model never saw count as tail items, and as misses). For
+    each bucket: the mean over the test users with at least one test item in
+    it of (their test items of the bucket in the top 20) / (their test items
+    of the bucket).
+    """
+    from skcollapse.metrics import popularity_buckets
+
+    pop = np.asarray(est.item_popularity_)
+    bucket_of_row = popularity_buckets(pop, bucket_edges=BUCKET_EDGES)
+    item_ids = np.asarray(est.item_ids_)
+    order = np.argsort(item_ids)
+    pos = np.searchsorted(item_ids[order], X_test[:, 1])
+    pos = np.clip(pos, 0, item_ids.size - 1)
+    known = item_ids[order][pos] == X_test[:, 1]
+    bucket = np.full(X_test.shape[0], len(BUCKETS) - 1)
+    bucket[known] = bucket_of_row[order][pos[known]]
+    users = np.unique(X_test[:, 0])
+    known_users = users[np.isin(users, np.asarray(est.user_ids_))]
+    top = {}
+    for start in range(0, known_users.size, 4096):
+        block = known_users[start:start + 4096]
+        ids, _ = est.recommend(block, n=K)
+        top.update((u, set(row.tolist())) for u, row in zip(block.tolist(), ids))
+    empty = set()
+    hits = np.array([i in top.get(u, empty)
+                     for u, i in zip(X_test[:, 0].tolist(), X_test[:, 1].tolist())])
+    out = {}
+    for b, name in enumerate(BUCKETS):
+        sel = bucket == b
+        if not sel.any():
+            out[name] = {"recall": None, "users": 0, "items": 0}
+            continue
+        u = X_test[sel, 0]
+        uniq, inv = np.unique(u, return_inverse=True)
+        per_user = (np.bincount(inv, weights=hits[sel].astype(float))
+                    / np.bincount(inv))
+        out[name] = {"recall": float(per_user.mean()), "users": int(uniq.size),
+                     "items": int((bucket_of_row == b).sum())}
+    return {"bucket_recall": out, "bucket_edges": list(BUCKET_EDGES),
+            "bucket_by": "items"}
+
+
+def _tables(result, name):
+    t = (result.get("tables") or {}).get(name)
+    return None if t is None else t["erank"]
+
+
+# ----------------------------------------------------------------------- runs
+def run(args, train, test, note):
+    from skcollapse.model_selection import HoldoutProtocol
+
+    label, recipe, params, grid, notes = setting(args)
+    model = recipe["model"]
+    if not args.grid:
+        chosen = read_grid(args, label)
+        if chosen is not None and len(grid) > 1:
+            grid = [chosen["selection"]["params"]]
+            notes["selected_by"] = (f"grid file {grid_path(args, label)} (seed "
+                                    f"{chosen['seed']}'s validation)")
+        elif len(grid) > 1:
+            notes["selected_by"] = "this run's validation (no grid file)"
+    estimator = make_estimator(model, params, args)
+    protocol = HoldoutProtocol(train, test, valid_size=VALID_SIZE, k=K,
+                               patience=args.patience, random_state=VALID_SEED,
+                               max_fit_s=args.time_budget)
+    print(f"{label} on {args.dataset} ({note}): {len(train)} train / {len(test)} "
+          f"test pairs; {len(grid)} candidate(s); seed {args.seed}; "
+          f"load avg {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    protocol.select(estimator, grid, seed=args.seed)
+    for c in protocol.candidates_:
+        print(f"  {c['params']}: valid NDCG@20 {c['valid_score']:.4f} (epoch "
+              f"{c['epochs']}), {c['fit_s']:.0f} s", file=sys.stderr, flush=True)
+    base = {
+        "benchmark": "leaderboard",
+        "command": " ".join(sys.argv),
+        "dataset": args.dataset,
+        "split": note,
+        "smoke": bool(args.max_users),
+        "n_train": len(train),
+        "n_test": len(test),
+        "label": label,
+        "recipe": args.recipe,
+        "regularizer": args.regularizer,
+        "model": model,
+        "about": recipe["about"],
+        "params": {k: v for k, v in params.items()},
+        "grid": grid,
+        "protocol": {"valid_size": VALID_SIZE, "k": K, "monitor": "ndcg",
+                     "patience": args.patience, "valid_random_state": VALID_SEED,
+                     "time_budget_s": args.time_budget},
+        "candidates": protocol.candidates_,
+        "selection": protocol.selection_,
+        "seed": args.seed,
+        **notes,
+    }
+    if args.grid:
+        rel = grid_path(args, label)
+        base["meta"] = _results.run_metadata(data_files(args.dataset, args.data_dir))
+        path = _results.write_result(rel, base)
+        line = {
+            "dataset": args.dataset, "recipe": label, "mode": "grid",
+            "seed": args.seed, "selected": protocol.selection_["params"],
+            "selected_epoch": protocol.selection_["epochs"],
+            "valid_ndcg@20": protocol.selection_["valid_score"],
+            "candidates": [{"params": c["params"], "valid_ndcg@20": c["valid_score"],
+                            "epoch": c["epochs"], "epochs_run": c.get("epochs_run"),
+                            "stopped_by_time": c.get("stopped_by_time"),
+                            "fit_s": round(c["fit_s"], 1)}
+                           for c in protocol.candidates_],
+            "wall_s": round(time.perf_counter() - start, 1),
+            "result_file": os.path.relpath(path),
+        }
+        return line
+    result = protocol.test(args.seed, extra=bucket_recall)
+    record = {**base, "seeds": [_results.compact_seed_result(result)],
+              "meta": _results.run_metadata(data_files(args.dataset, args.data_dir))}
+    extra = result["extra"]
+    rel = os.path.join(results_root(args), label, f"seed{args.seed}.json")
+    path = _results.write_result(rel, record)
+    buckets = extra["bucket_recall"]
+    line = {
+        "dataset": args.dataset,
+        "recipe": label,
+        "seed": args.seed,
+        "protocol": ("SMOKE (--max-users): not the leaderboard protocol"
+                     if args.max_users else "leaderboard: validation-selected, "
+                     "test scored once"),
+        "recall@20": result["test"]["recall"],
+        "ndcg@20": result["test"]["ndcg"],
+        "selected": protocol.selection_["params"],
+        "selected_epoch": result["epochs"],
+        "epochs_run": result["epochs_run"],
+        "valid_ndcg@20": protocol.selection_["valid_score"],
+        "item_erank": _tables(result, "item"),
+        "user_erank": _tables(result, "user"),
+        "recall@20_head": buckets["head"]["recall"],
+        "recall@20_torso": buckets["torso"]["recall"],
+        "recall@20_tail": buckets["tail"]["recall"],
+        "coverage@20": result["test"]["coverage"],
+        "stopped_by_time_budget": result["stopped_by_time"],
+        "fit_s": round(result["fit_s"], 1),
+        "epoch_s": (None if result.get("epoch_s") is None
+                    else round(result["epoch_s"], 2)),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "result_file": os.path.relpath(path),
+    }
+    return line
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", help="folder with gowalla/, yelp2018/, citeulike/")
+    parser.add_argument("--dataset", required=True,
+                        choices=["gowalla", "yelp2018", "citeulike"])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--recipe", default=None,
+                        choices=["auto", *RECIPES],
+                        help="named recipe (default: auto, or --model's recipe)")
+    parser.add_argument("--model", default=None,
+                        choices=["mf", *MODEL_RECIPES],
+                        help="run this family's recipe (mf: --recipe auto)")
+    parser.add_argument("--regularizer", default=None,
+                        help="add this regularizer to an MF/LightGCN recipe; its "
+                             "weight is chosen on validation")
+    parser.add_argument("--grid", action="store_true",
+                        help="choose the recipe's grid on this seed's validation "
+                             "run and write the grid file (no test)")
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="override the recipe's max_epochs")
+    parser.add_argument("--time-budget", type=float, default=900.0,
+                        help="seconds per fit before training stops (default 900)")
+    parser.add_argument("--max-users", type=int, default=None,
+                        help="SMOKE TESTS ONLY: a random subsample of users; not "
+                             "the leaderboard protocol")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    wall = time.perf_counter()
+    if args.model and args.recipe and args.recipe != "auto":
+        want = RECIPES[args.recipe]["model"]
+        if want != args.model:
+            raise SystemExit(f"--recipe {args.recipe} is a {want} recipe, not "
+                             f"--model {args.model}.")
+    if args.recipe in (None, "auto"):
+        if args.model and args.model != "mf":
+            args.recipe = MODEL_RECIPES[args.model]
+        else:
+            recipe, reg, why = auto_recipe(args)
+            args.recipe = recipe
+            if reg and not args.regularizer:
+                args.regularizer = reg
+            print(f"--recipe auto: {args.recipe}"
+                  f"{'+' + args.regularizer if args.regularizer else ''} ({why})",
+                  file=sys.stderr)
+    if args.max_epochs is not None:
+        RECIPES[args.recipe]["params"]["max_epochs"] = args.max_epochs
+    train, test, note = load(args.dataset, args.data_dir, args.max_users)
+    line = run(args, train, test, note)
+    line["process_wall_s"] = round(time.perf_counter() - wall, 1)
+    print(json.dumps(line, default=_default))
+
+
+def _default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return str(obj)
+
+
+if __name__ == "__main__":
+    main()
