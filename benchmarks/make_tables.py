@@ -271,6 +271,109 @@ def table_depth(dataset):
     return make(dataset)
 
 
+LEADERBOARD_DATASETS = ("gowalla", "yelp2018", "citeulike")
+
+
+def _leaderboard_groups():
+    """``{(dataset, label): [seed record, ...]}`` of the leaderboard seed files
+    (grid files and smoke runs left out), seeds in order."""
+    groups = {}
+    for rec in _results.read_results("leaderboard"):
+        if "seeds" not in rec or rec.get("smoke"):
+            continue
+        groups.setdefault((rec["dataset"], rec["label"]), []).append(rec)
+    for recs in groups.values():
+        recs.sort(key=lambda r: r["seed"])
+    return groups
+
+
+def _leaderboard_order(label):
+    from leaderboard import RECIPES
+
+    recipe, _, reg = label.partition("+")
+    reg = reg or "none"
+    names = list(RECIPES)
+    at = names.index(recipe) if recipe in names else len(names)
+    return (at, REG_ORDER.index(reg) if reg in REG_ORDER else len(REG_ORDER), label)
+
+
+def _merged(recs):
+    """The seed files of one setting as one record (for the paired test)."""
+    return {"seeds": [s for r in recs for s in r["seeds"]], "_path": recs[0]["_path"]}
+
+
+def table_leaderboard():
+    """Validation-selected test results of benchmarks/leaderboard.py, mean ± std
+    over the seed files of each (data set, recipe), beside the BARS reference
+    figures (typed from their source and labelled as such)."""
+    from leaderboard import BARS, BARS_SOURCE
+
+    groups = _leaderboard_groups()
+    head = ("| data set | row | source | Recall@20 | NDCG@20 | vs recipe without "
+            "regularizer (NDCG@20) | item erank | user erank | Recall@20 head "
+            "/ torso / tail | coverage@20 | chosen on validation | epoch | fit "
+            "(min) | seeds |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for dataset in LEADERBOARD_DATASETS:
+        labels = sorted((lb for ds, lb in groups if ds == dataset),
+                        key=_leaderboard_order)
+        for label in labels:
+            recs = groups[(dataset, label)]
+            seeds = [s for r in recs for s in r["seeds"]]
+            versus = ""
+            base = groups.get((dataset, label.partition("+")[0]))
+            if "+" in label and base is not None:
+                versus = _verdict(_merged(recs), _merged(base))
+            tables = [s.get("tables") or {} for s in seeds]
+            item = [t["item"]["erank"] for t in tables if "item" in t]
+            user = [t["user"]["erank"] for t in tables if "user" in t]
+            buckets = []
+            for name in ("head", "torso", "tail"):
+                vals = [s["extra"]["bucket_recall"][name]["recall"] for s in seeds
+                        if s.get("extra") and s["extra"]["bucket_recall"][name]
+                        ["recall"] is not None]
+                buckets.append(f"{np.mean(vals):.3f}" if vals else "—")
+            settings = {json_key(r["selection"]["params"]) for r in recs}
+            chosen = (fmt_params(recs[0]["selection"]["params"]) if len(settings) == 1
+                      else "differs by seed")
+            epochs = [s["epochs"] for s in seeds if s.get("epochs")]
+            stopped = any(s.get("stopped_by_time") for s in seeds)
+            epoch = f"{np.mean(epochs):.1f}" if epochs else "—"
+            if stopped:
+                epoch += " (time budget)"
+            cells = [
+                dataset, f"`{label}`", "this page's protocol",
+                pm([s["test"]["recall"] for s in seeds], 4),
+                pm([s["test"]["ndcg"] for s in seeds], 4),
+                versus,
+                f"{np.mean(item):.1f}" if item else "—",
+                f"{np.mean(user):.1f}" if user else "—",
+                " / ".join(buckets),
+                f"{np.mean([s['test']['coverage'] for s in seeds]):.3f}",
+                chosen, epoch,
+                f"{np.mean([s['fit_s'] for s in seeds]) / 60:.1f}",
+                ", ".join(str(s["seed"]) for s in seeds),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        for name, recall, ndcg in BARS.get(dataset, []):
+            lines.append(
+                f"| {dataset} | {name} | reference (BARS) | {recall:.4f} | "
+                f"{ndcg:.4f} |  | — | — | — | — | — | — | — | — |"
+            )
+    note = (f"\nReference rows: {BARS_SOURCE}; published runs, most read at the "
+            "best *test* epoch, not under this protocol.\n")
+    if not groups:
+        return ("_No leaderboard result files yet: the rows below are the "
+                "reference figures only._\n\n" + "\n".join(lines) + "\n" + note)
+    return "\n".join(lines) + "\n" + note
+
+
+def json_key(params):
+    import json
+
+    return json.dumps(params, sort_keys=True, default=str)
+
+
 TABLES = {
     "summary": table_summary,
     "defaults": table_defaults,
@@ -281,6 +384,7 @@ TABLES = {
     "filter-fix-ml-100k": lambda: table_filter_fix("ml-100k"),
     "depth-ml-100k": lambda: table_depth("ml-100k"),
     "depth-citeulike": lambda: table_depth("citeulike"),
+    "leaderboard": table_leaderboard,
 }
 
 
