@@ -7,6 +7,10 @@ One command per data set and seed::
     python benchmarks/leaderboard.py DATA --dataset gowalla --seed 0 --model ease
     python benchmarks/leaderboard.py DATA --dataset gowalla --seed 0 \\
         --recipe mf-ccl --regularizer logdet
+    # LightGCN on a GPU (full-graph propagation every batch: minutes an epoch
+    # on 2 CPU cores)
+    python benchmarks/leaderboard.py DATA --dataset gowalla --seed 0 \\
+        --model lightgcn --device cuda
 
 Protocol (:class:`~skcollapse.model_selection.HoldoutProtocol`)
 ----------------------------------------------------------------

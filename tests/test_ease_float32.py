@@ -55,15 +55,25 @@ def test_blocked_helpers():
 
 def test_estimator_takes_the_float32_path_beyond_the_float64_budget(monkeypatch,
                                                                     small_blocks):
+    calls = []
+    for name in ("_ease_torch", "_ease_float32"):
+        real = getattr(_baselines, name)
+
+        def spy(R, alpha, *args, real=real, name=name, **kwargs):
+            calls.append((name, kwargs.get("form", args[-1] if args else None)))
+            return real(R, alpha, *args, **kwargs)
+
+        monkeypatch.setattr(_baselines, name, spy)
     wide, X = _pairs(40, 60, density=0.2, seed=3)  # 40 users < 60 items
     tall = np.column_stack(np.nonzero(X.T))  # 60 users x 40 items
     exact = {name: EASERecommender(alpha=5.0).fit(p)
              for name, p in (("dual", wide), ("primal", tall))}
-    assert {m._fit_solver for m in exact.values()} == {"float64"}
+    assert [c[0] for c in calls] == ["_ease_torch", "_ease_torch"]  # float64
     monkeypatch.setattr(_baselines, "_EASE_FLOAT64_MAX_BYTES", 0)
     for form, pairs in (("dual", wide), ("primal", tall)):
+        calls.clear()
         model = EASERecommender(alpha=5.0).fit(pairs)
-        assert model._fit_solver == form
+        assert calls == [("_ease_float32", form)]
         ref = exact[form]
         np.testing.assert_allclose(model.coef_, ref.coef_, rtol=2e-4,
                                    atol=2e-5 * np.abs(ref.coef_).max())

@@ -446,15 +446,15 @@ class EASERecommender(_ItemItemMixin, _BaselineRecommender):
     def _fit_model(self, R):
         dev = self._ranking_device()
         alpha = float(self.alpha)
+        # the solver follows from the sizes (documented in Notes); it is not
+        # kept: the model is the same whichever form computed it
         if 8 * R.shape[1] ** 2 <= _EASE_FLOAT64_MAX_BYTES:
-            self._fit_solver = "float64"
             coef = _ease_torch(R, alpha, dev, torch.float64)
         elif dev.type != "cpu":
-            self._fit_solver = "float32"
             coef = _ease_torch(R, alpha, dev, torch.float32)
         else:
-            self._fit_solver = "dual" if R.shape[0] < R.shape[1] else "primal"
-            coef = _ease_float32(R, alpha, form=self._fit_solver)
+            form = "dual" if R.shape[0] < R.shape[1] else "primal"
+            coef = _ease_float32(R, alpha, form=form)
         if not np.isfinite(coef).all():
             raise ModelFitError(
                 f"EASE's weights are not finite with alpha={self.alpha!r}; raise alpha."
