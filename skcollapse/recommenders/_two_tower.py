@@ -140,9 +140,10 @@ def _replace_param(doc, name, entry):
 
 
 _OWN_DEFAULTS = {
-    "loss": """    loss : {"bpr", "bce", "softmax", "align"}, default="softmax"
+    "loss": """    loss : {"bpr", "bce", "softmax", "align", "ccl"}, default="softmax"
         Training objective (see :class:`CFLoss`). ``"in-batch"`` and
-        ``"mixed"`` negatives need ``"softmax"``.
+        ``"mixed"`` negatives need ``"softmax"``; ``"ccl"`` takes uniform
+        negatives and ``similarity="cosine"``.
 """,
     "n_negatives": """    n_negatives : int, default=None
         Uniformly sampled negatives: per positive (``"independent"``), per
