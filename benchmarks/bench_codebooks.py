@@ -12,7 +12,8 @@ Item tables
     ``--planted-clusters`` well-separated clusters (centres far apart, items a
     small isotropic spread around them), as many items as ML-100k has. The
     right answer is known: level 0 of a quantizer with ``K >= clusters`` codes
-    should give each cluster its own code (``level0_purity`` = 1: the share of
+    should give each cluster its own code (with ``K`` = clusters, the default:
+    ``level0_purity`` = 1, the share of
     items whose level-0 code is their cluster's majority code, and
     ``level0_codes_per_cluster`` = 1).
 ``planted-erank``
@@ -263,7 +264,7 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--valid-size", type=float, default=0.2)
     parser.add_argument("--planted-items", type=int, default=1682)
-    parser.add_argument("--planted-clusters", type=int, default=32)
+    parser.add_argument("--planted-clusters", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache-dir", default=os.path.join(
         os.environ.get("TMPDIR", "/tmp"), "skcollapse-codebook-tables"))
