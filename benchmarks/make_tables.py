@@ -271,6 +271,12 @@ def table_depth(dataset):
     return make(dataset)
 
 
+def _codebooks(name):
+    import tables_codebooks
+
+    return getattr(tables_codebooks, name)()
+
+
 TABLES = {
     "summary": table_summary,
     "defaults": table_defaults,
@@ -281,6 +287,10 @@ TABLES = {
     "filter-fix-ml-100k": lambda: table_filter_fix("ml-100k"),
     "depth-ml-100k": lambda: table_depth("ml-100k"),
     "depth-citeulike": lambda: table_depth("citeulike"),
+    "codebooks": lambda: _codebooks("table_codebooks"),
+    "codebooks-planted": lambda: _codebooks("table_codebooks_planted"),
+    "codebooks-erank": lambda: _codebooks("table_codebooks_erank"),
+    "codebooks-peer": lambda: _codebooks("table_codebooks_peer"),
 }
 
 
