@@ -211,7 +211,7 @@ def run_table(name, X, labels, note, files, args):
     X = scale(X)
     rng = np.random.default_rng(args.seeds[0])
     perm = rng.permutation(len(X))
-    n_valid = int(round(args.valid_size * len(X)))
+    n_valid = round(args.valid_size * len(X))
     valid, train = perm[:n_valid], perm[n_valid:]
     record = {
         "table": name, "note": note,
@@ -246,10 +246,10 @@ def run_table(name, X, labels, note, files, args):
             seeds.append(m)
         record["rows"][row] = {"quantizer": best["quantizer"], "chosen": best["params"],
                                "candidates": cands, "seeds": seeds}
-        mean = lambda k: np.mean([s[k] for s in seeds])  # noqa: E731
+        coll = np.mean([s["collision_rate"] for s in seeds])
+        err = np.mean([s["relative_reconstruction_error"] for s in seeds])
         print(f"  {name:22s} {row:16s} usage {np.mean([s['usage'] for s in seeds]):.3f} "
-              f"collisions {mean('collision_rate'):.3f} rel.err "
-              f"{mean('relative_reconstruction_error'):.3f}", flush=True)
+              f"collisions {coll:.3f} rel.err {err:.3f}", flush=True)
     return record
 
 

@@ -291,6 +291,7 @@ TABLES = {
     "codebooks-planted": lambda: _codebooks("table_codebooks_planted"),
     "codebooks-erank": lambda: _codebooks("table_codebooks_erank"),
     "codebooks-peer": lambda: _codebooks("table_codebooks_peer"),
+    "codebooks-validation": lambda: _codebooks("table_codebooks_validation"),
 }
 
 
