@@ -374,6 +374,12 @@ def json_key(params):
     return json.dumps(params, sort_keys=True, default=str)
 
 
+def _codebooks(name):
+    import tables_codebooks
+
+    return getattr(tables_codebooks, name)()
+
+
 TABLES = {
     "summary": table_summary,
     "defaults": table_defaults,
@@ -385,6 +391,11 @@ TABLES = {
     "depth-ml-100k": lambda: table_depth("ml-100k"),
     "depth-citeulike": lambda: table_depth("citeulike"),
     "leaderboard": table_leaderboard,
+    "codebooks": lambda: _codebooks("table_codebooks"),
+    "codebooks-planted": lambda: _codebooks("table_codebooks_planted"),
+    "codebooks-erank": lambda: _codebooks("table_codebooks_erank"),
+    "codebooks-peer": lambda: _codebooks("table_codebooks_peer"),
+    "codebooks-validation": lambda: _codebooks("table_codebooks_validation"),
 }
 
 

@@ -98,3 +98,40 @@ def test_select_table_from_files_with_known_verdicts(make_tables, tmp_path,
     assert logdet[7] == "41.0" and logdet[10] == "5.0" and logdet[11] == "3 |"
     fix = make_tables.table_filter_fix("toy").splitlines()
     assert fix[2].endswith("| +100.0% |")  # legacy NDCG is half the fixed one
+
+
+def test_codebook_tables_from_files(make_tables, tmp_path, monkeypatch):
+    results = sys.modules["_results"]
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path))
+    tables = _load("tables_codebooks")
+
+    def seed(coll, **extra):
+        return {"usage": [1.0, 0.5], "perplexity": [4.0, 2.0], "code_erank": [3.0, 1.0],
+                "collision_rate": coll, "largest_collision_group": 2,
+                "relative_reconstruction_error": 0.1, "fit_s": 1.0, **extra}
+
+    folder = tmp_path / "codebooks"
+    (folder / "peers").mkdir(parents=True)
+    for name, erank, coll in (("toy-mf-none", 5.0, 0.5), ("toy-mf-logdet", 9.0, 0.25)):
+        rec = {"table": name, "item_erank": erank, "rows": {
+            "rkm": {"chosen": {}, "seeds": [seed(coll), seed(coll)]},
+            "rqvae-restart": {"chosen": {"init": "random", "dead_code_threshold": 4},
+                              "seeds": [seed(coll)]}}}
+        (folder / f"{name}.json").write_text(json.dumps(rec))
+    rows = tables.table_codebooks().splitlines()
+    assert rows[2].startswith("| toy-mf-none (5.0) | residual k-means | — | 1.00 / 0.50 |")
+    assert "| 0.500 ± 0.000 | 2.0 |" in rows[2]
+    assert rows[3].split(" | ")[2] == "dead_code_threshold=4"
+    assert rows[4].startswith("| toy-mf-logdet (9.0) |")
+    erank = tables.table_codebooks_erank().splitlines()
+    assert erank[2] == "| toy-mf-none | 5.0 | 0.500 ± 0.000 | 0.100 ± 0.000 |"
+    assert erank[3].startswith("| toy-mf-logdet | 9.0 | 0.250 ± 0.000 |")
+    assert tables.table_codebooks_planted() == "_No result files yet._\n"
+    assert tables.table_codebooks_peer() == "_No result files yet._\n"
+    (folder / "peers" / "p.json").write_text(json.dumps({
+        "table": "toy-mf-none", "peer": {"repo": "o/r", "commit": "abcdef123", "mode": "ste"},
+        "rows": {"peer": [seed(0.75)], "skcollapse": [seed(0.5)]}}))
+    peer = tables.table_codebooks_peer().splitlines()
+    assert "o/r @ abcdef1" in peer[2] and "| 0.750 |" in peer[2]
+    assert "| 0.500 |" in peer[3]
+    assert len(tables.table_codebooks().splitlines()) == 6  # peers are not tables

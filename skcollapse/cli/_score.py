@@ -40,7 +40,11 @@ def add_parser(subparsers):
             "checkpoint "
             "or a TorchRec state dict: its embedding tables; implicit's save() "
             ".npz: its user and item factors). Without FILE, or with "
-            "--example, score a built-in collapsed and a healthy synthetic table."
+            "--example, score a built-in collapsed and a healthy synthetic table. "
+            "With --codes, FILE holds semantic-ID codes (an integer array of shape "
+            "(n_items, n_levels), e.g. a quantizer's transform output) and the "
+            "codebook metrics are reported instead: per-level usage and "
+            "perplexity, collision rate, largest collision group."
         ),
     )
     parser.add_argument("file", nargs="?", metavar="FILE", help="file to score")
@@ -67,6 +71,17 @@ def add_parser(subparsers):
             "(default: erank,ia,norm_std); any metric registered with "
             "skcollapse.metrics.register_collapse_metric is one"
         ),
+    )
+    parser.add_argument(
+        "--codes", action="store_true",
+        help=(
+            "FILE holds integer semantic-ID codes (n_items, n_levels): report "
+            "codebook usage, perplexity and collisions"
+        ),
+    )
+    parser.add_argument(
+        "--codebook-size", metavar="K", type=int, default=None,
+        help="codes per level, for --codes (default: the largest code + 1)",
     )
     parser.set_defaults(func=run_score)
     return parser
@@ -420,8 +435,55 @@ def format_table(rows, *, metrics=None, relative=False):
     return "\n".join(lines)
 
 
+def _hint_codes(tables):
+    """A note on stderr when an integer table is scored as embeddings."""
+    from skcollapse.cli._codes import looks_like_codes
+
+    for name, table in tables.items():
+        if looks_like_codes(table):
+            print(
+                f"skcollapse: note: table {name!r} holds non-negative integers; it "
+                "is scored as an embedding table. If it holds semantic-ID codes, "
+                "add --codes.", file=sys.stderr,
+            )
+
+
+def _run_codes(args) -> int:
+    from skcollapse.cli._codes import format_codes, score_codes
+
+    embedding_only = [flag for flag, on in (
+        ("--metrics", args.metrics is not None), ("--center", args.center),
+        ("--row-normalize", args.row_normalize), ("--relative", args.relative),
+        ("--example", args.example)) if on]
+    if embedding_only:
+        raise CLIError(
+            f"{', '.join(embedding_only)} applies to embedding tables, not to --codes"
+        )
+    if args.file is None:
+        raise CLIError("--codes needs FILE, a file of integer codes")
+    if args.codebook_size is not None and args.codebook_size < 1:
+        raise CLIError(f"--codebook-size must be at least 1, got {args.codebook_size}")
+    tables = load_tables(args.file)
+    source = os.fspath(args.file)
+    try:
+        rows = score_codes(tables, codebook_size=args.codebook_size)
+    except CLIError as exc:
+        raise CLIError(f"{source}: {exc}") from None
+    if args.json:
+        json.dump({"source": source, "codes": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"source: {source}")
+        print(format_codes(rows))
+    return 0
+
+
 def run_score(args) -> int:
     """Handler of ``skcollapse score``."""
+    if getattr(args, "codes", False):
+        return _run_codes(args)
+    if getattr(args, "codebook_size", None) is not None:
+        raise CLIError("--codebook-size applies to --codes only")
     metrics = args.metrics
     resolve_metrics(metrics)  # a wrong name fails before any file is read
     if args.example or args.file is None:
@@ -430,6 +492,7 @@ def run_score(args) -> int:
     else:
         tables = load_tables(args.file)
         source = os.fspath(args.file)
+        _hint_codes(tables)
     try:
         rows = score_tables(
             tables, metrics=metrics, center=args.center,
