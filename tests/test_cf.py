@@ -704,20 +704,8 @@ def test_sparse_row_adam_matches_adam_on_touched_rows():
     torch.testing.assert_close(sparse_p[untouched].detach(), w0[untouched])
 
 
-# ------------------------------------------------------------------ shared mixin
-from skcollapse.testing import RecommenderTestMixin
-
-
-class TestMFRecommenderBehaviour(RecommenderTestMixin):
-    def _get_model(self):
-        return MFRecommender(embedding_dim=8, batch_size=160, max_epochs=25, lr=0.1,
-                             weight_decay=0.0, random_state=0)
-
-
-class TestLightGCNRecommenderBehaviour(RecommenderTestMixin):
-    def _get_model(self):
-        return LightGCNRecommender(embedding_dim=8, batch_size=160, max_epochs=25,
-                                   lr=0.1, weight_decay=0.0, random_state=0)
+# the shared behaviour mixin (RecommenderTestMixin) runs on every recommender
+# from tests/test_common.py (discovery)
 
 
 # ------------------------------------------------ DataFrame columns (one reader)

@@ -17,7 +17,6 @@ from skcollapse.datasets import make_interactions, movielens_features
 from skcollapse.model_selection import PerUserValidSplit
 from skcollapse.nn import CFLoss, TwoTower
 from skcollapse.recommenders import TwoTowerRecommender
-from skcollapse.testing import RecommenderTestMixin
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,19 +35,6 @@ def _tables(n_users, n_items):
 def _codes(model, kind, ids):
     """Rows of ``ids`` in the model's vocabulary."""
     return model._vocabulary(kind).encode(np.asarray(ids), name="ids")
-
-
-# ------------------------------------------------------------ the shared mixin
-class TestTwoTowerRecommends(RecommenderTestMixin):
-    def _get_model(self):
-        # parity features: user u likes the items of its parity
-        users = pd.DataFrame({"parity": np.arange(self.n_users) % 2})
-        items = pd.DataFrame({"parity": np.arange(self.n_items) % 2})
-        return TwoTowerRecommender(
-            user_features=users, item_features=items, embedding_dim=8,
-            hidden_units=(16,), batch_size=64, max_epochs=20, lr=2e-2,
-            weight_decay=0.0, random_state=0,
-        )
 
 
 # ------------------------------------------------------------ the loss
