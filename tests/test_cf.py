@@ -391,7 +391,7 @@ def test_shared_negatives_mask_accidental_hits(data):
         loss="softmax", negative_sampling="shared", n_negatives=64, max_epochs=1,
         **FAST,
     ).fit(train)
-    model.on_train_begin(model, X=train)
+    model._fit_state_ = model._training_state()  # to run a training step by hand
     model.module_.train()
     x = torch.from_numpy(train[:256].astype(np.int64))
     out = model.infer(x)

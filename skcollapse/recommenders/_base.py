@@ -20,8 +20,10 @@ same answers to the same questions:
   is seen; :meth:`NetBase._resize_to_data` rebuilds module, criterion and
   optimiser at the data's size (and re-prepares them under accelerate);
 * **fitted state** — one ``__sklearn_is_fitted__`` reading
-  ``_fitted_attributes``, one ``__getstate__`` dropping
-  ``_transient_attributes`` (both in :class:`RegularizedNetMixin`);
+  ``_fitted_attributes``; what a fit works with lives in one
+  :class:`~skcollapse.recommenders._fit_state.FitState` (``_fit_state_``),
+  made by the outermost ``fit``/``partial_fit`` call (:meth:`NetBase._fit_call`)
+  and dropped when it ends, and never pickled;
 * **embeddings** — ``get_embeddings()`` is ``get_embedding_tensors()`` moved to
   numpy, for every estimator.
 """
@@ -75,12 +77,6 @@ def init_arguments(frame_locals, *, exclude=()):
 
 class NetBase(RegularizedNetMixin):
     """Lifecycle mixin of the package's skorch estimators (see the module doc)."""
-
-    _transient_attributes: ClassVar[tuple[str, ...]] = (
-        *RegularizedNetMixin._transient_attributes,
-        "_fit_seed_",
-        "_fitting_",
-    )
 
     #: constraints of the constructor parameters, in scikit-learn's vocabulary;
     #: subclasses extend it with ``{**Base._parameter_constraints, ...}``
@@ -178,18 +174,35 @@ class NetBase(RegularizedNetMixin):
                 stacklevel=2,
             )
         seed = self._seed()
-        self._fit_seed_ = seed
+        with self._fit_call() as state:
+            state.seed = seed
+            try:
+                with self._seeded_rng(None if seed is None else seed + 1):
+                    super().partial_fit(X, y, classes=classes, **fit_params)
+                    self._after_fit()
+                return self
+            except ModelFitError:
+                self._forget_fit()
+                raise
+
+    @contextlib.contextmanager
+    def _fit_call(self, **fields):
+        """The :class:`FitState` of this ``fit``/``partial_fit`` call.
+
+        The outermost call makes it (``fit`` calls ``partial_fit``) and drops it
+        when it ends; an inner call works with the same state. ``fields`` set
+        fields of the state.
+        """
+        state = self._fit_state_
+        if state is not None:
+            state._set(fields)
+            yield state
+            return
+        self._fit_state_ = state = self._fit_state_class(**fields)
         try:
-            with self._seeded_rng(None if seed is None else seed + 1):
-                super().partial_fit(X, y, classes=classes, **fit_params)
-                self._after_fit()
-            return self
-        except ModelFitError:
-            self._forget_fit()
-            raise
+            yield state
         finally:
-            self._fit_seed_ = None
-            self._fitting_ = False
+            self._fit_state_ = None
 
     def _after_fit(self):
         """Hook run when training is over and every callback is done."""
@@ -218,7 +231,7 @@ class NetBase(RegularizedNetMixin):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         # the data is set up: callbacks may read the model from now on
-        self._fitting_ = True
+        self._fit_state_.fitting = True
 
     def _check_fitted(self):
         """``NotFittedError`` unless fitted, or inside a fit whose data is set up.
@@ -226,7 +239,8 @@ class NetBase(RegularizedNetMixin):
         Callbacks (e.g. :class:`~skcollapse.callbacks.CollapseMonitor`) read the
         embeddings of the model being trained.
         """
-        if not getattr(self, "_fitting_", False):
+        state = self._fit_state_
+        if state is None or not state.fitting:
             check_is_fitted(self)
 
     # ------------------------------------------------------------ components
@@ -244,7 +258,7 @@ class NetBase(RegularizedNetMixin):
 
     def initialize_module(self):
         """Build the module, initialised from the fit's seed (global RNG untouched)."""
-        seed = getattr(self, "_fit_seed_", None)
+        seed = None if self._fit_state_ is None else self._fit_state_.seed
         if seed is None:
             seed = self._seed()
         with self._seeded_rng(seed):

@@ -99,12 +99,6 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
         "user_items_",
         "item_popularity_",
     )
-    #: caches rebuilt on demand, never pickled
-    _transient_attributes: ClassVar[tuple[str, ...]] = (
-        "_vocabularies_",
-        "_liked_",
-        "_device_cache_",
-    )
 
     def __init__(self, *, n_users=None, n_items=None, k=20, device="cpu"):
         self.n_users = n_users
@@ -121,8 +115,7 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # keeps sklearn's version stamp
-        for name in self._transient_attributes:
-            state.pop(name, None)
+        state.pop("_cache_", None)  # caches are rebuilt on demand
         return state
 
     def _ranking_device(self):
@@ -130,12 +123,8 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
 
     def _on_device(self, name, make):
         """``make()`` moved to the ranking device, cached under ``name``."""
-        cache = getattr(self, "_device_cache_", None)
-        if cache is None:
-            cache = self._device_cache_ = {}
-        if name not in cache:
-            cache[name] = make().to(self._ranking_device())
-        return cache[name]
+        return self._cached(f"device/{name}", self.user_items_,
+                            lambda: make().to(self._ranking_device()))
 
     def _set_interactions(self, users, items, vocabs=None):
         """Learn the vocabularies (or take ``vocabs``) and set the training matrix."""
@@ -147,10 +136,9 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
         uv, iv = vocabs
         u = uv.encode(users, name="X's user column")
         i = iv.encode(items, name="X's item column")
-        for name in self._transient_attributes:
-            self.__dict__.pop(name, None)
+        self._clear_cache()
         self.user_ids_, self.item_ids_ = uv.ids, iv.ids
-        self._vocabularies_ = {"user": uv, "item": iv}
+        self._remember_vocabularies(uv, iv)
         self.n_users_, self.n_items_ = len(uv), len(iv)
         self.n_features_in_ = 2
         R = sp.csr_matrix(

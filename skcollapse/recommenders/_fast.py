@@ -150,7 +150,7 @@ class CompiledBPRStep:
         """Train on the batch of positive pairs ``Xi``; skorch's step dict."""
         net = self.net
         users, pos = Xi[:, 0], Xi[:, 1]
-        neg = net._sampler_.independent(users, self.n_neg)
+        neg = net._fit_state_.sampler.independent(users, self.n_neg)
         B = users.shape[0]
         if B * (2 + self.n_neg) > self.rows.shape[0]:  # a larger batch than planned
             cap = B * (2 + self.n_neg)

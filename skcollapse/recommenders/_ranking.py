@@ -60,6 +60,12 @@ def _validate_n(n):
     )
 
 
+def _same_key(a, b):
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+    return a is b
+
+
 class RankingMixin:
     """``predict``/``recommend``/``similar_items``/``score`` over ranking tables.
 
@@ -68,18 +74,45 @@ class RankingMixin:
     :class:`~skcollapse.utils._interactions.IdVocabulary`.
     """
 
+    # ------------------------------------------------------------ caches
+    def _cached(self, name, key, build):
+        """``build()``, kept in ``_cache_[name]`` while ``key`` is the same object.
+
+        The caches are derived from the fitted state (the key: e.g.
+        ``user_items_`` for the ranking filter), so a new fitted attribute
+        invalidates them without bookkeeping; ``_cache_`` is never pickled.
+        A tuple key is compared element by element.
+        """
+        cache = self.__dict__.setdefault("_cache_", {})
+        hit = cache.get(name)
+        if hit is None or not _same_key(hit[0], key):
+            hit = cache[name] = (key, build())
+        return hit[1]
+
+    def _clear_cache(self, *names):
+        """Forget the caches ``names`` (every cache without names)."""
+        cache = self.__dict__.get("_cache_")
+        if cache is None:
+            return
+        if not names:
+            cache.clear()
+        for name in names:
+            cache.pop(name, None)
+
+    def _remember_vocabularies(self, user, item):
+        """Keep the vocabularies just learned (keyed by their ``ids``)."""
+        for kind, vocab in (("user", user), ("item", item)):
+            self._clear_cache(f"vocabulary/{kind}")
+            self._cached(f"vocabulary/{kind}", vocab.ids, lambda v=vocab: v)
+
     def _vocabulary(self, kind):
         """The (cached) :class:`IdVocabulary` of ``user_ids_`` or ``item_ids_``."""
         ids = getattr(self, f"{kind}_ids_", None)
         if ids is None:  # an estimator without a vocabulary: rows are the ids
             ids = np.arange(int(getattr(self, f"n_{kind}s_")))
-        cache = getattr(self, "_vocabularies_", None) or {}
-        vocab = cache.get(kind)
-        if vocab is None or vocab.ids is not ids:
-            vocab = IdVocabulary(ids, kind=kind)
-            cache[kind] = vocab
-            self._vocabularies_ = cache
-        return vocab
+        return self._cached(
+            f"vocabulary/{kind}", ids, lambda: IdVocabulary(ids, kind=kind)
+        )
 
     def _codes(self, kind, ids, *, name, unknown="error"):
         """Rows of raw ``ids`` (scalar or 1-D); returns ``(codes, was_scalar)``."""
@@ -152,16 +185,17 @@ class RankingMixin:
         return out
 
     def _liked_tensors(self):
-        liked = getattr(self, "_liked_", None)
-        if liked is None:
+        """``user_items_`` as CSR tensors on the ranking device (cached)."""
+
+        def build():
             R = self.user_items_.tocsr()
             dev = self._ranking_device()
-            liked = (
+            return (
                 torch.from_numpy(R.indptr.astype(np.int64)).to(dev),
                 torch.from_numpy(R.indices.astype(np.int64)).to(dev),
             )
-            self._liked_ = liked
-        return liked
+
+        return self._cached("liked", self.user_items_, build)
 
     @staticmethod
     def _rows_of(indptr, indices, rows):

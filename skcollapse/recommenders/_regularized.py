@@ -35,6 +35,7 @@ import torch
 from skorch import NeuralNet
 
 from skcollapse.exceptions import ModelFitError
+from skcollapse.recommenders._fit_state import FitState
 from skcollapse.regularizers import Regularizer, resolve_regularizer
 from skcollapse.utils._warnings import warn_once
 
@@ -124,14 +125,10 @@ class RegularizedNetMixin:
     #: name of the history column holding the epoch-mean weighted penalty.
     penalty_history_key = "regularizer_penalty"
 
-    #: per-fit state that is never pickled (generators, per-epoch accumulators,
-    #: caches derived from the data); unpickling sets each to ``None``.
-    #: Subclasses extend it: ``[*Base._transient_attributes, "_mine_"]``.
-    _transient_attributes: ClassVar[tuple[str, ...]] = (
-        "_penalty_sum_",
-        "_penalty_count_",
-        "_first_loss_",
-    )
+    #: the kind of state object a fit of this net works with, and the one
+    #: being worked with (``None`` outside a fit; see ``_fit_state.py``)
+    _fit_state_class = FitState
+    _fit_state_ = None
 
     # ------------------------------------------------------------------ building
     def initialize_criterion(self):
@@ -263,14 +260,15 @@ class RegularizedNetMixin:
             first = next(iter(embeddings.values()))
             return embeddings, first.new_zeros(())
         out, penalty = reg(embeddings, context)
-        if reg.training:
+        state = getattr(self, "_fit_state_", None)
+        if reg.training and state is not None:
             detached = penalty.detach()
-            if getattr(self, "_penalty_sum_", None) is None:
-                self._penalty_count_ = 0
-                self._penalty_sum_ = detached.clone()
+            if state.penalty_sum is None:
+                state.penalty_count = 0
+                state.penalty_sum = detached.clone()
             else:
-                self._penalty_sum_ += detached
-            self._penalty_count_ += 1
+                state.penalty_sum += detached
+            state.penalty_count += 1
         return out, penalty
 
     def regularize_extra(self, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -331,24 +329,27 @@ class RegularizedNetMixin:
         super().on_epoch_begin(
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
-        self._penalty_sum_ = None
-        self._penalty_count_ = 0
+        state = self._fit_state_
+        state.penalty_sum, state.penalty_count = None, 0
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        count = getattr(self, "_penalty_count_", None) or 0
+        state = self._fit_state_
+        count = state.penalty_count
         if getattr(self, "regularizer_", None) is not None and count:
-            mean = float(self._penalty_sum_) / count
+            mean = float(state.penalty_sum) / count
             self.history.record(self.penalty_history_key, mean)
-        self._penalty_sum_ = None
-        self._penalty_count_ = 0
+        state.penalty_sum, state.penalty_count = None, 0
         super().on_epoch_end(
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if getattr(self, "_fit_state_", None) is None:
+            # a net without NetBase: its last fit's state stays (not pickled)
+            self._fit_state_ = self._fit_state_class()
         super().on_train_begin(net, X=X, y=y, **kwargs)
         self._setup_regularizer(X, y)
-        self._first_loss_ = None
+        self._fit_state_.first_loss = None
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         """Stop a diverging fit (:data:`DIVERGENCE_FACTOR`) with ``ModelFitError``."""
@@ -357,9 +358,10 @@ class RegularizedNetMixin:
         if not training or loss is None:
             return
         value = float(loss.detach())
-        first = getattr(self, "_first_loss_", None)
+        state = self._fit_state_
+        first = state.first_loss
         if first is None and math.isfinite(value):
-            self._first_loss_ = first = value
+            state.first_loss = first = value
         limit = DIVERGENCE_FACTOR * max(abs(first), 1.0) if first is not None else None
         if not math.isfinite(value) or (limit is not None and value > limit):
             what = (
@@ -384,12 +386,9 @@ class RegularizedNetMixin:
         )
 
     def __getstate__(self):
+        """As skorch's; the fit state (``_fit_state_``) and the caches derived
+        from the fitted state (``_cache_``) are never pickled."""
         state = super().__getstate__()
-        for name in self._transient_attributes:
-            state.pop(name, None)
+        state.pop("_fit_state_", None)
+        state.pop("_cache_", None)
         return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for name in self._transient_attributes:
-            setattr(self, name, None)
