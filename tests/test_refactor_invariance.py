@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _invariance_cases import CASES, fit_case, summary  # noqa: E402
+from _invariance_cases import CASES, fit_case, summary
 
 REFERENCE = pathlib.Path(__file__).parent / "data" / "refactor_invariance.npz"
 

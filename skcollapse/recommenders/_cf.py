@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
@@ -43,7 +42,7 @@ from skcollapse.utils._distributed import (
     shared_seed,
     unwrap_module,
 )
-from skcollapse.utils._interactions import IdVocabulary, check_interactions
+from skcollapse.utils._interactions import check_interactions
 from skcollapse.utils._sklearn_compat import (
     HasMethods,
     StrOptions,
@@ -258,57 +257,21 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
 
     def _set_interactions(self, users, items, train=None):
         """Learn (or extend) the id vocabularies; set ``user_items_`` and
-        ``item_popularity_`` in rows of the vocabulary. Returns the row codes.
+        ``item_popularity_`` (:class:`InteractionState`). Returns the row codes.
 
         A fresh fit learns the ids of ``X`` (``0..n-1`` when ``n_users`` /
         ``n_items`` is given); continued training (``partial_fit``, or ``fit``
-        with ``warm_start=True``) appends ids it has not seen. ``train`` (a
+        with ``warm_start=True``) appends ids it has not seen, and
+        ``partial_fit`` keeps the interactions seen before. ``train`` (a
         boolean mask) keeps validation pairs out of ``user_items_``.
         """
         continuing = getattr(self, "embeddings_cache_", None) is not None
-        vocabs = []
-        for kind, ids, given in (
-            ("user", users, self.n_users), ("item", items, self.n_items)
-        ):
-            if continuing:
-                vocab, n_new = self._vocabulary(kind).extend(ids)
-                if n_new and given is not None:
-                    raise ValueError(
-                        f"X has {n_new} {kind} id(s) beyond n_{kind}s={given}, which "
-                        f"fixes the {kind} ids to 0..{given - 1}; fit from scratch "
-                        f"with a larger n_{kind}s (or n_{kind}s=None)."
-                    )
-            else:
-                vocab = IdVocabulary.learn(ids, kind=kind, n=given)
-            vocabs.append(vocab)
-        uv, iv = vocabs
-        old_n_items = self.n_items_ if continuing else 0
-        self.user_ids_, self.item_ids_ = uv.ids, iv.ids
-        self._remember_vocabularies(uv, iv)
-        self.n_users_, self.n_items_ = len(uv), len(iv)
-        self.n_features_in_ = 2
-        u = uv.encode(users, name="X's user column")
-        i = iv.encode(items, name="X's item column")
-        ut, it = (u, i) if train is None else (u[train], i[train])
-        R = sp.csr_matrix(
-            (np.ones(ut.shape[0], dtype=np.float32), (ut, it)),
-            shape=(self.n_users_, self.n_items_),
+        codes = super()._set_interactions(
+            users, items, extend=continuing, train=train,
+            keep=continuing and not self._fit_state_.replaces_data,
         )
-        popularity = np.bincount(it, minlength=self.n_items_).astype(np.int64)
-        if continuing and not self._fit_state_.replaces_data:
-            # partial_fit: the model has now seen the earlier interactions too, so
-            # recommend() keeps filtering them, negatives avoid them and LightGCN
-            # propagates over the whole known graph
-            old = self.user_items_.tocsr(copy=True)
-            old.resize((self.n_users_, self.n_items_))
-            R = R + old
-            popularity[:old_n_items] += self.item_popularity_
-        R.sum_duplicates()
-        R.data[:] = 1.0
-        self.user_items_ = R
-        self.item_popularity_ = popularity
         self.embeddings_cache_ = None
-        return u, i
+        return codes
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         users, items = check_interactions(X)
@@ -382,16 +345,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         if valid is None or valid.shape[0] == 0:
             return
         v = valid.detach().cpu().numpy()
-        R = self.user_items_ + sp.csr_matrix(
-            (np.ones(v.shape[0], dtype=np.float32), (v[:, 0], v[:, 1])),
-            shape=self.user_items_.shape,
-        )
-        R.sum_duplicates()
-        R.data[:] = 1.0
-        self.user_items_ = R.tocsr()
-        self.item_popularity_ = self.item_popularity_ + np.bincount(
-            v[:, 1], minlength=self.n_items_
-        ).astype(np.int64)
+        self._add_pairs(v[:, 0], v[:, 1])
 
     # ------------------------------------------------------------ training
     def get_dataset(self, X, y=None):
@@ -450,10 +404,10 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         In training mode (the module's ``training`` flag) ``x`` is a batch of
         positive pairs: the fit's strategy (``_negatives.py``) draws the
         negatives, the batch embeddings are built and passed through the
-        regularizer, and a dict with ``"user"``, ``"item"``, ``"negatives"``,
-        ``"negative_mask"``, ``"penalty"``, ``"user_ego"`` and ``"item_ego"``
-        (and the strategy's loss terms, e.g. logQ) is returned for
-        :meth:`get_loss`. Keeping the step in ``infer`` + ``get_loss`` lets
+        regularizer (its penalty waits in the fit state for :meth:`get_loss`),
+        and a dict with ``"user"``, ``"item"``, ``"negatives"``,
+        ``"negative_mask"``, ``"user_ego"`` and ``"item_ego"`` (and the
+        strategy's loss terms, e.g. logQ) is returned for :meth:`get_loss`. Keeping the step in ``infer`` + ``get_loss`` lets
         skorch's ``AccelerateMixin`` (whose training step calls exactly these
         two) train the estimator unchanged.
         """
@@ -471,7 +425,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         if draw.context_ids is not None:
             # the negatives' ids let a regularizer work on distinct rows
             context["extra_item_ids"] = draw.context_ids
-        emb, penalty = self.regularize({"user": u, "item": it[:B]}, context)
+        emb, _ = self.regularize({"user": u, "item": it[:B]}, context)
         user_emb, item_emb = emb["user"], emb["item"]
         extra = None
         if draw.encode is not None:
@@ -487,7 +441,6 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             "item": item_emb,
             "negatives": neg_emb,
             "negative_mask": draw.mask,
-            "penalty": penalty,
             "user_ego": enc["user_ego"],
             "item_ego": enc["item_ego"],
             **draw.terms,
@@ -516,7 +469,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         if self.weight_decay:
             l2 = y_pred["user_ego"].pow(2).sum() + y_pred["item_ego"].pow(2).sum()
             loss = loss + float(self.weight_decay) * 0.5 * l2 / B
-        return loss + y_pred["penalty"]
+        return self.add_batch_penalty(loss)
 
     def train_step(self, batch, **fit_params):
         """One optimisation step (skorch's), or the compiled MF-BPR step.

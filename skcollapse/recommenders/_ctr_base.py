@@ -327,9 +327,7 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
         if reg is not None and self.module_.training:
             e = unwrap_module(self.module_).embed(x)
             tables = self._embedding_dict(e)
-            out, penalty = self.regularize(tables, {"X": x})
-            if self._fit_state_ is not None:
-                self._fit_state_.batch_penalty = penalty
+            out, _ = self.regularize(tables, {"X": x})  # penalty: to get_loss
             if any(out[n] is not tables[n] for n in tables):
                 e = self._restack(out, e)
             # through the (possibly DDP-wrapped) module: one forward per step
@@ -344,13 +342,7 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The criterion, plus the regularizer penalty of the training batch."""
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        state = self._fit_state_
-        penalty = None
-        if state is not None:
-            penalty, state.batch_penalty = state.batch_penalty, None
-        if training and penalty is not None:
-            loss = loss + penalty
-        return loss
+        return self.add_batch_penalty(loss) if training else loss
 
     def _get_predict_nonlinearity(self):
         # skorch infers the nonlinearity only for nets with a single criterion;

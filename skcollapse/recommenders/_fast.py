@@ -165,18 +165,17 @@ class CompiledBPRStep:
                    step=int(self.state["step"]))
         pos_score = np.empty(B, dtype=self.w.dtype)
         extra_user = extra_item = self.no_extra
-        penalty = None
         if self.regularized:
-            penalty, extra_user, extra_item = self._penalty(users, pos, neg)
+            _, extra_user, extra_item = self._penalty(users, pos, neg)
         loss = self.kernel(
             self.w, self.m, self.v, self.n_users,
             users.contiguous().numpy(), pos.contiguous().numpy(), neg.numpy(),
             self.hyper,
             self.slot, self.rows, self.grad, pos_score, extra_user, extra_item,
         )
-        loss = torch.tensor(loss, dtype=self.weight.dtype)
-        if penalty is not None:
-            loss = loss + penalty
+        # the penalty reaches the loss as in the torch step (regularize kept it)
+        loss = net.add_batch_penalty(torch.tensor(loss, dtype=self.weight.dtype))
+        loss = loss.detach()
         return {
             "loss": loss,
             "y_pred": torch.from_numpy(pos_score),

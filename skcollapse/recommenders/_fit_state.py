@@ -31,6 +31,9 @@ class FitState:
         The fit's first finite batch loss (the divergence guard's reference).
     penalty_sum, penalty_count : Tensor or None, int
         The weighted regularizer penalties of the epoch so far.
+    batch_penalty : Tensor or None
+        The penalty of the current training batch, on its way to the loss
+        (``RegularizedNetMixin.add_batch_penalty``).
     """
 
     def __init__(self, **fields):
@@ -39,6 +42,7 @@ class FitState:
         self.first_loss = None
         self.penalty_sum = None
         self.penalty_count = 0
+        self.batch_penalty = None
         self._set(fields)
 
     def _set(self, fields):
@@ -85,8 +89,7 @@ class CFFitState(FitState):
 
 
 class CTRFitState(FitState):
-    """A CTR fit: the field sizes read from the data, the shuffling generator,
-    the batch's penalty on its way to the loss.
+    """A CTR fit: the field sizes read from the data, the shuffling generator.
 
     Attributes
     ----------
@@ -94,12 +97,9 @@ class CTRFitState(FitState):
         The data's field sizes while the module is rebuilt for them.
     shuffle_generator : torch.Generator or None
         The order of the rows of every epoch (seeded fits).
-    batch_penalty : Tensor or None
-        The regularizer's penalty of the current batch.
     """
 
     def __init__(self, **fields):
         self.field_dims = None
         self.shuffle_generator = None
-        self.batch_penalty = None
         super().__init__(**fields)

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from skcollapse.metrics import ranking_scorer
+from skcollapse.recommenders._interaction_state import InteractionState
 from skcollapse.utils._interactions import (
-    IdVocabulary,
     check_id_vector,
     check_interactions,
 )
@@ -60,59 +60,13 @@ def _validate_n(n):
     )
 
 
-def _same_key(a, b):
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(x is y for x, y in zip(a, b))
-    return a is b
-
-
-class RankingMixin:
+class RankingMixin(InteractionState):
     """``predict``/``recommend``/``similar_items``/``score`` over ranking tables.
 
     Every public method speaks raw ids (the labels of ``user_ids_`` and
-    ``item_ids_``); rows of the tables are looked up through
-    :class:`~skcollapse.utils._interactions.IdVocabulary`.
+    ``item_ids_``); rows of the tables are looked up through the vocabularies
+    of the interaction state it builds on (:class:`InteractionState`).
     """
-
-    # ------------------------------------------------------------ caches
-    def _cached(self, name, key, build):
-        """``build()``, kept in ``_cache_[name]`` while ``key`` is the same object.
-
-        The caches are derived from the fitted state (the key: e.g.
-        ``user_items_`` for the ranking filter), so a new fitted attribute
-        invalidates them without bookkeeping; ``_cache_`` is never pickled.
-        A tuple key is compared element by element.
-        """
-        cache = self.__dict__.setdefault("_cache_", {})
-        hit = cache.get(name)
-        if hit is None or not _same_key(hit[0], key):
-            hit = cache[name] = (key, build())
-        return hit[1]
-
-    def _clear_cache(self, *names):
-        """Forget the caches ``names`` (every cache without names)."""
-        cache = self.__dict__.get("_cache_")
-        if cache is None:
-            return
-        if not names:
-            cache.clear()
-        for name in names:
-            cache.pop(name, None)
-
-    def _remember_vocabularies(self, user, item):
-        """Keep the vocabularies just learned (keyed by their ``ids``)."""
-        for kind, vocab in (("user", user), ("item", item)):
-            self._clear_cache(f"vocabulary/{kind}")
-            self._cached(f"vocabulary/{kind}", vocab.ids, lambda v=vocab: v)
-
-    def _vocabulary(self, kind):
-        """The (cached) :class:`IdVocabulary` of ``user_ids_`` or ``item_ids_``."""
-        ids = getattr(self, f"{kind}_ids_", None)
-        if ids is None:  # an estimator without a vocabulary: rows are the ids
-            ids = np.arange(int(getattr(self, f"n_{kind}s_")))
-        return self._cached(
-            f"vocabulary/{kind}", ids, lambda: IdVocabulary(ids, kind=kind)
-        )
 
     def _codes(self, kind, ids, *, name, unknown="error"):
         """Rows of raw ``ids`` (scalar or 1-D); returns ``(codes, was_scalar)``."""
