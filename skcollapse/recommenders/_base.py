@@ -289,11 +289,10 @@ class NetBase(RegularizedNetMixin):
         )
 
     def __getstate__(self):
-        """As skorch's; the fit state (``_fit_state_``) and the caches derived
-        from the fitted state (``_cache_``) are never pickled."""
+        """As skorch's; the fit state (``_fit_state_``) is never pickled (nor
+        are the recommenders' caches: ``InteractionState.__getstate__``)."""
         state = super().__getstate__()
         state.pop("_fit_state_", None)
-        state.pop("_cache_", None)
         return state
 
     def _check_fitted(self):

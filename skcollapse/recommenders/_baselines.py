@@ -113,11 +113,6 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
     def _check_fitted(self):
         check_is_fitted(self)
 
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # keeps sklearn's version stamp
-        state.pop("_cache_", None)  # caches are rebuilt on demand
-        return state
-
     def _ranking_device(self):
         return resolve_device(self.device)
 

@@ -39,6 +39,12 @@ class InteractionState:
     """
 
     # ------------------------------------------------------------ caches
+    def __getstate__(self):
+        """As the base's, without the caches (rebuilt on demand)."""
+        state = dict(super().__getstate__())
+        state.pop("_cache_", None)
+        return state
+
     def _cached(self, name, key, build):
         """``build()``, kept in ``_cache_[name]`` while ``key`` is the same object.
 
