@@ -12,13 +12,14 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
+from skcollapse.datasets import make_interactions
+
 from skcollapse.metrics import ErankScorer, evaluate_ranking, ranking_scorer
 from skcollapse.recommenders import (
     EASERecommender,
     ItemKNNRecommender,
     PopularityRecommender,
 )
-from skcollapse.testing import RecommenderTestMixin
 
 
 def _random_pairs(seed, n_users=40, n_items=25, density=0.2):
@@ -172,20 +173,15 @@ def test_popularity_partial_fit_adds_counts_and_ids():
 
 
 # ------------------------------------------------------------------ shared API
-class TestEASEBehaviour(RecommenderTestMixin):
-    def _get_model(self):
-        return EASERecommender(alpha=1.0)
-
-    def test_embeddings_protocol(self, fitted_model):
-        _check_no_embeddings(fitted_model[0], "coef_")
-
-
-class TestItemKNNBehaviour(RecommenderTestMixin):
-    def _get_model(self):
-        return ItemKNNRecommender(n_neighbors=20)
-
-    def test_embeddings_protocol(self, fitted_model):
-        _check_no_embeddings(fitted_model[0], "similarity_")
+# RecommenderTestMixin runs on every recommender from tests/test_common.py
+@pytest.mark.parametrize(
+    "model, weights",
+    [(EASERecommender(alpha=1.0), "coef_"), (ItemKNNRecommender(n_neighbors=20),
+                                             "similarity_")],
+)
+def test_item_item_models_have_no_embeddings(model, weights):
+    _check_no_embeddings(model.fit(make_interactions(30, 20, random_state=0)),
+                         weights)
 
 
 def _check_no_embeddings(model, weights):

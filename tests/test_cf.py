@@ -391,7 +391,7 @@ def test_shared_negatives_mask_accidental_hits(data):
         loss="softmax", negative_sampling="shared", n_negatives=64, max_epochs=1,
         **FAST,
     ).fit(train)
-    model.on_train_begin(model, X=train)
+    model._fit_state_ = model._training_state()  # to run a training step by hand
     model.module_.train()
     x = torch.from_numpy(train[:256].astype(np.int64))
     out = model.infer(x)
@@ -704,20 +704,8 @@ def test_sparse_row_adam_matches_adam_on_touched_rows():
     torch.testing.assert_close(sparse_p[untouched].detach(), w0[untouched])
 
 
-# ------------------------------------------------------------------ shared mixin
-from skcollapse.testing import RecommenderTestMixin
-
-
-class TestMFRecommenderBehaviour(RecommenderTestMixin):
-    def _get_model(self):
-        return MFRecommender(embedding_dim=8, batch_size=160, max_epochs=25, lr=0.1,
-                             weight_decay=0.0, random_state=0)
-
-
-class TestLightGCNRecommenderBehaviour(RecommenderTestMixin):
-    def _get_model(self):
-        return LightGCNRecommender(embedding_dim=8, batch_size=160, max_epochs=25,
-                                   lr=0.1, weight_decay=0.0, random_state=0)
+# the shared behaviour mixin (RecommenderTestMixin) runs on every recommender
+# from tests/test_common.py (discovery)
 
 
 # ------------------------------------------------ DataFrame columns (one reader)

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from skorch import NeuralNetRegressor
 from torch import nn
 
 from skcollapse.recommenders import ModelFitError, RegularizedNetMixin
+from skcollapse.recommenders._base import NetBase
 from skcollapse.regularizers import Regularizer
 from skcollapse.regularizers import _base as reg_base
 
@@ -27,8 +29,6 @@ class _Linear(nn.Module):
 
 class _Net(RegularizedNetMixin, NeuralNetRegressor):
     """Tiny regressor whose hidden layer is the 'embedding' table 'h'."""
-
-    _fitted_attributes = ("n_seen_",)
 
     def __init__(self, *args, regularizer=None, **kwargs):
         kwargs.setdefault("module", _Linear)
@@ -276,20 +276,44 @@ def test_bad_regularizer_values():
         _Net(regularizer=ConstPenalty(), regularizer__bogus=1).fit(X, y)
 
 
+class _LifecycleNet(NetBase, _Net):
+    """The same net on the package's estimator base (the fit lifecycle)."""
+
+    _fitted_attributes = ("n_seen_",)
+
+    def __init__(self, *args, random_state=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.random_state = random_state
+
+
 def test_non_finite_loss_raises_model_fit_error():
     X, y = _data()
     y = y.copy()
     y[3] = np.inf
-    net = _Net()
+    net = _LifecycleNet()
     with pytest.raises(ModelFitError, match="diverged"):
         net.fit(X, y)
+    with pytest.raises(NotFittedError):  # a failed fit leaves it unfitted
+        net.predict(X)
+
+
+def test_the_regularizer_mixin_brings_no_fit_policy():
+    """A net of your own with the mixin keeps skorch's behaviour: the
+    divergence guard is the estimator base's (NetBase), not the mixin's."""
+    X, y = _data()
+    y = y.copy()
+    y[3] = np.inf
+    net = _Net(regularizer=ConstPenalty).fit(X, y)  # no ModelFitError
+    assert not np.isfinite(net.history[-1, "train_loss"])
+    assert len(net.history[:, "regularizer_penalty"]) == 3
+    pickle.loads(pickle.dumps(net))  # skorch's pickling (NetBase drops fit state)
 
 
 def test_sklearn_is_fitted_needs_fit_attributes():
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    net = _Net()
+    net = _LifecycleNet()
     assert not net.__sklearn_is_fitted__()
     net.initialize()
     assert not net.__sklearn_is_fitted__()

@@ -224,6 +224,7 @@ def test_directspec_recipe_loss_equals_the_reference_formulas():
     batch = torch.as_tensor(np.column_stack([u, p]))
     model.module_.train()
     model.regularizer_.train()
+    model._fit_state_ = model._training_state()  # to run a training step by hand
     loss = model.get_loss(model.infer(batch), training=True)
     ref = _directspec_reference_loss(U, I, u, p, alpha=1.0, tau=3.0, shrink=0.03)
     assert float(loss) == pytest.approx(ref, rel=1e-10)
@@ -278,6 +279,7 @@ def test_directau_setup_loss_equals_the_reference(cls, gamma):
     batch = torch.as_tensor(np.column_stack([u, i]))
     with torch.no_grad():
         U, I = (t.numpy() for t in model.module_.tables())
+    model._fit_state_ = model._training_state()  # to run a training step by hand
     loss = model.get_loss(model.infer(batch), training=True)
     assert float(loss) == pytest.approx(
         _directau_reference_loss(U, I, u, i, gamma), rel=1e-10)

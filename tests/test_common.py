@@ -12,6 +12,7 @@ fails the run until its entry is removed.
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import NotFittedError
@@ -23,7 +24,13 @@ from skorch import NeuralNet
 from skcollapse.datasets import make_ctr, make_interactions
 from skcollapse.metrics import ErankScorer, ranking_scorer
 from skcollapse.recommenders import MFRecommender
-from skcollapse.testing import all_estimators
+from skcollapse.testing import (
+    RecommenderTestMixin,
+    all_estimators,
+    interaction_checks,
+    is_recommender,
+)
+from skcollapse.testing._interaction_checks import REPLACES
 
 ESTIMATORS = dict(all_estimators())
 
@@ -84,49 +91,17 @@ _SKORCH = {
     ),
 }
 # sklearn's generic checks fit on random continuous features (3-10 columns of
-# floats); a CF recommender takes (n, 2) integer (user, item) ids and rejects
-# anything else with a ValueError naming that contract.
-_FLOAT_X = (
-    "fits on random continuous features; CF recommenders take (n, 2) integer "
-    "(user, item) ids and reject other X with a ValueError"
-)
-_MESSAGE = (
-    "the bad input is rejected with a ValueError, but worded for (user, item) "
-    "pairs, not with the sentence sklearn's check greps for"
-)
-_CF_XFAIL = {
-    **_SKORCH,
-    "check_complex_data": _MESSAGE,
-    "check_estimators_empty_data_messages": _MESSAGE,
-    "check_estimators_nan_inf": _MESSAGE,
-    "check_fit2d_1sample": _MESSAGE,
-    "check_fit2d_1feature": _MESSAGE,
-    **dict.fromkeys(
-        [
-            "check_fit2d_predict1d",
-            "check_dict_unchanged",
-            "check_dont_overwrite_parameters",
-            "check_dtype_object",
-            "check_estimators_dtypes",
-            "check_estimators_fit_returns_self",
-            "check_estimators_overwrite_params",
-            "check_estimators_pickle",
-            "check_estimators_pickle(readonly_memmap=True)",
-            "check_f_contiguous_array_estimator",
-            "check_fit_check_is_fitted",
-            "check_fit_idempotent",
-            "check_fit_score_takes_y",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_n_features_in",
-            "check_n_features_in_after_fitting",
-            "check_pipeline_consistency",
-            "check_positive_only_tag_during_fit",
-            "check_readonly_memmap_input",
-        ],
-        _FLOAT_X,
-    ),
+# floats); a recommender takes (n, 2) integer (user, item) ids and rejects
+# anything else with a ValueError naming that contract. Those checks are not
+# run on recommenders: skcollapse.testing.interaction_checks tests the same
+# properties on interaction pairs (REPLACED_CHECKS says which stands for which),
+# below, on every recommender found by discovery.
+REPLACED_CHECKS = {
+    name: check.__name__
+    for check, names in REPLACES.items()
+    for name in names
 }
+_CF_XFAIL = dict(_SKORCH)
 _CTR_XFAIL = {
     **_SKORCH,
     "check_dtype_object": (
@@ -140,7 +115,7 @@ _CTR_XFAIL = {
     ),
 }
 # the baselines are plain sklearn estimators (no skorch failures), same data contract
-_BASELINE_XFAIL = {k: v for k, v in _CF_XFAIL.items() if k not in _SKORCH}
+_BASELINE_XFAIL = {}
 XFAILS = {
     "CollapseScorer": {},  # the scorers pass every check
     "ErankScorer": {},
@@ -180,9 +155,104 @@ def _expected_failed_checks(estimator):
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@parametrize_with_checks(_instances(), expected_failed_checks=_expected_failed_checks)
+def _check_name(check):
+    return _CHECK_ID(check)
+
+
+def _replaced(param):
+    """Whether the generated (estimator, check) is one the pair checks replace."""
+    estimator, check = getattr(param, "values", param)
+    return is_recommender(estimator) and _check_name(check) in REPLACED_CHECKS
+
+
+def _sklearn_checks():
+    """sklearn's checks, less those replaced by the interaction-pair checks."""
+    decorator = parametrize_with_checks(
+        _instances(), expected_failed_checks=_expected_failed_checks
+    )
+    argnames, params = decorator.args
+    kept = [p for p in params if not _replaced(p)]
+    return pytest.mark.parametrize(argnames, kept, ids=decorator.kwargs["ids"])
+
+
+_CHECK_ID = parametrize_with_checks([]).kwargs["ids"]
+
+
+@_sklearn_checks()
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# ------------------------------------------------- checks on (user, item) pairs
+RECOMMENDERS = [name for name, cls in ESTIMATORS.items() if is_recommender(cls)]
+
+
+def _pair_checks():
+    for name in RECOMMENDERS:
+        for params in CONFIGS[name]:
+            yield from interaction_checks(ESTIMATORS[name](**params))
+
+
+@pytest.mark.parametrize(
+    "estimator, check", list(_pair_checks()),
+    ids=lambda obj: _check_name(obj) if callable(obj) and not hasattr(
+        obj, "get_params") else type(obj).__name__,
+)
+def test_interaction_pairs(estimator, check):
+    check(estimator)
+
+
+def test_replaced_checks_exist_and_are_not_expected_to_fail():
+    """Every replaced sklearn check is one sklearn generates for a recommender,
+    and none of them is still listed as an expected failure."""
+    for name in RECOMMENDERS:
+        generated, _ = _generated(ESTIMATORS[name](**CONFIGS[name][0]))
+        assert set(REPLACED_CHECKS) <= generated, set(REPLACED_CHECKS) - generated
+        assert not set(REPLACED_CHECKS) & set(XFAILS[name])
+
+
+# -------------------------------------- the behaviour mixin, on every recommender
+def _two_tower_with_parity_features(test):
+    users = pd.DataFrame({"parity": np.arange(test.n_users) % 2})
+    items = pd.DataFrame({"parity": np.arange(test.n_items) % 2})
+    return ESTIMATORS["TwoTowerRecommender"](
+        user_features=users, item_features=items, embedding_dim=8,
+        hidden_units=(16,), batch_size=64, max_epochs=20, lr=2e-2,
+        weight_decay=0.0, random_state=0,
+    )
+
+
+_LEARNS_CHECKERBOARD = {"embedding_dim": 8, "batch_size": 160, "max_epochs": 25,
+                        "lr": 0.1, "weight_decay": 0.0, "random_state": 0}
+#: how each recommender learns the checkerboard of RecommenderTestMixin: a
+#: function of the test class, or a string saying why the mixin cannot apply
+BEHAVIOUR = {
+    "MFRecommender": lambda test: ESTIMATORS["MFRecommender"](
+        **_LEARNS_CHECKERBOARD),
+    "LightGCNRecommender": lambda test: ESTIMATORS["LightGCNRecommender"](
+        **_LEARNS_CHECKERBOARD),
+    "TwoTowerRecommender": _two_tower_with_parity_features,
+    "EASERecommender": lambda test: ESTIMATORS["EASERecommender"](alpha=1.0),
+    "ItemKNNRecommender": lambda test: ESTIMATORS["ItemKNNRecommender"](
+        n_neighbors=20),
+    "PopularityRecommender": (
+        "every item of the checkerboard is equally popular, so the held-out "
+        "items cannot be told apart (test_baselines tests its counts)"
+    ),
+}
+
+for _name in RECOMMENDERS:
+    if callable(BEHAVIOUR.get(_name)):
+        globals()[f"Test{_name}Behaviour"] = type(
+            f"Test{_name}Behaviour", (RecommenderTestMixin,),
+            {"_get_model": BEHAVIOUR[_name]},
+        )
+
+
+def test_every_recommender_has_a_behaviour_config():
+    assert set(BEHAVIOUR) == set(RECOMMENDERS)
+    for name, how in BEHAVIOUR.items():
+        assert callable(how) or (isinstance(how, str) and len(how) > 20), name
 
 
 # ----------------------------------------------------------------- the lists themselves
@@ -302,36 +372,6 @@ def test_net_grid_search_smoke(name):
     assert [p["embedding_dim"] for p in res["params"]] == [2, 4]
     assert np.all(np.isfinite(res["mean_test_score"]))
     assert grid.best_estimator_.embedding_dim == grid.best_params_["embedding_dim"]
-
-
-# ----------------------------------------------------------------- CF on real pairs
-CF_NETS = [name for name in NETS if not is_classifier(ESTIMATORS[name]())]
-
-
-@pytest.mark.parametrize("name", CF_NETS)
-def test_cf_clone_fit_pickle_on_interaction_pairs(name):
-    """What the float-data checks above cannot show, on real (user, item) pairs."""
-    X = make_interactions(60, 30, random_state=0)
-    est = _net(name)
-    params = est.get_params(deep=False)
-    fitted = est.fit(X)
-    assert fitted is est
-    check_is_fitted(est)
-    assert est.n_features_in_ == 2
-    # fit does not change the constructor parameters
-    assert est.get_params(deep=False) == params
-    # fitting twice with the same seed gives the same model
-    again = clone(est).fit(X)
-    np.testing.assert_allclose(est.predict(X), again.predict(X), rtol=1e-5)
-    # predictions do not depend on the order or the subset of rows
-    perm = np.random.default_rng(0).permutation(X.shape[0])
-    np.testing.assert_allclose(est.predict(X[perm]), est.predict(X)[perm])
-    np.testing.assert_allclose(est.predict(X[:7]), est.predict(X)[:7])
-    restored = pickle.loads(pickle.dumps(est))
-    np.testing.assert_allclose(restored.predict(X), est.predict(X))
-    # y is accepted and ignored by fit and score (held-out pairs: a real score)
-    part = clone(est).fit(X[20:], np.ones(len(X) - 20))
-    assert part.score(X[:20], np.ones(20)) == part.score(X[:20])
 
 
 def test_grid_search_with_ranking_and_collapse_scorers():

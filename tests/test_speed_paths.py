@@ -149,14 +149,13 @@ def test_directspec_plus_dense_pattern_equals_sparse_product():
 def _mf_with_batch(**params):
     from skcollapse.datasets import make_interactions
     from skcollapse.recommenders import MFRecommender
-    from skcollapse.recommenders._sampling import NegativeSampler
 
     X = make_interactions(60, 40, density=0.1, random_state=0)
     model = MFRecommender(embedding_dim=5, max_epochs=1, random_state=0, **params)
     model.fit(X)
     model.module_.double()
-    model._sampler_ = NegativeSampler(model.user_items_, torch.device("cpu"),
-                                      torch.Generator().manual_seed(3))
+    # the state a fit's training steps work with, over the fitted pairs
+    model._fit_state_ = model._training_state(torch.Generator().manual_seed(3))
     batch = torch.as_tensor(model._vocabulary("user").encode(X[:50, 0], name="users"))
     items = torch.as_tensor(model._vocabulary("item").encode(X[:50, 1], name="items"))
     return model, torch.stack([batch, items], dim=1)
@@ -168,7 +167,7 @@ def test_fused_mf_bpr_step_equals_autograd_step(n_negatives, weight_decay):
     model, Xi = _mf_with_batch(n_negatives=n_negatives, weight_decay=weight_decay)
     assert model._fused_step_applies()
     weight = model.module_.embedding.weight
-    state = model._sampler_.generator.get_state()
+    state = model._fit_state_.sampler.generator.get_state()
     model._set_training(True)
     out = model.infer(Xi)  # the plain step: infer + get_loss + autograd
     loss = model.get_loss(out, None, X=Xi, training=True)
@@ -176,7 +175,7 @@ def test_fused_mf_bpr_step_equals_autograd_step(n_negatives, weight_decay):
     loss.backward()
     plain_grad = weight.grad.to_dense()
     plain_pred = (out["user"] * out["item"]).sum(-1)
-    model._sampler_.generator.set_state(state)  # the same negatives
+    model._fit_state_.sampler.generator.set_state(state)  # the same negatives
     weight.grad = None
     step = model._fused_bpr_step(Xi)
     assert weight.grad.is_sparse
@@ -255,7 +254,7 @@ def _fit_mf(X, monkeypatch, compiled, **params):
 
     def spy(self, batch, **fit_params):
         out = original(self, batch, **fit_params)
-        used.append(bool(self._compiled_step_))
+        used.append(bool(self._fit_state_.compiled_step))
         return out
 
     monkeypatch.setattr(type(model), "train_step", spy)

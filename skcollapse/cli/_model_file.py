@@ -112,9 +112,9 @@ _SKORCH_STATE = frozenset({
     "_trimmed_nonlinearity_",
     "_params_to_validate",
 })
-#: caches rebuilt on demand from the stored state (the liked-item index of
-#: ``recommend``), never stored.
-_DERIVED = frozenset({"_liked_"})
+#: caches rebuilt on demand from the stored state (`_cache_`: the liked-item
+#: index of ``recommend``, ...) and the state of a fit in progress, never stored.
+_DERIVED = frozenset({"_cache_", "_fit_state_"})
 #: names a stored attribute may have: a fitted attribute, ``name_``/``_name_``
 _ATTRIBUTE = re.compile(r"_?[A-Za-z][A-Za-z0-9_]*_")
 #: a parameter name (skorch's routed ``prefix__name`` included)
@@ -159,8 +159,7 @@ def _describe_estimator(estimator, encode):
         "estimator": cls.__name__,
         "params": {k: encode(v, f"parameter {k!r}") for k, v in params.items()},
     }
-    skip = set(params) | set(getattr(estimator, "_transient_attributes", ()))
-    skip |= _DERIVED
+    skip = set(params) | _DERIVED
     if _is_net(estimator):
         names = [*estimator._modules, *estimator._criteria, *estimator._optimizers]
         skip |= _SKORCH_STATE | {name + "_" for name in names}
@@ -713,8 +712,6 @@ def _rebuild_net(cls, params, attributes, model, decode):
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise FormatError("its history is not a list of epochs")
     net.history_ = History(history)
-    for name in getattr(net, "_transient_attributes", ()):
-        setattr(net, name, None)
     device = net._device() if hasattr(net, "_device") else net.device
     for name in net.cuda_dependent_attributes_:
         value = vars(net).get(name)

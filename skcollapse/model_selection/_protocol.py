@@ -484,13 +484,12 @@ class HoldoutProtocol:
                           shape=est.user_items_.shape)
         R.sum_duplicates()
         R.data[:] = 1.0
+        # (the ranking filter is cached per user_items_ object)
         full, est.user_items_ = est.user_items_, R.tocsr()
-        est._liked_ = None
         try:
             got = _ranked(est, self._X_test, k=self.k, metrics=self.metrics)
         finally:
             est.user_items_ = full
-            est._liked_ = None
         return {m: float(v) for m, v in got.items()}
 
 

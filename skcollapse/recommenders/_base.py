@@ -19,9 +19,13 @@ same answers to the same questions:
 * **resize to data** — the module is built in ``initialize()`` before the data
   is seen; :meth:`NetBase._resize_to_data` rebuilds module, criterion and
   optimiser at the data's size (and re-prepares them under accelerate);
-* **fitted state** — one ``__sklearn_is_fitted__`` reading
-  ``_fitted_attributes``, one ``__getstate__`` dropping
-  ``_transient_attributes`` (both in :class:`RegularizedNetMixin`);
+* **fitted state and failure** — one ``__sklearn_is_fitted__`` reading
+  ``_fitted_attributes``; a non-finite or exploding batch loss
+  (:data:`DIVERGENCE_FACTOR`) or non-finite parameters stop the fit with
+  :class:`ModelFitError` and leave the estimator unfitted; what a fit works with lives in one
+  :class:`~skcollapse.recommenders._fit_state.FitState` (``_fit_state_``),
+  made by the outermost ``fit``/``partial_fit`` call (:meth:`NetBase._fit_call`)
+  and dropped when it ends, and never pickled;
 * **embeddings** — ``get_embeddings()`` is ``get_embedding_tensors()`` moved to
   numpy, for every estimator.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import warnings
 from numbers import Integral
 from typing import ClassVar
@@ -40,6 +45,7 @@ from sklearn.utils import check_random_state
 from skorch.utils import to_device
 
 from skcollapse.exceptions import ModelFitError
+from skcollapse.recommenders._fit_state import FitState
 from skcollapse.recommenders._regularized import RegularizedNetMixin
 from skcollapse.utils._device import resolve_device
 from skcollapse.utils._sklearn_compat import (
@@ -50,7 +56,16 @@ from skcollapse.utils._sklearn_compat import (
     validate_parameter_constraints,
 )
 
-__all__ = ["ModelFitError", "NetBase", "RegularizedNetMixin", "init_arguments"]
+__all__ = [
+    "DIVERGENCE_FACTOR", "ModelFitError", "NetBase", "RegularizedNetMixin",
+    "init_arguments",
+]
+
+#: a training batch whose loss exceeds this multiple of the fit's first batch loss
+#: (or of 1, whichever is larger) stops the fit with ``ModelFitError``, as does a
+#: non-finite loss: a fit that diverges fails loudly instead of "succeeding" with
+#: finite garbage (e.g. ``lr=1e6`` takes a BPR loss from 0.69 to ~1e12).
+DIVERGENCE_FACTOR = 1e4
 
 
 def init_arguments(frame_locals, *, exclude=()):
@@ -76,11 +91,12 @@ def init_arguments(frame_locals, *, exclude=()):
 class NetBase(RegularizedNetMixin):
     """Lifecycle mixin of the package's skorch estimators (see the module doc)."""
 
-    _transient_attributes: ClassVar[tuple[str, ...]] = (
-        *RegularizedNetMixin._transient_attributes,
-        "_fit_seed_",
-        "_fitting_",
-    )
+    #: attributes that exist only after a successful ``fit`` (sklearn's
+    #: ``check_is_fitted`` reads them through ``__sklearn_is_fitted__``).
+    _fitted_attributes: tuple[str, ...] = ()
+
+    #: the kind of state object a fit of this estimator works with
+    _fit_state_class = FitState
 
     #: constraints of the constructor parameters, in scikit-learn's vocabulary;
     #: subclasses extend it with ``{**Base._parameter_constraints, ...}``
@@ -178,18 +194,35 @@ class NetBase(RegularizedNetMixin):
                 stacklevel=2,
             )
         seed = self._seed()
-        self._fit_seed_ = seed
+        with self._fit_call() as state:
+            state.seed = seed
+            try:
+                with self._seeded_rng(None if seed is None else seed + 1):
+                    super().partial_fit(X, y, classes=classes, **fit_params)
+                    self._after_fit()
+                return self
+            except ModelFitError:
+                self._forget_fit()
+                raise
+
+    @contextlib.contextmanager
+    def _fit_call(self, **fields):
+        """The :class:`FitState` of this ``fit``/``partial_fit`` call.
+
+        The outermost call makes it (``fit`` calls ``partial_fit``) and drops it
+        when it ends; an inner call works with the same state. ``fields`` set
+        fields of the state.
+        """
+        state = self._fit_state_
+        if state is not None:
+            state._set(fields)
+            yield state
+            return
+        self._fit_state_ = state = self._fit_state_class(**fields)
         try:
-            with self._seeded_rng(None if seed is None else seed + 1):
-                super().partial_fit(X, y, classes=classes, **fit_params)
-                self._after_fit()
-            return self
-        except ModelFitError:
-            self._forget_fit()
-            raise
+            yield state
         finally:
-            self._fit_seed_ = None
-            self._fitting_ = False
+            self._fit_state_ = None
 
     def _after_fit(self):
         """Hook run when training is over and every callback is done."""
@@ -217,8 +250,50 @@ class NetBase(RegularizedNetMixin):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
+        self._fit_state_.first_loss = None
         # the data is set up: callbacks may read the model from now on
-        self._fitting_ = True
+        self._fit_state_.fitting = True
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        """Stop a diverging fit (:data:`DIVERGENCE_FACTOR`) with ``ModelFitError``."""
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        loss = kwargs.get("loss")
+        if not training or loss is None:
+            return
+        value = float(loss.detach())
+        state = self._fit_state_
+        first = state.first_loss
+        if first is None and math.isfinite(value):
+            state.first_loss = first = value
+        limit = DIVERGENCE_FACTOR * max(abs(first), 1.0) if first is not None else None
+        if not math.isfinite(value) or (limit is not None and value > limit):
+            what = (
+                f"the loss became {value}" if not math.isfinite(value) else
+                f"the batch loss reached {value:.3g}, more than {DIVERGENCE_FACTOR:.0e} "
+                f"times its first value {first:.3g}"
+            )
+            raise ModelFitError(
+                f"training diverged in epoch {len(self.history)}: {what}. Lower lr "
+                f"(now {getattr(self, 'lr', None)}), the regularizer weight "
+                "(regularizer__weight) or the embedding initialisation scale, then "
+                "fit again."
+            )
+
+    def __sklearn_is_fitted__(self):
+        if not getattr(self, "initialized_", False):
+            return False
+        if not super().__sklearn_is_fitted__():
+            return False
+        return all(
+            getattr(self, attr, None) is not None for attr in self._fitted_attributes
+        )
+
+    def __getstate__(self):
+        """As skorch's; the fit state (``_fit_state_``) is never pickled (nor
+        are the recommenders' caches: ``InteractionState.__getstate__``)."""
+        state = super().__getstate__()
+        state.pop("_fit_state_", None)
+        return state
 
     def _check_fitted(self):
         """``NotFittedError`` unless fitted, or inside a fit whose data is set up.
@@ -226,7 +301,8 @@ class NetBase(RegularizedNetMixin):
         Callbacks (e.g. :class:`~skcollapse.callbacks.CollapseMonitor`) read the
         embeddings of the model being trained.
         """
-        if not getattr(self, "_fitting_", False):
+        state = self._fit_state_
+        if state is None or not state.fitting:
             check_is_fitted(self)
 
     # ------------------------------------------------------------ components
@@ -244,7 +320,7 @@ class NetBase(RegularizedNetMixin):
 
     def initialize_module(self):
         """Build the module, initialised from the fit's seed (global RNG untouched)."""
-        seed = getattr(self, "_fit_seed_", None)
+        seed = None if self._fit_state_ is None else self._fit_state_.seed
         if seed is None:
             seed = self._seed()
         with self._seeded_rng(seed):

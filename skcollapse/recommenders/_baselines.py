@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator
 from skcollapse.exceptions import ModelFitError
 from skcollapse.recommenders._ranking import RankingMixin
 from skcollapse.utils._device import resolve_device
-from skcollapse.utils._interactions import IdVocabulary, check_interactions
+from skcollapse.utils._interactions import check_interactions
 from skcollapse.utils._sklearn_compat import (
     _fit_context,
     check_is_fitted,
@@ -105,12 +105,6 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
         "user_items_",
         "item_popularity_",
     )
-    #: caches rebuilt on demand, never pickled
-    _transient_attributes: ClassVar[tuple[str, ...]] = (
-        "_vocabularies_",
-        "_liked_",
-        "_device_cache_",
-    )
 
     def __init__(self, *, n_users=None, n_items=None, k=20, device="cpu"):
         self.n_users = n_users
@@ -125,49 +119,13 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
     def _check_fitted(self):
         check_is_fitted(self)
 
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # keeps sklearn's version stamp
-        for name in self._transient_attributes:
-            state.pop(name, None)
-        return state
-
     def _ranking_device(self):
         return resolve_device(self.device)
 
     def _on_device(self, name, make):
         """``make()`` moved to the ranking device, cached under ``name``."""
-        cache = getattr(self, "_device_cache_", None)
-        if cache is None:
-            cache = self._device_cache_ = {}
-        if name not in cache:
-            cache[name] = make().to(self._ranking_device())
-        return cache[name]
-
-    def _set_interactions(self, users, items, vocabs=None):
-        """Learn the vocabularies (or take ``vocabs``) and set the training matrix."""
-        if vocabs is None:
-            vocabs = (
-                IdVocabulary.learn(users, kind="user", n=self.n_users),
-                IdVocabulary.learn(items, kind="item", n=self.n_items),
-            )
-        uv, iv = vocabs
-        u = uv.encode(users, name="X's user column")
-        i = iv.encode(items, name="X's item column")
-        for name in self._transient_attributes:
-            self.__dict__.pop(name, None)
-        self.user_ids_, self.item_ids_ = uv.ids, iv.ids
-        self._vocabularies_ = {"user": uv, "item": iv}
-        self.n_users_, self.n_items_ = len(uv), len(iv)
-        self.n_features_in_ = 2
-        R = sp.csr_matrix(
-            (np.ones(u.shape[0], dtype=np.float32), (u, i)),
-            shape=(self.n_users_, self.n_items_),
-        )
-        R.sum_duplicates()
-        R.data[:] = 1.0
-        self.user_items_ = R
-        self.item_popularity_ = np.bincount(i, minlength=self.n_items_).astype(np.int64)
-        return R
+        return self._cached(f"device/{name}", self.user_items_,
+                            lambda: make().to(self._ranking_device()))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -187,8 +145,8 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
         """
         users, items = check_interactions(X)
         resolve_device(self.device)
-        R = self._set_interactions(users, items)
-        self._fit_model(R)
+        self._set_interactions(users, items)
+        self._fit_model(self.user_items_)
         return self
 
     def _fit_model(self, R):
@@ -298,26 +256,7 @@ class PopularityRecommender(_BaselineRecommender):
             return self.fit(X, y)
         self._validate_params()
         users, items = check_interactions(X)
-        vocabs = []
-        for kind, ids, given in (
-            ("user", users, self.n_users), ("item", items, self.n_items)
-        ):
-            vocab, n_new = self._vocabulary(kind).extend(ids)
-            if n_new and given is not None:
-                raise ValueError(
-                    f"X has {n_new} {kind} id(s) beyond n_{kind}s={given}, which "
-                    f"fixes the {kind} ids to 0..{given - 1}; fit from scratch "
-                    f"with a larger n_{kind}s (or n_{kind}s=None)."
-                )
-            vocabs.append(vocab)
-        old_R, old_pop = self.user_items_, self.item_popularity_
-        R = self._set_interactions(users, items, vocabs=tuple(vocabs))
-        old_R = old_R.tocsr(copy=True)
-        old_R.resize(R.shape)
-        R = (R + old_R).tocsr()
-        R.data[:] = 1.0
-        self.user_items_ = R
-        self.item_popularity_[: old_pop.shape[0]] += old_pop
+        self._set_interactions(users, items, extend=True, keep=True)
         return self
 
     def _popularity(self):

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
@@ -24,7 +23,9 @@ from skorch.dataset import unpack_data
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn import CFLoss, MatrixFactorization, bpr_step
 from skcollapse.recommenders._base import NetBase
-from skcollapse.recommenders._fast import CompiledBPRStep, penalty_only
+from skcollapse.recommenders._fast import penalty_only
+from skcollapse.recommenders._fit_state import CFFitState
+from skcollapse.recommenders._negatives import IndependentNegatives, SharedNegatives
 from skcollapse.recommenders._ranking import RankingMixin
 from skcollapse.recommenders._sampling import (
     NegativeSampler,
@@ -41,7 +42,7 @@ from skcollapse.utils._distributed import (
     shared_seed,
     unwrap_module,
 )
-from skcollapse.utils._interactions import IdVocabulary, check_interactions
+from skcollapse.utils._interactions import check_interactions
 from skcollapse.utils._sklearn_compat import (
     HasMethods,
     StrOptions,
@@ -94,22 +95,10 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         "item_popularity_",
         "embeddings_cache_",
     )
-    _transient_attributes: ClassVar[tuple[str, ...]] = (
-        *NetBase._transient_attributes,
-        "_generator_",
-        "_sampler_",
-        "_adjacency_for_",
-        "_vocabularies_",
-        "_valid_sampler_",
-        "_valid_tables_",
-        "_compiled_step_",
-    )
+    _fit_state_class = CFFitState
     cuda_dependent_attributes_: ClassVar[list[str]] = [
         *NetBase.cuda_dependent_attributes_,
         "embeddings_cache_",
-        "_liked_",
-        "_fit_pairs_",
-        "_valid_pairs_",
     ]
 
     def __init__(
@@ -182,6 +171,28 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             return _DEFAULT_NEGATIVES[self.loss]
         return int(self.n_negatives)
 
+    def _training_state(self, generator=None):
+        """A fit state over the fitted interactions, to run training steps of a
+        fitted model by hand (``infer`` in training mode, ``train_step``):
+        assign it to ``_fit_state_``. Tests use it; ``fit`` makes its own."""
+        dev = self._device()
+        if generator is None:
+            generator = torch.Generator(device=dev).manual_seed(0)
+        return self._fit_state_class(
+            sampler=NegativeSampler(self.user_items_, dev, generator),
+            negatives=self._negative_strategy(),
+        )
+
+    def _learn_sampling_statistics(self, pairs):
+        """Hook: learn what sampling needs from the training pairs of this fit
+        (the two-tower model: ``item_sampling_probability_``)."""
+
+    def _negative_strategy(self):
+        """The negative-sampling strategy of a fit (``_negatives.py``)."""
+        if self.negative_sampling == "shared":
+            return SharedNegatives(self._n_negatives())
+        return IndependentNegatives(self._n_negatives())
+
     # ------------------------------------------------------------ components
     def _component_kwargs(self, prefix):
         if prefix == "module":
@@ -233,11 +244,8 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         The interactions of ``X`` replace any seen before (``user_items_``,
         ``item_popularity_``), also with ``warm_start=True``.
         """
-        self._fit_replaces_data_ = True
-        try:
+        with self._fit_call(replaces_data=True):
             return super().fit(X, y, **fit_params)
-        finally:
-            self._fit_replaces_data_ = False
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Continue training on the ``(user, item)`` pairs ``X``.
@@ -262,58 +270,21 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
 
     def _set_interactions(self, users, items, train=None):
         """Learn (or extend) the id vocabularies; set ``user_items_`` and
-        ``item_popularity_`` in rows of the vocabulary. Returns the row codes.
+        ``item_popularity_`` (:class:`InteractionState`). Returns the row codes.
 
         A fresh fit learns the ids of ``X`` (``0..n-1`` when ``n_users`` /
         ``n_items`` is given); continued training (``partial_fit``, or ``fit``
-        with ``warm_start=True``) appends ids it has not seen. ``train`` (a
+        with ``warm_start=True``) appends ids it has not seen, and
+        ``partial_fit`` keeps the interactions seen before. ``train`` (a
         boolean mask) keeps validation pairs out of ``user_items_``.
         """
         continuing = getattr(self, "embeddings_cache_", None) is not None
-        vocabs = []
-        for kind, ids, given in (
-            ("user", users, self.n_users), ("item", items, self.n_items)
-        ):
-            if continuing:
-                vocab, n_new = self._vocabulary(kind).extend(ids)
-                if n_new and given is not None:
-                    raise ValueError(
-                        f"X has {n_new} {kind} id(s) beyond n_{kind}s={given}, which "
-                        f"fixes the {kind} ids to 0..{given - 1}; fit from scratch "
-                        f"with a larger n_{kind}s (or n_{kind}s=None)."
-                    )
-            else:
-                vocab = IdVocabulary.learn(ids, kind=kind, n=given)
-            vocabs.append(vocab)
-        uv, iv = vocabs
-        old_n_items = self.n_items_ if continuing else 0
-        self.user_ids_, self.item_ids_ = uv.ids, iv.ids
-        self._vocabularies_ = {"user": uv, "item": iv}
-        self.n_users_, self.n_items_ = len(uv), len(iv)
-        self.n_features_in_ = 2
-        u = uv.encode(users, name="X's user column")
-        i = iv.encode(items, name="X's item column")
-        ut, it = (u, i) if train is None else (u[train], i[train])
-        R = sp.csr_matrix(
-            (np.ones(ut.shape[0], dtype=np.float32), (ut, it)),
-            shape=(self.n_users_, self.n_items_),
+        codes = super()._set_interactions(
+            users, items, extend=continuing, train=train,
+            keep=continuing and not self._fit_state_.replaces_data,
         )
-        popularity = np.bincount(it, minlength=self.n_items_).astype(np.int64)
-        if continuing and not getattr(self, "_fit_replaces_data_", False):
-            # partial_fit: the model has now seen the earlier interactions too, so
-            # recommend() keeps filtering them, negatives avoid them and LightGCN
-            # propagates over the whole known graph
-            old = self.user_items_.tocsr(copy=True)
-            old.resize((self.n_users_, self.n_items_))
-            R = R + old
-            popularity[:old_n_items] += self.item_popularity_
-        R.sum_duplicates()
-        R.data[:] = 1.0
-        self.user_items_ = R
-        self.item_popularity_ = popularity
-        self._liked_ = None
         self.embeddings_cache_ = None
-        return u, i
+        return codes
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         users, items = check_interactions(X)
@@ -329,33 +300,35 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             if continuing:
                 unwrap_module(self.module_).copy_rows_from(mod)
         dev = self._device()
+        state = self._fit_state_
         pairs = torch.from_numpy(np.column_stack([users, items]))
-        self._valid_pairs_ = None
+        state.valid_pairs = None
         if train is not None:
-            self._valid_pairs_ = pairs[torch.from_numpy(~train)].to(dev)
+            state.valid_pairs = pairs[torch.from_numpy(~train)].to(dev)
             pairs = pairs[torch.from_numpy(train)]
-        self._fit_pairs_ = pairs.to(dev)
-        seed = getattr(self, "_fit_seed_", None)
+        state.pairs = pairs.to(dev)
+        seed = state.seed
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         # the epoch permutation is shared by all processes (each takes its shard);
         # negatives are drawn per process, so shards get their own negatives
         seed = shared_seed(seed)
-        self._generator_ = torch.Generator(device=dev).manual_seed(seed + 1)
-        negatives = self._generator_
+        state.generator = torch.Generator(device=dev).manual_seed(seed + 1)
+        negatives = state.generator
         if is_distributed():
             negatives = torch.Generator(device=dev)
             negatives.manual_seed(process_seed((seed + 2) % 2**32))
-        self._sampler_ = NegativeSampler(self.user_items_, dev, negatives)
+        state.sampler = NegativeSampler(self.user_items_, dev, negatives)
         # validation negatives come from their own stream: validating does not
         # change the training draws
         valid_gen = torch.Generator(device=dev).manual_seed(seed + 3)
-        self._valid_sampler_ = NegativeSampler(self.user_items_, dev, valid_gen)
+        state.valid_sampler = NegativeSampler(self.user_items_, dev, valid_gen)
         self._prepare_module(self.user_items_)
+        self._learn_sampling_statistics(state.pairs)
+        state.negatives = self._negative_strategy()
+        # (the compiled step is decided at the first training step, once the
+        # optimiser and the regularizer are set up for this fit)
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        # decided at the first training step, once the optimiser and the
-        # regularizer are set up for this fit
-        self._compiled_step_ = None
 
     def _prepare_module(self, interactions=None):
         """Hook for data-dependent module state (LightGCN: the adjacency).
@@ -367,7 +340,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
     def _after_fit(self):
         """Cache the ranking tables once every callback is done (e.g. skorch's
         ``EarlyStopping(load_best=True)`` restores the best weights in its
-        ``on_train_end``), and drop the state only training needs.
+        ``on_train_end``). The fit state is dropped by the call that made it.
 
         The validation pairs held out by ``train_split`` join the known
         interactions now: every pair of the data given to ``fit`` is filtered
@@ -376,35 +349,22 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         """
         self._absorb_validation_pairs()
         self.embeddings_cache_ = self._compute_tables()
-        for name in ("_fit_pairs_", "_valid_pairs_", "_generator_", "_sampler_",
-                     "_valid_sampler_", "_valid_tables_", "_compiled_step_"):
-            setattr(self, name, None)
 
     def _absorb_validation_pairs(self):
         """Add the held-out validation pairs of this fit to ``user_items_`` and
         ``item_popularity_`` (they were kept out while training so that
         validation could rank them)."""
-        valid = getattr(self, "_valid_pairs_", None)
+        valid = self._fit_state_.valid_pairs
         if valid is None or valid.shape[0] == 0:
             return
         v = valid.detach().cpu().numpy()
-        R = self.user_items_ + sp.csr_matrix(
-            (np.ones(v.shape[0], dtype=np.float32), (v[:, 0], v[:, 1])),
-            shape=self.user_items_.shape,
-        )
-        R.sum_duplicates()
-        R.data[:] = 1.0
-        self.user_items_ = R.tocsr()
-        self.item_popularity_ = self.item_popularity_ + np.bincount(
-            v[:, 1], minlength=self.n_items_
-        ).astype(np.int64)
-        self._liked_ = None
+        self._add_pairs(v[:, 0], v[:, 1])
 
     # ------------------------------------------------------------ training
     def get_dataset(self, X, y=None):
         if isinstance(X, PairsDataset):
             return X
-        pairs = getattr(self, "_fit_pairs_", None)
+        pairs = None if self._fit_state_ is None else self._fit_state_.pairs
         if pairs is not None and len(X) == pairs.shape[0]:
             # the training data, already read and encoded by on_train_begin
             return PairsDataset(pairs)
@@ -428,14 +388,15 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             # the per-process stream under data parallelism (each process its
             # own users), the fit's generator otherwise
             return UserBatches(
-                dataset.pairs, int(batch_size), generator=self._sampler_.generator,
+                dataset.pairs, int(batch_size),
+                generator=self._fit_state_.sampler.generator,
                 world=num_processes(),
             )
         return PairBatches(
             dataset.pairs,
             int(batch_size),
             shuffle=training,
-            generator=getattr(self, "_generator_", None) if training else None,
+            generator=self._fit_state_.generator if training else None,
             shard=(process_index(), num_processes()) if training else (0, 1),
         )
 
@@ -454,40 +415,35 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         """Batch outputs of a training step; pair scores outside training.
 
         In training mode (the module's ``training`` flag) ``x`` is a batch of
-        positive pairs: negatives are sampled, the batch embeddings are built and
-        passed through the regularizer, and a dict with ``"user"``, ``"item"``,
-        ``"negatives"``, ``"negative_mask"``, ``"penalty"``, ``"user_ego"`` and
-        ``"item_ego"`` is returned for :meth:`get_loss`. Keeping the step in
-        ``infer`` + ``get_loss`` lets skorch's ``AccelerateMixin`` (whose training
-        step calls exactly these two) train the estimator unchanged.
+        positive pairs: the fit's strategy (``_negatives.py``) draws the
+        negatives, the batch embeddings are built and passed through the
+        regularizer (its penalty waits in the fit state for :meth:`get_loss`),
+        and a dict with ``"user"``, ``"item"``, ``"negatives"``,
+        ``"negative_mask"``, ``"user_ego"`` and ``"item_ego"`` (and the
+        strategy's loss terms, e.g. logQ) is returned for :meth:`get_loss`. Keeping the step in ``infer`` + ``get_loss`` lets
+        skorch's ``AccelerateMixin`` (whose training step calls exactly these
+        two) train the estimator unchanged.
         """
         if not self.module_.training:
             return super().infer(x, **fit_params)
+        state = self._fit_state_
+        strategy = state.negatives
         users, pos = x[:, 0], x[:, 1]
         B = users.shape[0]
-        n_neg = self._n_negatives()
-        shared = self.negative_sampling == "shared"
-        neg_mask = None
-        items = pos
-        if n_neg:
-            if shared:
-                neg = self._sampler_.shared(n_neg, users.device)
-                neg_mask = neg[None, :] == pos[:, None]
-            else:
-                neg = self._sampler_.independent(users, n_neg)
-            items = torch.cat([pos, neg.reshape(-1)])
+        draw = strategy.draw(state.sampler, users, pos)
+        items = pos if draw.encode is None else torch.cat([pos, draw.encode])
         enc = self._encode(users, items)
         u, it = enc["user"], enc["item"]
         context = {"user_ids": users, "item_ids": pos}
-        if n_neg:  # the negatives' ids let a regularizer work on distinct rows
-            context["extra_item_ids"] = neg.reshape(-1)
-        emb, penalty = self.regularize({"user": u, "item": it[:B]}, context)
+        if draw.context_ids is not None:
+            # the negatives' ids let a regularizer work on distinct rows
+            context["extra_item_ids"] = draw.context_ids
+        emb, _ = self.regularize({"user": u, "item": it[:B]}, context)
         user_emb, item_emb = emb["user"], emb["item"]
-        neg_emb = None
-        if n_neg:
-            neg_emb = self.regularize_extra("item", it[B:])
-            if not shared:
-                neg_emb = neg_emb.reshape(B, n_neg, -1)
+        extra = None
+        if draw.encode is not None:
+            extra = self.regularize_extra("item", it[B:])
+        neg_emb = strategy.negatives(item_emb, extra, B)
         if self.similarity == "cosine":
             user_emb = F.normalize(user_emb, dim=-1)
             item_emb = F.normalize(item_emb, dim=-1)
@@ -497,10 +453,10 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             "user": user_emb,
             "item": item_emb,
             "negatives": neg_emb,
-            "negative_mask": neg_mask,
-            "penalty": penalty,
+            "negative_mask": draw.mask,
             "user_ego": enc["user_ego"],
             "item_ego": enc["item_ego"],
+            **draw.terms,
         }
 
     def get_loss(self, y_pred, y_true=None, X=None, training=False):
@@ -526,21 +482,24 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         if self.weight_decay:
             l2 = y_pred["user_ego"].pow(2).sum() + y_pred["item_ego"].pow(2).sum()
             loss = loss + float(self.weight_decay) * 0.5 * l2 / B
-        return loss + y_pred["penalty"]
+        return self.add_batch_penalty(loss)
 
     def train_step(self, batch, **fit_params):
         """One optimisation step (skorch's), or the compiled MF-BPR step.
 
-        Where :class:`~skcollapse.recommenders._fast.CompiledBPRStep` applies
+        Where the fit's strategy provides a
+        :class:`~skcollapse.recommenders._fast.CompiledBPRStep`
         (the plain MF-BPR set-up on the CPU with numba installed; see its
         module), one kernel call computes the batch's gradient and applies the
         optimiser's update; otherwise skorch's step runs
         :meth:`train_step_single` and ``optimizer.step()``.
         """
-        compiled = getattr(self, "_compiled_step_", None)
+        state = self._fit_state_
+        compiled = state.compiled_step
         if compiled is None or (compiled and not compiled.is_current()):
-            compiled = CompiledBPRStep.for_net(self) or False
-            self._compiled_step_ = compiled
+            # the strategy provides it (independent negatives, the plain MF set-up)
+            compiled = state.negatives.compiled_step(self) or False
+            state.compiled_step = compiled
         if compiled is False:
             return super().train_step(batch, **fit_params)
         self._set_training(True)
@@ -593,7 +552,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             and type(self.criterion_) is CFLoss
             and self.criterion_.loss == "bpr"
             and self.similarity == "dot"
-            and self.negative_sampling == "independent"
+            and isinstance(self._fit_state_.negatives, IndependentNegatives)
             and self._regularizer_is_plain_penalty(allow=penalty)
             and cls.infer is CFRecommenderBase.infer
             and cls.get_loss is CFRecommenderBase.get_loss
@@ -614,7 +573,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         a fit takes the same steps either way (up to float rounding).
         """
         users, pos = Xi[:, 0], Xi[:, 1]
-        neg = self._sampler_.independent(users, self._n_negatives())
+        neg = self._fit_state_.sampler.independent(users, self._n_negatives())
         mod = self.module_
         weight = mod.embedding.weight
         loss, y_pred, grad = bpr_step(

@@ -30,6 +30,7 @@ from skcollapse.recommenders._ctr_data import (
     infer_field_dims,
     unwrap_dataset,
 )
+from skcollapse.recommenders._fit_state import CTRFitState
 from skcollapse.utils._distributed import unwrap_module
 from skcollapse.utils._sklearn_compat import (
     int_interval,
@@ -58,11 +59,7 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
     #: constraints: stored by ``__init__``, passed to the module
     _module_params: ClassVar[dict] = {}
     _fitted_attributes = ("field_dims_", "embedding_names_", "classes_inferred_")
-    _transient_attributes: ClassVar[tuple[str, ...]] = (
-        *NetBase._transient_attributes,
-        "_shuffle_generator_",
-        "_batch_penalty_",
-    )
+    _fit_state_class = CTRFitState
     _parameter_constraints: ClassVar[dict] = {
         **NetBase._parameter_constraints,
         "embedding_dim": [int_interval(1, None, closed="left")],
@@ -122,7 +119,8 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
         """
         if prefix != "module":
             return super()._component_kwargs(prefix)
-        dims = getattr(self, "_pending_field_dims_", None)
+        state = self._fit_state_
+        dims = None if state is None else state.field_dims
         if dims is None:
             # a re-initialisation of a fitted net (e.g. set_params(module__...))
             # keeps the fitted tables' sizes; a fresh fit resizes them anyway
@@ -141,9 +139,10 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
     def initialize_module(self):
         """Build the module (see :meth:`_component_kwargs` for its sizes)."""
         super().initialize_module()
-        self._module_from_data_ = getattr(
-            self, "_pending_field_dims_", None
-        ) is not None or isinstance(self._cardinalities_spec(), list)
+        state = self._fit_state_
+        self._module_from_data_ = (
+            state is not None and state.field_dims is not None
+        ) or isinstance(self._cardinalities_spec(), list)
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -178,11 +177,12 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
         if fresh:
             self.classes_inferred_ = classes
             dims = infer_field_dims(Xc, self._cardinalities_spec())
-            self._pending_field_dims_ = dims
+            state = self._fit_state_
+            state.field_dims = dims
             try:
                 self._resize_to_data()
             finally:
-                del self._pending_field_dims_
+                state.field_dims = None
             self.field_dims_ = dims
             names = [str(c) for c in getattr(self, "feature_names_in_", [])] or [
                 f"x{f}" for f in range(len(dims))
@@ -190,8 +190,8 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
             self.field_names_ = names
             self.embedding_names_ = self._table_names(names)
         # dropout draws from the forked global RNG seeded by partial_fit
-        seed = getattr(self, "_fit_seed_", None)
-        self._shuffle_generator_ = (
+        seed = self._fit_state_.seed
+        self._fit_state_.shuffle_generator = (
             None if seed is None else torch.Generator().manual_seed(seed + 2)
         )
         super().on_train_begin(net, X=X, y=y, **kwargs)
@@ -282,7 +282,8 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
         if batch_size == -1:
             batch_size = len(dataset)
         shuffle = kwargs.get("shuffle", training)
-        gen = getattr(self, "_shuffle_generator_", None) if training else None
+        state = self._fit_state_
+        gen = state.shuffle_generator if training and state is not None else None
         return BatchLoader(base, idx, max(int(batch_size), 1), bool(shuffle), gen,
                             merge_single=training)
 
@@ -326,8 +327,7 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
         if reg is not None and self.module_.training:
             e = unwrap_module(self.module_).embed(x)
             tables = self._embedding_dict(e)
-            out, penalty = self.regularize(tables, {"X": x})
-            self._batch_penalty_ = penalty
+            out, _ = self.regularize(tables, {"X": x})  # penalty: to get_loss
             if any(out[n] is not tables[n] for n in tables):
                 e = self._restack(out, e)
             # through the (possibly DDP-wrapped) module: one forward per step
@@ -342,10 +342,7 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The criterion, plus the regularizer penalty of the training batch."""
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        penalty = self.__dict__.pop("_batch_penalty_", None)
-        if training and penalty is not None:
-            loss = loss + penalty
-        return loss
+        return self.add_batch_penalty(loss) if training else loss
 
     def _get_predict_nonlinearity(self):
         # skorch infers the nonlinearity only for nets with a single criterion;

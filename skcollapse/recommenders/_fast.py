@@ -150,7 +150,7 @@ class CompiledBPRStep:
         """Train on the batch of positive pairs ``Xi``; skorch's step dict."""
         net = self.net
         users, pos = Xi[:, 0], Xi[:, 1]
-        neg = net._sampler_.independent(users, self.n_neg)
+        neg = net._fit_state_.sampler.independent(users, self.n_neg)
         B = users.shape[0]
         if B * (2 + self.n_neg) > self.rows.shape[0]:  # a larger batch than planned
             cap = B * (2 + self.n_neg)
@@ -165,18 +165,17 @@ class CompiledBPRStep:
                    step=int(self.state["step"]))
         pos_score = np.empty(B, dtype=self.w.dtype)
         extra_user = extra_item = self.no_extra
-        penalty = None
         if self.regularized:
-            penalty, extra_user, extra_item = self._penalty(users, pos, neg)
+            _, extra_user, extra_item = self._penalty(users, pos, neg)
         loss = self.kernel(
             self.w, self.m, self.v, self.n_users,
             users.contiguous().numpy(), pos.contiguous().numpy(), neg.numpy(),
             self.hyper,
             self.slot, self.rows, self.grad, pos_score, extra_user, extra_item,
         )
-        loss = torch.tensor(loss, dtype=self.weight.dtype)
-        if penalty is not None:
-            loss = loss + penalty
+        # the penalty reaches the loss as in the torch step (regularize kept it)
+        loss = net.add_batch_penalty(torch.tensor(loss, dtype=self.weight.dtype))
+        loss = loss.detach()
         return {
             "loss": loss,
             "y_pred": torch.from_numpy(pos_score),

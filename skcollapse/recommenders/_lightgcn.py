@@ -130,9 +130,7 @@ class LightGCNRecommender(CFRecommenderBase):
         graph = getattr(self, "graph_items_", None)
         if graph is None:  # fitted before graph_items_ existed
             graph = self.graph_items_ = self.user_items_
-        if getattr(mod, "adjacency", None) is not None and getattr(
-            self, "_adjacency_for_", None
-        ) is graph:
-            return
-        mod.set_adjacency(normalized_adjacency(graph, device=self._device()))
-        self._adjacency_for_ = graph
+        if getattr(mod, "adjacency", None) is None:
+            self._clear_cache("adjacency")
+        self._cached("adjacency", graph, lambda: mod.set_adjacency(
+            normalized_adjacency(graph, device=self._device())) or True)

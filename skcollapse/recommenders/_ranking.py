@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from skcollapse.metrics import ranking_scorer
+from skcollapse.recommenders._interaction_state import InteractionState
 from skcollapse.utils._interactions import (
-    IdVocabulary,
     check_id_vector,
     check_interactions,
 )
@@ -60,26 +60,13 @@ def _validate_n(n):
     )
 
 
-class RankingMixin:
+class RankingMixin(InteractionState):
     """``predict``/``recommend``/``similar_items``/``score`` over ranking tables.
 
     Every public method speaks raw ids (the labels of ``user_ids_`` and
-    ``item_ids_``); rows of the tables are looked up through
-    :class:`~skcollapse.utils._interactions.IdVocabulary`.
+    ``item_ids_``); rows of the tables are looked up through the vocabularies
+    of the interaction state it builds on (:class:`InteractionState`).
     """
-
-    def _vocabulary(self, kind):
-        """The (cached) :class:`IdVocabulary` of ``user_ids_`` or ``item_ids_``."""
-        ids = getattr(self, f"{kind}_ids_", None)
-        if ids is None:  # an estimator without a vocabulary: rows are the ids
-            ids = np.arange(int(getattr(self, f"n_{kind}s_")))
-        cache = getattr(self, "_vocabularies_", None) or {}
-        vocab = cache.get(kind)
-        if vocab is None or vocab.ids is not ids:
-            vocab = IdVocabulary(ids, kind=kind)
-            cache[kind] = vocab
-            self._vocabularies_ = cache
-        return vocab
 
     def _codes(self, kind, ids, *, name, unknown="error"):
         """Rows of raw ``ids`` (scalar or 1-D); returns ``(codes, was_scalar)``."""
@@ -152,16 +139,17 @@ class RankingMixin:
         return out
 
     def _liked_tensors(self):
-        liked = getattr(self, "_liked_", None)
-        if liked is None:
+        """``user_items_`` as CSR tensors on the ranking device (cached)."""
+
+        def build():
             R = self.user_items_.tocsr()
             dev = self._ranking_device()
-            liked = (
+            return (
                 torch.from_numpy(R.indptr.astype(np.int64)).to(dev),
                 torch.from_numpy(R.indices.astype(np.int64)).to(dev),
             )
-            self._liked_ = liked
-        return liked
+
+        return self._cached("liked", self.user_items_, build)
 
     @staticmethod
     def _rows_of(indptr, indices, rows):

@@ -17,34 +17,32 @@ follows the contract of :mod:`skcollapse.regularizers._base`:
 * training steps call ``embeddings, penalty = self.regularize(embeddings,
   context)``; the epoch mean of the weighted penalty is recorded in
   ``net.history`` under ``"regularizer_penalty"``.
-* a non-finite training loss, or one that explodes (``DIVERGENCE_FACTOR``
-  times the fit's first batch loss), stops ``fit`` with :class:`ModelFitError`.
+* the penalty of a training batch reaches the loss one way: ``regularize``
+  keeps it in the fit state and the training step adds it with
+  :meth:`~RegularizedNetMixin.add_batch_penalty` (the package's CF and CTR
+  estimators, and their compiled step, do). A net of your own may instead add
+  the penalty ``regularize`` returns.
 
-The mixin knows nothing about collaborative filtering or CTR data; subclasses
-describe their data by overriding :meth:`get_regularizer_info`.
+The mixin owns the regularizer only: the lifecycle of a fit (fitted state,
+pickling, the divergence guard, seeding) is :class:`NetBase`'s. It knows
+nothing about collaborative filtering or CTR data; subclasses describe their
+data by overriding :meth:`get_regularizer_info`.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
-import math
 from typing import ClassVar
 
 import torch
 from skorch import NeuralNet
 
-from skcollapse.exceptions import ModelFitError
+from skcollapse.recommenders._fit_state import FitState
 from skcollapse.regularizers import Regularizer, resolve_regularizer
 from skcollapse.utils._warnings import warn_once
 
-__all__ = ["DIVERGENCE_FACTOR", "RegularizedNetMixin"]
-
-#: a training batch whose loss exceeds this multiple of the fit's first batch loss
-#: (or of 1, whichever is larger) stops the fit with ``ModelFitError``, as does a
-#: non-finite loss: a fit that diverges fails loudly instead of "succeeding" with
-#: finite garbage (e.g. ``lr=1e6`` takes a BPR loss from 0.69 to ~1e12).
-DIVERGENCE_FACTOR = 1e4
+__all__ = ["RegularizedNetMixin"]
 
 
 def _own_params(cls) -> str:
@@ -117,21 +115,13 @@ class RegularizedNetMixin:
     # with ``regularizer__*`` re-initialises it (and the optimiser).
     _criteria: ClassVar[list[str]] = ["regularizer"]
 
-    #: attributes that exist only after a successful ``fit`` (sklearn's
-    #: ``check_is_fitted`` reads them through ``__sklearn_is_fitted__``).
-    _fitted_attributes: tuple[str, ...] = ()
-
     #: name of the history column holding the epoch-mean weighted penalty.
     penalty_history_key = "regularizer_penalty"
 
-    #: per-fit state that is never pickled (generators, per-epoch accumulators,
-    #: caches derived from the data); unpickling sets each to ``None``.
-    #: Subclasses extend it: ``[*Base._transient_attributes, "_mine_"]``.
-    _transient_attributes: ClassVar[tuple[str, ...]] = (
-        "_penalty_sum_",
-        "_penalty_count_",
-        "_first_loss_",
-    )
+    #: the state of the fit being run (``None`` outside a fit): the epoch's
+    #: penalty sums (and the batch's penalty) live there; NetBase makes it per
+    #: fit call, a net without NetBase gets one at its first fit
+    _fit_state_ = None
 
     # ------------------------------------------------------------------ building
     def initialize_criterion(self):
@@ -263,15 +253,28 @@ class RegularizedNetMixin:
             first = next(iter(embeddings.values()))
             return embeddings, first.new_zeros(())
         out, penalty = reg(embeddings, context)
-        if reg.training:
+        state = self._fit_state_
+        if reg.training and state is not None:
+            state.batch_penalty = penalty  # for add_batch_penalty
             detached = penalty.detach()
-            if getattr(self, "_penalty_sum_", None) is None:
-                self._penalty_count_ = 0
-                self._penalty_sum_ = detached.clone()
+            if state.penalty_sum is None:
+                state.penalty_count = 0
+                state.penalty_sum = detached.clone()
             else:
-                self._penalty_sum_ += detached
-            self._penalty_count_ += 1
+                state.penalty_sum += detached
+            state.penalty_count += 1
         return out, penalty
+
+    def add_batch_penalty(self, loss):
+        """``loss`` plus the penalty :meth:`regularize` computed for the current
+        training batch (taken: a batch's penalty is added once), or ``loss``
+        when there is none (no regularizer, not training)."""
+        state = self._fit_state_
+        penalty = None if state is None else state.batch_penalty
+        if penalty is None:
+            return loss
+        state.batch_penalty = None
+        return loss + penalty
 
     def regularize_extra(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """Apply the regularizer's transform to other rows of table ``name``.
@@ -331,65 +334,23 @@ class RegularizedNetMixin:
         super().on_epoch_begin(
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
-        self._penalty_sum_ = None
-        self._penalty_count_ = 0
+        state = self._fit_state_
+        state.penalty_sum, state.penalty_count = None, 0
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        count = getattr(self, "_penalty_count_", None) or 0
+        state = self._fit_state_
+        count = state.penalty_count
         if getattr(self, "regularizer_", None) is not None and count:
-            mean = float(self._penalty_sum_) / count
+            mean = float(state.penalty_sum) / count
             self.history.record(self.penalty_history_key, mean)
-        self._penalty_sum_ = None
-        self._penalty_count_ = 0
+        state.penalty_sum, state.penalty_count = None, 0
         super().on_epoch_end(
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if self._fit_state_ is None:
+            # a net without NetBase: the last fit's penalty sums stay
+            self._fit_state_ = FitState()
         super().on_train_begin(net, X=X, y=y, **kwargs)
         self._setup_regularizer(X, y)
-        self._first_loss_ = None
-
-    def on_batch_end(self, net, batch=None, training=False, **kwargs):
-        """Stop a diverging fit (:data:`DIVERGENCE_FACTOR`) with ``ModelFitError``."""
-        super().on_batch_end(net, batch=batch, training=training, **kwargs)
-        loss = kwargs.get("loss")
-        if not training or loss is None:
-            return
-        value = float(loss.detach())
-        first = getattr(self, "_first_loss_", None)
-        if first is None and math.isfinite(value):
-            self._first_loss_ = first = value
-        limit = DIVERGENCE_FACTOR * max(abs(first), 1.0) if first is not None else None
-        if not math.isfinite(value) or (limit is not None and value > limit):
-            what = (
-                f"the loss became {value}" if not math.isfinite(value) else
-                f"the batch loss reached {value:.3g}, more than {DIVERGENCE_FACTOR:.0e} "
-                f"times its first value {first:.3g}"
-            )
-            raise ModelFitError(
-                f"training diverged in epoch {len(self.history)}: {what}. Lower lr "
-                f"(now {getattr(self, 'lr', None)}), the regularizer weight "
-                "(regularizer__weight) or the embedding initialisation scale, then "
-                "fit again."
-            )
-
-    def __sklearn_is_fitted__(self):
-        if not getattr(self, "initialized_", False):
-            return False
-        if not super().__sklearn_is_fitted__():
-            return False
-        return all(
-            getattr(self, attr, None) is not None for attr in self._fitted_attributes
-        )
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        for name in self._transient_attributes:
-            state.pop(name, None)
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for name in self._transient_attributes:
-            setattr(self, name, None)

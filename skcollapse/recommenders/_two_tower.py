@@ -18,14 +18,15 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from skorch.dataset import Dataset, unpack_data
+from skorch.dataset import Dataset
 from torch.utils.data import DataLoader
 
 from skcollapse.nn import CFLoss, TwoTower
 from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
+from skcollapse.recommenders._fit_state import CFFitState
+from skcollapse.recommenders._negatives import InBatchNegatives, LogQ
 from skcollapse.utils._distributed import unwrap_module
 from skcollapse.utils._sklearn_compat import StrOptions, int_sequence
 
@@ -33,6 +34,14 @@ __all__ = ["TwoTowerRecommender"]
 
 _SIDES = ("user", "item")
 _IN_BATCH = ("in-batch", "mixed")
+
+
+class TwoTowerFitState(CFFitState):
+    """A two-tower fit: a CF fit and the feature tables given to this call."""
+
+    def __init__(self, **fields):
+        self.feature_tables = None
+        super().__init__(**fields)
 
 
 # ---------------------------------------------------------------- feature tables
@@ -293,12 +302,7 @@ class TwoTowerRecommender(CFRecommenderBase):
         "item_fields_",
         "item_sampling_probability_",
     )
-    _transient_attributes: ClassVar[tuple[str, ...]] = (
-        *CFRecommenderBase._transient_attributes,
-        "_fit_tables_",
-        "_features_for_",
-        "_log_p_",
-    )
+    _fit_state_class = TwoTowerFitState
 
     def __init__(
         self,
@@ -391,15 +395,12 @@ class TwoTowerRecommender(CFRecommenderBase):
     def _feature_tables(self, user_features, item_features):
         """Hold the feature tables given to fit/partial_fit for this call."""
         given = {"user": user_features, "item": item_features}
-        outer = getattr(self, "_fit_tables_", None)
-        if outer is not None and user_features is None and item_features is None:
+        state = self._fit_state_
+        if state is not None and user_features is None and item_features is None:
             yield  # partial_fit called by fit: the tables of fit hold
             return
-        self._fit_tables_ = given
-        try:
+        with self._fit_call(feature_tables=given):
             yield
-        finally:
-            self._fit_tables_ = outer
 
     def fit(self, X, y=None, *, user_features=None, item_features=None,
             **fit_params):
@@ -435,7 +436,9 @@ class TwoTowerRecommender(CFRecommenderBase):
             return super().partial_fit(X, y, classes=classes, **fit_params)
 
     def _table(self, side):
-        given = (getattr(self, "_fit_tables_", None) or {}).get(side)
+        state = self._fit_state_
+        tables = None if state is None else state.feature_tables
+        given = (tables or {}).get(side)
         table = getattr(self, f"{side}_features") if given is None else given
         return None if table is None else _check_table(table, side)
 
@@ -467,7 +470,7 @@ class TwoTowerRecommender(CFRecommenderBase):
         ):
             # new fields: rebuild at the data's size now (a fresh fit)
             self._resize_to_data()
-        self._features_for_ = None
+        self._clear_cache("features")
         return codes
 
     def _set_side_features(self, side, continuing, n_old, codes_in_x):
@@ -535,9 +538,11 @@ class TwoTowerRecommender(CFRecommenderBase):
         stored = getattr(self, "_feature_codes_", None)
         if stored is None or not hasattr(mod, "user_fields"):
             return
-        key = getattr(self, "_features_for_", None)
-        if key is not None and key[0] is mod and key[1] is stored:
-            return
+        self._cached("features", (mod, stored),
+                     lambda: self._set_feature_codes(mod, stored))
+
+    @staticmethod
+    def _set_feature_codes(mod, stored):
         for side in _SIDES:
             bags = getattr(mod, f"{side}_fields")
             fields = stored.get(side, [])
@@ -551,12 +556,13 @@ class TwoTowerRecommender(CFRecommenderBase):
             )
             bags.set_features(torch.from_numpy(codes), torch.from_numpy(weights),
                               torch.from_numpy(slot_field))
-        self._features_for_ = (mod, stored)
+        return True
 
     # ------------------------------------------------------------ sampling bias
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        pairs = self._fit_pairs_.cpu().numpy()
+    def _learn_sampling_statistics(self, pairs):
+        """``item_sampling_probability_``: how often each item is a positive of
+        a batch, from the training pairs of this fit call."""
+        pairs = pairs.cpu().numpy()
         users, items = pairs[:, 0], pairs[:, 1]
         n_items = int(self.n_items_)
         if self.sampling == "user":
@@ -567,99 +573,15 @@ class TwoTowerRecommender(CFRecommenderBase):
         else:
             p = np.bincount(items, minlength=n_items) / max(items.shape[0], 1)
         self.item_sampling_probability_ = p.astype(np.float64)
-        self._log_p_ = None
 
-    def _log_q(self, n_rows, n_uniform, device):
-        """``log q`` of every item as a candidate of a batch of ``n_rows`` rows.
-
-        In-batch candidates are drawn with the training frequencies ``p``;
-        ``n_uniform`` uniform ones add ``1/n_items`` each: ``q`` is the mixture
-        ``(n_rows p + n_uniform / n_items) / (n_rows + n_uniform)``.
-        """
-        log_p = getattr(self, "_log_p_", None)
-        if log_p is None or log_p[0].device != torch.device(device):
-            p = torch.as_tensor(self.item_sampling_probability_, device=device)
-            log_p = (p.float(), torch.log(p.clamp_min(1e-30)).float())
-            self._log_p_ = log_p
-        if not n_uniform:
-            return log_p[1]
-        q = (n_rows * log_p[0] + n_uniform / float(self.n_items_)) / (
-            n_rows + n_uniform
-        )
-        return torch.log(q.clamp_min(1e-30))
-
-    def _in_batch_terms(self, pos, uniform, n_rows, device):
-        """Candidate ids, accidental-hit mask and logQ terms of an in-batch batch."""
-        cand = pos if uniform is None else torch.cat([pos, uniform])
-        mask = cand[None, :] == pos[:, None]  # the row's positive and duplicates
-        terms = {}
-        if self.logq_correction:
-            log_q = self._log_q(n_rows, 0 if uniform is None else uniform.shape[0],
-                                device)
-            terms = {"pos_log_q": log_q[pos], "neg_log_q": log_q[cand]}
-        return mask, terms
-
-    # ------------------------------------------------------------ training
-    def infer(self, x, **fit_params):
-        """Batch outputs of a training step (see :meth:`MFRecommender.infer`).
-
-        With ``"in-batch"``/``"mixed"`` negatives the negatives of each row are
-        the batch's tower outputs of the items (plus the uniform ones), its own
-        positive masked, and ``"pos_log_q"``/``"neg_log_q"`` carry the logQ
-        terms.
-        """
-        if not self.module_.training or self.negative_sampling not in _IN_BATCH:
-            return super().infer(x, **fit_params)
-        users, pos = x[:, 0], x[:, 1]
-        B = users.shape[0]
-        n_uni = self._n_negatives()
-        uniform = self._sampler_.shared(n_uni, users.device) if n_uni else None
-        items = pos if uniform is None else torch.cat([pos, uniform])
-        enc = self._encode(users, items)
-        emb, penalty = self.regularize(
-            {"user": enc["user"], "item": enc["item"][:B]},
-            {"user_ids": users, "item_ids": pos},
-        )
-        user_emb, item_emb = emb["user"], emb["item"]
-        neg_emb = item_emb
-        if uniform is not None:
-            neg_emb = torch.cat(
-                [item_emb, self.regularize_extra("item", enc["item"][B:])]
-            )
-        if self.similarity == "cosine":
-            user_emb = F.normalize(user_emb, dim=-1)
-            item_emb = F.normalize(item_emb, dim=-1)
-            neg_emb = F.normalize(neg_emb, dim=-1)
-        mask, terms = self._in_batch_terms(pos, uniform, B, users.device)
-        return {
-            "user": user_emb,
-            "item": item_emb,
-            "negatives": neg_emb,
-            "negative_mask": mask,
-            "penalty": penalty,
-            "user_ego": enc["user_ego"],
-            "item_ego": enc["item_ego"],
-            **terms,
-        }
-
-    def validation_step(self, batch, **fit_params):
-        """The training objective on validation pairs (in-batch: the batch's items)."""
+    def _negative_strategy(self):
+        """In-batch/mixed negatives with the logQ correction, or uniform ones."""
         if self.negative_sampling not in _IN_BATCH:
-            return super().validation_step(batch, **fit_params)
-        self._set_training(False)
-        Xi, _ = unpack_data(batch)
-        with torch.no_grad():
-            U, I = self._validation_tables()
-            users, pos = Xi[:, 0], Xi[:, 1]
-            n_uni = self._n_negatives()
-            uniform = (self._valid_sampler_.shared(n_uni, users.device)
-                       if n_uni else None)
-            cand = pos if uniform is None else torch.cat([pos, uniform])
-            mask, terms = self._in_batch_terms(pos, uniform, users.shape[0],
-                                               users.device)
-            user, item = U[users], I[pos]
-            loss = self.criterion_(user, item, I[cand], neg_mask=mask, **terms)
-        return {"loss": loss, "y_pred": (user * item).sum(-1)}
+            return super()._negative_strategy()
+        log_q = None
+        if self.logq_correction:
+            log_q = LogQ(self.item_sampling_probability_, self.n_items_)
+        return InBatchNegatives(self._n_negatives(), log_q)
 
     # ------------------------------------------------------------ embeddings
     def get_embedding_tensors(self):

@@ -81,17 +81,17 @@ class ValidationMixin:
 
     def get_split_datasets(self, X, y=None, **fit_params):
         """The training and validation pairs split by :meth:`on_train_begin`."""
-        pairs = getattr(self, "_fit_pairs_", None)
-        if pairs is None:
+        state = self._fit_state_
+        if state is None or state.pairs is None:
             return super().get_split_datasets(X, y, **fit_params)
-        valid = getattr(self, "_valid_pairs_", None)
+        pairs, valid = state.pairs, state.valid_pairs
         return PairsDataset(pairs), (None if valid is None else PairsDataset(valid))
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
-        self._valid_tables_ = None
+        self._fit_state_.valid_tables = None
 
     def rank_validation(self, dataset_valid, *, k=None, metrics=("ndcg", "recall")):
         """Ranking metrics of the current weights on validation pairs.
@@ -128,31 +128,28 @@ class ValidationMixin:
 
     def _validation_tables(self):
         """``(U, I)`` ranking tables of the current weights, once per epoch."""
-        tables = getattr(self, "_valid_tables_", None)
-        if tables is None:
-            tables = self._valid_tables_ = self._compute_tables()
-        return tables["user"], tables["item"]
+        state = self._fit_state_
+        if state.valid_tables is None:
+            state.valid_tables = self._compute_tables()
+        return state.valid_tables["user"], state.valid_tables["item"]
 
     def validation_step(self, batch, **fit_params):
         """The training objective (without penalties) on validation pairs.
 
-        Negatives are drawn as in training, from a stream of their own; the
-        ranking tables of the current weights are computed once per epoch.
-        Recorded by skorch as ``valid_loss``.
+        Negatives are drawn by the fit's strategy as in training, from a
+        stream of their own, and read from the ranking tables of the current
+        weights (computed once per epoch). Recorded by skorch as
+        ``valid_loss``.
         """
         self._set_training(False)
         Xi, _ = unpack_data(batch)
+        state = self._fit_state_
         with torch.no_grad():
             U, I = self._validation_tables()
             users, pos = Xi[:, 0], Xi[:, 1]
-            n_neg = self._n_negatives()
-            neg = neg_mask = None
-            if n_neg:
-                if self.negative_sampling == "shared":
-                    idx = self._valid_sampler_.shared(n_neg, users.device)
-                    neg, neg_mask = I[idx], idx[None, :] == pos[:, None]
-                else:
-                    neg = I[self._valid_sampler_.independent(users, n_neg)]
+            draw = state.negatives.draw(state.valid_sampler, users, pos)
+            neg = None if draw.candidates is None else I[draw.candidates]
             user, item = U[users], I[pos]
-            loss = self.criterion_(user, item, neg, neg_mask=neg_mask)
+            loss = self.criterion_(user, item, neg, neg_mask=draw.mask,
+                                   **draw.terms)
         return {"loss": loss, "y_pred": (user * item).sum(-1)}

@@ -7,6 +7,7 @@ that use a mixin need pytest, which imports it when they are defined.
 from skcollapse.testing._collapse_metric_tests import CollapseMetricTests
 from skcollapse.testing._ctr import CTRClassifierTestMixin
 from skcollapse.testing._discovery import all_estimators
+from skcollapse.testing._interaction_checks import interaction_checks, is_recommender
 from skcollapse.testing._recommender import RecommenderTestMixin
 from skcollapse.testing._reference import (
     reference_effective_rank,
@@ -22,6 +23,8 @@ __all__ = [
     "RecommenderTestMixin",
     "RegularizerTests",
     "all_estimators",
+    "interaction_checks",
+    "is_recommender",
     "reference_effective_rank",
     "reference_erank_of_spectrum",
     "reference_information_abundance",

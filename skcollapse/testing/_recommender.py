@@ -41,7 +41,11 @@ def _fitted_recommender(cls):
 
 
 class RecommenderTestMixin(ABC):
-    """Mix into a test class and implement ``_get_model()``."""
+    """Mix into a test class and implement ``_get_model()``.
+
+    ``tests/test_common.py`` applies it to every discovered recommender (one
+    generated class each); a user's own recommender can mix it in the same way.
+    """
 
     n_users = 20
     n_items = 20
@@ -111,8 +115,22 @@ class RecommenderTestMixin(ABC):
         with pytest.raises(ValueError):
             model.recommend([self.n_users + 100])
 
+    def test_similar_items_share_the_parity(self, fitted_model):
+        model, _, _ = fitted_model
+        items = np.arange(self.n_items)
+        ids, scores = model.similar_items(items, n=3)
+        assert ids.shape == scores.shape == (self.n_items, 3)
+        assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+        assert np.all(ids % 2 == (items % 2)[:, None])
+
     def test_embeddings_protocol(self, fitted_model):
         model, _, _ = fitted_model
+        if not hasattr(model, "get_embeddings"):  # item-item weights, no tables
+            import pytest
+
+            with pytest.raises(AttributeError):
+                model.get_embeddings()
+            return
         emb = model.get_embeddings()
         assert set(emb) >= {"user", "item"}
         assert emb["user"].shape[0] == self.n_users
