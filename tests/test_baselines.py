@@ -13,7 +13,6 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
 from skcollapse.datasets import make_interactions
-
 from skcollapse.metrics import ErankScorer, evaluate_ranking, ranking_scorer
 from skcollapse.recommenders import (
     EASERecommender,
