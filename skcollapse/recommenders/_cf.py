@@ -434,10 +434,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         items = pos if draw.encode is None else torch.cat([pos, draw.encode])
         enc = self._encode(users, items)
         u, it = enc["user"], enc["item"]
-        context = {"user_ids": users, "item_ids": pos}
-        if draw.context_ids is not None:
-            # the negatives' ids let a regularizer work on distinct rows
-            context["extra_item_ids"] = draw.context_ids
+        context = self._regularizer_context(users, pos, draw.context_ids)
         emb, _ = self.regularize({"user": u, "item": it[:B]}, context)
         user_emb, item_emb = emb["user"], emb["item"]
         extra = None
@@ -558,6 +555,15 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             and cls.get_loss is CFRecommenderBase.get_loss
             and self._n_negatives() > 0
         )
+
+    @staticmethod
+    def _regularizer_context(users, pos, extra_item_ids=None):
+        """The ids a regularizer sees with a batch (the torch and compiled steps)."""
+        context = {"user_ids": users, "item_ids": pos}
+        if extra_item_ids is not None:
+            # the negatives' ids let a regularizer work on distinct rows
+            context["extra_item_ids"] = extra_item_ids
+        return context
 
     def _regularizer_is_plain_penalty(self, *, allow):
         """No regularizer, or (``allow``) one that only adds a penalty."""

@@ -120,24 +120,23 @@ class CompiledBPRStep:
             return None
         return cls(net, kernel)
 
-    def _penalty(self, users, pos, neg):
-        """The regularizer's penalty of the batch and its gradient with respect
-        to the batch's user and positive-item rows (the torch step's call)."""
+    def _penalty_grads(self, users, pos, neg):
+        """The gradient of the regularizer's penalty of the batch with respect
+        to the batch's user and positive-item rows (the torch step's call;
+        ``regularize`` keeps the penalty for the loss)."""
         W = self.weight.detach()
         u = W.index_select(0, users).requires_grad_(True)
         i = W.index_select(0, pos + self.n_users).requires_grad_(True)
-        context = {"user_ids": users, "item_ids": pos,
-                   "extra_item_ids": neg.reshape(-1)}
+        context = self.net._regularizer_context(users, pos, neg.reshape(-1))
         with torch.enable_grad():
             _, penalty = self.net.regularize({"user": u, "item": i}, context)
             if not penalty.requires_grad:
                 zero = np.zeros((users.shape[0], W.shape[1]), dtype=self.w.dtype)
-                return penalty.detach(), zero, zero
+                return zero, zero
             gu, gi = torch.autograd.grad(penalty, [u, i], allow_unused=True)
         gu = torch.zeros_like(u) if gu is None else gu
         gi = torch.zeros_like(i) if gi is None else gi
-        return (penalty.detach(), gu.contiguous().numpy(),
-                gi.contiguous().numpy())
+        return gu.contiguous().numpy(), gi.contiguous().numpy()
 
     def is_current(self):
         """Whether the net still trains the table and optimiser this step holds
@@ -166,7 +165,7 @@ class CompiledBPRStep:
         pos_score = np.empty(B, dtype=self.w.dtype)
         extra_user = extra_item = self.no_extra
         if self.regularized:
-            _, extra_user, extra_item = self._penalty(users, pos, neg)
+            extra_user, extra_item = self._penalty_grads(users, pos, neg)
         loss = self.kernel(
             self.w, self.m, self.v, self.n_users,
             users.contiguous().numpy(), pos.contiguous().numpy(), neg.numpy(),
