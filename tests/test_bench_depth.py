@@ -3,27 +3,14 @@ erank per epoch per seed, and the figure and table drawing exactly those values.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-
 import numpy as np
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks")
+from _bench import load_benchmark
 
 
 def _load(name):
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(name, shared=True)
+
 
 
 @pytest.fixture(scope="module")

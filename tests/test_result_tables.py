@@ -1,25 +1,17 @@
 """Every published table is what benchmarks/make_tables.py makes of the
 committed result files under benchmarks/results/."""
 
-import importlib.util
 import json
-import os
 import sys
 
 import numpy as np
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks")
+from _bench import load_benchmark
 
 
 def _load(name):
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(name)
+
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,13 @@
 """The pre-registered scaling table is made from the result files alone, and marks
 cells and the claim by the plan's decision rule."""
 
-import importlib.util
 import json
-import os
 import sys
 
 import numpy as np
 import pytest
+from _bench import load_benchmark
 from scipy import stats
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks")
 
 RULE = {"alpha": 0.05, "min_se_multiple": 2.0, "decisive_scales": [2, 4],
         "min_models_per_scale": 4, "text": "..."}
@@ -21,14 +17,10 @@ EXP = {"models": ["dnn", "dcnv2", "ipnn"], "se_scales": [1, 2, 4],
 SE_2X = [0.800, 0.810, 0.790, 0.820, 0.805]  # large spread between seeds
 
 
+
 def _load(name):
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    path = os.path.join(BENCH, f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(name)
+
 
 
 @pytest.fixture
