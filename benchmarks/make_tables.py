@@ -368,6 +368,69 @@ def table_leaderboard():
     return "\n".join(lines) + "\n" + note
 
 
+SPEED_ORDER = {"mf": ("implicit", "lean", "skcollapse"),
+               "lightgcn": ("recbole", "lean", "skcollapse")}
+SPEED_NAMES = {"implicit": "implicit BPR", "lean": "lean PyTorch loop",
+               "skcollapse": "skcollapse", "recbole": "RecBole"}
+
+
+def table_speed():
+    """Seconds per epoch of bench_speed.py's result files, each ratio against
+    the baseline timed in the same run, with issue 27's targets."""
+    recs = _results.read_results("speed")
+    if not recs:
+        return "_No result files yet._\n"
+    lines = ["| part | data set | implementation | s/epoch | CPU s/epoch | ratio | "
+             "target | verdict | threads | load before | commit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    order = {"mf": 0, "regularizers": 1, "lightgcn": 2}
+    for rec in sorted(recs, key=lambda r: (order.get(r["part"], 9), r["dataset"])):
+        part, rows = rec["part"], rec["rows"]
+        ratios, targets = rec.get("ratios", {}), rec.get("targets", {})
+        cfg = rec["config"]
+        if part == "regularizers":
+            names = ["None", *sorted(k for k in rows if k != "None")]
+        else:
+            names = [k for k in SPEED_ORDER.get(part, ()) if k in rows]
+            names += sorted(k for k in rows if k not in names)
+        for name in names:
+            row = rows[name]
+            if part == "regularizers":
+                label = f"`{name}`" if name != "None" else "None"
+                ratio = ratios.get(name)
+                ratio_s = f"{ratio:.2f}x None" if ratio is not None else "—"
+                target = targets.get(name)
+            elif name == "skcollapse":
+                label = SPEED_NAMES[name]
+                ratio_s = " / ".join(f"{ratios[k]:.2f}x {SPEED_NAMES[k]}"
+                                     for k in SPEED_ORDER[part] if k in ratios)
+                ratio = None
+                target = None
+            else:
+                label = SPEED_NAMES.get(name, name)
+                ratio = ratios.get(name)
+                ratio_s = (f"skcollapse = {ratio:.2f}x this"
+                           if ratio is not None else "—")
+                target = targets.get(name)
+            if row.get("median_s") is None:
+                lines.append(f"| {part} | {rec['dataset']} | {label} | — | — | — | — | "
+                             f"{row.get('note') or 'not run'} | {cfg['threads']} | "
+                             f"{cfg['load_before']:.1f} | {rec['meta']['commit'][:7]} |")
+                continue
+            verdict = ""
+            target_s = "—"
+            if target is not None and ratio is not None:
+                target_s = f"<= {target:g}x"
+                verdict = "meets" if ratio <= target else "misses"
+            lines.append(
+                f"| {part} | {rec['dataset']} | {label} | {row['median_s']:.3f} | "
+                f"{row['median_cpu_s']:.3f} | {ratio_s} | {target_s} | {verdict} | "
+                f"{cfg['threads']} | {cfg['load_before']:.1f} | "
+                f"{rec['meta']['commit'][:7]}{' (dirty)' if rec['meta'].get('dirty') else ''} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def json_key(params):
     import json
 
@@ -391,6 +454,7 @@ TABLES = {
     "depth-ml-100k": lambda: table_depth("ml-100k"),
     "depth-citeulike": lambda: table_depth("citeulike"),
     "leaderboard": table_leaderboard,
+    "speed": table_speed,
     "codebooks": lambda: _codebooks("table_codebooks"),
     "codebooks-planted": lambda: _codebooks("table_codebooks_planted"),
     "codebooks-erank": lambda: _codebooks("table_codebooks_erank"),
