@@ -23,7 +23,7 @@ import math
 
 from skcollapse.utils._numba import lazy_kernel
 
-__all__ = ["adam_hyper", "get_bpr_adam_kernel", "kernel_threads"]
+__all__ = ["adam_hyper", "get_bpr_adam_kernel"]
 
 
 @lazy_kernel
@@ -34,13 +34,7 @@ def get_bpr_adam_kernel():
 
     # error_model="numpy": no ZeroDivisionError check in the loops, which would
     # keep them from vectorising (the denominators are > 0 by construction)
-    # parallel=True: the Adam update of the distinct rows (memory-bound, one
-    # row per iteration, no two iterations touching the same row) runs over
-    # numba's threads; the gradient loop above it stays serial (rows repeat
-    # within a batch). Every other loop is written out, not as an array
-    # expression, so that numba makes no parallel region of it.
-    @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy",
-                parallel=True)
+    @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
     def bpr_adam_step(weight, exp_avg, exp_avg_sq, n_users, users, pos, neg,
                       hyper, slot, rows, grad, pos_score, extra_user,
                       extra_item):
@@ -86,8 +80,7 @@ def get_bpr_adam_kernel():
                 if slot[r] < 0:
                     slot[r] = n_rows
                     rows[n_rows] = r
-                    for c in range(d):
-                        grad[n_rows, c] = zero
+                    grad[n_rows, :] = 0
                     n_rows += 1
             gu = grad[slot[ru]]
             gi = grad[slot[ri]]
@@ -113,8 +106,7 @@ def get_bpr_adam_kernel():
                 if slot[rj] < 0:
                     slot[rj] = n_rows
                     rows[n_rows] = rj
-                    for c in range(d):
-                        grad[n_rows, c] = zero
+                    grad[n_rows, :] = 0
                     n_rows += 1
                 gj = grad[slot[rj]]
                 # d/dp_u of -log sigmoid(p_u.q_i - p_u.q_j) gets -coef q_j;
@@ -143,7 +135,7 @@ def get_bpr_adam_kernel():
         # Adam on the distinct rows of the batch (SparseRowAdam's rule)
         beta1, beta2, c1, c2 = hyper[2], hyper[3], hyper[4], hyper[5]
         eps, step_size, inv_bias2 = hyper[6], hyper[7], hyper[8]
-        for s in numba.prange(n_rows):
+        for s in range(n_rows):
             r = rows[s]
             slot[r] = -1
             g = grad[s]
@@ -162,19 +154,6 @@ def get_bpr_adam_kernel():
         return loss * inv + 0.5 * wd * l2
 
     return bpr_adam_step
-
-
-def kernel_threads(n):
-    """Run the kernel's parallel part on ``n`` threads (at most numba's pool).
-
-    The estimators pass ``torch.get_num_threads()``, so one setting (torch's,
-    what ``--threads`` of the benchmarks sets) governs both paths. numba's
-    setting is per calling thread; it costs a microsecond, so the step sets it
-    on every call.
-    """
-    import numba
-
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
 
 
 def adam_hyper(out, *, batch_size, n_negatives, weight_decay, lr, beta1, beta2,

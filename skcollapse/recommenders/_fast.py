@@ -31,11 +31,7 @@ import torch
 from skorch.callbacks import Callback
 
 from skcollapse.nn import SparseRowAdam
-from skcollapse.recommenders._bpr_kernel import (
-    adam_hyper,
-    get_bpr_adam_kernel,
-    kernel_threads,
-)
+from skcollapse.recommenders._bpr_kernel import adam_hyper, get_bpr_adam_kernel
 from skcollapse.regularizers import Regularizer
 from skcollapse.utils._distributed import is_distributed
 
@@ -170,7 +166,6 @@ class CompiledBPRStep:
         extra_user = extra_item = self.no_extra
         if self.regularized:
             extra_user, extra_item = self._penalty_grads(users, pos, neg)
-        kernel_threads(torch.get_num_threads())
         loss = self.kernel(
             self.w, self.m, self.v, self.n_users,
             users.contiguous().numpy(), pos.contiguous().numpy(), neg.numpy(),
