@@ -383,3 +383,37 @@ def test_membership_kernel_equals_the_key_search(monkeypatch):
     assert compiled.any() and not compiled.all()
     torch.testing.assert_close(compiled, expected)
     torch.testing.assert_close(searched, expected)
+
+
+def test_compiled_step_on_two_threads_equals_one_thread():
+    """The Adam phase cut over two threads updates exactly what one thread
+    does (disjoint rows; bit-for-bit the same arithmetic)."""
+    from skcollapse.recommenders._bpr_kernel import adam_hyper, get_bpr_adam_kernel
+
+    kernel = get_bpr_adam_kernel()
+    rng = np.random.default_rng(0)
+    n_users, n_items, d, B, n = 3000, 4000, 16, 2048, 2
+    w0 = rng.standard_normal((n_users + n_items, d)).astype(np.float32)
+    batches = [(rng.integers(0, n_users, B), rng.integers(0, n_items, B),
+                rng.integers(0, n_items, (B, n))) for _ in range(3)]
+    out = []
+    for threads in (1, 2):
+        w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+        slot = np.full(w.shape[0], -1, dtype=np.int64)
+        rows = np.empty(B * (2 + n), dtype=np.int64)
+        g = np.empty((B * (2 + n), d), dtype=np.float32)
+        hyper = np.empty(9, dtype=np.float32)
+        none = np.empty((0, d), dtype=np.float32)
+        losses = []
+        for step, (u, p, q) in enumerate(batches, start=1):
+            adam_hyper(hyper, batch_size=B, n_negatives=n, weight_decay=0.01,
+                       lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, step=step)
+            losses.append(kernel(w, m, v, n_users, u, p, q, hyper, slot, rows, g,
+                                 np.empty(B, dtype=np.float32), none, none,
+                                 threads=threads))
+        assert (slot == -1).all()
+        out.append((w, m, v, losses))
+    assert not np.array_equal(out[0][0], w0)  # the steps did move the table
+    for a, b in zip(out[0], out[1]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+

@@ -10,6 +10,16 @@ optimiser's moment buffers in place (numpy views of the same memory): the
 same arithmetic in the table's dtype, with the rows of the batch updated
 once each, as the coalesced sparse gradient is.
 
+The step has two compiled phases: the gradient, summed per distinct row of the
+batch (serial: a popular item's row collects many pairs' terms), then Adam on
+the distinct rows. The second phase is memory-bound (three table-sized arrays
+read and written at random rows) and its rows are disjoint, so it is cut into
+ranges run on ``threads`` threads (the estimators pass torch's thread count);
+the kernels release the GIL, and the pool is plain Python threads, so the
+step stays safe under fork and under callers' own threads, where numba's
+``parallel=True`` layers are not (the OpenMP layer is not fork-safe, and the
+built-in one aborts on concurrent calls).
+
 numba is imported lazily, on the first call of :func:`get_bpr_adam_kernel`
 (see :mod:`skcollapse.utils._numba`):
 ``import skcollapse`` does not pay for it, and without numba the estimators
@@ -20,6 +30,8 @@ keep the torch step. The compiled code is cached on disk (numba's
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 from skcollapse.utils._numba import lazy_kernel
 
@@ -35,10 +47,9 @@ def get_bpr_adam_kernel():
     # error_model="numpy": no ZeroDivisionError check in the loops, which would
     # keep them from vectorising (the denominators are > 0 by construction)
     @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
-    def bpr_adam_step(weight, exp_avg, exp_avg_sq, n_users, users, pos, neg,
-                      hyper, slot, rows, grad, pos_score, extra_user,
-                      extra_item):
-        """One BPR batch: loss, gradient and the lazy-Adam update of its rows.
+    def bpr_grad(weight, n_users, users, pos, neg, hyper, slot, rows, grad,
+                 pos_score, extra_user, extra_item):
+        """One BPR batch: its loss and its gradient, summed per distinct row.
 
         ``hyper`` holds, in the table's dtype (so that the arithmetic stays in
         that dtype, as torch's, and vectorises), ``weight_decay / B``,
@@ -51,8 +62,10 @@ def get_bpr_adam_kernel():
         entries. ``extra_user``/``extra_item`` (``(B, d)``, or ``(0, d)`` for
         none) are gradients of other terms (a regularizer's penalty) with
         respect to the batch's user and positive-item rows, added to theirs.
-        Returns the batch loss; ``pos_score[b]`` receives ``<p_u, q_i>`` of
-        pair ``b``.
+        Returns the batch loss and the number of distinct rows (``rows[:n]``
+        with their gradients ``grad[:n]``; ``slot`` maps them until
+        :func:`adam_rows` resets it); ``pos_score[b]`` receives
+        ``<p_u, q_i>`` of pair ``b``.
         """
         B = users.shape[0]
         n = neg.shape[1]
@@ -132,10 +145,17 @@ def get_bpr_adam_kernel():
                 for c in range(d):
                     gu[c] += eu[c]
                     gi[c] += ei[c]
-        # Adam on the distinct rows of the batch (SparseRowAdam's rule)
+        return loss * inv + 0.5 * wd * l2, n_rows
+
+    @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+    def adam_rows(weight, exp_avg, exp_avg_sq, hyper, slot, rows, grad, lo, hi):
+        """Adam on the distinct rows ``rows[lo:hi]`` (SparseRowAdam's rule);
+        resets their ``slot``. Disjoint ranges touch disjoint rows, so they
+        may run on several threads at once (the kernel releases the GIL)."""
+        d = weight.shape[1]
         beta1, beta2, c1, c2 = hyper[2], hyper[3], hyper[4], hyper[5]
         eps, step_size, inv_bias2 = hyper[6], hyper[7], hyper[8]
-        for s in range(n_rows):
+        for s in range(lo, hi):
             r = rows[s]
             slot[r] = -1
             g = grad[s]
@@ -151,9 +171,54 @@ def get_bpr_adam_kernel():
                 g[c] = mc / (np.sqrt(vc) * inv_bias2 + eps)
             for c in range(d):
                 w[c] -= step_size * g[c]
-        return loss * inv + 0.5 * wd * l2
+
+    def bpr_adam_step(weight, exp_avg, exp_avg_sq, n_users, users, pos, neg,
+                      hyper, slot, rows, grad, pos_score, extra_user,
+                      extra_item, threads=1):
+        """One BPR batch: loss, gradient and the lazy-Adam update of its rows
+        (``bpr_grad``, then ``adam_rows`` over ``threads`` threads); the
+        arguments are ``bpr_grad``'s, the table and moments updated in place.
+        Returns the batch loss."""
+        loss, n_rows = bpr_grad(weight, n_users, users, pos, neg, hyper, slot,
+                                rows, grad, pos_score, extra_user, extra_item)
+        _run_split(adam_rows, (weight, exp_avg, exp_avg_sq, hyper, slot, rows,
+                               grad), n_rows, threads)
+        return loss
 
     return bpr_adam_step
+
+
+#: below this many rows a second thread costs more than it saves
+_MIN_ROWS_PER_THREAD = 1024
+_POOL = {}
+
+
+def _pool(threads):
+    """This process's thread pool of ``threads - 1`` workers (made anew in a
+    forked child, whose copy of the parent's pool has no threads)."""
+    key = (os.getpid(), threads)
+    pool = _POOL.get(key)
+    if pool is None:
+        _POOL.clear()
+        pool = _POOL[key] = ThreadPoolExecutor(max_workers=threads - 1,
+                                               thread_name_prefix="skcollapse-adam")
+    return pool
+
+
+def _run_split(kernel, args, n, threads):
+    """``kernel(*args, lo, hi)`` over ``[0, n)`` cut into at most ``threads``
+    equal ranges, the last one on the calling thread."""
+    threads = max(1, min(int(threads), n // _MIN_ROWS_PER_THREAD))
+    if threads == 1:
+        kernel(*args, 0, n)
+        return
+    bounds = [n * k // threads for k in range(threads + 1)]
+    pool = _pool(threads)
+    futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1])
+               for k in range(threads - 1)]
+    kernel(*args, bounds[-2], bounds[-1])
+    for f in futures:
+        f.result()
 
 
 def adam_hyper(out, *, batch_size, n_negatives, weight_decay, lr, beta1, beta2,

@@ -171,6 +171,7 @@ class CompiledBPRStep:
             users.contiguous().numpy(), pos.contiguous().numpy(), neg.numpy(),
             self.hyper,
             self.slot, self.rows, self.grad, pos_score, extra_user, extra_item,
+            threads=torch.get_num_threads(),
         )
         # the penalty reaches the loss as in the torch step (regularize kept it)
         loss = net.add_batch_penalty(torch.tensor(loss, dtype=self.weight.dtype))
