@@ -60,7 +60,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
 
     A subclass spells out its constructor (every parameter with its default, the
     encoder as ``module=``, passed on with
-    :func:`~skcollapse.recommenders._base.init_arguments`), and may add
+    :func:`~skcollapse.utils._params.init_arguments`), and may add
     parameters (with their constraints) and :meth:`_prepare_module` for
     data-dependent module state.
     """

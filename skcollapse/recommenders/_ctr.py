@@ -37,12 +37,12 @@ from skcollapse.nn import (
     NFwFM,
     XDeepFM,
 )
-from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._ctr_base import (
     CTRClassifierBase,
     _sigmoid_proba,  # noqa: F401  (pickles of trimmed classifiers name it here)
 )
 from skcollapse.recommenders._docstrings import document_defaults, skorch_params
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,

@@ -16,6 +16,7 @@ from skcollapse.regularizers._utils import (
     select_tables,
     weight_of,
 )
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import real_interval
 
 
@@ -142,7 +143,7 @@ class UniformityRegularizer(Regularizer):
     }
 
     def __init__(self, *, weight=1e-3, t=2.0, tables=None, table_weights=None):
-        super().__init__(weight=weight, t=t, tables=tables, table_weights=table_weights)
+        super().__init__(**init_arguments(locals()))
 
     def _uniformity(self, embeddings, names, context=None):
         first = embeddings[names[0]]
@@ -247,17 +248,7 @@ class DirectAU(UniformityRegularizer):
     ):
         # The base validates and stores every parameter; UniformityRegularizer's
         # constructor has no room for DirectAU's own, so it is skipped.
-        Regularizer.__init__(
-            self,
-            weight=weight,
-            gamma=gamma,
-            alpha=alpha,
-            t=t,
-            alignment=alignment,
-            pairs=pairs,
-            tables=tables,
-            table_weights=table_weights,
-        )
+        Regularizer.__init__(self, **init_arguments(locals()))
         self._pairs = self._check_pairs(pairs)
 
     @staticmethod

@@ -14,6 +14,7 @@ from skcollapse.regularizers._utils import (
     select_tables,
     weight_of,
 )
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import StrOptions, real_interval
 
 _SOURCES = ("batch", "unique", "table")
@@ -166,16 +167,7 @@ class LogDetRegularizer(Regularizer):
         tables=None,
         table_weights=None,
     ):
-        super().__init__(
-            weight=weight,
-            center=center,
-            normalize=normalize,
-            scale_free=scale_free,
-            source=source,
-            eps=eps,
-            tables=tables,
-            table_weights=table_weights,
-        )
+        super().__init__(**init_arguments(locals()))
 
     @property
     def needs_tables(self) -> bool:

@@ -15,6 +15,7 @@ from skcollapse.regularizers._utils import (
     select_tables,
     weight_of,
 )
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import real_interval
 
 
@@ -96,7 +97,7 @@ class SingularValueVariance(_PerTableMean):
     """
 
     def __init__(self, *, weight=1e-3, tables=None, table_weights=None):
-        super().__init__(weight=weight, tables=tables, table_weights=table_weights)
+        super().__init__(**init_arguments(locals()))
 
     def table_term(self, x, counts=None):
         X = x.to(torch.float64)
@@ -167,13 +168,7 @@ class CodingRate(_PerTableMean):
     def __init__(
         self, *, weight=1e-4, eps=0.5, normalize=True, tables=None, table_weights=None
     ):
-        super().__init__(
-            weight=weight,
-            eps=eps,
-            normalize=normalize,
-            tables=tables,
-            table_weights=table_weights,
-        )
+        super().__init__(**init_arguments(locals()))
 
     def table_term(self, x, counts=None):
         Z = x.to(torch.float64)

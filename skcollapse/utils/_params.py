@@ -1,0 +1,30 @@
+"""Constructor helpers shared by the parametrised objects of every package.
+
+Estimators (``recommenders``), regularizers and the other objects built the
+scikit-learn way spell out every parameter with its default in ``__init__``
+(``inspect.signature``, IDEs and ``help()`` show them all) and hand them on in
+one statement; :func:`init_arguments` reads them back from ``locals()`` so that
+none can be dropped on the way.
+"""
+
+__all__ = ["init_arguments"]
+
+
+def init_arguments(frame_locals, *, exclude=()):
+    """The arguments of an ``__init__``, read from its ``locals()``.
+
+    An ``__init__`` spells out every parameter with its default and hands them
+    to its base in one statement, its first, so that none can be dropped on
+    the way::
+
+        def __init__(self, *, n_layers=3, lr=1e-3, **kwargs):
+            super().__init__(**init_arguments(locals(), exclude=("n_layers",)))
+            self.n_layers = n_layers
+
+    ``**kwargs`` (skorch's routed ``prefix__name`` arguments) are merged in;
+    ``exclude`` names the parameters the class stores itself. The order is
+    the signature's.
+    """
+    skip = {"self", "kwargs", "__class__", *exclude}
+    args = {name: value for name, value in frame_locals.items() if name not in skip}
+    return {**args, **frame_locals.get("kwargs", {})}
