@@ -7,7 +7,9 @@ one statement; :func:`init_arguments` reads them back from ``locals()`` so that
 none can be dropped on the way.
 """
 
-__all__ = ["init_arguments"]
+from skcollapse.utils._sklearn_compat import validate_parameter_constraints
+
+__all__ = ["check_stored_params", "init_arguments"]
 
 
 def init_arguments(frame_locals, *, exclude=()):
@@ -28,3 +30,19 @@ def init_arguments(frame_locals, *, exclude=()):
     skip = {"self", "kwargs", "__class__", *exclude}
     args = {name: value for name, value in frame_locals.items() if name not in skip}
     return {**args, **frame_locals.get("kwargs", {})}
+
+
+def check_stored_params(obj):
+    """Check the parameters stored on ``obj`` against its ``_parameter_constraints``.
+
+    For objects that keep their ``__init__`` arguments unchanged, as
+    scikit-learn estimators do, and check them when they are first used
+    (scikit-learn's ``validate_parameter_constraints``, its messages naming
+    the parameter and ``type(obj).__name__``).
+    """
+    constraints = obj._parameter_constraints
+    validate_parameter_constraints(
+        constraints,
+        {name: getattr(obj, name) for name in constraints},
+        caller_name=type(obj).__name__,
+    )
