@@ -86,15 +86,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         "optimizer": [callable],
         "train_split": [callable, None],
     }
-    _fitted_attributes = (
-        "user_ids_",
-        "item_ids_",
-        "n_users_",
-        "n_items_",
-        "user_items_",
-        "item_popularity_",
-        "embeddings_cache_",
-    )
+    _fitted_attributes = (*RankingMixin._interaction_attributes, "embeddings_cache_")
     _fit_state_class = CFFitState
     cuda_dependent_attributes_: ClassVar[list[str]] = [
         *NetBase.cuda_dependent_attributes_,
