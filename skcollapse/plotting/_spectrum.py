@@ -309,10 +309,8 @@ class SpectrumDisplay:
         name : str or list of str, default=None
             Label of the estimator (or one per estimator in a list); the class
             name by default. Ignored for a dict, whose keys are the names.
-        center : bool, default=False
-            Subtract the column mean first.
-        row_normalize : bool, default=False
-            L2-normalise rows first.
+        center, row_normalize : bool, default=False
+            As in :meth:`from_embeddings`.
         {draw_params}
 
         {returns}
