@@ -21,6 +21,7 @@ from skcollapse.utils._sklearn_compat import (
 )
 from skcollapse.utils._validation import check_codes
 
+
 def _counts(column, codebook_size):
     return np.bincount(column, minlength=codebook_size)
 

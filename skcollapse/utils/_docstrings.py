@@ -1,8 +1,9 @@
 """Docstring parts written once and filled into the docstrings that share them.
 
-Several public objects document the same parameter, reference or return value
-in the same words (every Display's ``ax``/``**kwargs``, every loader's download
-parameters, every quantizer's ``transform``). The words are written once, as a
+Several public objects document the same parameters or paragraphs in the same
+words (the retry parameters of every ``fetch_*`` loader, how a regularizer's
+default weight was chosen, the ``ax``/``**kwargs`` of every Display's
+``from_*``). The words are written once, as a
 module constant beside the code they describe, and each docstring names them
 with a marker on a line of its own::
 

@@ -4,7 +4,9 @@ Estimators (``recommenders``), regularizers and the other objects built the
 scikit-learn way spell out every parameter with its default in ``__init__``
 (``inspect.signature``, IDEs and ``help()`` show them all) and hand them on in
 one statement; :func:`init_arguments` reads them back from ``locals()`` so that
-none can be dropped on the way.
+none can be dropped on the way. Objects that store their arguments unchanged
+and check them when first used (callbacks, splitters, ``RankingScorer``) do so
+with :func:`check_stored_params`.
 """
 
 from skcollapse.utils._sklearn_compat import validate_parameter_constraints
