@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from skorch.callbacks import Callback
-
+from skcollapse.callbacks._base import ParametrizedCallback
 from skcollapse.metrics import (
     collapse_metrics,
     get_embedding_tables,
     resolve_collapse_metrics,
 )
-from skcollapse.utils._sklearn_compat import (
-    int_interval,
-    validate_parameter_constraints,
-)
+from skcollapse.utils._sklearn_compat import int_interval
 
 __all__ = ["CollapseMonitor"]
 
 
-class CollapseMonitor(Callback):
+class CollapseMonitor(ParametrizedCallback):
     """Record the effective rank and information abundance of embedding tables.
 
     At the end of every ``every``-th epoch the callback reads the net's tables
@@ -77,17 +73,11 @@ class CollapseMonitor(Callback):
         self.every = every
         self.record_initial = record_initial
 
-    def initialize(self):
-        validate_parameter_constraints(
-            self._parameter_constraints,
-            {name: getattr(self, name) for name in self._parameter_constraints},
-            caller_name=type(self).__name__,
-        )
+    def _reset(self):
         entries = resolve_collapse_metrics(list(self.metrics))
         #: (history column prefix, collapse_metrics name) of each metric
         self._columns = [(m.alias, m.name) for m in entries]
         self.initial_ = {}
-        return self
 
     def _tables(self, net):
         wanted = None if self.tables is None else list(self.tables)
@@ -107,9 +97,7 @@ class CollapseMonitor(Callback):
             self.initial_ = self._compute(net)
 
     def on_epoch_end(self, net, **kwargs):
-        epoch = len(net.history)
-        last = epoch >= getattr(net, "max_epochs", epoch)
-        if epoch % self.every and not last:
+        if not self._due(net):
             return
         for key, value in self._compute(net).items():
             net.history.record(key, value)

@@ -17,8 +17,7 @@ import warnings
 from collections.abc import Mapping
 from typing import ClassVar
 
-from skorch.callbacks import Callback
-
+from skcollapse.callbacks._base import ParametrizedCallback
 from skcollapse.metrics import TorchGramAccumulator, resolve_collapse_metrics
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
@@ -203,7 +202,7 @@ class _ProbeSet:
 
 
 # ------------------------------------------------------------------ the callback
-class CollapseProbe(Callback):
+class CollapseProbe(ParametrizedCallback):
     """Record the effective rank and IA of any module's output, every epoch.
 
     Forward hooks on the chosen modules accumulate the float64 Gram matrix of
@@ -287,19 +286,13 @@ class CollapseProbe(Callback):
         self.row_normalize = row_normalize
         self.output = output
 
-    def initialize(self):
-        validate_parameter_constraints(
-            self._parameter_constraints,
-            {name: getattr(self, name) for name in self._parameter_constraints},
-            caller_name=type(self).__name__,
-        )
+    def _reset(self):
         self._entries = _check_metrics(self.metrics)
         self._close()
         self._phase = None  # "train" / "valid" inside a batch, else None
         self._recording = False
         self._warned = set()
         self.results_ = {}
-        return self
 
     # the probes exist between on_train_begin and on_train_end
     def _open(self, net):
@@ -330,9 +323,7 @@ class CollapseProbe(Callback):
     def on_epoch_begin(self, net, **kwargs):
         if id(getattr(net, "module_", None)) != getattr(self, "_module_id", None):
             self._open(net)  # the module was rebuilt (resized to the data)
-        epoch = len(net.history)
-        last = epoch >= getattr(net, "max_epochs", epoch)
-        self._recording = not (epoch % self.every) or last
+        self._recording = self._due(net)
         for probes in self._probes.values():
             probes.reset()
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from skorch.callbacks import Callback
-
+from skcollapse.callbacks._base import ParametrizedCallback
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
@@ -17,7 +16,7 @@ __all__ = ["RankingValidation"]
 _METRICS = {"ndcg", "recall", "precision", "hit_rate", "map", "coverage"}
 
 
-class RankingValidation(Callback):
+class RankingValidation(ParametrizedCallback):
     """Record top-k ranking metrics of the validation pairs every epoch.
 
     The CF recommenders add it themselves when they have a ``train_split``
@@ -62,12 +61,7 @@ class RankingValidation(Callback):
         self.k = k
         self.every = every
 
-    def initialize(self):
-        validate_parameter_constraints(
-            self._parameter_constraints,
-            {name: getattr(self, name) for name in self._parameter_constraints},
-            caller_name=type(self).__name__,
-        )
+    def _reset(self):
         for i, name in enumerate(self.metrics):
             validate_parameter_constraints(
                 {f"metrics[{i}]": [StrOptions(_METRICS)]},
@@ -75,7 +69,6 @@ class RankingValidation(Callback):
                 caller_name=type(self).__name__,
             )
         self.last_ = {}
-        return self
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         if dataset_valid is None or len(dataset_valid) == 0:

@@ -747,18 +747,20 @@ class Decoder:
 
     # -- helpers
     @staticmethod
-    def _list(node, key):
+    def _entry(node, key, kind):
+        """``node[key]``, which must be a ``kind`` (else the file is malformed)."""
         value = node.get(key)
-        if not isinstance(value, list):
+        if not isinstance(value, kind):
             raise FormatError(f"bad {node.get(TAG)} entry {key!r}")
         return value
 
-    @staticmethod
-    def _str(node, key):
-        value = node.get(key)
-        if not isinstance(value, str):
-            raise FormatError(f"bad {node.get(TAG)} entry {key!r}")
-        return value
+    @classmethod
+    def _list(cls, node, key):
+        return cls._entry(node, key, list)
+
+    @classmethod
+    def _str(cls, node, key):
+        return cls._entry(node, key, str)
 
     @staticmethod
     def _registered(name, where, kind):

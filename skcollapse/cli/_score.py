@@ -135,15 +135,27 @@ def _why(exc):
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _load_npy(path):
+#: why a ``.npy``/``.npz`` file that starts with neither header is refused
+_NOT_NUMPY = {
+    ".npy": "not a .npy file (it does not start with the NumPy header that "
+    "np.save writes)",
+    ".npz": "not a .npz file (not a zip archive as np.savez writes)",
+}
+
+
+def _load_numpy(path):
+    """Tables of a ``.npy`` or ``.npz`` file, told apart by their first bytes as
+    np.load does: an ``.npz`` under the other name is read as one, and the
+    other way round."""
     head = _first_bytes(path)
-    if head.startswith(_ZIP_MAGIC):  # an .npz under another name, as np.load reads it
+    if head.startswith(_ZIP_MAGIC):
         return _load_npz(path)
-    if not head.startswith(_NPY_MAGIC):
-        raise _cannot_read(
-            path, "not a .npy file (it does not start with the NumPy header that "
-            "np.save writes)"
-        )
+    if head.startswith(_NPY_MAGIC):
+        return _load_npy(path)
+    raise _cannot_read(path, _NOT_NUMPY[path.suffix.lower()])
+
+
+def _load_npy(path):
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except _DAMAGED_NUMPY as exc:
@@ -159,13 +171,6 @@ def _load_npy(path):
 
 
 def _load_npz(path):
-    head = _first_bytes(path)
-    if head.startswith(_NPY_MAGIC):  # a .npy under another name, as np.load reads it
-        return _load_npy(path)
-    if not head.startswith(_ZIP_MAGIC):
-        raise _cannot_read(
-            path, "not a .npz file (not a zip archive as np.savez writes)"
-        )
     tables = {}
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -313,10 +318,8 @@ def load_tables(file):
             "save_model write); train or save the model again, or score its "
             "embeddings saved as .npy/.npz"
         )
-    if suffix == ".npy":
-        tables = _load_npy(path)
-    elif suffix == ".npz":
-        tables = _load_npz(path)
+    if suffix in (".npy", ".npz"):
+        tables = _load_numpy(path)
     elif suffix in (".pt", ".pth"):
         tables = _load_torch(path)
     elif suffix == ".csv":
@@ -448,6 +451,18 @@ def _hint_codes(tables):
             )
 
 
+def _report(args, source, key, rows, format_rows) -> int:
+    """Print the scores: ``{"source": ..., key: rows}`` with ``--json``, else the
+    source and ``format_rows(rows)``."""
+    if args.json:
+        json.dump({"source": source, key: rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"source: {source}")
+        print(format_rows(rows))
+    return 0
+
+
 def _run_codes(args) -> int:
     from skcollapse.cli._codes import format_codes, score_codes
 
@@ -469,13 +484,7 @@ def _run_codes(args) -> int:
         rows = score_codes(tables, codebook_size=args.codebook_size)
     except CLIError as exc:
         raise CLIError(f"{source}: {exc}") from None
-    if args.json:
-        json.dump({"source": source, "codes": rows}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(f"source: {source}")
-        print(format_codes(rows))
-    return 0
+    return _report(args, source, "codes", rows, format_codes)
 
 
 def run_score(args) -> int:
@@ -500,10 +509,7 @@ def run_score(args) -> int:
         )
     except CLIError as exc:  # name the file the table came from
         raise CLIError(f"{source}: {exc}") from None
-    if args.json:
-        json.dump({"source": source, "tables": rows}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(f"source: {source}")
-        print(format_table(rows, metrics=metrics, relative=args.relative))
-    return 0
+    return _report(
+        args, source, "tables", rows,
+        lambda rows: format_table(rows, metrics=metrics, relative=args.relative),
+    )

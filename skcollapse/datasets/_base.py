@@ -64,6 +64,25 @@ md5 : str or None, default=None
 
 _PATH = [str, os.PathLike]
 
+#: the constraints of the retry parameters of every download
+_RETRY_CONSTRAINTS = {
+    "n_retries": [int_interval(0, None, closed="left")],
+    "delay": [real_interval(0, None, closed="left")],
+}
+#: the constraints of the download parameters every ``fetch_*`` loader takes
+_FETCH_CONSTRAINTS = {
+    "data_home": [None, *_PATH],
+    "download_if_missing": ["boolean"],
+    **_RETRY_CONSTRAINTS,
+}
+#: the Parameters entries of the retry parameters of a ``fetch_*`` loader
+_RETRY_PARAMS_DOC = """
+n_retries : int, default=3
+    Extra download attempts after a network error.
+delay : float, default=1.0
+    Seconds between download attempts.
+"""
+
 
 @validate_params({"data_home": [None, *_PATH]}, prefer_skip_nested_validation=True)
 def get_data_home(data_home=None):
@@ -185,8 +204,7 @@ def _remove_quietly(path):
     {
         "remote": [RemoteFileMetadata],
         "folder": _PATH,
-        "n_retries": [int_interval(0, None, closed="left")],
-        "delay": [real_interval(0, None, closed="left")],
+        **_RETRY_CONSTRAINTS,
         "timeout": [real_interval(0, None, closed="neither")],
     },
     prefer_skip_nested_validation=True,

@@ -13,11 +13,17 @@ import os
 import numpy as np
 from sklearn.utils import Bunch
 
-from skcollapse.datasets._base import RemoteFileMetadata, fetch_file, get_data_home
+from skcollapse.datasets._base import (
+    _FETCH_CONSTRAINTS,
+    _RETRY_PARAMS_DOC,
+    RemoteFileMetadata,
+    fetch_file,
+    get_data_home,
+)
+from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
-    real_interval,
     validate_params,
 )
 
@@ -247,15 +253,10 @@ def _size(given, org_ids, max_id, name):
 
 
 @validate_params(
-    {
-        "dataset": [StrOptions(set(_FILES))],
-        "data_home": [None, str, os.PathLike],
-        "download_if_missing": ["boolean"],
-        "n_retries": [int_interval(0, None, closed="left")],
-        "delay": [real_interval(0, None, closed="left")],
-    },
+    {"dataset": [StrOptions(set(_FILES))], **_FETCH_CONSTRAINTS},
     prefer_skip_nested_validation=True,
 )
+@fill_doc(retries=_RETRY_PARAMS_DOC)
 def fetch_lightgcn(
     dataset="gowalla",
     *,
@@ -281,10 +282,7 @@ def fetch_lightgcn(
         Cache folder; see :func:`skcollapse.datasets.get_data_home`.
     download_if_missing : bool, default=True
         If False, raise an ``OSError`` when the files are not on disk.
-    n_retries : int, default=3
-        Extra download attempts after a network error.
-    delay : float, default=1.0
-        Seconds between download attempts.
+    {retries}
 
     Returns
     -------

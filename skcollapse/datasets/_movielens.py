@@ -16,15 +16,17 @@ import pandas as pd
 from sklearn.utils import Bunch
 
 from skcollapse.datasets._base import (
+    _FETCH_CONSTRAINTS,
+    _RETRY_PARAMS_DOC,
     RemoteFileMetadata,
     extract_archive,
     fetch_file,
     get_data_home,
 )
+from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
-    real_interval,
     validate_params,
 )
 
@@ -32,46 +34,32 @@ __all__ = ["fetch_movielens", "load_movielens", "movielens_features"]
 
 _BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 
-# size in bytes in the comment: the archive as served by GroupLens
-ARCHIVES = {
+#: the archive of each variant and its SHA-256 (size in bytes in the comment: the
+#: archive as served by GroupLens)
+_ARCHIVE_FILES = {
     # 4,924,029 bytes
-    "100k": RemoteFileMetadata(
-        filename="ml-100k.zip",
-        url=_BASE_URL + "ml-100k.zip",
-        sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-    ),
+    "100k": ("ml-100k.zip",
+             "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229"),
     # 5,917,549 bytes
-    "1m": RemoteFileMetadata(
-        filename="ml-1m.zip",
-        url=_BASE_URL + "ml-1m.zip",
-        sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-    ),
+    "1m": ("ml-1m.zip",
+           "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20"),
     # 978,202 bytes; the 2018-09-26 release of the "latest" small data set
-    "latest-small": RemoteFileMetadata(
-        filename="ml-latest-small.zip",
-        url=_BASE_URL + "ml-latest-small.zip",
-        sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
-    ),
+    "latest-small": ("ml-latest-small.zip",
+                     "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436"),
     # 198,702,078 bytes
-    "20m": RemoteFileMetadata(
-        filename="ml-20m.zip",
-        url=_BASE_URL + "ml-20m.zip",
-        sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-    ),
+    "20m": ("ml-20m.zip",
+            "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3"),
     # 261,978,986 bytes
-    "25m": RemoteFileMetadata(
-        filename="ml-25m.zip",
-        url=_BASE_URL + "ml-25m.zip",
-        sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-    ),
+    "25m": ("ml-25m.zip",
+            "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa"),
 }
-
+ARCHIVES = {
+    variant: RemoteFileMetadata(filename=name, url=_BASE_URL + name, sha256=sha256)
+    for variant, (name, sha256) in _ARCHIVE_FILES.items()
+}
+#: the folder each archive extracts to: its name without ``.zip``
 _FOLDERS = {
-    "100k": "ml-100k",
-    "1m": "ml-1m",
-    "latest-small": "ml-latest-small",
-    "20m": "ml-20m",
-    "25m": "ml-25m",
+    variant: name.removesuffix(".zip") for variant, (name, _) in _ARCHIVE_FILES.items()
 }
 _RATINGS_FILE = {
     "100k": "u.data",
@@ -156,19 +144,47 @@ Article 19, 19 pages. https://doi.org/10.1145/2827872
 """
 
 
-def _read_double_colon(path, names, dtypes, encoding):
-    """Read a ``a::b::c`` file fast (C parser on a tab-separated copy)."""
-    with open(path, encoding=encoding) as fh:
+#: the columns (and dtypes) of MovieLens 1M's ``::``-separated files
+_DAT_COLUMNS = {
+    "ratings.dat": {
+        "user_id": np.int64,
+        "item_id": np.int64,
+        "rating": np.float64,
+        "timestamp": np.int64,
+    },
+    "movies.dat": {"item_id": np.int64, "title": str, "genres": str},
+    "users.dat": {
+        "user_id": np.int64,
+        "gender": str,
+        "age": np.int64,
+        "occupation": np.int64,
+        "zip_code": str,
+    },
+}
+
+
+def _read_dat(path):
+    """Read one of MovieLens 1M's ``a::b::c`` files (latin-1) fast: the C parser
+    on a tab-separated copy, with the columns of :data:`_DAT_COLUMNS`."""
+    columns = _DAT_COLUMNS[os.path.basename(path)]
+    with open(path, encoding="latin-1") as fh:
         text = fh.read().replace("::", "\t")
     return pd.read_csv(
         io.StringIO(text),
         sep="\t",
         header=None,
-        names=names,
-        dtype=dtypes,
+        names=list(columns),
+        dtype=columns,
         quoting=3,
         keep_default_na=False,
     )
+
+
+def _side_file(folder, name):
+    """The path of the side-information file ``name`` of ``folder``, or ``None``
+    when the variant (or a copy put there by hand) does not have it."""
+    path = os.path.join(folder, name)
+    return path if os.path.isfile(path) else None
 
 
 def _read_ratings(folder, variant):
@@ -184,17 +200,7 @@ def _read_ratings(folder, variant):
             path, sep="\t", header=None, names=names, dtype={"rating": np.float64}
         )
     elif variant == "1m":
-        ratings = _read_double_colon(
-            path,
-            names,
-            {
-                "user_id": np.int64,
-                "item_id": np.int64,
-                "rating": np.float64,
-                "timestamp": np.int64,
-            },
-            "latin-1",
-        )
+        ratings = _read_dat(path)
     else:
         ratings = pd.read_csv(
             path,
@@ -218,11 +224,11 @@ def _read_ratings(folder, variant):
 
 def _read_items(folder, variant):
     if variant == "100k":
-        genre_path = os.path.join(folder, "u.genre")
-        item_path = os.path.join(folder, "u.item")
-        if not os.path.isfile(item_path):
+        genre_path = _side_file(folder, "u.genre")
+        item_path = _side_file(folder, "u.item")
+        if item_path is None:
             return None
-        if os.path.isfile(genre_path):
+        if genre_path is not None:
             genres = pd.read_csv(
                 genre_path,
                 sep="|",
@@ -254,17 +260,10 @@ def _read_items(folder, variant):
         items["genres"] = ["|".join(labels[row]) for row in flags]
         return items.drop(columns=["video_release_date"])
     if variant == "1m":
-        path = os.path.join(folder, "movies.dat")
-        if not os.path.isfile(path):
-            return None
-        return _read_double_colon(
-            path,
-            ["item_id", "title", "genres"],
-            {"item_id": np.int64, "title": str, "genres": str},
-            "latin-1",
-        )
-    path = os.path.join(folder, "movies.csv")
-    if not os.path.isfile(path):
+        path = _side_file(folder, "movies.dat")
+        return None if path is None else _read_dat(path)
+    path = _side_file(folder, "movies.csv")
+    if path is None:
         return None
     items = pd.read_csv(path, dtype={"movieId": np.int64, "title": str, "genres": str})
     items = items.rename(columns={"movieId": "item_id"})
@@ -279,8 +278,8 @@ def _read_items(folder, variant):
 
 def _read_users(folder, variant):
     if variant == "100k":
-        path = os.path.join(folder, "u.user")
-        if not os.path.isfile(path):
+        path = _side_file(folder, "u.user")
+        if path is None:
             return None
         return pd.read_csv(
             path,
@@ -291,21 +290,8 @@ def _read_users(folder, variant):
             encoding="latin-1",
         )
     if variant == "1m":
-        path = os.path.join(folder, "users.dat")
-        if not os.path.isfile(path):
-            return None
-        return _read_double_colon(
-            path,
-            ["user_id", "gender", "age", "occupation", "zip_code"],
-            {
-                "user_id": np.int64,
-                "gender": str,
-                "age": np.int64,
-                "occupation": np.int64,
-                "zip_code": str,
-            },
-            "latin-1",
-        )
+        path = _side_file(folder, "users.dat")
+        return None if path is None else _read_dat(path)
     return None
 
 
@@ -596,16 +582,14 @@ def _layout(variant, folders):
 @validate_params(
     {
         "variant": [StrOptions(set(ARCHIVES))],
-        "data_home": [None, str, os.PathLike],
-        "download_if_missing": ["boolean"],
+        **_FETCH_CONSTRAINTS,
         "return_X_y": ["boolean"],
         "as_frame": ["boolean"],
         "codes": ["boolean"],
-        "n_retries": [int_interval(0, None, closed="left")],
-        "delay": [real_interval(0, None, closed="left")],
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(retries=_RETRY_PARAMS_DOC)
 def fetch_movielens(
     variant="100k",
     *,
@@ -649,10 +633,7 @@ def fetch_movielens(
     codes : bool, default=False
         0-based contiguous codes instead of MovieLens' ids (see
         :func:`load_movielens`).
-    n_retries : int, default=3
-        Extra download attempts after a network error.
-    delay : float, default=1.0
-        Seconds between download attempts.
+    {retries}
 
     Returns
     -------

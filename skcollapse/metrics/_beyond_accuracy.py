@@ -17,6 +17,7 @@ from skcollapse.metrics._ranking import (
     _check_recommended,
     _to_numpy,
 )
+from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._sklearn_compat import validate_params
 
 __all__ = [
@@ -69,6 +70,29 @@ def _recommendation_counts(rec, n_items):
     return np.bincount(ids, minlength=n_items)
 
 
+#: The Parameters sections of the metrics of the lists against the catalogue
+#: and against the items' popularity.
+_CATALOG_PARAMS_DOC = """
+Parameters
+----------
+recommended : array-like of int of shape (n_users, >= k)
+    Recommended item ids in rank order; ``-1`` is padding.
+n_items : int
+    Size of the catalogue.
+k : int, default=20
+    Cut-off.
+"""
+_POPULARITY_PARAMS_DOC = """
+Parameters
+----------
+recommended : array-like of int of shape (n_users, >= k)
+    Recommended item ids in rank order; ``-1`` is padding.
+item_popularity : array-like of shape (n_items,)
+    Popularity of every item, e.g. its number of training interactions.
+k : int, default=20
+    Cut-off.
+"""
+
 _CATALOG_CONSTRAINTS = {
     "recommended": "no_validation",
     "n_items": _POSITIVE_INT,
@@ -82,17 +106,11 @@ _POPULARITY_CONSTRAINTS = {
 
 
 @validate_params(_CATALOG_CONSTRAINTS, prefer_skip_nested_validation=True)
+@fill_doc(catalog_params=_CATALOG_PARAMS_DOC)
 def catalog_coverage(recommended, n_items, *, k=20):
     """Catalogue coverage@k: share of all items recommended to at least one user.
 
-    Parameters
-    ----------
-    recommended : array-like of int of shape (n_users, >= k)
-        Recommended item ids in rank order; ``-1`` is padding.
-    n_items : int
-        Size of the catalogue.
-    k : int, default=20
-        Cut-off.
+    {catalog_params}
 
     Returns
     -------
@@ -111,6 +129,7 @@ def catalog_coverage(recommended, n_items, *, k=20):
 
 
 @validate_params(_CATALOG_CONSTRAINTS, prefer_skip_nested_validation=True)
+@fill_doc(catalog_params=_CATALOG_PARAMS_DOC)
 def gini_index(recommended, n_items, *, k=20):
     """Gini index of how often each item of the catalogue is recommended.
 
@@ -120,14 +139,7 @@ def gini_index(recommended, n_items, *, k=20):
     values near 1 mean a few items take all slots (popularity concentration).
     Lower is better in the popularity-bias view; the scorer is ``"neg_gini"``.
 
-    Parameters
-    ----------
-    recommended : array-like of int of shape (n_users, >= k)
-        Recommended item ids in rank order; ``-1`` is padding.
-    n_items : int
-        Size of the catalogue.
-    k : int, default=20
-        Cut-off.
+    {catalog_params}
 
     Returns
     -------
@@ -161,6 +173,7 @@ def _per_user_mean(rec, values):
 
 
 @validate_params(_POPULARITY_CONSTRAINTS, prefer_skip_nested_validation=True)
+@fill_doc(popularity_params=_POPULARITY_PARAMS_DOC)
 def average_popularity(recommended, item_popularity, *, k=20):
     """Average recommendation popularity (ARP) of the top-``k`` lists.
 
@@ -168,14 +181,7 @@ def average_popularity(recommended, item_popularity, *, k=20):
     (Abdollahpouri et al., 2019); users whose list is all padding are left out.
     Lower means less popularity bias; the scorer is ``"neg_average_popularity"``.
 
-    Parameters
-    ----------
-    recommended : array-like of int of shape (n_users, >= k)
-        Recommended item ids in rank order; ``-1`` is padding.
-    item_popularity : array-like of shape (n_items,)
-        Popularity of every item, e.g. its number of training interactions.
-    k : int, default=20
-        Cut-off.
+    {popularity_params}
 
     Returns
     -------
@@ -204,6 +210,7 @@ def _tail_mask(pop, head_fraction):
     {**_POPULARITY_CONSTRAINTS, "head_fraction": _HEAD_FRACTION},
     prefer_skip_nested_validation=True,
 )
+@fill_doc(popularity_params=_POPULARITY_PARAMS_DOC)
 def long_tail_share(recommended, item_popularity, *, k=20, head_fraction=0.2):
     """Average percentage of long-tail items (APLT) in the top-``k`` lists.
 
@@ -212,14 +219,7 @@ def long_tail_share(recommended, item_popularity, *, k=20, head_fraction=0.2):
     share of non-padding slots holding a long-tail item, averaged over users
     (Abdollahpouri et al., 2019). Higher means less popularity bias.
 
-    Parameters
-    ----------
-    recommended : array-like of int of shape (n_users, >= k)
-        Recommended item ids in rank order; ``-1`` is padding.
-    item_popularity : array-like of shape (n_items,)
-        Popularity of every item, e.g. its number of training interactions.
-    k : int, default=20
-        Cut-off.
+    {popularity_params}
     head_fraction : float, default=0.2
         Fraction of the catalogue, by popularity rank, that forms the head.
 

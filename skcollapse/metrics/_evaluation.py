@@ -32,9 +32,9 @@ from skcollapse.metrics._ranking import (
     _to_numpy,
 )
 from skcollapse.utils._interactions import IdVocabulary, check_interactions
+from skcollapse.utils._params import check_stored_params
 from skcollapse.utils._sklearn_compat import (
     int_sequence,
-    validate_parameter_constraints,
     validate_params,
 )
 from skcollapse.utils._warnings import warn_once
@@ -254,15 +254,23 @@ def _check_metric_name(metric, allowed):
         )
 
 
+def _check_metric_list(names, allowed, *, param, empty):
+    """Check a non-empty list of distinct metric names; ``empty`` ends the message."""
+    if not names:
+        raise ValueError(f"{param} {empty}")
+    for name in names:
+        _check_metric_name(name, allowed)
+    if len(set(names)) != len(names):
+        raise ValueError(f"{param} lists a name twice: {list(names)}.")
+
+
 def _scorer_metrics(metric):
     """Validate a scorer's metric: a name, or a list/tuple of names."""
     if isinstance(metric, (list, tuple)):
-        if not metric:
-            raise ValueError("metric is an empty list; name at least one metric.")
-        for name in metric:
-            _check_metric_name(name, _SCORER_NAMES)
-        if len(set(metric)) != len(metric):
-            raise ValueError(f"metric lists a name twice: {list(metric)}.")
+        _check_metric_list(
+            metric, _SCORER_NAMES, param="metric",
+            empty="is an empty list; name at least one metric.",
+        )
         return tuple(metric)
     _check_metric_name(metric, _SCORER_NAMES)
     return (metric,)
@@ -291,10 +299,7 @@ class RankingScorer:
         self.head_fraction = head_fraction
 
     def __call__(self, estimator, X, y=None):
-        params = {name: getattr(self, name) for name in self._parameter_constraints}
-        validate_parameter_constraints(
-            self._parameter_constraints, params, caller_name=type(self).__name__
-        )
+        check_stored_params(self)
         names = _scorer_metrics(self.metric)
         values = _rank_and_score(
             estimator, X, names, self.k, self.batch_size, self.head_fraction,
@@ -457,12 +462,10 @@ def evaluate_ranking(
     if isinstance(metrics, str):
         metrics = (metrics,)
     metrics = tuple(metrics)
-    if not metrics:
-        raise ValueError("metrics is empty; name at least one ranking metric.")
-    for name in metrics:
-        _check_metric_name(name, _METRIC_NAMES)
-    if len(set(metrics)) != len(metrics):
-        raise ValueError(f"metrics lists a name twice: {list(metrics)}.")
+    _check_metric_list(
+        metrics, _METRIC_NAMES, param="metrics",
+        empty="is empty; name at least one ranking metric.",
+    )
     if per_user:
         other = [name for name in metrics if name not in _ACCURACY]
         if other:

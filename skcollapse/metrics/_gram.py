@@ -26,6 +26,8 @@ import os
 
 import numpy as np
 
+from skcollapse.utils._docstrings import fill_doc
+
 #: Row-chunk size of the Gram route, in *elements*: 2**19 float64 numbers is a
 #: 4 MiB buffer, which stays in cache while BLAS multiplies it (see
 #: ``benchmarks/bench_metrics.py``; larger chunks were not faster, smaller ones
@@ -64,6 +66,16 @@ def _row_normalize_np(block):
     return np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)
 
 
+#: The Parameters entries both accumulators take.
+_ACCUMULATOR_PARAMS_DOC = """
+center : bool, default=False
+    Track the centered scatter instead of the raw Gram matrix.
+row_normalize : bool, default=False
+    L2-normalise each row before accumulating it.
+"""
+
+
+@fill_doc(accumulator_params=_ACCUMULATOR_PARAMS_DOC)
 class GramAccumulator:
     """Float64 second moments of a stream of row chunks (``partial_fit`` state).
 
@@ -76,10 +88,7 @@ class GramAccumulator:
     ----------
     n_features : int
         Number of columns.
-    center : bool, default=False
-        Track the centered scatter instead of the raw Gram matrix.
-    row_normalize : bool, default=False
-        L2-normalise each row before accumulating it.
+    {accumulator_params}
 
     Attributes
     ----------
@@ -339,6 +348,7 @@ def _torch_gram(E, *, center, row_normalize, chunk_rows):
 _TORCH_CHUNK_ROWS = 1 << 16
 
 
+@fill_doc(accumulator_params=_ACCUMULATOR_PARAMS_DOC)
 class TorchGramAccumulator:
     """:class:`GramAccumulator` of a stream of torch tensors, kept on their device.
 
@@ -350,10 +360,7 @@ class TorchGramAccumulator:
 
     Parameters
     ----------
-    center : bool, default=False
-        Track the centered scatter instead of the raw Gram matrix.
-    row_normalize : bool, default=False
-        L2-normalise each row before accumulating it.
+    {accumulator_params}
 
     Attributes
     ----------

@@ -27,10 +27,15 @@ from skcollapse.metrics._popularity import (
     popularity_counts,
 )
 from skcollapse.metrics._tables import find_embeddings_owner, get_embedding_tables
+from skcollapse.metrics._uniformity import (
+    _UNIFORMITY_CONSTRAINTS,
+    _logsumexp,
+    _pair_log_kernels,
+)
+from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
-    real_interval,
     validate_params,
 )
 
@@ -235,10 +240,7 @@ default=None
     {
         "embeddings": "no_validation",
         "popularity": "no_validation",
-        "t": [real_interval(0, None, closed="neither")],
-        "normalize": ["boolean"],
-        "max_samples": [int_interval(2, None, closed="left"), None],
-        "random_state": ["random_state"],
+        **_UNIFORMITY_CONSTRAINTS,
     },
     prefer_skip_nested_validation=True,
 )
@@ -327,25 +329,10 @@ def weighted_uniformity(
 
 def _weighted_log_mean(X, logc, t):
     """``log(sum_{i<j} w_ij exp(-t d_ij^2) / sum_{i<j} w_ij)``, ``w_ij = c_i c_j``."""
-    n = X.shape[0]
-    sq = (X * X).sum(1)
-    block = 2048
-    terms = []
-    for i in range(0, n, block):
-        Xi, sqi, li = X[i : i + block], sq[i : i + block], logc[i : i + block]
-        for j in range(i, n, block):
-            d2 = sqi[:, None] + sq[j : j + block][None, :] - 2.0 * (Xi @ X[j : j + block].T)
-            vals = -t * np.clip(d2, 0.0, None) + li[:, None] + logc[j : j + block][None, :]
-            if j == i:
-                vals = vals[np.triu_indices(vals.shape[0], k=1, m=vals.shape[1])]
-            else:
-                vals = vals.ravel()
-            if vals.size:
-                m = vals.max()
-                terms.append(m + np.log(np.exp(vals - m).sum()))
-    terms = np.asarray(terms)
-    m = terms.max()
-    log_num = m + np.log(np.exp(terms - m).sum())
+    terms = np.asarray(
+        [_logsumexp(vals, np) for vals in _pair_log_kernels(X, t, np, logc)]
+    )
+    log_num = _logsumexp(terms, np)
     c = np.exp(logc)
     # sum_{i<j} c_i c_j = ((sum c)^2 - sum c^2) / 2, in a stable form
     log_den = np.log(0.5 * (c.sum() ** 2 - (c * c).sum()))
@@ -353,6 +340,15 @@ def _weighted_log_mean(X, logc, t):
 
 
 # ------------------------------------------------------------------ all at once
+#: The ``estimator`` entry of the functions that read one table of a model.
+_ESTIMATOR_PARAM_DOC = """
+estimator : fitted estimator or array-like of shape (n_rows, n_features)
+    An estimator with ``get_embeddings()`` (a skcollapse model, or
+    :class:`skcollapse.adapters.EmbeddingTables` around a model trained
+    elsewhere), or one table.
+"""
+
+
 @validate_params(
     {
         "estimator": "no_validation",
@@ -362,6 +358,7 @@ def _weighted_log_mean(X, logc, t):
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(estimator_param=_ESTIMATOR_PARAM_DOC)
 def table_popularity(estimator, X=None, *, popularity=None, table="item"):
     """One embedding table and the popularity of each of its rows.
 
@@ -372,10 +369,7 @@ def table_popularity(estimator, X=None, *, popularity=None, table="item"):
 
     Parameters
     ----------
-    estimator : fitted estimator or array-like of shape (n_rows, n_features)
-        An estimator with ``get_embeddings()`` (a skcollapse model, or
-        :class:`skcollapse.adapters.EmbeddingTables` around a model trained
-        elsewhere), or one table.
+    {estimator_param}
     X : array-like of shape (n_interactions, 2), default=None
         Training ``(user, item)`` pairs.
     popularity : array-like of shape (n_rows,), default=None
@@ -470,6 +464,7 @@ def _other_table(obj, table):
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(estimator_param=_ESTIMATOR_PARAM_DOC)
 def popularity_collapse(
     estimator,
     X=None,
@@ -486,10 +481,7 @@ def popularity_collapse(
 
     Parameters
     ----------
-    estimator : fitted estimator or array-like of shape (n_rows, n_features)
-        An estimator with ``get_embeddings()`` (a skcollapse model, or
-        :class:`skcollapse.adapters.EmbeddingTables` around a model trained
-        elsewhere), or one table.
+    {estimator_param}
     X : array-like of shape (n_interactions, 2), default=None
         Training ``(user, item)`` pairs; popularity is counted from them
         (:func:`popularity_counts`, through the estimator's id vocabulary).

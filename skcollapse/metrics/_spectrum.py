@@ -218,6 +218,13 @@ def _max_rank(sigma, center, n_samples):
     return max(k, 1)
 
 
+def _per_max_rank(value, normalize, sigma, center, n_samples):
+    """``value``, divided by the largest attainable rank when ``normalize``."""
+    if normalize:
+        value /= _max_rank(sigma, center, n_samples)
+    return value
+
+
 def erank_from_spectrum(
     sigma, *, spectrum="sv", normalize=False, center=False, n_samples=None
 ):
@@ -229,33 +236,31 @@ def erank_from_spectrum(
         return 0.0
     p = values[values > 0] / total
     value = float(np.exp(-np.sum(p * np.log(p))))
-    if normalize:
-        value /= _max_rank(sigma, center, n_samples)
-    return value
+    return _per_max_rank(value, normalize, sigma, center, n_samples)
+
+
+def _relative_to_top(sigma, measure, normalize, center, n_samples):
+    """``measure(sigma, max(sigma))`` (0.0 for an all-zero spectrum)."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    top = sigma.max() if sigma.size else 0.0
+    if not top > 0:
+        return 0.0
+    value = float(measure(sigma, top))
+    return _per_max_rank(value, normalize, sigma, center, n_samples)
 
 
 def ia_from_spectrum(sigma, *, normalize=False, center=False, n_samples=None):
     """Information abundance ``sum(sigma) / max(sigma)`` (0.0 for all-zero)."""
-    sigma = np.asarray(sigma, dtype=np.float64)
-    top = sigma.max() if sigma.size else 0.0
-    if not top > 0:
-        return 0.0
-    value = float(sigma.sum() / top)
-    if normalize:
-        value /= _max_rank(sigma, center, n_samples)
-    return value
+    return _relative_to_top(
+        sigma, lambda s, top: s.sum() / top, normalize, center, n_samples
+    )
 
 
 def stable_rank_from_spectrum(sigma, *, normalize=False, center=False, n_samples=None):
     """Stable rank ``sum(sigma**2) / max(sigma)**2`` (0.0 for all-zero)."""
-    sigma = np.asarray(sigma, dtype=np.float64)
-    top = sigma.max() if sigma.size else 0.0
-    if not top > 0:
-        return 0.0
-    value = float(np.sum((sigma / top) ** 2))
-    if normalize:
-        value /= _max_rank(sigma, center, n_samples)
-    return value
+    return _relative_to_top(
+        sigma, lambda s, top: np.sum((s / top) ** 2), normalize, center, n_samples
+    )
 
 
 def condition_number_from_spectrum(sigma, *, normalize=False, center=False,

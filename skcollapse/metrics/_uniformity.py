@@ -118,14 +118,17 @@ def _dask_alignment(X, Y, alpha, normalize):
     return float(value)
 
 
+#: The constraints of the uniformity parameters (also of ``weighted_uniformity``).
+_UNIFORMITY_CONSTRAINTS = {
+    "t": [real_interval(0, None, closed="neither")],
+    "normalize": ["boolean"],
+    "max_samples": [int_interval(2, None, closed="left"), None],
+    "random_state": ["random_state"],
+}
+
+
 @validate_params(
-    {
-        "embeddings": "no_validation",
-        "t": [real_interval(0, None, closed="neither")],
-        "normalize": ["boolean"],
-        "max_samples": [int_interval(2, None, closed="left"), None],
-        "random_state": ["random_state"],
-    },
+    {"embeddings": "no_validation", **_UNIFORMITY_CONSTRAINTS},
     prefer_skip_nested_validation=True,
 )
 def uniformity(embeddings, *, t=2.0, normalize=True, max_samples=10_000,
@@ -201,18 +204,25 @@ def _uniformity_single(embeddings, *, t, normalize, max_samples, random_state):
     return _uniformity_blocks(X, t, np)
 
 
-def _uniformity_blocks(X, t, xp):
-    """``log mean_{i<j} exp(-t d_ij^2)`` over row blocks with a running log-sum-exp."""
+def _pair_log_kernels(X, t, xp, log_weights=None):
+    """``-t d_ij^2`` of the row pairs ``i < j`` of ``X``, one block of pairs at a time.
+
+    Each item is a flat array (or tensor) of one block of 2048 x 2048 rows
+    (the strict upper triangle of a diagonal block). With ``log_weights``,
+    ``log w_i + log w_j`` is added to every pair's value.
+    """
     n = X.shape[0]
     sq = (X * X).sum(1)
     block = 2048
-    log_terms = []
     for i in range(0, n, block):
         Xi, sqi = X[i : i + block], sq[i : i + block]
         for j in range(i, n, block):
             d2 = sqi[:, None] + sq[j : j + block][None, :] - 2.0 * (Xi @ X[j : j + block].T)
             d2 = d2.clip(0.0, None) if xp is np else d2.clamp_min(0.0)
             vals = -t * d2
+            if log_weights is not None:
+                vals = (vals + log_weights[i : i + block][:, None]
+                        + log_weights[j : j + block][None, :])
             if j == i:  # strict upper triangle only
                 rows, cols = vals.shape
                 mask = np.triu(np.ones((rows, cols), dtype=bool), k=1)
@@ -222,7 +232,13 @@ def _uniformity_blocks(X, t, xp):
             else:
                 vals = vals.reshape(-1)
             if vals.shape[0]:
-                log_terms.append(float(_logsumexp(vals, xp)))
+                yield vals
+
+
+def _uniformity_blocks(X, t, xp):
+    """``log mean_{i<j} exp(-t d_ij^2)`` over row blocks with a running log-sum-exp."""
+    n = X.shape[0]
+    log_terms = [float(_logsumexp(vals, xp)) for vals in _pair_log_kernels(X, t, xp)]
     total = _logsumexp(np.asarray(log_terms), np)
     return float(total - np.log(n * (n - 1) / 2.0))
 

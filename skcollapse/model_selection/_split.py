@@ -24,11 +24,11 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state, indexable
 
 from skcollapse.utils._interactions import check_interactions
+from skcollapse.utils._params import check_stored_params
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
     real_interval,
-    validate_parameter_constraints,
     validate_params,
 )
 
@@ -147,11 +147,7 @@ class _InteractionSplitter(BaseCrossValidator):
     _parameter_constraints: ClassVar[dict] = {}
 
     def _validate_params(self):
-        validate_parameter_constraints(
-            self._parameter_constraints,
-            {name: getattr(self, name) for name in self._parameter_constraints},
-            caller_name=type(self).__name__,
-        )
+        check_stored_params(self)
 
     def split(self, X, y=None, groups=None):
         """Generate ``(train_index, test_index)`` pairs.

@@ -169,6 +169,20 @@ class CTRModel(nn.Module):
         return MLPBlock(hidden_units[0], hidden_units[1:], dropout=dropout,
                         batch_norm=batch_norm, output_layer=True)
 
+    def _build_mlp(self, hidden_units, dropout, batch_norm):
+        """``set_blocks``: per set ``flatten -> MLP(h0)``; ``head``: ``MLP(h1..) -> logit``.
+
+        The deep part of DNN, DeepFM and xDeepFM.
+        """
+        units = _as_units(hidden_units)
+        d = self.n_fields * self.embedding_dim
+        self.set_blocks = nn.ModuleList(
+            nn.Sequential(_Flatten(), MLPBlock(d, units[:1], dropout=dropout,
+                                               batch_norm=batch_norm))
+            for _ in range(self.n_embedding_sets)
+        )
+        self.head = self._shared_head(units, dropout, batch_norm)
+
 
 class _Flatten(nn.Module):
     def forward(self, e):
@@ -208,14 +222,7 @@ class DNN(CTRModel):
                  hidden_units=MLP_HIDDEN_UNITS, dropout=MLP_DROPOUT,
                  batch_norm=MLP_BATCH_NORM):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
-        units = _as_units(hidden_units)
-        d = self.n_fields * self.embedding_dim
-        self.set_blocks = nn.ModuleList(
-            nn.Sequential(_Flatten(), MLPBlock(d, units[:1], dropout=dropout,
-                                               batch_norm=batch_norm))
-            for _ in range(self.n_embedding_sets)
-        )
-        self.head = self._shared_head(units, dropout, batch_norm)
+        self._build_mlp(hidden_units, dropout, batch_norm)
 
 
 class _ProductSet(nn.Module):
@@ -387,16 +394,9 @@ class DeepFM(CTRModel):
                  hidden_units=MLP_HIDDEN_UNITS, dropout=MLP_DROPOUT,
                  batch_norm=MLP_BATCH_NORM):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
-        units = _as_units(hidden_units)
-        d = self.n_fields * self.embedding_dim
         self.linear = FieldLinear(field_dims)
         self.fm = FMInteraction(reduce_sum=True)
-        self.set_blocks = nn.ModuleList(
-            nn.Sequential(_Flatten(), MLPBlock(d, units[:1], dropout=dropout,
-                                               batch_norm=batch_norm))
-            for _ in range(self.n_embedding_sets)
-        )
-        self.head = self._shared_head(units, dropout, batch_norm)
+        self._build_mlp(hidden_units, dropout, batch_norm)
 
     def fm_logit(self, x, embeddings):
         """The FM component ``(batch,)``: first-order term + mean over sets of
@@ -434,19 +434,12 @@ class XDeepFM(CTRModel):
                  cin_layer_sizes=(16, 16), hidden_units=MLP_HIDDEN_UNITS,
                  dropout=MLP_DROPOUT, batch_norm=MLP_BATCH_NORM, split_half=False):
         super().__init__(field_dims, embedding_dim, n_embedding_sets)
-        units = _as_units(hidden_units)
-        d = self.n_fields * self.embedding_dim
         self.cins = nn.ModuleList(
             CIN(self.n_fields, cin_layer_sizes, split_half=split_half)
             for _ in range(self.n_embedding_sets)
         )
         self.cin_out = nn.Linear(self.cins[0].output_dim, 1)
-        self.set_blocks = nn.ModuleList(
-            nn.Sequential(_Flatten(), MLPBlock(d, units[:1], dropout=dropout,
-                                               batch_norm=batch_norm))
-            for _ in range(self.n_embedding_sets)
-        )
-        self.head = self._shared_head(units, dropout, batch_norm)
+        self._build_mlp(hidden_units, dropout, batch_norm)
 
     def forward_embedded(self, x, embeddings):
         cin = [c(embeddings[m]) for m, c in enumerate(self.cins)]

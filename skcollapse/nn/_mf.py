@@ -23,10 +23,8 @@ class MatrixFactorization(CFEncoder):
 
     Parameters
     ----------
-    n_users : int
-        Number of user rows.
-    n_items : int
-        Number of item rows.
+    n_users, n_items : int
+        As in :class:`CFEncoder`.
     embedding_dim : int, default=64
         Width of both tables.
     sparse : bool, default=False

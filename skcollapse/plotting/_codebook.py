@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from skcollapse.plotting._base import estimator_name, get_axes
+from skcollapse.plotting._base import display_doc, estimator_name, get_axes
 from skcollapse.utils._sklearn_compat import StrOptions, validate_params
 
 __all__ = ["CodeUsageDisplay"]
 
 
+@display_doc
 class CodeUsageDisplay:
     """Code counts per codebook level, sorted from the most used code down.
 
@@ -33,8 +34,7 @@ class CodeUsageDisplay:
     ----------
     lines_ : list of matplotlib Line2D
         One line per level.
-    ax_ : matplotlib Axes
-    figure_ : matplotlib Figure
+    {drawn_attributes}
 
     See Also
     --------
@@ -42,8 +42,6 @@ class CodeUsageDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> import numpy as np
     >>> from skcollapse.plotting import CodeUsageDisplay
     >>> codes = np.array([[0, 1], [1, 1], [2, 1], [3, 1]])
@@ -73,9 +71,7 @@ class CodeUsageDisplay:
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.plot` for every level.
 
-        Returns
-        -------
-        display : CodeUsageDisplay
+        {returns}
         """
         counts = [np.asarray(c) for c in self.counts]
         if not counts or any(c.ndim != 1 or c.size == 0 for c in counts):
@@ -118,14 +114,9 @@ class CodeUsageDisplay:
             ``K``, the codes per level.
         name : str, default=None
             Title of the plot.
-        ax : matplotlib Axes, default=None
-            Axes to draw on.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {draw_params}
 
-        Returns
-        -------
-        display : CodeUsageDisplay
+        {returns}
         """
         from skcollapse.utils._validation import check_codes
 
@@ -150,14 +141,9 @@ class CodeUsageDisplay:
             Item embeddings.
         name : str, default=None
             Title of the plot; the class name by default.
-        ax : matplotlib Axes, default=None
-            Axes to draw on.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {draw_params}
 
-        Returns
-        -------
-        display : CodeUsageDisplay
+        {returns}
         """
         for attr in ("transform", "n_levels", "codebook_size"):
             if not hasattr(quantizer, attr):

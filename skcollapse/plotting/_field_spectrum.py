@@ -14,7 +14,10 @@ from skcollapse.metrics import (
 )
 from skcollapse.plotting._base import (
     check_matplotlib_support,
+    check_nonempty_mapping,
+    display_doc,
     estimator_name,
+    panel_axes,
     to_numpy,
 )
 from skcollapse.utils._sklearn_compat import StrOptions, real_interval, validate_params
@@ -65,6 +68,7 @@ def _group_tables(tables: dict, sets: str) -> dict:
     return rows
 
 
+@display_doc
 class FieldSpectrumDisplay:
     """Heatmap of each field's normalised singular values, with IA per field.
 
@@ -115,8 +119,6 @@ class FieldSpectrumDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> import numpy as np
     >>> from skcollapse.plotting import FieldSpectrumDisplay
     >>> rng = np.random.default_rng(0)
@@ -195,9 +197,7 @@ class FieldSpectrumDisplay:
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.imshow`.
 
-        Returns
-        -------
-        display : FieldSpectrumDisplay
+        {returns}
         """
         plt = check_matplotlib_support("FieldSpectrumDisplay.plot")
         from matplotlib.colors import LogNorm
@@ -209,25 +209,15 @@ class FieldSpectrumDisplay:
             smallest = min((p.min() for p in positive if p.size), default=1e-3)
             vmin = float(np.clip(smallest, 1e-4, 0.1))
         panels = list(self.singular_values)
-        if ax is None:
-            n_fields = max(len(f) for f in self.singular_values.values())
-            fig, axes = plt.subplots(
-                1,
-                len(panels),
-                figsize=(4.2 * len(panels) + 1.5, 1.2 + 0.32 * max(n_fields, 4)),
-                squeeze=False,
-                layout="constrained",
-            )
-            axes = axes.ravel()
-        else:
-            axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
-            if axes.size != len(panels):
-                raise ValueError(
-                    f"ax holds {axes.size} axes but there are {len(panels)} panels."
-                )
-            if not all(hasattr(a, "imshow") for a in axes):
-                raise TypeError("ax must be a matplotlib Axes or an array of Axes.")
-            fig = axes[0].figure
+        n_fields = max(len(f) for f in self.singular_values.values())
+        fig, axes = panel_axes(
+            ax, len(panels), "FieldSpectrumDisplay.plot",
+            figsize=(4.2 * len(panels) + 1.5, 1.2 + 0.32 * max(n_fields, 4)),
+            layout="constrained",
+            message=f"ax holds {{got}} axes but there are {len(panels)} panels.",
+        )
+        if ax is not None and not all(hasattr(a, "imshow") for a in axes):
+            raise TypeError("ax must be a matplotlib Axes or an array of Axes.")
         norm = LogNorm(vmin=vmin, vmax=1.0, clip=True)
         cmap_obj = plt.get_cmap(cmap).with_extremes(bad="white")
         self.images_ = []
@@ -303,14 +293,9 @@ class FieldSpectrumDisplay:
         order : {"cardinality"} or None, default="cardinality"
             Sort fields by number of categories (as Guo et al. do), or keep the
             given order.
-        ax : matplotlib Axes, default=None
-            Axes to draw on.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {draw_params}
 
-        Returns
-        -------
-        display : FieldSpectrumDisplay
+        {returns}
         """
         return cls.from_embeddings_dict(
             {name: embeddings},
@@ -346,14 +331,12 @@ class FieldSpectrumDisplay:
 
         Parameters are as in :meth:`from_embeddings`.
 
-        Returns
-        -------
-        display : FieldSpectrumDisplay
+        {returns}
         """
-        if not isinstance(panels, Mapping) or not panels:
-            raise ValueError(
-                "panels must be a non-empty dict of name -> dict of tables."
-            )
+        check_nonempty_mapping(
+            panels, "panels must be a non-empty dict of name -> dict of tables.",
+            ValueError,
+        )
         sigmas, ias = {}, {}
         for panel, tables in panels.items():
             if not isinstance(tables, Mapping) or not tables:
@@ -385,9 +368,7 @@ class FieldSpectrumDisplay:
         **kwargs : dict
             Passed to :meth:`from_embeddings` (``sets``, ``row_normalize``, ...).
 
-        Returns
-        -------
-        display : FieldSpectrumDisplay
+        {returns}
         """
         return cls.from_estimators(
             {name or estimator_name(estimator): estimator},
@@ -413,14 +394,12 @@ class FieldSpectrumDisplay:
         **kwargs : dict
             Passed to :meth:`from_embeddings` (``sets``, ``row_normalize``, ...).
 
-        Returns
-        -------
-        display : FieldSpectrumDisplay
+        {returns}
         """
-        if not isinstance(estimators, Mapping) or not estimators:
-            raise TypeError(
-                "estimators must be a non-empty dict of panel name -> fitted estimator."
-            )
+        check_nonempty_mapping(
+            estimators,
+            "estimators must be a non-empty dict of panel name -> fitted estimator.",
+        )
         panels = {}
         wanted = [tables] if isinstance(tables, str) else tables
         for panel, est in estimators.items():

@@ -7,7 +7,13 @@ from numbers import Integral
 import numpy as np
 
 from skcollapse.metrics import recommendation_frequency
-from skcollapse.plotting._base import as_1d_float, estimator_name, get_axes
+from skcollapse.plotting._base import (
+    DRAW_CONSTRAINTS,
+    as_1d_float,
+    display_doc,
+    estimator_name,
+    get_axes,
+)
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
@@ -46,6 +52,16 @@ def binned_frequency(popularity_rank, counts, n_bins=20):
     return np.asarray(ranks), np.asarray(means)
 
 
+#: the parameters of the top lists counted (``from_scores`` and ``from_estimator``)
+_TOP_LIST_CONSTRAINTS = {
+    "X": "no_validation",
+    "n": [int_interval(1, None, closed="left")],
+    "popularity": "no_validation",
+    "users": "no_validation",
+    "filter_already_liked_items": ["boolean"],
+}
+
+@display_doc
 class RecommendationFrequencyDisplay:
     """How many users' top-``n`` lists hold each item, by its popularity rank.
 
@@ -89,8 +105,7 @@ class RecommendationFrequencyDisplay:
         Popularity rank of the most recommended item (ties: the most popular).
     binned_peak_rank_ : float
         Mean rank of the bin with the largest mean count.
-    ax_ : matplotlib Axes
-    figure_ : matplotlib Figure
+    {drawn_attributes}
 
     See Also
     --------
@@ -104,8 +119,6 @@ class RecommendationFrequencyDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> import numpy as np
     >>> from skcollapse.plotting import RecommendationFrequencyDisplay
     >>> pop = np.arange(20, 0, -1).astype(float)     # item 0 most popular
@@ -174,9 +187,7 @@ class RecommendationFrequencyDisplay:
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.scatter`.
 
-        Returns
-        -------
-        display : RecommendationFrequencyDisplay
+        {returns}
         """
         counts, rank = self._check_data()
         fig, ax = get_axes(ax, "RecommendationFrequencyDisplay.plot")
@@ -218,14 +229,9 @@ class RecommendationFrequencyDisplay:
     @validate_params(
         {
             "scores": "no_validation",
-            "X": "no_validation",
-            "n": [int_interval(1, None, closed="left")],
-            "popularity": "no_validation",
-            "users": "no_validation",
-            "filter_already_liked_items": ["boolean"],
+            **_TOP_LIST_CONSTRAINTS,
             "n_factors": [int_interval(1, None, closed="left"), None],
-            "name": "no_validation",
-            "ax": "no_validation",
+            **DRAW_CONSTRAINTS,
         },
         prefer_skip_nested_validation=False,  # plot(**kwargs) checks its own
     )
@@ -253,14 +259,9 @@ class RecommendationFrequencyDisplay:
             Embedding dimension to mark (e.g. the rank of the factorisation).
         name : str, default=None
             Title.
-        ax : matplotlib Axes, default=None
-            Axes to draw on.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {draw_params}
 
-        Returns
-        -------
-        display : RecommendationFrequencyDisplay
+        {returns}
         """
         res = recommendation_frequency(
             scores, X, n=n, popularity=popularity, users=users,
@@ -274,15 +275,10 @@ class RecommendationFrequencyDisplay:
     @validate_params(
         {
             "estimator": "no_validation",
-            "X": "no_validation",
-            "n": [int_interval(1, None, closed="left")],
-            "popularity": "no_validation",
-            "users": "no_validation",
-            "filter_already_liked_items": ["boolean"],
+            **_TOP_LIST_CONSTRAINTS,
             "n_factors": [StrOptions({"auto"}), int_interval(1, None, closed="left"),
                           None],
-            "name": "no_validation",
-            "ax": "no_validation",
+            **DRAW_CONSTRAINTS,
         },
         prefer_skip_nested_validation=False,
     )
@@ -314,14 +310,9 @@ class RecommendationFrequencyDisplay:
             estimator has none).
         name : str, default=None
             Title; ``"<EstimatorClass>, top <n>"`` by default.
-        ax : matplotlib Axes, default=None
-            Axes to draw on.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {draw_params}
 
-        Returns
-        -------
-        display : RecommendationFrequencyDisplay
+        {returns}
         """
         if not callable(getattr(estimator, "recommend", None)) or not hasattr(
             estimator, "n_items_"

@@ -16,7 +16,13 @@ from skcollapse.metrics import (
     get_collapse_metric_names,
     metric_of_column,
 )
-from skcollapse.plotting._base import check_matplotlib_support, estimator_name
+from skcollapse.plotting._base import (
+    check_matplotlib_support,
+    check_nonempty_mapping,
+    display_doc,
+    estimator_name,
+    panel_axes,
+)
 from skcollapse.utils._sklearn_compat import StrOptions, validate_params
 
 __all__ = ["CollapseHistoryDisplay", "metric_of_column"]
@@ -106,6 +112,7 @@ def _extract(rows, columns, *, name):
     return epochs, values
 
 
+@display_doc
 class CollapseHistoryDisplay:
     """Effective rank and information abundance over epochs, one line per run.
 
@@ -139,8 +146,6 @@ class CollapseHistoryDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from skcollapse.plotting import CollapseHistoryDisplay
     >>> history = [{"epoch": 1, "item_erank": 20.0}, {"epoch": 2, "item_erank": 12.5}]
     >>> disp = CollapseHistoryDisplay.from_history(history, name="MF")
@@ -191,9 +196,7 @@ class CollapseHistoryDisplay:
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.plot`.
 
-        Returns
-        -------
-        display : CollapseHistoryDisplay
+        {returns}
         """
         plt = check_matplotlib_support("CollapseHistoryDisplay.plot")
         self._check_data()
@@ -205,23 +208,12 @@ class CollapseHistoryDisplay:
                     metrics.append(metric)
         order = _axes_order()
         metrics.sort(key=order.index)
-        if ax is None:
-            fig, axes = plt.subplots(
-                1,
-                len(metrics),
-                figsize=(5.2 * len(metrics), 3.8),
-                squeeze=False,
-                layout="constrained",
-            )
-            axes = axes.ravel()
-        else:
-            axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
-            if axes.size != len(metrics):
-                raise ValueError(
-                    f"ax holds {axes.size} axes but {len(metrics)} metrics are "
-                    f"plotted ({metrics})."
-                )
-            fig = axes[0].figure
+        fig, axes = panel_axes(
+            ax, len(metrics), "CollapseHistoryDisplay.plot",
+            figsize=(5.2 * len(metrics), 3.8), layout="constrained",
+            message=f"ax holds {{got}} axes but {len(metrics)} metrics are plotted "
+            f"({metrics}).",
+        )
         by_metric = dict(zip(metrics, axes, strict=True))
         colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
         styles = ["-", "--", ":", "-."]
@@ -295,9 +287,7 @@ class CollapseHistoryDisplay:
         **kwargs : dict
             Passed to :meth:`plot`.
 
-        Returns
-        -------
-        display : CollapseHistoryDisplay
+        {returns}
         """
         return cls.from_histories({name: history}, columns=columns, ax=ax, **kwargs)
 
@@ -307,14 +297,11 @@ class CollapseHistoryDisplay:
 
         Parameters are as in :meth:`from_history`.
 
-        Returns
-        -------
-        display : CollapseHistoryDisplay
+        {returns}
         """
-        if not isinstance(histories, Mapping) or not histories:
-            raise TypeError(
-                "histories must be a non-empty dict of run name -> history."
-            )
+        check_nonempty_mapping(
+            histories, "histories must be a non-empty dict of run name -> history."
+        )
         epochs, values = {}, {}
         for run, history in histories.items():
             label = f"history of run {run!r}"
@@ -336,9 +323,7 @@ class CollapseHistoryDisplay:
         columns, ax, **kwargs
             As in :meth:`from_history`.
 
-        Returns
-        -------
-        display : CollapseHistoryDisplay
+        {returns}
         """
         return cls.from_histories(
             {name or estimator_name(estimator): estimator},
@@ -351,8 +336,6 @@ class CollapseHistoryDisplay:
     def from_estimators(cls, estimators, *, columns=None, ax=None, **kwargs):
         """Plot several fitted nets, one colour per run: ``{run name: net}``.
 
-        Returns
-        -------
-        display : CollapseHistoryDisplay
+        {returns}
         """
         return cls.from_histories(estimators, columns=columns, ax=ax, **kwargs)

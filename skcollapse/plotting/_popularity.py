@@ -12,7 +12,11 @@ from skcollapse.metrics import (
     table_popularity,
 )
 from skcollapse.plotting._base import (
+    DRAW_CONSTRAINTS,
+    TABLE_POPULARITY_CONSTRAINTS,
     as_1d_float,
+    display_doc,
+    drawn_rows,
     estimator_name,
     get_axes,
     to_numpy,
@@ -42,6 +46,7 @@ def _row_norms(embeddings, rows):
 _BUCKET_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9")
 
 
+@display_doc
 class PopularityCollapseDisplay:
     """Each row's norm against its popularity, coloured by popularity bucket.
 
@@ -75,8 +80,7 @@ class PopularityCollapseDisplay:
     ----------
     scatters_ : list of matplotlib PathCollection
         One scatter per bucket.
-    ax_ : matplotlib Axes
-    figure_ : matplotlib Figure
+    {drawn_attributes}
 
     See Also
     --------
@@ -84,8 +88,6 @@ class PopularityCollapseDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> import numpy as np
     >>> from skcollapse.plotting import PopularityCollapseDisplay
     >>> rng = np.random.default_rng(0)
@@ -149,9 +151,7 @@ class PopularityCollapseDisplay:
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.scatter` for every bucket.
 
-        Returns
-        -------
-        display : PopularityCollapseDisplay
+        {returns}
         """
         pop, norms, buckets = self._check_data()
         fig, ax = get_axes(ax, "PopularityCollapseDisplay.plot")
@@ -196,8 +196,7 @@ class PopularityCollapseDisplay:
             "by": [StrOptions({"items", "interactions"})],
             "max_points": [int_interval(1, None, closed="left"), None],
             "random_state": ["random_state"],
-            "name": "no_validation",
-            "ax": "no_validation",
+            **DRAW_CONSTRAINTS,
         },
         prefer_skip_nested_validation=False,  # plot(**kwargs) checks its own
     )
@@ -234,14 +233,9 @@ class PopularityCollapseDisplay:
             Controls the drawn subset.
         name : str, default=None
             Title.
-        ax : matplotlib Axes, default=None
-            Axes to draw on.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {draw_params}
 
-        Returns
-        -------
-        display : PopularityCollapseDisplay
+        {returns}
         """
         # the metrics validate the table, the counts and the edges
         metrics = popularity_bucket_metrics(
@@ -251,14 +245,7 @@ class PopularityCollapseDisplay:
         align = popularity_alignment(embeddings, popularity)
         buckets = popularity_buckets(popularity, bucket_edges=bucket_edges, by=by)
         pop = as_1d_float(to_numpy(popularity), name="popularity")
-        n = pop.shape[0]
-        keep = np.arange(n)
-        if max_points is not None and n > max_points:
-            from sklearn.utils import check_random_state
-
-            keep = np.sort(
-                check_random_state(random_state).choice(n, max_points, replace=False)
-            )
+        keep = drawn_rows(pop.shape[0], max_points, random_state)
         norms = _row_norms(embeddings, keep)
         pop, buckets = pop[keep], buckets[keep]
         disp = cls(
@@ -268,17 +255,7 @@ class PopularityCollapseDisplay:
         return disp.plot(ax=ax, **kwargs)
 
     @classmethod
-    @validate_params(
-        {
-            "estimator": "no_validation",
-            "X": "no_validation",
-            "table": [str],
-            "popularity": "no_validation",
-            "name": "no_validation",
-            "ax": "no_validation",
-        },
-        prefer_skip_nested_validation=False,
-    )
+    @validate_params(TABLE_POPULARITY_CONSTRAINTS, prefer_skip_nested_validation=False)
     def from_estimator(
         cls, estimator, X=None, *, table="item", popularity=None, name=None, ax=None,
         **kwargs,
@@ -307,9 +284,7 @@ class PopularityCollapseDisplay:
             Passed to :meth:`from_embeddings` (``bucket_edges``, ``by``,
             ``max_points``, ...).
 
-        Returns
-        -------
-        display : PopularityCollapseDisplay
+        {returns}
         """
         if not callable(getattr(estimator, "get_embeddings", None)):
             raise TypeError(

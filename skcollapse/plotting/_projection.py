@@ -6,7 +6,11 @@ import numpy as np
 
 from skcollapse.metrics import get_embedding_tables
 from skcollapse.plotting._base import (
+    DRAW_CONSTRAINTS,
+    TABLE_POPULARITY_CONSTRAINTS,
     as_1d_float,
+    display_doc,
+    drawn_rows,
     estimator_name,
     get_axes,
     to_numpy,
@@ -91,6 +95,7 @@ def popularity_from_interactions(X, n_rows, *, column):
     return np.bincount(ids, minlength=n_rows).astype(np.float64)
 
 
+@display_doc
 class EmbeddingProjectionDisplay:
     """Scatter of an embedding table projected on its two principal axes.
 
@@ -119,13 +124,10 @@ class EmbeddingProjectionDisplay:
         The points.
     colorbar_ : matplotlib Colorbar or None
         Popularity colour bar.
-    ax_ : matplotlib Axes
-    figure_ : matplotlib Figure
+    {drawn_attributes}
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> import numpy as np
     >>> from skcollapse.plotting import EmbeddingProjectionDisplay
     >>> rng = np.random.default_rng(0)
@@ -160,9 +162,7 @@ class EmbeddingProjectionDisplay:
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.scatter`.
 
-        Returns
-        -------
-        display : EmbeddingProjectionDisplay
+        {returns}
         """
         projection = np.asarray(self.projection, dtype=np.float64)
         if projection.ndim != 2 or projection.shape[1] != 2 or projection.shape[0] == 0:
@@ -223,8 +223,7 @@ class EmbeddingProjectionDisplay:
             "row_normalize": ["boolean"],
             "max_points": [int_interval(1, None, closed="left"), None],
             "random_state": ["random_state"],
-            "name": "no_validation",
-            "ax": "no_validation",
+            **DRAW_CONSTRAINTS,
         },
         prefer_skip_nested_validation=False,  # plot(**kwargs) checks its own
     )
@@ -261,14 +260,9 @@ class EmbeddingProjectionDisplay:
             Controls the subsample.
         name : str, default=None
             Title.
-        ax : matplotlib Axes, default=None
-            Axes to draw on.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {draw_params}
 
-        Returns
-        -------
-        display : EmbeddingProjectionDisplay
+        {returns}
         """
         E, kind = check_embedding_matrix(to_numpy(embeddings))
         if kind == "dask":
@@ -282,14 +276,8 @@ class EmbeddingProjectionDisplay:
                     f"{n} rows."
                 )
         projection, ratio = _pca_2d(E, center=center, row_normalize=row_normalize)
-        if max_points is not None and n > max_points:
-            from sklearn.utils import check_random_state
-
-            keep = np.sort(
-                check_random_state(random_state).choice(
-                    n, size=max_points, replace=False
-                )
-            )
+        keep = drawn_rows(n, max_points, random_state)
+        if keep.size < n:
             projection = projection[keep]
             if popularity is not None:
                 popularity = popularity[keep]
@@ -302,17 +290,7 @@ class EmbeddingProjectionDisplay:
         return disp.plot(ax=ax, **kwargs)
 
     @classmethod
-    @validate_params(
-        {
-            "estimator": "no_validation",
-            "X": "no_validation",
-            "table": [str],
-            "popularity": "no_validation",
-            "name": "no_validation",
-            "ax": "no_validation",
-        },
-        prefer_skip_nested_validation=False,
-    )
+    @validate_params(TABLE_POPULARITY_CONSTRAINTS, prefer_skip_nested_validation=False)
     def from_estimator(
         cls,
         estimator,
@@ -345,9 +323,7 @@ class EmbeddingProjectionDisplay:
         **kwargs : dict
             Passed to :meth:`from_embeddings` (``center``, ``max_points``, ...).
 
-        Returns
-        -------
-        display : EmbeddingProjectionDisplay
+        {returns}
         """
         E = get_embedding_tables(estimator, table)
         if popularity is None and X is not None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 
-from skcollapse.plotting._base import check_matplotlib_support
+from skcollapse.plotting._base import panel_axes
 
 
 def _summarize(table, column):
@@ -59,8 +58,6 @@ class ScalingDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> import pandas as pd
     >>> from skcollapse.plotting import ScalingDisplay
     >>> se = pd.DataFrame({"scale": [1, 1, 2, 2], "test_roc_auc": [.70, .71, .69, .70],
@@ -133,17 +130,11 @@ class ScalingDisplay:
         -------
         ScalingDisplay
         """
-        plt = check_matplotlib_support("ScalingDisplay.plot")
         n_panels = 1 if self.ia is None else 2
-        if ax is None:
-            fig, axes = plt.subplots(1, n_panels, figsize=(4.5 * n_panels, 3.5),
-                                     squeeze=False)
-            axes = axes[0]
-        else:
-            axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
-            if axes.size != n_panels:
-                raise ValueError(f"ax must hold {n_panels} axes, got {axes.size}.")
-            fig = axes[0].figure
+        fig, axes = panel_axes(
+            ax, n_panels, "ScalingDisplay.plot", figsize=(4.5 * n_panels, 3.5),
+            message=f"ax must hold {n_panels} axes, got {{got}}.",
+        )
         self.lines_ = {}
         for label, summary in self.summaries.items():
             drawn = []

@@ -14,6 +14,7 @@ from skcollapse.metrics import (
 )
 from skcollapse.plotting._base import (
     as_1d_float,
+    display_doc,
     estimator_name,
     get_axes,
     to_numpy,
@@ -73,6 +74,7 @@ def _spectrum_and_metrics(table, *, center, row_normalize):
     ))
 
 
+@display_doc
 class SpectrumDisplay:
     """Normalised singular spectra of embedding tables, with erank and IA.
 
@@ -121,8 +123,6 @@ class SpectrumDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> import numpy as np
     >>> from skcollapse.plotting import SpectrumDisplay
     >>> rng = np.random.default_rng(0)
@@ -191,9 +191,7 @@ class SpectrumDisplay:
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.plot` for every line.
 
-        Returns
-        -------
-        display : SpectrumDisplay
+        {returns}
             The object, with ``lines_``, ``ax_`` and ``figure_`` set.
         """
         self._check_data()
@@ -263,14 +261,9 @@ class SpectrumDisplay:
             Subtract the column mean first.
         row_normalize : bool, default=False
             L2-normalise rows first.
-        ax : matplotlib Axes, default=None
-            Axes to draw on.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {draw_params}
 
-        Returns
-        -------
-        display : SpectrumDisplay
+        {returns}
         """
         tables = _named_tables(embeddings, names)
         sigmas, eranks, ias = [], [], []
@@ -316,18 +309,11 @@ class SpectrumDisplay:
         name : str or list of str, default=None
             Label of the estimator (or one per estimator in a list); the class
             name by default. Ignored for a dict, whose keys are the names.
-        center : bool, default=False
-            Subtract the column mean first.
-        row_normalize : bool, default=False
-            L2-normalise rows first.
-        ax : matplotlib Axes, default=None
-            Axes to draw on.
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        center, row_normalize : bool, default=False
+            As in :meth:`from_embeddings`.
+        {draw_params}
 
-        Returns
-        -------
-        display : SpectrumDisplay
+        {returns}
         """
         if isinstance(estimator, Mapping):
             if not estimator:

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from skcollapse.metrics import embedding_set_diversity, sub_embedding_ia
-from skcollapse.plotting._base import check_matplotlib_support, estimator_name
+from skcollapse.plotting._base import (
+    check_matplotlib_support,
+    display_doc,
+    estimator_name,
+    panel_axes,
+)
 
 
 def _as_mapping(estimators):
@@ -47,8 +52,6 @@ class SubEmbeddingIADisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> import numpy as np
     >>> from skcollapse.plotting import SubEmbeddingIADisplay
     >>> disp = SubEmbeddingIADisplay(matrices={"SE": np.ones((3, 3)),
@@ -98,16 +101,11 @@ class SubEmbeddingIADisplay:
 
     def plot(self, ax=None, **kwargs):
         """Draw the heatmaps with a shared colour scale."""
-        plt = check_matplotlib_support("SubEmbeddingIADisplay.plot")
         n = len(self.matrices)
-        if ax is None:
-            fig, axes = plt.subplots(1, n, figsize=(3.8 * n + 1, 3.5), squeeze=False)
-            axes = axes[0]
-        else:
-            axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
-            if axes.size != n:
-                raise ValueError(f"ax must hold {n} axes, got {axes.size}.")
-            fig = axes[0].figure
+        fig, axes = panel_axes(
+            ax, n, "SubEmbeddingIADisplay.plot", figsize=(3.8 * n + 1, 3.5),
+            message=f"ax must hold {n} axes, got {{got}}.",
+        )
         values = np.concatenate([np.ravel(m) for m in self.matrices.values()])
         kwargs.setdefault("vmin", float(values.min()))
         kwargs.setdefault("vmax", float(values.max()))
@@ -131,6 +129,7 @@ class SubEmbeddingIADisplay:
         return self
 
 
+@display_doc
 class EmbeddingSetDiversityDisplay:
     """Per-field diversity of the embedding sets of multi-embedding models (bars).
 
@@ -146,13 +145,10 @@ class EmbeddingSetDiversityDisplay:
     Attributes
     ----------
     bars_ : dict of str -> matplotlib BarContainer
-    ax_ : matplotlib Axes
-    figure_ : matplotlib Figure
+    {drawn_attributes}
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> import numpy as np
     >>> from skcollapse.plotting import EmbeddingSetDiversityDisplay
     >>> disp = EmbeddingSetDiversityDisplay(

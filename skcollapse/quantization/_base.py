@@ -6,7 +6,11 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from skcollapse.utils._sklearn_compat import check_is_fitted
+from skcollapse.utils._sklearn_compat import (
+    _fit_context,
+    check_is_fitted,
+    validate_data,
+)
 from skcollapse.utils._validation import check_codes
 
 
@@ -28,7 +32,84 @@ def dedup_level(codes):
 
 
 class QuantizerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
-    """Shared behaviour of the residual quantizers (``transform`` gives codes)."""
+    """Shared behaviour of the residual quantizers (``transform`` gives codes).
+
+    The public methods check their input here, once for every quantizer, and
+    call what each quantizer does differently: ``_fit(X)`` (``X`` validated),
+    ``_codes(X)`` and ``_residuals(X)`` (a fitted quantizer, ``X`` validated),
+    ``_decode(codes)`` (codes checked, a deduplication column dropped).
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the quantizer on the item embeddings.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_items, n_features)
+            Item embeddings.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted quantizer.
+        """
+        self._fit(validate_data(self, X, dtype=[np.float64, np.float32]))
+        return self
+
+    def _check_input(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def transform(self, X):
+        """Semantic IDs of ``X``: the code chosen at every level.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_items, n_features)
+            Item embeddings.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_items, n_levels) or (n_items, n_levels + 1)
+            int64 codes; the extra column is the deduplication level.
+        """
+        return self._finish_codes(self._codes(self._check_input(X)))
+
+    def residuals(self, X):
+        """The input of each level: what the codes chosen above it left.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_items, n_features)
+
+        Returns
+        -------
+        residuals : list of ndarray of shape (n_items, n_features) or (n_items, latent_dim)
+            ``n_levels`` arrays; the first is ``X`` (:class:`ResidualKMeans`)
+            or the encoder's output (:class:`RQVAE`, whose levels quantize the
+            latent space).
+        """
+        return self._residuals(self._check_input(X))
+
+    def inverse_transform(self, codes):
+        """Reconstruct embeddings from their codes.
+
+        :class:`ResidualKMeans` sums the chosen centres; :class:`RQVAE` decodes
+        the sum of the chosen codes back to the input space.
+
+        Parameters
+        ----------
+        codes : array-like of shape (n_items, n_levels)
+            Integer codes (a deduplication column is accepted and ignored).
+
+        Returns
+        -------
+        X_reconstructed : ndarray of shape (n_items, n_features_in_)
+        """
+        return self._decode(self._check_codes_in(codes))
 
     @property
     def _n_features_out(self):

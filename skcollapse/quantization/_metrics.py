@@ -21,17 +21,6 @@ from skcollapse.utils._sklearn_compat import (
 )
 from skcollapse.utils._validation import check_codes
 
-__all__ = [
-    "CodebookScorer",
-    "code_perplexity",
-    "code_usage",
-    "codebook_erank",
-    "codebook_metrics",
-    "collision_rate",
-    "largest_collision_group",
-    "reconstruction_error",
-]
-
 
 def _counts(column, codebook_size):
     return np.bincount(column, minlength=codebook_size)

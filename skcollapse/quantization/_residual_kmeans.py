@@ -12,10 +12,7 @@ from sklearn.utils import check_random_state
 
 from skcollapse.quantization._base import QuantizerMixin
 from skcollapse.utils._sklearn_compat import (
-    _fit_context,
-    check_is_fitted,
     int_interval,
-    validate_data,
 )
 
 __all__ = ["ResidualKMeans"]
@@ -117,22 +114,8 @@ class ResidualKMeans(QuantizerMixin, BaseEstimator):
         self.deduplicate = deduplicate
         self.random_state = random_state
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Fit one k-means codebook per level on the residuals.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_items, n_features)
-            Item embeddings.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : ResidualKMeans
-        """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+    def _fit(self, X):
+        """One k-means codebook per level, on the residuals of the levels above."""
         if self.codebook_size > X.shape[0]:
             raise ValueError(
                 f"codebook_size={self.codebook_size} exceeds the number of items: "
@@ -157,7 +140,6 @@ class ResidualKMeans(QuantizerMixin, BaseEstimator):
             residual = residual - km.cluster_centers_[labels]
         self.codebooks_ = books
         self.n_iter_ = int(max(n_iter))
-        return self
 
     def _quantize(self, X):
         residual = X.astype(np.float64)
@@ -174,50 +156,11 @@ class ResidualKMeans(QuantizerMixin, BaseEstimator):
             residual = residual - book[idx]
         return np.column_stack(codes).astype(np.int64), residuals
 
-    def transform(self, X):
-        """Semantic IDs of ``X``: the nearest centre of every level.
+    def _codes(self, X):
+        return self._quantize(X)[0]
 
-        Parameters
-        ----------
-        X : array-like of shape (n_items, n_features)
-            Item embeddings.
-
-        Returns
-        -------
-        codes : ndarray of shape (n_items, n_levels) or (n_items, n_levels + 1)
-            int64 codes; the extra column is the deduplication level.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return self._finish_codes(self._quantize(X)[0])
-
-    def residuals(self, X):
-        """The input of each level: ``X`` minus the centres chosen above it.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_items, n_features)
-
-        Returns
-        -------
-        residuals : list of ndarray of shape (n_items, n_features)
-            ``n_levels`` arrays; the first is ``X``.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+    def _residuals(self, X):
         return self._quantize(X)[1]
 
-    def inverse_transform(self, codes):
-        """Reconstruct embeddings as the sum of the chosen centres.
-
-        Parameters
-        ----------
-        codes : array-like of shape (n_items, n_levels)
-            Integer codes (a deduplication column is accepted and ignored).
-
-        Returns
-        -------
-        X_reconstructed : ndarray of shape (n_items, n_features_in_)
-        """
-        codes = self._check_codes_in(codes)
+    def _decode(self, codes):
         return sum(book[codes[:, lvl]] for lvl, book in enumerate(self.codebooks_))

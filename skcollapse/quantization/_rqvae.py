@@ -24,12 +24,9 @@ from skcollapse.quantization._metrics import (
 from skcollapse.utils._device import resolve_device
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
-    _fit_context,
-    check_is_fitted,
     int_interval,
     int_sequence,
     real_interval,
-    validate_data,
 )
 
 __all__ = ["RQVAE"]
@@ -294,22 +291,8 @@ class RQVAE(QuantizerMixin, BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Train the encoder, codebooks and decoder on the item embeddings.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_items, n_features)
-            Item embeddings.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : RQVAE
-        """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+    def _fit(self, X):
+        """Train the encoder, codebooks and decoder on the item embeddings."""
         device = resolve_device(self.device)
         if self.init == "kmeans" and self.codebook_size > X.shape[0]:
             raise ValueError(
@@ -321,7 +304,7 @@ class RQVAE(QuantizerMixin, BaseEstimator):
             warnings.warn(
                 "max_epochs=0: the RQ-VAE is not trained (only initialised).",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -341,7 +324,6 @@ class RQVAE(QuantizerMixin, BaseEstimator):
             self.history_ = self._train(module, Xt)
         self.module_ = module.eval()
         self.codebooks_ = [b.cpu().numpy().copy() for b in module.codebooks.detach()]
-        return self
 
     def _kmeans_init(self, module, Xt, rng):
         with torch.no_grad():
@@ -493,8 +475,6 @@ class RQVAE(QuantizerMixin, BaseEstimator):
         return z
 
     def _latent(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         device = next(self.module_.parameters()).device
         Xt = torch.from_numpy(np.array(X, dtype=np.float32)).to(device)
         z = self._encode(self.module_, Xt)
@@ -502,50 +482,15 @@ class RQVAE(QuantizerMixin, BaseEstimator):
             codes, _, inputs = self.module_.quantize(z)
         return codes, inputs
 
-    def transform(self, X):
-        """Semantic IDs of ``X``: the code chosen at every level.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_items, n_features)
-            Item embeddings.
-
-        Returns
-        -------
-        codes : ndarray of shape (n_items, n_levels) or (n_items, n_levels + 1)
-            int64 codes; the extra column is the deduplication level.
-        """
+    def _codes(self, X):
         codes, _ = self._latent(X)
-        return self._finish_codes(codes.cpu().numpy())
+        return codes.cpu().numpy()
 
-    def residuals(self, X):
-        """The input of each level in the latent space.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_items, n_features)
-
-        Returns
-        -------
-        residuals : list of ndarray of shape (n_items, latent_dim)
-            ``n_levels`` arrays; the first is the encoder's output.
-        """
+    def _residuals(self, X):
         _, inputs = self._latent(X)
         return [r.cpu().numpy() for r in inputs]
 
-    def inverse_transform(self, codes):
-        """Decode the sum of the chosen codes back to the input space.
-
-        Parameters
-        ----------
-        codes : array-like of shape (n_items, n_levels)
-            Integer codes (a deduplication column is accepted and ignored).
-
-        Returns
-        -------
-        X_reconstructed : ndarray of shape (n_items, n_features_in_)
-        """
-        codes = self._check_codes_in(codes)
+    def _decode(self, codes):
         module = self.module_
         device = module.codebooks.device
         idx = torch.as_tensor(codes, device=device)

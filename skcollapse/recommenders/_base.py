@@ -56,36 +56,13 @@ from skcollapse.utils._sklearn_compat import (
     validate_parameter_constraints,
 )
 
-__all__ = [
-    "DIVERGENCE_FACTOR", "ModelFitError", "NetBase", "RegularizedNetMixin",
-    "init_arguments",
-]
+__all__ = ["DIVERGENCE_FACTOR", "ModelFitError", "NetBase", "RegularizedNetMixin"]
 
 #: a training batch whose loss exceeds this multiple of the fit's first batch loss
 #: (or of 1, whichever is larger) stops the fit with ``ModelFitError``, as does a
 #: non-finite loss: a fit that diverges fails loudly instead of "succeeding" with
 #: finite garbage (e.g. ``lr=1e6`` takes a BPR loss from 0.69 to ~1e12).
 DIVERGENCE_FACTOR = 1e4
-
-
-def init_arguments(frame_locals, *, exclude=()):
-    """The arguments of an ``__init__``, read from its ``locals()``.
-
-    An estimator's ``__init__`` spells out every parameter with its default
-    (``inspect.signature``, IDEs and ``help()`` show them all, as for any
-    scikit-learn estimator) and hands them to its base in one statement, its
-    first, so that none can be dropped on the way::
-
-        def __init__(self, *, n_layers=3, lr=1e-3, **kwargs):
-            super().__init__(**init_arguments(locals(), exclude=("n_layers",)))
-            self.n_layers = n_layers
-
-    ``**kwargs`` (skorch's routed ``prefix__name`` arguments) are merged in;
-    ``exclude`` names the parameters the class stores itself.
-    """
-    skip = {"self", "kwargs", "__class__", *exclude}
-    args = {name: value for name, value in frame_locals.items() if name not in skip}
-    return {**args, **frame_locals.get("kwargs", {})}
 
 
 class NetBase(RegularizedNetMixin):

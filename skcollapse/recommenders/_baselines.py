@@ -97,14 +97,7 @@ class _BaselineRecommender(RankingMixin, BaseEstimator):
         "k": [int_interval(1, None, closed="left")],
         "device": [str, torch.device],
     }
-    _fitted_attributes: ClassVar[tuple[str, ...]] = (
-        "user_ids_",
-        "item_ids_",
-        "n_users_",
-        "n_items_",
-        "user_items_",
-        "item_popularity_",
-    )
+    _fitted_attributes: ClassVar[tuple[str, ...]] = RankingMixin._interaction_attributes
 
     def __init__(self, *, n_users=None, n_items=None, k=20, device="cpu"):
         self.n_users = n_users

@@ -60,7 +60,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
 
     A subclass spells out its constructor (every parameter with its default, the
     encoder as ``module=``, passed on with
-    :func:`~skcollapse.recommenders._base.init_arguments`), and may add
+    :func:`~skcollapse.utils._params.init_arguments`), and may add
     parameters (with their constraints) and :meth:`_prepare_module` for
     data-dependent module state.
     """
@@ -86,15 +86,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         "optimizer": [callable],
         "train_split": [callable, None],
     }
-    _fitted_attributes = (
-        "user_ids_",
-        "item_ids_",
-        "n_users_",
-        "n_items_",
-        "user_items_",
-        "item_popularity_",
-        "embeddings_cache_",
-    )
+    _fitted_attributes = (*RankingMixin._interaction_attributes, "embeddings_cache_")
     _fit_state_class = CFFitState
     cuda_dependent_attributes_: ClassVar[list[str]] = [
         *NetBase.cuda_dependent_attributes_,

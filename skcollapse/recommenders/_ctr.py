@@ -37,12 +37,12 @@ from skcollapse.nn import (
     NFwFM,
     XDeepFM,
 )
-from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._ctr_base import (
     CTRClassifierBase,
     _sigmoid_proba,  # noqa: F401  (pickles of trimmed classifiers name it here)
 )
 from skcollapse.recommenders._docstrings import document_defaults, skorch_params
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
@@ -238,9 +238,6 @@ class FMClassifier(CTRClassifierBase):
 )
 class DNNClassifier(CTRClassifierBase):
     _module_params: ClassVar[dict] = _MLP
-    _parameter_constraints: ClassVar[dict] = {
-        **CTRClassifierBase._parameter_constraints, **_module_params
-    }
 
     def __init__(
         self,
@@ -294,9 +291,6 @@ class DNNClassifier(CTRClassifierBase):
 )
 class DeepFMClassifier(CTRClassifierBase):
     _module_params: ClassVar[dict] = _MLP
-    _parameter_constraints: ClassVar[dict] = {
-        **CTRClassifierBase._parameter_constraints, **_module_params
-    }
 
     def __init__(
         self,
@@ -347,9 +341,6 @@ class DeepFMClassifier(CTRClassifierBase):
 class IPNNClassifier(CTRClassifierBase):
     _module_params: ClassVar[dict] = {
         **_MLP, "concat_embeddings": ["boolean", StrOptions({"auto"})]
-    }
-    _parameter_constraints: ClassVar[dict] = {
-        **CTRClassifierBase._parameter_constraints, **_module_params
     }
 
     def __init__(
@@ -407,9 +398,6 @@ class NFwFMClassifier(CTRClassifierBase):
     _module_params: ClassVar[dict] = {
         **_MLP, "pooling": [StrOptions({"full", "pairs"})]
     }
-    _parameter_constraints: ClassVar[dict] = {
-        **CTRClassifierBase._parameter_constraints, **_module_params
-    }
 
     def __init__(
         self,
@@ -461,9 +449,6 @@ class xDeepFMClassifier(CTRClassifierBase):
         "cin_layer_sizes": [int_interval(1, None, closed="left"), int_sequence()],
         "split_half": ["boolean"],
         **_MLP,
-    }
-    _parameter_constraints: ClassVar[dict] = {
-        **CTRClassifierBase._parameter_constraints, **_module_params
     }
 
     def __init__(
@@ -517,9 +502,6 @@ class xDeepFMClassifier(CTRClassifierBase):
 class DCNv2Classifier(CTRClassifierBase):
     _module_params: ClassVar[dict] = {
         "n_cross_layers": [int_interval(0, None, closed="left")], **_MLP
-    }
-    _parameter_constraints: ClassVar[dict] = {
-        **CTRClassifierBase._parameter_constraints, **_module_params
     }
 
     def __init__(
@@ -596,9 +578,6 @@ class DCNv2Classifier(CTRClassifierBase):
 )
 class FinalMLPClassifier(CTRClassifierBase):
     _module_params: ClassVar[dict] = _MLP
-    _parameter_constraints: ClassVar[dict] = {
-        **CTRClassifierBase._parameter_constraints, **_module_params
-    }
 
     def __init__(
         self,

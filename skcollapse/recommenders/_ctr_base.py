@@ -56,7 +56,8 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
     """Shared machinery of the CTR classifiers (see the concrete classes)."""
 
     #: the module's architecture parameters (``hidden_units``, ...) with their
-    #: constraints: stored by ``__init__``, passed to the module
+    #: constraints: stored by ``__init__``, passed to the module, and added to
+    #: the subclass's ``_parameter_constraints`` (``__init_subclass__``)
     _module_params: ClassVar[dict] = {}
     _fitted_attributes = ("field_dims_", "embedding_names_", "classes_inferred_")
     _fit_state_class = CTRFitState
@@ -67,6 +68,16 @@ class CTRClassifierBase(NetBase, NeuralNetBinaryClassifier):
         "cardinalities": [int_interval(1, None, closed="left"), int_sequence(), None],
         "threshold": "no_validation",  # skorch's NeuralNetBinaryClassifier
     }
+
+    def __init_subclass__(cls, **kwargs):
+        # A classifier declares its module's parameters once, in
+        # ``_module_params``; its constraints are then its parent's and those.
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "_module_params" in own and "_parameter_constraints" not in own:
+            cls._parameter_constraints = {
+                **super(cls, cls)._parameter_constraints, **cls._module_params
+            }
 
     def __init__(
         self,

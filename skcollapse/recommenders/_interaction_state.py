@@ -38,6 +38,17 @@ class InteractionState:
     The estimator has the parameters ``n_users`` and ``n_items``.
     """
 
+    #: the fitted attributes this state sets (an estimator's ``_fitted_attributes``
+    #: start with them)
+    _interaction_attributes: tuple[str, ...] = (
+        "user_ids_",
+        "item_ids_",
+        "n_users_",
+        "n_items_",
+        "user_items_",
+        "item_popularity_",
+    )
+
     # ------------------------------------------------------------ caches
     def __getstate__(self):
         """As the base's, without the caches (rebuilt on demand)."""

@@ -9,10 +9,10 @@ from skorch.dataset import Dataset
 from torch.utils.data import DataLoader
 
 from skcollapse.nn import CFLoss, LightGCN, normalized_adjacency
-from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
 from skcollapse.utils._distributed import unwrap_module
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import int_interval
 
 __all__ = ["LightGCNRecommender"]

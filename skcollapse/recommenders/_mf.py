@@ -7,9 +7,9 @@ from skorch.dataset import Dataset
 from torch.utils.data import DataLoader
 
 from skcollapse.nn import CFLoss, MatrixFactorization, SparseRowAdam
-from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
+from skcollapse.utils._params import init_arguments
 
 __all__ = ["MFRecommender"]
 

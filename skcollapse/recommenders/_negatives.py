@@ -62,8 +62,8 @@ class Draw:
     terms: dict = field(default_factory=dict)
 
 
-class IndependentNegatives:
-    """``n`` uniform negatives per positive (observed items resampled)."""
+class _UniformNegatives:
+    """A strategy of ``n`` uniform negatives (none, an empty :class:`Draw`, for 0)."""
 
     def __init__(self, n):
         self.n = int(n)
@@ -71,6 +71,16 @@ class IndependentNegatives:
     def draw(self, sampler, users, pos):
         if not self.n:
             return Draw()
+        return self._draw(sampler, users, pos)
+
+    def compiled_step(self, net):
+        return None
+
+
+class IndependentNegatives(_UniformNegatives):
+    """``n`` uniform negatives per positive (observed items resampled)."""
+
+    def _draw(self, sampler, users, pos):
         neg = sampler.independent(users, self.n)
         flat = neg.reshape(-1)
         return Draw(ids=neg, encode=flat, context_ids=flat, candidates=neg)
@@ -89,15 +99,10 @@ class IndependentNegatives:
         return CompiledBPRStep.for_net(net)
 
 
-class SharedNegatives:
+class SharedNegatives(_UniformNegatives):
     """``n`` uniform negatives shared by the batch; a row's positive is masked."""
 
-    def __init__(self, n):
-        self.n = int(n)
-
-    def draw(self, sampler, users, pos):
-        if not self.n:
-            return Draw()
+    def _draw(self, sampler, users, pos):
         neg = sampler.shared(self.n, users.device)
         mask = neg[None, :] == pos[:, None]
         return Draw(ids=neg, encode=neg, mask=mask, context_ids=neg,
@@ -105,9 +110,6 @@ class SharedNegatives:
 
     def negatives(self, items, extra, batch_size):
         return extra
-
-    def compiled_step(self, net):
-        return None
 
 
 class LogQ:

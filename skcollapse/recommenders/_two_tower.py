@@ -22,12 +22,12 @@ from skorch.dataset import Dataset
 from torch.utils.data import DataLoader
 
 from skcollapse.nn import CFLoss, TwoTower
-from skcollapse.recommenders._base import init_arguments
 from skcollapse.recommenders._cf import CFRecommenderBase
 from skcollapse.recommenders._docstrings import cf_docstring
 from skcollapse.recommenders._fit_state import CFFitState
 from skcollapse.recommenders._negatives import InBatchNegatives, LogQ
 from skcollapse.utils._distributed import unwrap_module
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import StrOptions, int_sequence
 
 __all__ = ["TwoTowerRecommender"]

@@ -46,9 +46,10 @@ Contract with the estimators (CF recommenders and CTR classifiers)
 
 Parameters are validated once, by the base constructor, with scikit-learn's
 ``validate_parameter_constraints`` against the class's ``_parameter_constraints``
-(a subclass extends its parent's dict): a subclass passes every constructor
-argument up, ``super().__init__(weight=weight, eps=eps, ...)``, and the base
-checks and stores them.
+(a subclass extends its parent's dict): a subclass spells out its parameters
+with their defaults and passes every constructor argument up in one statement,
+``super().__init__(**init_arguments(locals()))`` (:mod:`skcollapse.utils._params`,
+the estimators' helper), and the base checks and stores them.
 """
 
 from __future__ import annotations

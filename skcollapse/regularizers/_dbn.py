@@ -17,6 +17,7 @@ from skcollapse.regularizers._utils import (
     table_dims,
     table_names,
 )
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import int_interval, real_interval
 
 
@@ -199,14 +200,7 @@ class DecorrelatedBatchNorm(Regularizer):
 
     def __init__(self, *, group_size=None, eps=30.0, relative_eps=True,
                  keep_scale=False, momentum=0.1, tables=None):
-        super().__init__(
-            group_size=group_size,
-            eps=eps,
-            relative_eps=relative_eps,
-            keep_scale=keep_scale,
-            momentum=momentum,
-            tables=tables,
-        )
+        super().__init__(**init_arguments(locals()))
         self.states_ = nn.ModuleDict()
         self._batch_stats = {}
 

@@ -10,12 +10,14 @@ import torch.nn.functional as F
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
+    CHOSEN_ON_VALIDATION_DOC,
     TABLE_CONSTRAINTS,
-    RowGroups,
-    ids_of,
+    TABLE_PARAMS_DOC,
     select_tables,
-    weight_of,
+    weighted_table_mean,
 )
+from skcollapse.utils._docstrings import fill_doc
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import real_interval
 
 
@@ -94,6 +96,7 @@ def alignment_loss(
 
 
 @register_regularizer("uniformity")
+@fill_doc(chosen_on_validation=CHOSEN_ON_VALIDATION_DOC, table_params=TABLE_PARAMS_DOC)
 class UniformityRegularizer(Regularizer):
     r"""Uniformity penalty on the hypersphere, per table (Wang & Isola 2020).
 
@@ -109,20 +112,14 @@ class UniformityRegularizer(Regularizer):
     ----------
     weight : float, default=1e-3
         Multiplier of the penalty added to the loss (DirectAU's ``γ`` when the
-        estimator's loss is the alignment loss). Added to a BPR loss: Chosen by ``benchmarks/choose_defaults.py`` from validation figures only
-        (the procedure and every figure: the documentation's evidence page,
-        "Defaults chosen on validation"): on the validation hold-out of the
-        MovieLens-100k training part, MF and LightGCN, the largest item-erank
-        gain among the weights that keep 99% of validation NDCG@20.
+        estimator's loss is the alignment loss). Added to a BPR loss:
+        {chosen_on_validation}
         1e-3 kept 1.003x of no regularizer's validation NDCG@20 with the item
         erank +0.5; 1e-2 kept 0.981x (+2.1), 0.1 0.890x (+9.4). (Before
         December 2026 the default was 0.01.)
     t : float, default=2.0
         Gaussian-potential temperature (2 in Wang & Isola and DirectAU).
-    tables : str or list of str, default=None
-        Tables the penalty acts on; ``None`` means every table of the batch.
-    table_weights : dict, default=None
-        Per-table multipliers inside the mean; tables not listed get 1.0.
+    {table_params}
 
     Notes
     -----
@@ -142,25 +139,14 @@ class UniformityRegularizer(Regularizer):
     }
 
     def __init__(self, *, weight=1e-3, t=2.0, tables=None, table_weights=None):
-        super().__init__(weight=weight, t=t, tables=tables, table_weights=table_weights)
+        super().__init__(**init_arguments(locals()))
 
     def _uniformity(self, embeddings, names, context=None):
-        first = embeddings[names[0]]
-        total = first.new_zeros(())
-        n_terms = 0.0
-        for name in names:
-            x = embeddings[name]
-            w = weight_of(self.table_weights, name)
-            n_terms += w
-            if w == 0.0 or x.shape[0] < 2:
-                continue
-            groups = RowGroups.of(x, ids_of(context, name))
-            if groups is None:
-                value = uniformity_loss(x, float(self.t))
-            else:  # equal rows of a popular id: the distinct rows, counted
-                value = uniformity_loss(groups.rows(x), float(self.t), groups.counts)
-            total = total + w * value
-        return total / n_terms if n_terms > 0 else total
+        t = float(self.t)
+        return weighted_table_mean(
+            embeddings, names, self.table_weights, context,
+            lambda rows, counts: uniformity_loss(rows, t, counts),
+        )
 
     def penalty(self, embeddings, context=None):
         names = select_tables(embeddings, self.tables)
@@ -171,6 +157,7 @@ class UniformityRegularizer(Regularizer):
 
 
 @register_regularizer("directau")
+@fill_doc(chosen_on_validation=CHOSEN_ON_VALIDATION_DOC)
 class DirectAU(UniformityRegularizer):
     r"""DirectAU: alignment of positive pairs plus ``γ`` times uniformity.
 
@@ -189,11 +176,8 @@ class DirectAU(UniformityRegularizer):
     weight : float, default=1e-3
         Multiplier of the whole penalty added to the estimator's loss (use 1.0
         with ``loss="align"``, ``alignment=False`` for the reference set-up).
-        As a term beside BPR: Chosen by ``benchmarks/choose_defaults.py`` from validation figures only
-        (the procedure and every figure: the documentation's evidence page,
-        "Defaults chosen on validation"): on the validation hold-out of the
-        MovieLens-100k training part, MF and LightGCN, the largest item-erank
-        gain among the weights that keep 99% of validation NDCG@20.
+        As a term beside BPR:
+        {chosen_on_validation}
         1e-3 kept 1.001x of no regularizer's validation NDCG@20 with the item
         erank +0.3; 1e-2 kept 0.985x, 0.1 0.978x (+5.9). (Before December 2026
         the default was 0.01, chosen on a test split.)
@@ -247,17 +231,7 @@ class DirectAU(UniformityRegularizer):
     ):
         # The base validates and stores every parameter; UniformityRegularizer's
         # constructor has no room for DirectAU's own, so it is skipped.
-        Regularizer.__init__(
-            self,
-            weight=weight,
-            gamma=gamma,
-            alpha=alpha,
-            t=t,
-            alignment=alignment,
-            pairs=pairs,
-            tables=tables,
-            table_weights=table_weights,
-        )
+        Regularizer.__init__(self, **init_arguments(locals()))
         self._pairs = self._check_pairs(pairs)
 
     @staticmethod

@@ -17,6 +17,7 @@ from skcollapse.regularizers._utils import (
     ids_of,
     select_tables,
 )
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import int_interval, real_interval
 
 _FINITE = real_interval(None, None, closed="neither")
@@ -29,6 +30,8 @@ class _SpectrumBalancing(Regularizer):
     """Shared machinery of DirectSpec and DirectSpec+ (training-time transform)."""
 
     kind = "transform"
+    #: the parameters ``repr`` shows, in order
+    _repr_params: ClassVar[tuple] = ("alpha", "shrink_norm", "keep_norm")
     _parameter_constraints: ClassVar[dict] = {
         **Regularizer._parameter_constraints,
         "alpha": [_FINITE],
@@ -38,33 +41,21 @@ class _SpectrumBalancing(Regularizer):
         "tables": TABLE_CONSTRAINTS["tables"],
     }
 
-    def __init__(
-        self,
-        *,
-        alpha=0.25,
-        shrink_norm=0.0,
-        keep_norm=True,
-        block_size=None,
-        tables=None,
-        **params,
-    ):
-        super().__init__(
-            alpha=alpha,
-            shrink_norm=shrink_norm,
-            keep_norm=keep_norm,
-            block_size=block_size,
-            tables=tables,
-            **params,
-        )
-        if keep_norm and shrink_norm > 0:
+    def __init__(self, **params):
+        # the subclasses declare the parameters and their defaults
+        super().__init__(**params)
+        if self.keep_norm and self.shrink_norm > 0:
             raise ValueError(
                 f"{type(self).__name__} got keep_norm=True and shrink_norm="
-                f"{shrink_norm!r}: both set the norm of the balanced rows. Use "
+                f"{self.shrink_norm!r}: both set the norm of the balanced rows. Use "
                 "keep_norm=True (the input rows' norms) or shrink_norm > 0 (the "
                 "reference's rescaling), not both."
             )
         self._keys = {}
         self._extra_ids = {}  # ids of the rows transform_extra will get
+
+    def extra_repr(self):
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self._repr_params)
 
     def _restore_norm(self, out, x):
         """With ``keep_norm``, give each balanced row the norm of its input row."""
@@ -271,6 +262,7 @@ class DirectSpec(_SpectrumBalancing):
     torch.Size([6, 4])
     """
 
+    _repr_params: ClassVar[tuple] = ("alpha", "tau", "shrink_norm", "keep_norm")
     _parameter_constraints: ClassVar[dict] = {
         **_SpectrumBalancing._parameter_constraints,
         "tau": [_FINITE],
@@ -286,26 +278,13 @@ class DirectSpec(_SpectrumBalancing):
         block_size=None,
         tables=None,
     ):
-        super().__init__(
-            alpha=alpha,
-            tau=tau,
-            shrink_norm=shrink_norm,
-            keep_norm=keep_norm,
-            block_size=block_size,
-            tables=tables,
-        )
+        super().__init__(**init_arguments(locals()))
 
     def temperatures(self, name, n_rows, context, device, dtype):
         return float(self.tau)
 
     def _extra_temperature(self):
         return float(self.tau)
-
-    def extra_repr(self):
-        return (
-            f"alpha={self.alpha}, tau={self.tau}, shrink_norm={self.shrink_norm}, "
-            f"keep_norm={self.keep_norm}"
-        )
 
 
 def _binary_csr(matrix, name):
@@ -381,6 +360,9 @@ class DirectSpecPlus(_SpectrumBalancing):
     :math:`\tau_1`.
     """
 
+    _repr_params: ClassVar[tuple] = (
+        "alpha", "tau0", "tau1", "shrink_norm", "keep_norm"
+    )
     _parameter_constraints: ClassVar[dict] = {
         **_SpectrumBalancing._parameter_constraints,
         "tau0": [_FINITE],
@@ -398,15 +380,7 @@ class DirectSpecPlus(_SpectrumBalancing):
         block_size=None,
         tables=None,
     ):
-        super().__init__(
-            alpha=alpha,
-            tau0=tau0,
-            tau1=tau1,
-            shrink_norm=shrink_norm,
-            keep_norm=keep_norm,
-            block_size=block_size,
-            tables=tables,
-        )
+        super().__init__(**init_arguments(locals()))
         self.cooccurrence_ = {}
         self._dense_shared = {}
 
@@ -508,8 +482,3 @@ class DirectSpecPlus(_SpectrumBalancing):
     def _extra_temperature(self):
         return float(self.tau1)
 
-    def extra_repr(self):
-        return (
-            f"alpha={self.alpha}, tau0={self.tau0}, tau1={self.tau1}, "
-            f"shrink_norm={self.shrink_norm}, keep_norm={self.keep_norm}"
-        )

@@ -8,12 +8,15 @@ import torch
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
+    CHOSEN_ON_VALIDATION_DOC,
     TABLE_CONSTRAINTS,
     RowGroups,
     ids_of,
     select_tables,
     weight_of,
 )
+from skcollapse.utils._docstrings import fill_doc
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import StrOptions, real_interval
 
 _SOURCES = ("batch", "unique", "table")
@@ -42,6 +45,7 @@ def logdet_spd(S: torch.Tensor, eps_fallback: float) -> torch.Tensor:
 
 
 @register_regularizer("logdet")
+@fill_doc(chosen_on_validation=CHOSEN_ON_VALIDATION_DOC)
 class LogDetRegularizer(Regularizer):
     r"""LogDet penalty ``tr Σ − log det Σ`` on each table's embedding covariance.
 
@@ -67,11 +71,8 @@ class LogDetRegularizer(Regularizer):
     ----------
     weight : float, default=1e-5
         Multiplier of the penalty added to the loss. The penalty is of order
-        ``dim`` per table, so the default is small. Chosen by ``benchmarks/choose_defaults.py`` from validation figures only
-        (the procedure and every figure: the documentation's evidence page,
-        "Defaults chosen on validation"): on the validation hold-out of the
-        MovieLens-100k training part, MF and LightGCN, the largest item-erank
-        gain among the weights that keep 99% of validation NDCG@20.
+        ``dim`` per table, so the default is small.
+        {chosen_on_validation}
         1e-5 kept 1.001x of no regularizer's validation NDCG@20 (geometric
         mean of the two models) with the item erank +3.4; 1e-4 kept 0.970x
         (+5.9), 1e-3 0.826x. (Before December 2026 the default was 1e-4, chosen
@@ -166,16 +167,7 @@ class LogDetRegularizer(Regularizer):
         tables=None,
         table_weights=None,
     ):
-        super().__init__(
-            weight=weight,
-            center=center,
-            normalize=normalize,
-            scale_free=scale_free,
-            source=source,
-            eps=eps,
-            tables=tables,
-            table_weights=table_weights,
-        )
+        super().__init__(**init_arguments(locals()))
 
     @property
     def needs_tables(self) -> bool:

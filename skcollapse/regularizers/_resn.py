@@ -9,6 +9,7 @@ import torch
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import TABLE_CONSTRAINTS, select_tables, weight_of
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import int_interval
 
 
@@ -112,8 +113,7 @@ class ReSN(Regularizer):
     }
 
     def __init__(self, *, weight=1.0, n_iter=5, tables=None, table_weights=None):
-        super().__init__(weight=weight, n_iter=n_iter, tables=tables,
-                         table_weights=table_weights)
+        super().__init__(**init_arguments(locals()))
 
     def _pairs(self, embeddings):
         names = select_tables(embeddings, self.tables)

@@ -9,12 +9,14 @@ import torch.nn.functional as F
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
+    CHOSEN_ON_VALIDATION_DOC,
     TABLE_CONSTRAINTS,
-    RowGroups,
-    ids_of,
+    TABLE_PARAMS_DOC,
     select_tables,
-    weight_of,
+    weighted_table_mean,
 )
+from skcollapse.utils._docstrings import fill_doc
+from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import real_interval
 
 
@@ -34,26 +36,15 @@ class _PerTableMean(Regularizer):
 
     def penalty(self, embeddings, context=None):
         names = select_tables(embeddings, self.tables)
-        first = embeddings[names[0]]
-        total = first.new_zeros((), dtype=torch.float64)
-        denom = 0.0
-        for name in names:
-            w = weight_of(self.table_weights, name)
-            denom += w
-            x = embeddings[name]
-            if w == 0.0 or x.shape[0] < 2:
-                continue
-            groups = RowGroups.of(x, ids_of(context, name))
-            if groups is None:
-                total = total + w * self.table_term(x)
-            else:  # the d x d statistics of the batch from its distinct rows
-                total = total + w * self.table_term(groups.rows(x), groups.counts)
-        if denom > 0:
-            total = total / denom
-        return total.to(first.dtype)
+        total = weighted_table_mean(
+            embeddings, names, self.table_weights, context, self.table_term,
+            dtype=torch.float64,
+        )
+        return total.to(embeddings[names[0]].dtype)
 
 
 @register_regularizer("sv_variance")
+@fill_doc(chosen_on_validation=CHOSEN_ON_VALIDATION_DOC)
 class SingularValueVariance(_PerTableMean):
     r"""Variance of the mean-normalised singular values of each table's batch.
 
@@ -71,11 +62,8 @@ class SingularValueVariance(_PerTableMean):
     ----------
     weight : float, default=1e-3
         Multiplier of the penalty. The Multi-Embedding appendix uses 1e-3, 1e-4
-        and 1e-5 on CTR models. Chosen by ``benchmarks/choose_defaults.py`` from validation figures only
-        (the procedure and every figure: the documentation's evidence page,
-        "Defaults chosen on validation"): on the validation hold-out of the
-        MovieLens-100k training part, MF and LightGCN, the largest item-erank
-        gain among the weights that keep 99% of validation NDCG@20.
+        and 1e-5 on CTR models.
+        {chosen_on_validation}
         1e-3 kept 1.000x of no regularizer's validation NDCG@20 with the item
         erank +4.6; 1e-2 kept 0.970x (+6.3). (Before December 2026 the default
         was 1e-2, chosen on a test split.)
@@ -96,7 +84,7 @@ class SingularValueVariance(_PerTableMean):
     """
 
     def __init__(self, *, weight=1e-3, tables=None, table_weights=None):
-        super().__init__(weight=weight, tables=tables, table_weights=table_weights)
+        super().__init__(**init_arguments(locals()))
 
     def table_term(self, x, counts=None):
         X = x.to(torch.float64)
@@ -113,6 +101,7 @@ class SingularValueVariance(_PerTableMean):
 
 
 @register_regularizer("coding_rate")
+@fill_doc(chosen_on_validation=CHOSEN_ON_VALIDATION_DOC, table_params=TABLE_PARAMS_DOC)
 class CodingRate(_PerTableMean):
     r"""Negative coding rate of each table's batch (expansion term of nCL/MCR²).
 
@@ -128,11 +117,8 @@ class CodingRate(_PerTableMean):
     Parameters
     ----------
     weight : float, default=1e-4
-        Multiplier of the penalty. Chosen by ``benchmarks/choose_defaults.py`` from validation figures only
-        (the procedure and every figure: the documentation's evidence page,
-        "Defaults chosen on validation"): on the validation hold-out of the
-        MovieLens-100k training part, MF and LightGCN, the largest item-erank
-        gain among the weights that keep 99% of validation NDCG@20.
+        Multiplier of the penalty.
+        {chosen_on_validation}
         1e-4 kept 1.000x of no regularizer's validation NDCG@20 with the item
         erank +1.1; 1e-3 kept 0.983x (+6.5). (Before December 2026 the default
         was 3e-4, chosen on a test split.)
@@ -140,10 +126,7 @@ class CodingRate(_PerTableMean):
         Distortion :math:`\varepsilon`.
     normalize : bool, default=True
         L2-normalise rows first (as MCR² and nCL, which work on the sphere).
-    tables : str or list of str, default=None
-        Tables the penalty acts on; ``None`` means every table of the batch.
-    table_weights : dict, default=None
-        Per-table multipliers inside the mean; tables not listed get 1.0.
+    {table_params}
 
     Notes
     -----
@@ -167,13 +150,7 @@ class CodingRate(_PerTableMean):
     def __init__(
         self, *, weight=1e-4, eps=0.5, normalize=True, tables=None, table_weights=None
     ):
-        super().__init__(
-            weight=weight,
-            eps=eps,
-            normalize=normalize,
-            tables=tables,
-            table_weights=table_weights,
-        )
+        super().__init__(**init_arguments(locals()))
 
     def table_term(self, x, counts=None):
         Z = x.to(torch.float64)
