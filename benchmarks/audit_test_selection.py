@@ -74,6 +74,21 @@ every paragraph of ``.md``/``.rst``/``.txt``), per sentence:
     ``chosen after``, ``not re-tuned``, ...). Unlike the other rules this one
     is a verdict by itself: a hit is a missing label, to be fixed.
 
+Rules on the committed result files (``benchmarks/results/``), which hold
+every choice behind the published tables (:func:`check_results`):
+
+``R1 selection-not-validation-best``
+    a file's selected setting is not its candidates' best validation score
+    (ties: the first), or a codebook row's chosen setting is not the lowest
+    held-out reconstruction error.
+``R2 epoch-not-validation-best``
+    an epoch kept for a candidate or a seed is not the best epoch of its own
+    validation curve.
+``R3 default-not-from-validation``
+    ``choose_defaults.py`` run again on the result files does not give
+    ``defaults.json``, or a registered regularizer's default in the code
+    differs from it.
+
 Tables between ``<!-- BEGIN TABLE -->`` markers are skipped: they are made by
 ``benchmarks/make_tables.py`` from result files, and that code (and the code
 that writes the files) is what is scanned.
@@ -109,6 +124,7 @@ import argparse
 import ast
 import io
 import json
+import math
 import os
 import re
 import subprocess
@@ -135,6 +151,9 @@ RULES = {
     "T2": "figure-in-library-docstring",
     "T3": "figure-and-choice-without-source",
     "T5": "known-test-read-unlabelled",
+    "R1": "selection-not-validation-best",
+    "R2": "epoch-not-validation-best",
+    "R3": "default-not-from-validation",
 }
 
 # ----------------------------------------------------------------- vocabulary
@@ -800,8 +819,152 @@ def apply_review(hits, entries):
     return stale
 
 
+# ----------------------------------------------------------------- results
+def _first_best(values, lower=False):
+    """Index of the first best finite value (ties: the first), or None."""
+    best = None
+    for j, v in enumerate(values):
+        if v is None or not math.isfinite(v):
+            continue
+        if best is None or (v < values[best] if lower else v > values[best]):
+            best = j
+    return best
+
+
+def _registered_defaults(root):
+    """``{name: {param: default}}`` of the registered regularizers, read from
+    the source (no import: the audit needs no torch)."""
+    out = {}
+    folder = os.path.join(root, "skcollapse", "regularizers")
+    for fname in sorted(os.listdir(folder)):
+        if not fname.endswith(".py"):
+            continue
+        with open(os.path.join(folder, fname), encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            names = [d.args[0].value for d in node.decorator_list
+                     if isinstance(d, ast.Call) and _call_name(d) == "register_regularizer"
+                     and d.args and isinstance(d.args[0], ast.Constant)]
+            init = next((b for b in node.body if isinstance(b, ast.FunctionDef)
+                         and b.name == "__init__"), None)
+            if not names or init is None:
+                continue
+            a = init.args
+            pos = a.args[len(a.args) - len(a.defaults):]
+            params = {}
+            for arg, default in [*zip(pos, a.defaults), *zip(a.kwonlyargs, a.kw_defaults)]:
+                if default is not None:
+                    try:
+                        params[arg.arg] = ast.literal_eval(default)
+                    except ValueError:
+                        pass
+            for name in names:
+                out[name] = params
+    return out
+
+
+#: What :func:`check_results` verified in its last call (counts).
+CHECKED = {}
+
+
+def check_results(root=ROOT):
+    """Rules on the committed result files (``benchmarks/results/``):
+
+    ``R1 selection-not-validation-best``: a file's ``selection`` is not the
+    candidate with the best validation score (HoldoutProtocol files: the first
+    highest ``valid_score``; codebooks: the first lowest held-out
+    reconstruction error).
+    ``R2 epoch-not-validation-best``: an epoch kept for a candidate or a seed
+    is not the first best epoch of its own validation curve (protocol files,
+    the pre-registered scaling files).
+    ``R3 default-not-from-validation``: a regularizer's default in the code
+    differs from what ``choose_defaults.py`` picks from the validation figures
+    of the result files, or ``defaults.json`` differs from that pick.
+    """
+    hits = []
+    results = os.path.join(root, "benchmarks", "results")
+    stats = CHECKED
+    stats.clear()
+    stats.update(files=0, selections=0, epochs=0, defaults=0)
+
+    def hit(rule, path, text, context=""):
+        hits.append(Hit(os.path.relpath(path, root).replace(os.sep, "/"), rule, 0,
+                        text, context))
+
+    for dirpath, _, names in sorted(os.walk(results)):
+        for fname in sorted(names):
+            if not fname.endswith(".json") or fname == "defaults.json":
+                continue
+            path = os.path.join(dirpath, fname)
+            with open(path, encoding="utf-8") as fh:
+                rec = json.load(fh)
+            stats["files"] += 1
+            cands, sel = rec.get("candidates"), rec.get("selection")
+            if isinstance(cands, list) and isinstance(sel, dict) and "params" in sel:
+                j = _first_best([c.get("valid_score") for c in cands])
+                stats["selections"] += 1
+                if j is None or cands[j]["params"] != sel["params"]:
+                    hit("R1", path, f"selection {sel['params']} is not the validation "
+                        f"best {cands[j]['params'] if j is not None else None}")
+                for c in cands:
+                    curve = c.get("valid_curve")
+                    stats["epochs"] += bool(curve)
+                    if curve and c.get("epochs") != _first_best(curve) + 1:
+                        hit("R2", path, f"candidate {c['params']}: epoch {c.get('epochs')}"
+                            f" is not the validation best {_first_best(curve) + 1}")
+            for row, r in (rec.get("rows") or {}).items():
+                if isinstance(r, dict) and r.get("candidates") and "chosen" in r:
+                    errs = [c["valid"]["relative_reconstruction_error"]
+                            for c in r["candidates"]]
+                    j = _first_best(errs, lower=True)
+                    stats["selections"] += 1
+                    if j is None or r["candidates"][j]["params"] != r["chosen"]:
+                        hit("R1", path, f"row {row}: chosen {r['chosen']} is not the "
+                            "lowest held-out reconstruction error")
+            for seed in rec.get("seeds") or []:
+                if not isinstance(seed, dict):
+                    continue
+                curve = seed.get("valid_curve")
+                if not curve:
+                    continue
+                best = _first_best(curve) + 1
+                stats["epochs"] += 1
+                kept = seed.get("epochs", seed.get("selected_epoch"))
+                if kept != best:
+                    hit("R2", path, f"seed {seed.get('seed')}: epoch {kept} is not "
+                        f"the validation best {best}")
+
+    defaults_path = os.path.join(results, "defaults.json")
+    if os.path.exists(defaults_path):
+        with open(defaults_path, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        sys.path.insert(0, HERE)
+        try:
+            import choose_defaults
+        finally:
+            sys.path.remove(HERE)
+        datasets = sorted({c.split("/")[0] for c in saved["tuning_cells"]})
+        base, regs, cells = choose_defaults.collect(datasets)
+        again = choose_defaults.choose(base, regs, cells)
+        code = _registered_defaults(root)
+        for name, rec in saved["regularizers"].items():
+            if again.get(name, {}).get("chosen") != rec["chosen"]:
+                hit("R3", defaults_path, f"{name}: defaults.json says {rec['chosen']}, "
+                    f"the validation figures give {again.get(name, {}).get('chosen')}")
+            for param, value in rec["chosen"].items():
+                stats["defaults"] += 1
+                if code.get(name, {}).get(param) != value:
+                    hit("R3", defaults_path, f"{name}: the code's default {param}="
+                        f"{code.get(name, {}).get(param)!r}, the validation procedure's "
+                        f"{value!r}")
+    return hits
+
+
 def audit(root=ROOT, review=REVIEW, include_tests=False):
     files, hits = scan(root, include_tests)
+    hits += check_results(root)
     entries = load_review(review)
     stale = apply_review(hits, entries)
     return files, hits, stale
@@ -834,7 +997,10 @@ def main(argv=None):
         by_rule[h.rule] = by_rule.get(h.rule, 0) + 1
         v = h.verdict or "UNREVIEWED"
         by_verdict[v] = by_verdict.get(v, 0) + 1
-    print(f"\nscanned {len(files)} files; {len(hits)} hits")
+    print(f"\nscanned {len(files)} files; result files {CHECKED.get('files', 0)}: "
+          f"{CHECKED.get('selections', 0)} selections, {CHECKED.get('epochs', 0)} "
+          f"kept epochs and {CHECKED.get('defaults', 0)} defaults checked against "
+          f"validation; {len(hits)} hits")
     print("by rule:    " + ", ".join(f"{r} {RULES.get(r, '?')} {n}"
                                      for r, n in sorted(by_rule.items())))
     print("by verdict: " + ", ".join(f"{v} {n}" for v, n in sorted(by_verdict.items())))

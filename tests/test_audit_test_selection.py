@@ -129,3 +129,30 @@ def test_every_hit_in_the_repository_has_a_verdict():
     for h in hits:
         if h.rule == "T5":
             assert h.verdict in ("labelled", "not-selection"), h
+
+
+def test_result_files_are_checked_against_validation(tmp_path):
+    import json
+
+    audit = load_benchmark("audit_test_selection", shared=True)
+    folder = tmp_path / "benchmarks" / "results" / "planted"
+    folder.mkdir(parents=True)
+    record = {
+        "candidates": [
+            {"params": {"w": 1}, "valid_score": 0.30, "valid_curve": [0.1, 0.3, 0.2],
+             "epochs": 2},
+            {"params": {"w": 2}, "valid_score": 0.25, "valid_curve": [0.25, 0.2],
+             "epochs": 1},
+        ],
+        # chosen as if by a test figure: not the validation best, and seed 0
+        # kept an epoch its validation curve does not prefer
+        "selection": {"params": {"w": 2}, "epochs": 1, "valid_score": 0.25},
+        "seeds": [{"seed": 0, "epochs": 3, "valid_curve": [0.1, 0.3, 0.2]}],
+    }
+    (folder / "run.json").write_text(json.dumps(record))
+    got = sorted(h.rule for h in audit.check_results(str(tmp_path)))
+    assert got == ["R1", "R2"]
+    record["selection"]["params"] = {"w": 1}
+    record["seeds"][0]["epochs"] = 2
+    (folder / "run.json").write_text(json.dumps(record))
+    assert audit.check_results(str(tmp_path)) == []
