@@ -231,8 +231,8 @@ KNOWN_TEST_READ = {
     "runs": re.compile(r"\b0\.127\b"),
 }
 _LABEL = re.compile(
-    r"read on (the )?test|test[- ]read|(on|from) (the |its |Gowalla's |a )?test"
-    r"[- ](split|curve|figures?|data)|test curve|chosen after|best \*?test\*? "
+    r"read (on|off) (the )?test|test[- ]read|(on|from) (the |its |Gowalla's |a )?"
+    r"test[- ](split|set|curve|figures?|data)|test curve|chosen after|best \*?test\*? "
     r"epoch|re-tuned|not (been )?(re-)?tuned|labelled|pre-registered",
     re.IGNORECASE)
 _VALID = re.compile(r"\bvalid(ation|ated)?\b|\bvalid_|held-out items|hold-out",
