@@ -15,16 +15,23 @@ per-user 10% of the training pairs (``--valid-size``) is held out with
 best validation epoch (``--patience`` epochs without improvement stop the run),
 and that model is scored on ``test.txt``. The published LightGCN/NGCF numbers
 were read off the test set at the best epoch (their code has no validation
-split); ``--test-curve`` also prints that curve, labelled as such, for
-comparison. ``--valid-size 0`` trains on all training pairs with the test-curve
-protocol only.
+split). ``--test-curve`` also prints the test metrics every ``--eval-every``
+epochs, labelled as read on test; nothing is chosen from them (the script does
+not pick the curve's best epoch: that would be choosing an epoch on the test
+set). ``--valid-size 0`` trains on all training pairs for the fixed budget
+(``--max-epochs``/``--budget-min``) and reports the test metrics of the last
+epoch, with the curve.
 
 Each run trains under a time budget (training time only, evaluation excluded;
 process CPU seconds by default, ``--clock wall`` for wall-clock seconds).
 
-Usage (the first line is the recipe that reaches the published MF number on a
-CPU: sampled softmax over 1024 uniform negatives shared by each batch, cosine
-scores at temperature 0.1, Adam at lr 1e-2, no weight decay)::
+Usage (the first line is the softmax recipe: sampled softmax over 1024 uniform
+negatives shared by each batch, cosine scores at temperature 0.1, Adam at lr
+1e-2, no weight decay). **That recipe was found in November 2026, before this
+script had a validation split, by reading Gowalla's test curve**: its settings
+were read on the test split, and its Gowalla figure (Recall@20 0.166 at the
+best test epoch) is labelled so on the evidence page. Its validation-selected
+figure has not been measured yet (the first command below measures it)::
 
     python benchmarks/bench_reproduce_gowalla.py ../shared/eval-data \
         --model mf --loss softmax --negative-sampling shared --n-negatives 1024 \
@@ -142,8 +149,9 @@ def main():
     parser.add_argument("--patience", type=int, default=20,
                         help="epochs without validation improvement before stopping")
     parser.add_argument("--test-curve", action="store_true",
-                        help="also evaluate the test set every --eval-every epochs "
-                        "(the published protocol; selection still uses validation)")
+                        help="also evaluate the test set every --eval-every epochs, "
+                        "printed and labelled as read on test; nothing is chosen "
+                        "from it (selection uses validation)")
     parser.add_argument("--subsample-users", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -218,7 +226,8 @@ def main():
         f"(of {args.dim})"
     )
     print("\ncurve: epoch, train CPU s, train wall s, valid R@20, valid N@20, "
-          "test R@20, test N@20 (test only with --test-curve)")
+          "test R@20, test N@20 (test only with --test-curve or --valid-size 0; "
+          "read on test for the record, nothing is chosen from it)")
     for epoch, cpu, secs, vr, vn, tr, tn in points:
         print(f"  {epoch:5d} {cpu:8.0f} {secs:8.0f} {vr:.4f} {vn:.4f} {tr:.4f} {tn:.4f}")
     source, pub_r, pub_n = PUBLISHED[args.model]
@@ -229,17 +238,19 @@ def main():
         res = evaluate_ranking(model, test, k=20, metrics=("recall", "ndcg"),
                                batch_size=model.n_users_)
         label = f"ours (epoch {best_epoch + 1} chosen on valid)"
+        once = ("test set, also read along the curve (--test-curve), nothing "
+                "chosen from it" if args.test_curve else "test set, evaluated once")
         print(f"{label:<40} {res['recall']:>9.4f} {res['ndcg']:>8.4f}   "
-              f"test set, evaluated once; trained on {1 - args.valid_size:.0%} of "
-              "train.txt")
+              f"{once}; trained on {1 - args.valid_size:.0%} of train.txt")
         print(f"{'gap (ours - published)':<40} {res['recall'] - pub_r:>+9.4f} "
               f"{res['ndcg'] - pub_n:>+8.4f}")
-    tested = [p for p in points if p[5] == p[5]]
-    if tested:
-        best = max(tested, key=lambda p: p[5])
-        label = f"ours, best epoch on test ({best[0]})"
-        print(f"{label:<40} {best[5]:>9.4f} {best[6]:>8.4f}   the published protocol "
-              "(selects on the test set)")
+    if not validate and points:
+        # no validation: the epoch is the budget's last one, fixed in advance;
+        # the test curve's best epoch is not looked up (it would be chosen on test)
+        last = points[-1]
+        label = f"ours (last epoch, {last[0]})"
+        print(f"{label:<40} {last[5]:>9.4f} {last[6]:>8.4f}   test set at the last "
+              "epoch of the fixed budget; no validation split, nothing chosen")
     if args.subsample_users:
         print("(subsampled users: not comparable with the published numbers)")
 

@@ -21,9 +21,10 @@ gender, occupation, zip region; genres, multi-valued; release decade). Rows:
 ids only (no side features): seconds per epoch and test Recall@20 after a
 fixed number of epochs for the two-tower model (in-batch softmax + logQ) and
 ``MFRecommender`` (BPR defaults and the softmax recipe of
-``bench_reproduce_gowalla.py``). On a shared CPU this runs on a user subsample
-(``--gowalla-users``) and few epochs (``--gowalla-epochs``), stated in the
-output.
+``bench_reproduce_gowalla.py``, whose settings were found by reading Gowalla's
+test curve: a timing comparison at fixed settings, nothing chosen here). On a
+shared CPU this runs on a user subsample (``--gowalla-users``) and few epochs
+(``--gowalla-epochs``), stated in the output.
 
 Usage::
 
