@@ -67,8 +67,6 @@ authors' metrics at every evaluation, their selected epoch, timings), and the
 full console output to ``WORK/console.log``.
 """
 
-from __future__ import print_function
-
 import argparse
 import hashlib
 import json
@@ -77,7 +75,6 @@ import platform
 import runpy
 import sys
 import time
-import types
 
 import numpy as np
 
@@ -166,7 +163,7 @@ def prepare(train_path, test_path, folder, batch_exp, neg_epochs, seed, log=prin
         eval_mask.append(mask)
 
     # negatives: N_NEG per positive, uniform over the user's non-positive items
-    log("sampling negatives for %d epochs" % neg_epochs)
+    log(f"sampling negatives for {neg_epochs} epochs")
     cand = [np.asarray(c, dtype=np.int64) for c in candidate_u]
     neg = np.empty((neg_epochs, len(user_batch)), dtype=object)
     for e in range(neg_epochs):
@@ -198,11 +195,11 @@ def prepare(train_path, test_path, folder, batch_exp, neg_epochs, seed, log=prin
                       shape=(n_users + n_items,) * 2)
     a = (a + a.T).tocsr()
     deg = np.asarray(a.sum(axis=1)).ravel()
-    dinv = np.where(deg > 0, deg ** -0.5, 0.0)
+    dinv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1.0)), 0.0)
     sp.save_npz(os.path.join(folder, "s_norm_adj_mat.npz"),
                 sp.diags(dinv).dot(a).dot(sp.diags(dinv)).tocsr())
-    return {"n_users": n_users, "n_items": n_items, "n_train": int(len(train)),
-            "n_test": int(sum(len(v) for v in target_u)), "n_batches": len(user_batch),
+    return {"n_users": n_users, "n_items": n_items, "n_train": len(train),
+            "n_test": sum(len(v) for v in target_u), "n_batches": len(user_batch),
             "batch_users": bs, "neg_epochs": neg_epochs, "seed": seed}
 
 
@@ -235,14 +232,14 @@ def build_tree(checkout, work):
             fh.write('"""Placeholder (benchmarks/peers/resn_reference.py): this module is '
                      'not in LIN452/ReSN; the names below are imported but never used '
                      'on the regmf path."""\n\n\n')
-            for name in names:
-                fh.write("def %s(*args, **kwargs):\n    raise NotImplementedError("
-                         "'%s is not shipped with LIN452/ReSN')\n\n\n" % (name, name))
+            fh.writelines(f"def {name}(*args, **kwargs):\n    raise NotImplementedError("
+                          f"'{name} is not shipped with LIN452/ReSN')\n\n\n"
+                          for name in names)
     return dst
 
 
 # ----------------------------------------------------------------------- observing
-class Recorder(object):
+class Recorder:
     """Wraps the authors' evaluator: saves the tables, keeps their metrics."""
 
     def __init__(self, out_dir, evaluator):
@@ -252,7 +249,7 @@ class Recorder(object):
 
     def new_model(self, model):
         self.model = model
-        tag = "reglam-%g" % model.reglam
+        tag = f"reglam-{model.reglam:g}"
         self.runs.append({"tag": tag, "reglam": float(model.reglam),
                           "started": time.time(), "evals": []})
         os.makedirs(os.path.join(self.out_dir, tag), exist_ok=True)
@@ -269,7 +266,7 @@ class Recorder(object):
         run = self.runs[-1]
         epoch = 10 * len(run["evals"]) + 1  # trainer.py: evaluates when i % 10 == 0
         user, item = self.tables()
-        np.savez(os.path.join(self.out_dir, run["tag"], "emb-e%04d.npz" % epoch),
+        np.savez(os.path.join(self.out_dir, run["tag"], f"emb-e{epoch:04d}.npz"),
                  user=user.astype(np.float32), item=item.astype(np.float32))
         start = time.time()
         ret, p = self.evaluator(*args, **kwargs)
@@ -301,7 +298,7 @@ class Recorder(object):
                 json.dump(rec, fh, indent=1, sort_keys=True)
 
 
-class _Tee(object):
+class _Tee:
     def __init__(self, *streams):
         self.streams = streams
 
@@ -346,7 +343,8 @@ def main(argv=None):
 
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
-    console = open(os.path.join(work, "console.log"), "a")
+    # open for the whole run: the tee below writes to it until the process ends
+    console = open(os.path.join(work, "console.log"), "a")  # noqa: SIM115
     sys.stdout = _Tee(sys.__stdout__, console)
     sys.stderr = _Tee(sys.__stderr__, console)
     checkout = os.path.abspath(args.checkout)
