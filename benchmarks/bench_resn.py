@@ -78,7 +78,10 @@ Usage::
     python benchmarks/bench_resn.py reference PEER/data/ml-1m --work WORK
     python benchmarks/bench_resn.py ours PEER/data/ml-1m --work WORK
 
-(``PEER``: a work tree of ``LIN452/ReSN``.) A smoke run (a user subsample, a few
+(``PEER``: a work tree of ``LIN452/ReSN``.) The authors' code is not seeded
+(``resn_reference.py`` says why): for their spread, repeat the reference run
+into ``WORK/reference-2``, ... and score each with ``reference --ref
+reference-2``. A smoke run (a user subsample, a few
 epochs, results away from the committed files)::
 
     SKCOLLAPSE_BENCH_RESULTS=/tmp/resn-smoke python benchmarks/bench_resn.py \\
@@ -248,7 +251,7 @@ def pad(table, n_rows):
 def score_reference(args):
     info, pairs = load_split(args.work)
     scorer = Scorer(info, pairs)
-    ref = os.path.join(args.work, "reference")
+    ref = os.path.join(args.work, args.ref)
     with open(os.path.join(ref, "meta.json")) as fh:
         meta = json.load(fh)
     for run_dir in sorted(glob.glob(os.path.join(ref, "runs", "reglam-*"))):
@@ -278,7 +281,8 @@ def score_reference(args):
         setting = "none" if log["reglam"] == 0 else f"resn-beta{log['reglam']:g}"
         record = {
             "benchmark": "bench_resn reference", "command": " ".join(sys.argv),
-            "side": "authors (LIN452/ReSN as it is)", "dataset": args.dataset,
+            "side": "authors (LIN452/ReSN as it is)", "reference_run": args.ref,
+            "dataset": args.dataset,
             "split": info, "setting": setting, "reglam": log["reglam"],
             "config": {"authors_command": meta["authors_command"],
                        "reference_command": meta["command"],
@@ -296,7 +300,9 @@ def score_reference(args):
             "meta": _results.run_metadata(
                 [os.path.join(args.data, "train.txt"), os.path.join(args.data, "test.txt")]),
         }
-        path = _results.write_result(f"resn/{args.dataset}/authors-{setting}.json", record)
+        suffix = "" if args.ref == "reference" else f"-{args.ref}"
+        path = _results.write_result(
+            f"resn/{args.dataset}/authors-{setting}{suffix}.json", record)
         print(f"authors {setting}: epoch {best['epoch']} (validation) test R@20 "
               f"{best['test']['recall']:.4f} N@20 {best['test']['ndcg']:.4f}; "
               f"their own test-selected N@20 {log['authors_selection']['ndcg']} at "
@@ -440,6 +446,9 @@ def main(argv=None):
     ap.add_argument("--work", required=True, help="scratch folder (split, reference run)")
     ap.add_argument("--dataset", default=None, help="name in the result paths "
                     "(default: the data folder's name)")
+    ap.add_argument("--ref", default="reference", help="reference: the run's folder "
+                    "under WORK (repeat the authors' run into reference-2, ... for "
+                    "its spread: their code is not seeded)")
     ap.add_argument("--valid-size", type=float, default=0.1)
     ap.add_argument("--max-users", type=int, default=0, help="split: a user subsample")
     ap.add_argument("--seed", type=int, default=0, help="split: validation draw")

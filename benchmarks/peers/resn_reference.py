@@ -50,6 +50,20 @@ things had to be supplied around them, none of which changes what they compute:
    here, best NDCG@20 over evaluations -- i.e. **selected on the test split**, as
    their code does) are kept beside them.
 
+Facts of their code that matter for a comparison
+-------------------------------------------------
+* **Unseeded.** ``trainer.py`` calls ``tf.set_random_seed(12345)`` and then
+  ``ops.reset_default_graph()``: the seed is set on the graph that is thrown
+  away, so the initialisation differs from run to run (``np.random.seed(123)``
+  seeds nothing that is used). Repeat the run (``--work`` folders
+  ``reference``, ``reference-2``, ...) to see their spread. ``--seed`` here
+  seeds only the batches and negatives this script writes.
+* **Only the MF backbone runs.** ``PointwiseRecommender_LGN`` and
+  ``_XSimGCL`` (``--backbone lightgcn``/``xsimgcl``) read
+  ``self.item_embeddings``, which they never define (``recommenders.py``,
+  line 386): ``AttributeError`` while the graph is built.
+* **Selected on test**, see 3. above; and it evaluates every 10 epochs only.
+
 The working tree: ``WORK/src`` mirrors the checkout's ``src`` by symbolic links
 (their relative paths ``../data/<dataset>`` then land in ``WORK/data``), so the
 checkout stays untouched.
