@@ -53,8 +53,9 @@ neg_num 4              uniform negatives a positive, not the      ``n_negatives=
 weighted_mse           sum (1-sig(s+))^2 + sum sig(s-)^2          :class:`AuthorsMSE` (mean
                                                                   over positives; Adam does
                                                                   not see the scale)
-lam 1e-5               1e-5/2 ||Theta||^2 on a loss summed over   ``weight_decay=0`` (below
-                       ~270k positives a step                     1e-9 of the data term)
+lam 1e-5               1e-5/2 ||Theta||^2 on a loss summed over   ``weight_decay=0`` (a row's
+                       ~240k positives a step                     pull is 1e-4 to 1e-6 of its
+                                                                  data gradient)
 reglam 0.01            0.01 ||Y q||^2, Y = sig(U_b Vᵀ) (batch     ``regularizer__weight`` on
                        users x all items), q = Yᵀ1/|Yᵀ1| held     validation from ``c / B²``,
                        constant: one power step                   c in ``--resn-c``
