@@ -356,6 +356,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     work = os.path.abspath(args.work)
+    # the authors' code runs from WORK/src: every path is made absolute first
+    args.train, args.test = os.path.abspath(args.train), os.path.abspath(args.test)
     os.makedirs(work, exist_ok=True)
     # open for the whole run: the tee below writes to it until the process ends
     console = open(os.path.join(work, "console.log"), "a")  # noqa: SIM115
