@@ -122,21 +122,16 @@ class CompiledBPRStep:
 
     def _penalty_grads(self, users, pos, neg):
         """The gradient of the regularizer's penalty of the batch with respect
-        to the batch's user and positive-item rows (the torch step's call;
-        ``regularize`` keeps the penalty for the loss)."""
+        to the batch's user and positive-item rows (``regularize_with_grad``:
+        the regularizer's closed form where it has one, autograd on the rows
+        otherwise; the penalty is kept for the loss as ``regularize`` keeps it)."""
         W = self.weight.detach()
-        u = W.index_select(0, users).requires_grad_(True)
-        i = W.index_select(0, pos + self.n_users).requires_grad_(True)
+        u = W.index_select(0, users)
+        i = W.index_select(0, pos + self.n_users)
         context = self.net._regularizer_context(users, pos, neg.reshape(-1))
-        with torch.enable_grad():
-            _, penalty = self.net.regularize({"user": u, "item": i}, context)
-            if not penalty.requires_grad:
-                zero = np.zeros((users.shape[0], W.shape[1]), dtype=self.w.dtype)
-                return zero, zero
-            gu, gi = torch.autograd.grad(penalty, [u, i], allow_unused=True)
-        gu = torch.zeros_like(u) if gu is None else gu
-        gi = torch.zeros_like(i) if gi is None else gi
-        return gu.contiguous().numpy(), gi.contiguous().numpy()
+        _, grads = self.net.regularize_with_grad({"user": u, "item": i}, context)
+        return (grads["user"].to(W.dtype).contiguous().numpy(),
+                grads["item"].to(W.dtype).contiguous().numpy())
 
     def is_current(self):
         """Whether the net still trains the table and optimiser this step holds

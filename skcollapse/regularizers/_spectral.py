@@ -13,11 +13,16 @@ from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
     TABLE_PARAMS_DOC,
     select_tables,
+    weight_of,
     weighted_table_mean,
 )
 from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import real_interval
+
+#: the smallest singular value, relative to the largest, for which
+#: ``SingularValueVariance`` takes them from the Gram matrix's eigenvalues
+_SV_MIN_RATIO = 1e-4
 
 
 class _PerTableMean(Regularizer):
@@ -41,6 +46,36 @@ class _PerTableMean(Regularizer):
             dtype=torch.float64,
         )
         return total.to(embeddings[names[0]].dtype)
+
+    def table_term_grad(self, x: torch.Tensor, scale: float):
+        """``(term, scale * d term / dx)`` of one table's rows ``x`` in closed
+        form, or ``None`` (then :meth:`penalty_grad` gives ``None`` and the
+        caller differentiates :meth:`penalty` with autograd)."""
+        return None
+
+    def penalty_grad(self, embeddings, context=None):
+        """:meth:`penalty` and its gradient in closed form (see
+        :meth:`table_term_grad`), or ``None``. Each table's term is a
+        function of its rows' ``d x d`` Gram matrix, so the batch's repeated
+        rows need no grouping (every copy of a row gets the same gradient)."""
+        names = select_tables(embeddings, self.tables)
+        first = embeddings[names[0]]
+        total = first.new_zeros((), dtype=torch.float64)
+        denom = sum(weight_of(self.table_weights, name) for name in names)
+        grads = {}
+        for name in names:
+            w = weight_of(self.table_weights, name)
+            x = embeddings[name]
+            if w == 0.0 or x.shape[0] < 2:
+                continue
+            term = self.table_term_grad(x, w / denom)
+            if term is None:
+                return None
+            value, grads[name] = term
+            total = total + w * value
+        if denom > 0:
+            total = total / denom
+        return total.to(first.dtype), grads
 
 
 @register_regularizer("sv_variance")
@@ -98,6 +133,41 @@ class SingularValueVariance(_PerTableMean):
         if s.shape[0] < n_values:  # fewer distinct rows than dims: the rest are 0
             s = torch.cat([s, s.new_zeros(n_values - s.shape[0])])
         return (s / s.mean().clamp_min(1e-12)).var()
+
+    def table_term_grad(self, x, scale):
+        r"""The term and its gradient from the eigendecomposition of the Gram matrix.
+
+        With :math:`X^\top X = V\Lambda V^\top` (float64) the ``k = min(n, d)``
+        largest eigenvalues give the singular values :math:`s = \sqrt\lambda`,
+        and the gradient of a function :math:`\ell(s)` is
+        :math:`\sum_i \partial_{s_i}\ell\, u_i v_i^\top =
+        X V \operatorname{diag}(\partial_s\ell / s) V^\top`: one ``d x d``
+        Gram matrix, one ``d x d`` eigendecomposition and one ``n x d x d``
+        product (float64, as :meth:`table_term`), where ``svdvals``
+        factorises the ``n x d`` rows. ``None``
+        (autograd through ``svdvals``) when the smallest of the ``k`` values
+        is below ``1e-4`` of the largest: singular values from the Gram
+        matrix's eigenvalues lose relative precision as
+        :math:`(s_{max}/s)^2 \cdot 10^{-16}`, and the gradient divides by
+        them.
+        """
+        n, d = x.shape
+        k = min(n, d)
+        if k < 2:
+            return None
+        X = x.to(torch.float64)
+        evals, V = torch.linalg.eigh(X.T @ X)
+        s = evals[d - k:].clamp_min(0.0).sqrt()  # ascending
+        V = V[:, d - k:]
+        if not bool(s[0] > _SV_MIN_RATIO * s[-1]) or not bool(s.mean() > 1e-12):
+            return None
+        mu = s.mean()
+        r = s / mu
+        value = r.var()
+        a = (r - r.mean()) * (2.0 / (k - 1))  # d value / d r
+        g = a / mu - (a @ s) / (mu * mu * k)  # d value / d s
+        M = (V * (g / s * scale)) @ V.T
+        return value, (X @ M).to(x.dtype)
 
 
 @register_regularizer("coding_rate")
@@ -167,3 +237,37 @@ class CodingRate(_PerTableMean):
         M = torch.eye(d, dtype=Z.dtype, device=Z.device) + c * gram
         L = torch.linalg.cholesky(M)
         return -torch.log(torch.diagonal(L)).sum()
+
+    def table_term_grad(self, x, scale):
+        r"""The term and its gradient in closed form.
+
+        :math:`-\tfrac12\log\det M`, :math:`M = I + cZ^\top Z`, has the
+        gradient :math:`-cZM^{-1}` with respect to the rows :math:`Z`, taken
+        back through the L2 normalisation as
+        :math:`(g - (g\cdot z)z)/\|x\|`: one ``d x d`` Gram matrix, one
+        Cholesky factorisation and one ``n x d x d`` product, in float64 as
+        :meth:`table_term` and its autograd backward. ``None`` (autograd) for
+        a zero row.
+        """
+        n, d = x.shape
+        X = x.to(torch.float64)
+        if self.normalize:
+            norms = torch.linalg.vector_norm(X, dim=1, keepdim=True)
+            if not bool((norms > 1e-12).all()):
+                return None
+            Z = X / norms
+        else:
+            Z = X
+        c = d / (n * float(self.eps) ** 2)
+        M = Z.T @ Z
+        M.mul_(c).diagonal().add_(1.0)
+        L, info = torch.linalg.cholesky_ex(M)
+        if int(info) != 0:
+            return None
+        value = -torch.log(torch.diagonal(L)).sum()
+        G = torch.cholesky_inverse(L).mul_(-c * scale)
+        gz = Z @ G
+        if not self.normalize:
+            return value, gz.to(x.dtype)
+        gz.sub_(Z * (gz * Z).sum(dim=1, keepdim=True))
+        return value, gz.div_(norms).to(x.dtype)
