@@ -27,6 +27,12 @@ CASES = [
     ("coding_rate", {}, True),
     ("coding_rate", {"normalize": False, "eps": 0.3}, True),
     ("coding_rate", {"table_weights": {"user": 0.0}}, True),
+    ("uniformity", {}, True),
+    ("uniformity", {"t": 40.0, "table_weights": {"item": 2.0}}, True),
+    ("directau", {}, True),
+    ("directau", {"gamma": 5.0, "alpha": 3.0}, True),
+    ("directau", {"alignment": False, "tables": "item"}, True),
+    ("directau", {"pairs": [("item", "user"), ("user", "user")], "alpha": 1.0}, True),
 ]
 SHAPES = [(60, 5), (300, 16), (40, 64)]
 
@@ -120,6 +126,23 @@ def test_closed_forms_at_other_scales(scale):
     batch, context = _batch(300, 16, torch.float64, seed=1, scale=scale)
     for name, params, _ in CASES[:3] + CASES[6:7] + CASES[8:9]:
         reg = resolve_regularizer(name)(**params)
+        expected_pen, expected = _autograd(reg, batch, context)
+        penalty, grads = reg.value_and_grad(batch, context)
+        _assert_close(penalty, expected_pen, torch.float64)
+        for k in batch:
+            _assert_close(grads[k], expected[k], torch.float64)
+
+
+@pytest.mark.parametrize("name", ["uniformity", "directau"])
+def test_pairwise_closed_form_in_blocks(name, monkeypatch):
+    """The pairwise kernel's upper triangle in many blocks (a batch larger
+    than a block) gives autograd's value and gradient."""
+    from skcollapse.regularizers import _directau
+
+    monkeypatch.setattr(_directau, "_PAIR_BLOCK", 16)
+    batch, context = _batch(300, 8, torch.float64, seed=2)
+    for t in (2.0, 200.0):  # a fixed and a streamed shift
+        reg = resolve_regularizer(name)(t=t)
         expected_pen, expected = _autograd(reg, batch, context)
         penalty, grads = reg.value_and_grad(batch, context)
         _assert_close(penalty, expected_pen, torch.float64)
