@@ -8,8 +8,8 @@ thread by default) of every step are recorded; the first step (warm-up, set-up)
 is dropped and the median reported, with its ratio to ``regularizer=None``.
 For a penalty-only regularizer on the compiled step, the CPU seconds spent in
 the penalty's value and gradient (``CompiledBPRStep``'s penalty call) are
-reported separately ("penalty"); for a regularizer on the torch step (DBN,
-DirectSpec) the whole step is the torch step.
+reported separately ("penalty"); "path" says whether the steps ran on the
+compiled step or on the torch step.
 
 CPU seconds, not wall seconds, because the machines this is run on are often
 shared: a step's CPU time is what it computes, its wall time also what it waits.
@@ -60,6 +60,7 @@ class _StepTimer(Callback):
 
     def initialize(self):
         self.cpu_ = []
+        self.compiled_ = False
         self._c = None
         return self
 
@@ -70,6 +71,7 @@ class _StepTimer(Callback):
         if not training:
             return
         self.cpu_.append(time.process_time() - self._c)
+        self.compiled_ = bool(net._fit_state_.compiled_step)
         if len(self.cpu_) >= self.steps + 1:
             raise KeyboardInterrupt  # skorch ends training cleanly on it
 
@@ -121,7 +123,7 @@ def time_config(X, reg, params, args):
         _fast.CompiledBPRStep._penalty_grads = original
     step = statistics.median(timer.cpu_[1:])
     pen = statistics.median(penalty_cpu[1:]) if len(penalty_cpu) > 1 else None
-    return step, pen, len(penalty_cpu) > 0
+    return step, pen, timer.compiled_
 
 
 def parse_sets(values):
@@ -168,7 +170,7 @@ def main(argv=None):
         step, pen, compiled = time_config(X, reg, params, args)
         base = step if reg is None else base
         label = (reg or "None") + ("*" if params else "")
-        path = "compiled" if compiled or reg is None else "torch"
+        path = "compiled" if compiled else "torch"
         print(f"{label:<14} {path:<9} {1e3 * step:>8.2f} {step / base:>7.2f} "
               + (f"{1e3 * pen:>10.2f}" if pen is not None else f"{'':>10}"),
               flush=True)

@@ -182,3 +182,82 @@ def test_base_regularizer_has_no_closed_form():
     assert reg.penalty_grad(batch) is None
     penalty, grads = reg.value_and_grad(batch)
     assert float(penalty) == 0.0 and all(float(g.abs().max()) == 0 for g in grads.values())
+
+
+# ----------------------------------------------------------------- DBN's statistics
+def _whitening_reference(dbn, x, counts=None):
+    """DBN's batch mean and whitening matrix as plain torch expressions, one
+    group at a time, differentiated by autograd (``inv_sqrt_psd`` for the
+    inverse square root, itself gradchecked in ``test_regularizers.py``)."""
+    from skcollapse.regularizers._dbn import inv_sqrt_psd
+
+    X = x.to(torch.float64)
+    n, d = X.shape
+    if counts is None:
+        mu = X.mean(dim=0)
+        Xs, total = X - mu, float(n)
+    else:
+        w = counts.to(X)
+        total = w.sum()
+        mu = w @ X / total
+        Xs = (X - mu) * w.sqrt().unsqueeze(1)
+    m = dbn._groups(d)[0]
+    blocks = []
+    for a in range(0, d, m):
+        Xg = Xs[:, a:a + m]
+        S = Xg.T @ Xg / total
+        W = inv_sqrt_psd(S, dbn._eps(S))
+        if dbn.keep_scale:
+            W = W * torch.diagonal(S).mean().clamp_min(0.0).sqrt()
+        blocks.append(W)
+    return mu, torch.block_diag(*blocks)
+
+
+DBN_CASES = [
+    {}, {"group_size": 3}, {"group_size": 4, "keep_scale": True},
+    {"relative_eps": False, "eps": 0.05}, {"keep_scale": True, "eps": 1e-3},
+    {"group_size": 2, "relative_eps": False, "eps": 1e-4, "keep_scale": True},
+]
+
+
+@pytest.mark.parametrize("params", DBN_CASES, ids=[str(i) for i in range(len(DBN_CASES))])
+@pytest.mark.parametrize("counted", [False, True], ids=["rows", "counted"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dbn_whitening_backward_equals_autograd(params, counted, dtype):
+    """The one-node closed-form backward of DBN's batch statistics equals
+    autograd through the plain expressions (7 columns: groups of 3 leave one
+    column over), with and without row counts."""
+    from skcollapse.regularizers import DecorrelatedBatchNorm
+
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(40, 7, generator=gen, dtype=torch.float64)
+         @ torch.randn(7, 7, generator=gen, dtype=torch.float64)).to(dtype)
+    counts = torch.randint(1, 4, (40,), generator=gen) if counted else None
+    A = torch.randn(7, 7, generator=gen, dtype=torch.float64)
+    b = torch.randn(7, generator=gen, dtype=torch.float64)
+    dbn = DecorrelatedBatchNorm(**params)
+    results = []
+    for whiten in (dbn.whitening, lambda t, c: _whitening_reference(dbn, t, c)):
+        leaf = x.clone().requires_grad_(True)
+        mu, W = whiten(leaf, counts)
+        loss = (A * W).sum() + (b * mu).sum()
+        results.append((mu.detach(), W.detach(), torch.autograd.grad(loss, leaf)[0]))
+    for got, expected in zip(*results):
+        assert got.dtype == expected.dtype
+        rtol = 1e-9 if dtype == torch.float64 else 1e-5
+        torch.testing.assert_close(got, expected, rtol=rtol,
+                                   atol=rtol * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("params", [{}, {"group_size": 2}, {"keep_scale": True}],
+                         ids=["full", "groups", "keep_scale"])
+def test_dbn_whitening_gradcheck(params):
+    """Against finite differences (an absolute eps: a relative one is held
+    constant by the backward pass, by design)."""
+    from skcollapse.regularizers import DecorrelatedBatchNorm
+
+    dbn = DecorrelatedBatchNorm(relative_eps=False, eps=0.1, **params)
+    x = torch.randn(12, 5, dtype=torch.float64, requires_grad=True)
+    counts = torch.tensor([1, 2, 1, 1, 3, 1, 1, 1, 2, 1, 1, 4])
+    assert torch.autograd.gradcheck(lambda t: dbn.whitening(t), (x,))
+    assert torch.autograd.gradcheck(lambda t: dbn.whitening(t, counts), (x,))

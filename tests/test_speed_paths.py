@@ -60,7 +60,7 @@ def _fixed_batch(seed=0):
 def _run(name, params, grouped, monkeypatch):
     tables, users, items, negatives, R = _fixed_batch()
     if not grouped:
-        monkeypatch.setattr(RowGroups, "of", classmethod(lambda cls, x, ids: None))
+        monkeypatch.setattr(RowGroups, "of", classmethod(lambda cls, x, ids, *a: None))
     else:
         monkeypatch.undo()
     reg = resolve_regularizer(name)(**params)
@@ -297,6 +297,13 @@ def _fit_mf(X, monkeypatch, compiled, **params):
     {"regularizer": "coding_rate", "regularizer__weight": 0.05},
     {"regularizer": "uniformity", "regularizer__weight": 0.1,
      "regularizer__max_rows": 24},
+    # transforms: the BPR gradient of the transformed rows taken back through
+    # the transform by autograd, the kernel's update with it
+    {"regularizer": "dbn", "n_negatives": 2, "weight_decay": 0.01},
+    {"regularizer": "dbn", "regularizer__group_size": 3,
+     "regularizer__keep_scale": True},
+    {"regularizer": "directspec"},
+    {"regularizer": "directspec+", "n_negatives": 2},
 ])
 def test_compiled_mf_fit_follows_the_torch_fit(params, monkeypatch):
     """The compiled step draws the same negatives and applies the same update:
@@ -370,14 +377,26 @@ class _GradListener(__import__("skorch").callbacks.Callback):
         self.calls = getattr(self, "calls", 0) + 1
 
 
+class _TrainedScale(__import__("skcollapse").regularizers.Regularizer):
+    """A transform with a trainable parameter."""
+
+    kind = "transform"
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def transform(self, embeddings, context=None):
+        return {k: v * self.scale for k, v in embeddings.items()}
+
+
 @pytest.mark.parametrize("params", [
-    {"regularizer": "dbn"}, {"regularizer": "directspec"},
-    {"optimizer": torch.optim.SparseAdam},
+    {"regularizer": _TrainedScale}, {"optimizer": torch.optim.SparseAdam},
     {"loss": "softmax"}, {"callbacks": [_GradListener()]},
 ])
 def test_compiled_step_only_where_it_computes_the_same(params, monkeypatch):
-    """A regularizer that transforms the embeddings, another optimiser or
-    loss, or a callback that reads the gradients keeps the torch step (and that
+    """A regularizer with trainable parameters, another optimiser or loss, or
+    a callback that reads the gradients keeps the torch step (and that
     callback is still called)."""
     from skcollapse.datasets import make_interactions
 

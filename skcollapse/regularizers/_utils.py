@@ -188,12 +188,15 @@ class RowGroups:
         self.ids, self.inverse, self.counts, self.first = ids, inverse, counts, first
 
     @classmethod
-    def of(cls, x, ids):
+    def of(cls, x, ids, max_share=1.0):
         """Group the rows of ``x`` by ``ids``; ``None`` when that is not exact.
 
         ``None`` when there are no ids, their number does not match the rows,
         or two rows with the same id differ (then the batch is not a set of
-        table rows and the caller computes on the rows as they are).
+        table rows and the caller computes on the rows as they are). Also
+        ``None`` when the distinct ids are more than ``max_share`` of the rows:
+        a caller whose work grows linearly with the rows saves too little by
+        grouping then to pay for it (both ways compute the same).
         """
         if ids is None or x.shape[0] < 2:
             return None
@@ -203,6 +206,8 @@ class RowGroups:
         uniq, inverse, counts = torch.unique(
             ids, return_inverse=True, return_counts=True
         )
+        if uniq.numel() > max_share * ids.numel():
+            return None
         pos = torch.arange(ids.numel(), device=x.device)
         first = torch.full_like(uniq, ids.numel(), dtype=pos.dtype).scatter_reduce(
             0, inverse, pos, reduce="amin", include_self=True
