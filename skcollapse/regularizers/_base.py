@@ -43,6 +43,16 @@ Contract with the estimators (CF recommenders and CTR classifiers)
   inference.
 * ``last_penalty_`` holds the most recent unweighted penalty (detached)
   as a float so estimators can log it in ``net.history``.
+* A training step that forms the gradient of the batch rows itself (the
+  compiled MF step) calls ``penalty, grads = regularizer.value_and_grad(
+  embeddings, context)`` instead of the regularizer, for ``"penalty"``
+  regularizers without a transform: the weighted penalty and its gradient with
+  respect to each batch tensor. A subclass may give it a closed form by
+  overriding :meth:`Regularizer.penalty_grad` (the unweighted value and
+  gradients, without an autograd graph, or ``None`` where it has none);
+  otherwise autograd differentiates :meth:`Regularizer.penalty` on detached
+  copies of the rows, which stays the reference the closed forms are tested
+  against.
 
 Parameters are validated once, by the base constructor, with scikit-learn's
 ``validate_parameter_constraints`` against the class's ``_parameter_constraints``

@@ -312,8 +312,12 @@ class DecorrelatedBatchNorm(Regularizer):
     no channel shuffling and no affine parameters; the backward pass of
     :math:`\Sigma^{-1/2}` uses the closed-form divided differences (Daleckii–Krein)
     in float64 instead of the SVD/eigh chain rule, which keeps gradients finite
-    when eigenvalues repeat. A batch with fewer than 2 rows is transformed
-    with the running statistics and does not update them.
+    when eigenvalues repeat; the batch mean and whitening matrix are one
+    autograd node whose backward is written out (:meth:`whitening`). A batch
+    with fewer than 2 rows is transformed with the running statistics and
+    does not update them. Rows repeated in a batch (a popular id) are whitened
+    once and counted when at most two thirds of the rows are distinct; with
+    more, grouping them would cost more than it saves.
 
     Examples
     --------
