@@ -15,13 +15,16 @@ CPU seconds, not wall seconds, because the machines this is run on are often
 shared: a step's CPU time is what it computes, its wall time also what it waits.
 Epoch ratios under load and on idle machines are ``bench_speed.py``'s job.
 
-Data: ``gowalla`` (the LightGCN split's training pairs, ``DATA_DIR/gowalla``)
-or ``synthetic`` (30,000 users, 41,000 items, 810,000 pairs with Zipf-like
-item and user popularity, the size of Gowalla; no data folder needed).
+Data: ``gowalla`` (the LightGCN split's training pairs, ``DATA_DIR/gowalla``),
+``ml-100k`` (all 100,000 pairs of ``DATA_DIR/ml-100k/u.data``: few users and
+items, so a batch repeats rows much more than Gowalla's) or ``synthetic``
+(30,000 users, 41,000 items, 810,000 pairs with Zipf-like item and user
+popularity, the size of Gowalla; no data folder needed).
 
 Usage::
 
-    python benchmarks/bench_penalty_step.py [DATA_DIR] [--data gowalla|synthetic] \\
+    python benchmarks/bench_penalty_step.py [DATA_DIR] \\
+        [--data gowalla|ml-100k|synthetic] \\
         [--regularizers logdet ...] [--steps 40] [--threads 1] \\
         [--set uniformity:max_rows=256 ...]
 """
@@ -144,7 +147,8 @@ def parse_sets(values):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", nargs="?", default=None)
-    parser.add_argument("--data", choices=("gowalla", "synthetic"), default=None)
+    parser.add_argument("--data", choices=("gowalla", "ml-100k", "synthetic"),
+                        default=None)
     parser.add_argument("--regularizers", nargs="+",
                         default=[n for n in get_regularizer_names()
                                  if not n.startswith("directspec")])
@@ -155,7 +159,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = args.data or ("gowalla" if args.data_dir else "synthetic")
-    X = load_gowalla(args.data_dir) if data == "gowalla" else synthetic_pairs()
+    if data == "gowalla":
+        X = load_gowalla(args.data_dir)
+    elif data == "ml-100k":
+        X = np.loadtxt(Path(args.data_dir) / "ml-100k" / "u.data", dtype=np.int64,
+                       usecols=(0, 1)) - 1  # 1-based ids
+    else:
+        X = synthetic_pairs()
     sets = parse_sets(args.set)
     print(f"{data}: {X.shape[0]} pairs, {np.unique(X[:, 0]).size} users, "
           f"{np.unique(X[:, 1]).size} items; d={DIM}, batch {BATCH}, 1 negative; "

@@ -167,7 +167,7 @@ def uniformity_value_grad(x, t=2.0, counts=None):
 
 def _through_normalize(gz, z, norms):
     """The gradient with respect to ``x`` of a function of ``z = x / ‖x‖``."""
-    gz = gz - z * (gz * z).sum(dim=1, keepdim=True)
+    gz = torch.addcmul(gz, z, torch.linalg.vecdot(gz, z).unsqueeze(1), value=-1.0)
     return gz.div_(norms)
 
 

@@ -255,7 +255,7 @@ class CodingRate(_PerTableMean):
             norms = torch.linalg.vector_norm(X, dim=1, keepdim=True)
             if not bool((norms > 1e-12).all()):
                 return None
-            Z = X / norms
+            Z = X / norms if X is x else X.div_(norms)  # never the input in place
         else:
             Z = X
         c = d / (n * float(self.eps) ** 2)
@@ -269,5 +269,5 @@ class CodingRate(_PerTableMean):
         gz = Z @ G
         if not self.normalize:
             return value, gz.to(x.dtype)
-        gz.sub_(Z * (gz * Z).sum(dim=1, keepdim=True))
+        gz.addcmul_(Z, torch.linalg.vecdot(gz, Z).unsqueeze(1), value=-1.0)
         return value, gz.div_(norms).to(x.dtype)
