@@ -9,6 +9,7 @@ from torch import nn
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
+    LINEAR_GROUP_SHARE,
     TABLE_CONSTRAINTS,
     RowGroups,
     extra_ids_of,
@@ -19,12 +20,6 @@ from skcollapse.regularizers._utils import (
 )
 from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import int_interval, real_interval
-
-#: DBN's work grows linearly with the rows (their Gram matrix, the whitening
-#: product and its gradient): it groups a batch's rows by id only when the
-#: distinct ones are at most this share of them (ML-100k batches: about a
-#: third; Gowalla: 0.92, where grouping costs more than it saves)
-_GROUP_SHARE = 2.0 / 3.0
 
 
 def _inv_sqrt(S, eps):
@@ -420,7 +415,7 @@ class DecorrelatedBatchNorm(Regularizer):
             self._extra_ids[name] = extra_ids_of(context, name)
             groups = None
             if self.training:
-                groups = RowGroups.of(x, ids_of(context, name), _GROUP_SHARE)
+                groups = RowGroups.of(x, ids_of(context, name), LINEAR_GROUP_SHARE)
             if groups is None or groups.ids.numel() < 2:
                 out[name] = self._whiten(name, x, update=True)
             else:  # statistics and output rows from the distinct rows, counted
@@ -462,7 +457,7 @@ class DecorrelatedBatchNorm(Regularizer):
         if self.training and name in self._batch_stats:
             mu, W = self._batch_stats[name]
             groups = RowGroups.of(x, getattr(self, "_extra_ids", {}).get(name),
-                                  _GROUP_SHARE)
+                                  LINEAR_GROUP_SHARE)
             if groups is None:
                 return _apply(x, mu, W)
             return groups.expand(_apply(groups.rows(x), mu, W))

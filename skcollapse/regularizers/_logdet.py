@@ -9,6 +9,7 @@ import torch
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     CHOSEN_ON_VALIDATION_DOC,
+    LINEAR_GROUP_SHARE,
     TABLE_CONSTRAINTS,
     RowGroups,
     ids_of,
@@ -252,10 +253,12 @@ class LogDetRegularizer(Regularizer):
         factorisation and one ``n x d x d`` product, in float64 as
         :meth:`penalty` and its autograd backward (a covariance near collapse is
         ill-conditioned, and a float32 product with :math:`S^{-1}` would then
-        lose the gradient's small components). The batch's repeated rows need no grouping: the Gram
-        matrix of all rows is the counted one, and every copy of a row gets
-        the same gradient. ``None`` (autograd) for the other sources and when
-        Cholesky fails (the eigenvalue clamp of :meth:`penalty`).
+        lose the gradient's small components). Every copy of a row gets the
+        same gradient, so a batch that repeats rows (ids in ``context``, at
+        most two thirds of them distinct) is computed on its distinct rows,
+        counted, and their gradients copied back. ``None`` (autograd) for the
+        other sources and when Cholesky fails (the eigenvalue clamp of
+        :meth:`penalty`).
         """
         if self.source != "batch":
             return None
@@ -268,20 +271,29 @@ class LogDetRegularizer(Regularizer):
             x = embeddings[name]
             if w == 0.0 or x.shape[0] == 0 or (self.center and x.shape[0] < 2):
                 continue
-            term = self._term_and_grad(x, w)
+            groups = RowGroups.of(x, ids_of(context, name), LINEAR_GROUP_SHARE)
+            if groups is None:
+                term = self._term_and_grad(x, w)
+            else:
+                term = self._term_and_grad(x.index_select(0, groups.first), w,
+                                           groups.counts)
             if term is None:
                 return None
-            value, grads[name] = term
+            value, grad = term
+            grads[name] = grad if groups is None else groups.expand(grad)
             total = total + w * value
         return total.to(first.dtype), grads
 
-    def _term_and_grad(self, x, w):
-        """``(term, w * d term / dx)`` of one table's rows ``x``, or ``None``."""
-        n, d = x.shape
+    def _term_and_grad(self, x, w, counts=None):
+        """``(term, w * d term / dx)`` of one table's rows ``x`` (row ``a``
+        repeated ``counts[a]`` times; the gradient of one copy), or ``None``."""
+        d = x.shape[1]
         X = x.to(torch.float64)
+        c = None if counts is None else counts.to(X)
+        n = x.shape[0] if c is None else float(c.sum())
         if self.center:
-            X = X - X.mean(dim=0, keepdim=True)
-        S = X.T @ X
+            X = X - (X.mean(dim=0) if c is None else c @ X / n)
+        S = X.T @ X if c is None else (X * c.unsqueeze(1)).T @ X
         scale = 1.0 / n if self.normalize else 1.0
         if self.normalize:
             S = S * scale
@@ -303,8 +315,8 @@ class LogDetRegularizer(Regularizer):
             G = inv.neg_()
             G.diagonal().add_(1.0)
         grad = X @ G.mul_(2.0 * scale * w)
-        if self.center:
-            grad = grad - grad.mean(dim=0, keepdim=True)
+        if self.center:  # the mean's share: 0 up to rounding
+            grad = grad - (grad.mean(dim=0) if c is None else c @ grad / n)
         return value, grad.to(x.dtype)
 
     def extra_repr(self):

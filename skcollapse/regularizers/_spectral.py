@@ -10,8 +10,11 @@ import torch.nn.functional as F
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     CHOSEN_ON_VALIDATION_DOC,
+    LINEAR_GROUP_SHARE,
     TABLE_CONSTRAINTS,
     TABLE_PARAMS_DOC,
+    RowGroups,
+    ids_of,
     select_tables,
     weight_of,
     weighted_table_mean,
@@ -47,17 +50,20 @@ class _PerTableMean(Regularizer):
         )
         return total.to(embeddings[names[0]].dtype)
 
-    def table_term_grad(self, x: torch.Tensor, scale: float):
+    def table_term_grad(self, x: torch.Tensor, scale: float, counts=None):
         """``(term, scale * d term / dx)`` of one table's rows ``x`` in closed
-        form, or ``None`` (then :meth:`penalty_grad` gives ``None`` and the
+        form (row ``a`` repeated ``counts[a]`` times; the gradient of one
+        copy), or ``None`` (then :meth:`penalty_grad` gives ``None`` and the
         caller differentiates :meth:`penalty` with autograd)."""
         return None
 
     def penalty_grad(self, embeddings, context=None):
         """:meth:`penalty` and its gradient in closed form (see
         :meth:`table_term_grad`), or ``None``. Each table's term is a
-        function of its rows' ``d x d`` Gram matrix, so the batch's repeated
-        rows need no grouping (every copy of a row gets the same gradient)."""
+        function of its rows' ``d x d`` Gram matrix, so every copy of a row
+        gets the same gradient: a batch that repeats rows (ids in
+        ``context``, at most two thirds of them distinct) is computed on its
+        distinct rows, counted, and their gradients copied back."""
         names = select_tables(embeddings, self.tables)
         first = embeddings[names[0]]
         total = first.new_zeros((), dtype=torch.float64)
@@ -68,10 +74,16 @@ class _PerTableMean(Regularizer):
             x = embeddings[name]
             if w == 0.0 or x.shape[0] < 2:
                 continue
-            term = self.table_term_grad(x, w / denom)
+            groups = RowGroups.of(x, ids_of(context, name), LINEAR_GROUP_SHARE)
+            if groups is None:
+                term = self.table_term_grad(x, w / denom)
+            else:
+                term = self.table_term_grad(x.index_select(0, groups.first),
+                                            w / denom, groups.counts)
             if term is None:
                 return None
-            value, grads[name] = term
+            value, grad = term
+            grads[name] = grad if groups is None else groups.expand(grad)
             total = total + w * value
         if denom > 0:
             total = total / denom
@@ -134,7 +146,7 @@ class SingularValueVariance(_PerTableMean):
             s = torch.cat([s, s.new_zeros(n_values - s.shape[0])])
         return (s / s.mean().clamp_min(1e-12)).var()
 
-    def table_term_grad(self, x, scale):
+    def table_term_grad(self, x, scale, counts=None):
         r"""The term and its gradient from the eigendecomposition of the Gram matrix.
 
         With :math:`X^\top X = V\Lambda V^\top` (float64) the ``k = min(n, d)``
@@ -152,11 +164,17 @@ class SingularValueVariance(_PerTableMean):
         them.
         """
         n, d = x.shape
+        X = x.to(torch.float64)
+        if counts is None:
+            gram = X.T @ X
+        else:  # row a repeated c_a times
+            c = counts.to(X)
+            n = int(counts.sum())
+            gram = (X * c.unsqueeze(1)).T @ X
         k = min(n, d)
         if k < 2:
             return None
-        X = x.to(torch.float64)
-        evals, V = torch.linalg.eigh(X.T @ X)
+        evals, V = torch.linalg.eigh(gram)
         s = evals[d - k:].clamp_min(0.0).sqrt()  # ascending
         V = V[:, d - k:]
         if not bool(s[0] > _SV_MIN_RATIO * s[-1]) or not bool(s.mean() > 1e-12):
@@ -238,7 +256,7 @@ class CodingRate(_PerTableMean):
         L = torch.linalg.cholesky(M)
         return -torch.log(torch.diagonal(L)).sum()
 
-    def table_term_grad(self, x, scale):
+    def table_term_grad(self, x, scale, counts=None):
         r"""The term and its gradient in closed form.
 
         :math:`-\tfrac12\log\det M`, :math:`M = I + cZ^\top Z`, has the
@@ -258,8 +276,12 @@ class CodingRate(_PerTableMean):
             Z = X / norms if X is x else X.div_(norms)  # never the input in place
         else:
             Z = X
+        if counts is None:
+            M = Z.T @ Z
+        else:  # row a repeated counts[a] times
+            n = float(counts.sum())
+            M = (Z * counts.to(Z).unsqueeze(1)).T @ Z
         c = d / (n * float(self.eps) ** 2)
-        M = Z.T @ Z
         M.mul_(c).diagonal().add_(1.0)
         L, info = torch.linalg.cholesky_ex(M)
         if int(info) != 0:
