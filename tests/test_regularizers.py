@@ -666,6 +666,40 @@ def test_uniformity_gradients_finite_with_duplicate_rows():
     )
 
 
+@pytest.mark.parametrize("cls", [UniformityRegularizer, DirectAU])
+def test_uniformity_on_row_subsets_tracks_the_exact_value(cls):
+    """``max_rows``: the mean kernel over the pairs of a random subset of the
+    batch's rows is an unbiased estimate of the batch's (a U-statistic), so
+    ``exp`` of the uniformity averages to the exact one's, and the estimate
+    itself stays close to the exact value (just below it on average)."""
+    gen = torch.Generator().manual_seed(0)
+    table = torch.randn(150, 6, dtype=torch.float64, generator=gen)
+    table[:, 0] *= 3.0  # not uniform on the sphere
+    ids = torch.multinomial(torch.arange(1.0, 151.0), 400, True, generator=gen)
+    batch = {"item": table[ids]}  # popular rows repeated, as in a CF batch
+    context = {"item_ids": ids}
+    params = {"weight": 1.0, "alignment": False} if cls is DirectAU else {"weight": 1.0}
+    exact = float(cls(**params)(batch, context)[1])
+    assert float(cls(max_rows=400, **params)(batch, context)[1]) == exact
+    reg = cls(max_rows=48, **params)
+    torch.manual_seed(0)
+    draws = np.array([float(reg(batch, context)[1]) for _ in range(300)])
+    assert np.ptp(draws) > 0  # a new subset every call
+    kernel = np.exp(draws)
+    assert abs(kernel.mean() - np.exp(exact)) < 3.0 * kernel.std(ddof=1) / np.sqrt(300)
+    assert draws.mean() == pytest.approx(exact, rel=0.05)
+    # the closed form on the same subset, and no gradient outside it
+    torch.manual_seed(1)
+    leaf = batch["item"].clone().requires_grad_(True)
+    expected_penalty = reg({"item": leaf}, context)[1]
+    expected = torch.autograd.grad(expected_penalty, leaf)[0]
+    torch.manual_seed(1)
+    penalty, grads = reg.value_and_grad(batch, context)
+    assert float(penalty) == pytest.approx(float(expected_penalty), rel=1e-12)
+    torch.testing.assert_close(grads["item"], expected, rtol=1e-9, atol=1e-12)
+    assert int((grads["item"].abs().sum(1) > 0).sum()) == 48
+
+
 # ----------------------------------------------------------------- SV variance, coding rate
 
 

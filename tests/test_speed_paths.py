@@ -16,7 +16,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from skcollapse.regularizers import get_regularizer_names, resolve_regularizer
+from skcollapse.regularizers import (
+    _directau,
+    get_regularizer_names,
+    resolve_regularizer,
+)
 from skcollapse.regularizers._directau import uniformity_loss
 from skcollapse.regularizers._utils import RowGroups
 
@@ -56,7 +60,7 @@ def _fixed_batch(seed=0):
 def _run(name, params, grouped, monkeypatch):
     tables, users, items, negatives, R = _fixed_batch()
     if not grouped:
-        monkeypatch.setattr(RowGroups, "of", classmethod(lambda cls, x, ids: None))
+        monkeypatch.setattr(RowGroups, "of", classmethod(lambda cls, x, ids, *a: None))
     else:
         monkeypatch.undo()
     reg = resolve_regularizer(name)(**params)
@@ -98,24 +102,41 @@ def _uniformity_reference(x, t):
     return math.log(np.mean(np.exp(-t * sq[iu])))
 
 
-@pytest.mark.parametrize("t", [2.0, 0.3, 60.0])
-def test_uniformity_with_counts_equals_pairwise_formula(t):
+@pytest.mark.parametrize("block", [None, 2, 4])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("t", [2.0, 0.3, 19.0, 60.0, 250.0])
+def test_uniformity_with_counts_equals_pairwise_formula(t, dtype, block, monkeypatch):
+    """Against the pairwise formula in float64, for temperatures on either
+    side of the exponent range at which the kernel sum is shifted (float32:
+    4t > 80; float64: 4t > 700), in one block of the kernel or several
+    (the upper triangle block by block, the shift growing as they come)."""
+    if block is not None:
+        monkeypatch.setattr(_directau, "_PAIR_BLOCK", block)
     rng = np.random.default_rng(0)
     rows = rng.standard_normal((9, 5))
     counts = np.array([1, 4, 1, 2, 7, 1, 1, 3, 1])
     batch = np.repeat(rows, counts, axis=0)
-    got = uniformity_loss(torch.as_tensor(rows), t, torch.as_tensor(counts))
-    assert float(got) == pytest.approx(_uniformity_reference(batch, t), rel=1e-12)
+    expected = _uniformity_reference(batch, t)
+    # float32: the exponents -t‖z_i - z_j‖² carry t times the rows' rounding
+    rel = 1e-12 if dtype == torch.float64 else 1e-6 * max(10.0, t)
+    got = uniformity_loss(torch.as_tensor(rows, dtype=dtype), t, torch.as_tensor(counts))
+    assert float(got) == pytest.approx(expected, rel=rel)
     # no counts: the rows as they are, duplicates included
-    got = uniformity_loss(torch.as_tensor(batch), t)
-    assert float(got) == pytest.approx(_uniformity_reference(batch, t), rel=1e-12)
+    got = uniformity_loss(torch.as_tensor(batch, dtype=dtype), t)
+    assert float(got) == pytest.approx(expected, rel=rel)
 
 
-def test_uniformity_kernel_gradcheck():
+@pytest.mark.parametrize("block", [None, 3])
+def test_uniformity_kernel_gradcheck(block, monkeypatch):
+    if block is not None:
+        monkeypatch.setattr(_directau, "_PAIR_BLOCK", block)
     rows = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
     counts = torch.tensor([1, 3, 1, 2, 1, 1, 5])
     assert torch.autograd.gradcheck(lambda x: uniformity_loss(x, 2.0, counts), (rows,))
     assert torch.autograd.gradcheck(lambda x: uniformity_loss(x, 0.5), (rows,))
+    # beyond float64's exponent range: the streamed, shifted sums
+    assert torch.autograd.gradcheck(lambda x: uniformity_loss(x, 300.0, counts),
+                                    (rows,))
     # a single distinct row repeated: only pairs inside the group remain
     one = torch.randn(1, 4, dtype=torch.float64)
     assert float(uniformity_loss(one, 2.0, torch.tensor([5]))) == pytest.approx(0.0)
@@ -270,6 +291,19 @@ def _fit_mf(X, monkeypatch, compiled, **params):
     {"regularizer": "logdet", "regularizer__weight": 0.05},
     {"regularizer": "uniformity", "regularizer__weight": 0.1, "n_negatives": 2},
     {"regularizer": "directau", "regularizer__weight": 0.1},
+    # the closed forms of the covariance penalties, and the pairwise one on
+    # random subsets of the batch (the same draws on either path)
+    {"regularizer": "sv_variance", "regularizer__weight": 0.1},
+    {"regularizer": "coding_rate", "regularizer__weight": 0.05},
+    {"regularizer": "uniformity", "regularizer__weight": 0.1,
+     "regularizer__max_rows": 24},
+    # transforms: the BPR gradient of the transformed rows taken back through
+    # the transform by autograd, the kernel's update with it
+    {"regularizer": "dbn", "n_negatives": 2, "weight_decay": 0.01},
+    {"regularizer": "dbn", "regularizer__group_size": 3,
+     "regularizer__keep_scale": True},
+    {"regularizer": "directspec"},
+    {"regularizer": "directspec+", "n_negatives": 2},
 ])
 def test_compiled_mf_fit_follows_the_torch_fit(params, monkeypatch):
     """The compiled step draws the same negatives and applies the same update:
@@ -343,14 +377,26 @@ class _GradListener(__import__("skorch").callbacks.Callback):
         self.calls = getattr(self, "calls", 0) + 1
 
 
+class _TrainedScale(__import__("skcollapse").regularizers.Regularizer):
+    """A transform with a trainable parameter."""
+
+    kind = "transform"
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def transform(self, embeddings, context=None):
+        return {k: v * self.scale for k, v in embeddings.items()}
+
+
 @pytest.mark.parametrize("params", [
-    {"regularizer": "dbn"}, {"regularizer": "directspec"},
-    {"optimizer": torch.optim.SparseAdam},
+    {"regularizer": _TrainedScale}, {"optimizer": torch.optim.SparseAdam},
     {"loss": "softmax"}, {"callbacks": [_GradListener()]},
 ])
 def test_compiled_step_only_where_it_computes_the_same(params, monkeypatch):
-    """A regularizer that transforms the embeddings, another optimiser or
-    loss, or a callback that reads the gradients keeps the torch step (and that
+    """A regularizer with trainable parameters, another optimiser or loss, or
+    a callback that reads the gradients keeps the torch step (and that
     callback is still called)."""
     from skcollapse.datasets import make_interactions
 

@@ -23,7 +23,7 @@ from skorch.dataset import unpack_data
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn import CFLoss, MatrixFactorization, bpr_step
 from skcollapse.recommenders._base import NetBase
-from skcollapse.recommenders._fast import penalty_only
+from skcollapse.recommenders._fast import compiled_mode
 from skcollapse.recommenders._fit_state import CFFitState
 from skcollapse.recommenders._negatives import IndependentNegatives, SharedNegatives
 from skcollapse.recommenders._ranking import RankingMixin
@@ -514,7 +514,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             y_pred = (out["user"] * out["item"]).sum(-1)
         return {"loss": loss, "y_pred": y_pred}
 
-    def _fused_step_applies(self, *, penalty=False):
+    def _fused_step_applies(self, *, compiled=False):
         """Whether :meth:`train_step_single` may take the fused MF-BPR step.
 
         The default MF set-up only: a sparse :class:`MatrixFactorization`
@@ -523,10 +523,11 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         defined here, and nothing observing the module (a forward hook, or a
         method wrapped on the instance as :class:`~skcollapse.callbacks.CollapseProbe`
         does): the fused step never calls ``encode``/``forward``. Any other
-        set-up takes the autograd step. ``penalty=True`` also accepts a
-        regularizer that only adds a penalty (no transform of the
-        embeddings, no trainable parameters): the compiled step adds the
-        penalty's gradient, taken by autograd on the batch rows.
+        set-up takes the autograd step. ``compiled=True`` (the compiled
+        step's question) also accepts a regularizer without trainable
+        parameters: the compiled step adds a penalty's gradient with
+        respect to the batch rows, or differentiates a transform of the
+        rows (see :mod:`skcollapse.recommenders._fast`).
         """
         mod = self.module_
         cls = type(self)
@@ -542,7 +543,7 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             and self.criterion_.loss == "bpr"
             and self.similarity == "dot"
             and isinstance(self._fit_state_.negatives, IndependentNegatives)
-            and self._regularizer_is_plain_penalty(allow=penalty)
+            and self._regularizer_fits(compiled)
             and cls.infer is CFRecommenderBase.infer
             and cls.get_loss is CFRecommenderBase.get_loss
             and self._n_negatives() > 0
@@ -557,12 +558,12 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
             context["extra_item_ids"] = extra_item_ids
         return context
 
-    def _regularizer_is_plain_penalty(self, *, allow):
-        """No regularizer, or (``allow``) one that only adds a penalty."""
+    def _regularizer_fits(self, compiled):
+        """No regularizer, or (``compiled``) one the compiled step runs."""
         reg = getattr(self, "regularizer_", None)
         if reg is None:
             return True
-        return allow and penalty_only(reg)
+        return compiled and compiled_mode(reg) is not None
 
     def _fused_bpr_step(self, Xi):
         """The autograd step's loss and gradient in closed form (``bpr_step``).

@@ -10,24 +10,38 @@ either path up to float rounding (``tests/test_speed_paths.py`` checks the
 loss curves and the final ranking agree).
 
 It applies to what :meth:`CFRecommenderBase._fused_step_applies` accepts (the
-plain MF-BPR set-up) with no regularizer or one that only adds a penalty to the
-loss (logdet, sv_variance, coding_rate, uniformity, directau, resn: no
-transform of the embeddings, no trainable parameters). The penalty runs as in
-the torch step, through the estimator's ``regularize`` on the batch's rows, and
-autograd differentiates it with respect to those ``(B, d)`` rows only; the
-kernel adds that gradient to the rows' BPR gradient before the update. It
-applies when, in addition, the module lives on the
-CPU, the optimiser is :class:`~skcollapse.nn.SparseRowAdam` over the table
-alone, no callback listens to ``on_grad_computed`` (the kernel never forms a
-gradient tensor) and the process is not one of several data-parallel ones.
-Anything else keeps the torch step, which stays the path for GPUs and for
-regularizers.
+plain MF-BPR set-up) with no regularizer or one without trainable parameters:
+
+* one that only adds a penalty to the loss (logdet, sv_variance, coding_rate,
+  uniformity, directau, resn): the estimator's ``regularize_with_grad`` gives
+  the penalty of the batch's user and positive-item rows and its gradient
+  with respect to those ``(B, d)`` rows (the regularizer's closed form,
+  ``Regularizer.penalty_grad``, where it has one; autograd on the rows
+  otherwise), and the kernel adds that gradient to the rows' BPR gradient
+  before the update;
+* one that transforms the rows (dbn, directspec, directspec+): the batch's
+  user, positive and negative rows go through ``regularize`` and
+  ``regularize_extra`` as in the torch step, the BPR loss and its gradient
+  with respect to the transformed rows are formed in closed form
+  (:func:`bpr_rows`), autograd takes them back through the transform to the
+  ``B (2 + n)`` rows of the table (a graph of the transform alone, not of the
+  embedding lookup, the loss and the optimiser), and the kernel applies
+  :class:`~skcollapse.nn.SparseRowAdam`'s update with those gradients (a batch
+  given to it with no negatives adds no BPR term of its own).
+
+It applies when, in addition, the module lives on the CPU, the optimiser is
+:class:`~skcollapse.nn.SparseRowAdam` over the table alone, no callback listens
+to ``on_grad_computed`` (the kernel never forms a gradient tensor) and the
+process is not one of several data-parallel ones. Anything else keeps the
+torch step, which stays the path for GPUs and for regularizers with trainable
+parameters.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from skorch.callbacks import Callback
 
 from skcollapse.nn import SparseRowAdam
@@ -35,7 +49,7 @@ from skcollapse.recommenders._bpr_kernel import adam_hyper, get_bpr_adam_kernel
 from skcollapse.regularizers import Regularizer
 from skcollapse.utils._distributed import is_distributed
 
-__all__ = ["CompiledBPRStep", "penalty_only"]
+__all__ = ["CompiledBPRStep", "bpr_rows", "compiled_mode", "penalty_only"]
 
 
 def penalty_only(reg):
@@ -49,6 +63,47 @@ def penalty_only(reg):
         and cls.transform_extra is Regularizer.transform_extra
         and not any(p.requires_grad for p in reg.parameters())
     )
+
+
+def compiled_mode(reg):
+    """How the compiled step runs with the regularizer ``reg``: ``"none"``
+    (no regularizer), ``"penalty"`` (:func:`penalty_only`), ``"transform"``
+    (a regularizer that rewrites the rows, no trainable parameters) or
+    ``None`` (the torch step)."""
+    if reg is None:
+        return "none"
+    if penalty_only(reg):
+        return "penalty"
+    if isinstance(reg, Regularizer) and not any(
+        p.requires_grad for p in reg.parameters()
+    ):
+        return "transform"
+    return None
+
+
+def bpr_rows(u, i, j):
+    """``CFLoss("bpr")`` of rows ``u``, ``i`` ``(B, d)`` and negatives ``j``
+    ``(B, n, d)`` (no mask), its gradient with respect to each, and the
+    positive scores: ``(loss, gu, gi, gj, pos_score)``."""
+    B, n, d = j.shape
+    pos_s = (u * i).sum(-1)
+    if n == 1:  # one negative: row-wise products instead of batched ones
+        neg_s = (j.view(B, d) * u).sum(-1, keepdim=True)
+    else:
+        neg_s = torch.bmm(j, u.unsqueeze(-1)).squeeze(-1)  # (B, n)
+    x = pos_s.unsqueeze(1) - neg_s
+    loss = F.softplus(-x).mean()
+    coef = torch.sigmoid(-x).div_(-(B * n))  # d loss / d x
+    coef_sum = coef.sum(1, keepdim=True)
+    gi = u * coef_sum
+    gu = i * coef_sum
+    if n == 1:
+        gu.addcmul_(j.view(B, d), coef, value=-1.0)
+        gj = (u * coef).neg_().view(B, 1, d)
+    else:
+        gu.sub_(torch.bmm(coef.unsqueeze(1), j).squeeze(1))
+        gj = u.unsqueeze(1) * coef.unsqueeze(-1).neg()
+    return loss, gu, gi, gj, pos_s
 
 
 class CompiledBPRStep:
@@ -84,12 +139,12 @@ class CompiledBPRStep:
         self.grad = np.empty((cap, self.w.shape[1]), dtype=self.w.dtype)
         self.hyper = np.empty(9, dtype=self.w.dtype)
         self.no_extra = np.empty((0, self.w.shape[1]), dtype=self.w.dtype)
-        self.regularized = getattr(net, "regularizer_", None) is not None
+        self.mode = compiled_mode(getattr(net, "regularizer_", None))
 
     @classmethod
     def for_net(cls, net):
         """The step for ``net``'s current set-up, or ``None`` if it does not apply."""
-        if not net._fused_step_applies(penalty=True):
+        if not net._fused_step_applies(compiled=True):
             return None
         mod = net.module_
         weight = mod.embedding.weight
@@ -122,21 +177,52 @@ class CompiledBPRStep:
 
     def _penalty_grads(self, users, pos, neg):
         """The gradient of the regularizer's penalty of the batch with respect
-        to the batch's user and positive-item rows (the torch step's call;
-        ``regularize`` keeps the penalty for the loss)."""
+        to the batch's user and positive-item rows (``regularize_with_grad``:
+        the regularizer's closed form where it has one, autograd on the rows
+        otherwise; the penalty is kept for the loss as ``regularize`` keeps it)."""
         W = self.weight.detach()
+        u = W.index_select(0, users)
+        i = W.index_select(0, pos + self.n_users)
+        context = self.net._regularizer_context(users, pos, neg.reshape(-1))
+        _, grads = self.net.regularize_with_grad({"user": u, "item": i}, context)
+        return (grads["user"].to(W.dtype).contiguous().numpy(),
+                grads["item"].to(W.dtype).contiguous().numpy())
+
+    def _transformed_grads(self, users, pos, neg):
+        """The step with a regularizer that transforms the rows: the BPR loss
+        (and the L2 term of the table's rows) of the transformed rows, and the
+        gradient with respect to the user, positive and negative rows of the
+        table. Returns ``(loss, pos_score, grads)``, ``grads`` ``(B (2 + n),
+        d)`` in that order."""
+        net = self.net
+        W = self.weight.detach()
+        B, n = neg.shape
+        d = W.shape[1]
+        flat = neg.reshape(-1)
         u = W.index_select(0, users).requires_grad_(True)
         i = W.index_select(0, pos + self.n_users).requires_grad_(True)
-        context = self.net._regularizer_context(users, pos, neg.reshape(-1))
+        j = W.index_select(0, flat + self.n_users).requires_grad_(True)
+        context = net._regularizer_context(users, pos, flat)
         with torch.enable_grad():
-            _, penalty = self.net.regularize({"user": u, "item": i}, context)
-            if not penalty.requires_grad:
-                zero = np.zeros((users.shape[0], W.shape[1]), dtype=self.w.dtype)
-                return zero, zero
-            gu, gi = torch.autograd.grad(penalty, [u, i], allow_unused=True)
-        gu = torch.zeros_like(u) if gu is None else gu
-        gi = torch.zeros_like(i) if gi is None else gi
-        return gu.contiguous().numpy(), gi.contiguous().numpy()
+            emb, penalty = net.regularize({"user": u, "item": i}, context)
+            jt = net.regularize_extra("item", j)
+            ut, it = emb["user"], emb["item"]
+            loss, gu, gi, gj, pos_score = bpr_rows(
+                ut.detach(), it.detach(), jt.detach().view(B, n, d))
+            outputs, cotangents = [ut, it, jt], [gu, gi, gj.view(B * n, d)]
+            if penalty.requires_grad:
+                outputs.append(penalty)
+                cotangents.append(torch.ones_like(penalty))
+            found = torch.autograd.grad(outputs, [u, i, j], cotangents,
+                                        allow_unused=True)
+        grads = torch.cat([torch.zeros_like(x) if g is None else g
+                           for x, g in zip((u, i, j), found)])
+        wd = float(net.weight_decay)
+        if wd:  # the L2 term of the table's rows, as get_loss adds it
+            rows = torch.cat([u.detach(), i.detach(), j.detach()])
+            grads.add_(rows, alpha=wd / B)
+            loss = loss + 0.5 * wd / B * torch.dot(rows.reshape(-1), rows.reshape(-1))
+        return loss.detach(), pos_score, grads
 
     def is_current(self):
         """Whether the net still trains the table and optimiser this step holds
@@ -158,14 +244,31 @@ class CompiledBPRStep:
         group = self.group
         beta1, beta2 = group["betas"]
         self.state["step"] += 1
+        # with a transform, the L2 term is in the gradients the kernel is given
+        wd = 0.0 if self.mode == "transform" else float(net.weight_decay)
         adam_hyper(self.hyper, batch_size=B, n_negatives=self.n_neg,
-                   weight_decay=float(net.weight_decay), lr=float(group["lr"]),
+                   weight_decay=wd, lr=float(group["lr"]),
                    beta1=beta1, beta2=beta2, eps=float(group["eps"]),
                    step=int(self.state["step"]))
         pos_score = np.empty(B, dtype=self.w.dtype)
         extra_user = extra_item = self.no_extra
-        if self.regularized:
+        transformed = None
+        if self.mode == "penalty":
             extra_user, extra_item = self._penalty_grads(users, pos, neg)
+        elif self.mode == "transform":
+            # the kernel as SparseRowAdam on given gradients: the user and
+            # positive rows, then each negative row as the "positive" of a
+            # pair with no negatives and zero user gradient; no L2 term
+            transformed = self._transformed_grads(users, pos, neg)
+            grads = transformed[2]
+            users = torch.cat([users, users.repeat(self.n_neg)])
+            pos = torch.cat([pos, neg.reshape(-1)])
+            neg = neg.new_empty((users.shape[0], 0))
+            extra_user = torch.cat([grads[:B], grads.new_zeros(B * self.n_neg,
+                                                               grads.shape[1])])
+            extra_user = extra_user.numpy()
+            extra_item = grads[B:].numpy()
+            pos_score = np.empty(users.shape[0], dtype=self.w.dtype)
         loss = self.kernel(
             self.w, self.m, self.v, self.n_users,
             users.contiguous().numpy(), pos.contiguous().numpy(), neg.numpy(),
@@ -173,10 +276,11 @@ class CompiledBPRStep:
             self.slot, self.rows, self.grad, pos_score, extra_user, extra_item,
             threads=torch.get_num_threads(),
         )
+        if transformed is not None:
+            loss, y_pred = transformed[0], transformed[1]
+        else:
+            loss = torch.tensor(loss, dtype=self.weight.dtype)
+            y_pred = torch.from_numpy(pos_score)
         # the penalty reaches the loss as in the torch step (regularize kept it)
-        loss = net.add_batch_penalty(torch.tensor(loss, dtype=self.weight.dtype))
-        loss = loss.detach()
-        return {
-            "loss": loss,
-            "y_pred": torch.from_numpy(pos_score),
-        }
+        loss = net.add_batch_penalty(loss).detach()
+        return {"loss": loss, "y_pred": y_pred}

@@ -253,6 +253,32 @@ class RegularizedNetMixin:
             first = next(iter(embeddings.values()))
             return embeddings, first.new_zeros(())
         out, penalty = reg(embeddings, context)
+        self._keep_batch_penalty(reg, penalty)
+        return out, penalty
+
+    def regularize_with_grad(self, embeddings: dict, context: dict | None = None):
+        """:meth:`regularize` for a step that forms the rows' gradient itself.
+
+        For a regularizer that only adds a penalty (no transform): returns the
+        weighted penalty (detached) and a dict with its gradient with respect
+        to each tensor of ``embeddings``
+        (:meth:`~skcollapse.regularizers.Regularizer.value_and_grad`: in closed
+        form where the regularizer has one, by autograd otherwise). The penalty
+        is kept for :meth:`add_batch_penalty` and the epoch mean exactly as
+        :meth:`regularize` keeps it. Without a regularizer: zero and zeros.
+        """
+        reg = getattr(self, "regularizer_", None)
+        if reg is None:
+            first = next(iter(embeddings.values()))
+            zeros = {name: torch.zeros_like(x) for name, x in embeddings.items()}
+            return first.new_zeros(()), zeros
+        penalty, grads = reg.value_and_grad(embeddings, context)
+        self._keep_batch_penalty(reg, penalty)
+        return penalty, grads
+
+    def _keep_batch_penalty(self, reg, penalty):
+        """Keep a training batch's penalty for :meth:`add_batch_penalty` and
+        the epoch's sums."""
         state = self._fit_state_
         if reg.training and state is not None:
             state.batch_penalty = penalty  # for add_batch_penalty
@@ -263,7 +289,6 @@ class RegularizedNetMixin:
             else:
                 state.penalty_sum += detached
             state.penalty_count += 1
-        return out, penalty
 
     def add_batch_penalty(self, loss):
         """``loss`` plus the penalty :meth:`regularize` computed for the current

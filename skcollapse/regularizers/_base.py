@@ -43,6 +43,16 @@ Contract with the estimators (CF recommenders and CTR classifiers)
   inference.
 * ``last_penalty_`` holds the most recent unweighted penalty (detached)
   as a float so estimators can log it in ``net.history``.
+* A training step that forms the gradient of the batch rows itself (the
+  compiled MF step) calls ``penalty, grads = regularizer.value_and_grad(
+  embeddings, context)`` instead of the regularizer, for ``"penalty"``
+  regularizers without a transform: the weighted penalty and its gradient with
+  respect to each batch tensor. A subclass may give it a closed form by
+  overriding :meth:`Regularizer.penalty_grad` (the unweighted value and
+  gradients, without an autograd graph, or ``None`` where it has none);
+  otherwise autograd differentiates :meth:`Regularizer.penalty` on detached
+  copies of the rows, which stays the reference the closed forms are tested
+  against.
 
 Parameters are validated once, by the base constructor, with scikit-learn's
 ``validate_parameter_constraints`` against the class's ``_parameter_constraints``
@@ -158,19 +168,79 @@ class Regularizer(nn.Module):
         """Apply the transform to other rows of table ``name``; identity by default."""
         return x
 
-    # -- the call the estimators make ------------------------------------------
+    def penalty_grad(self, embeddings: dict, context: dict | None = None):
+        """The unweighted penalty and its gradient in closed form, or ``None``.
+
+        An optional fast path of ``"penalty"`` regularizers for training steps
+        that compute the gradient of the batch rows themselves (the compiled MF
+        step): returns ``(penalty, grads)``, the value :meth:`penalty` returns
+        for ``embeddings`` (a 0-d tensor) and a dict mapping table names to the
+        gradient of that value with respect to ``embeddings[name]`` (same
+        shape and dtype; a table the penalty does not depend on may be left
+        out), computed directly, without an autograd graph. ``None`` (the
+        default) means no closed form for this regularizer, its settings or
+        this batch: :meth:`value_and_grad` then differentiates :meth:`penalty`
+        with autograd, which stays the reference the closed forms are tested
+        against (``tests/test_regularizer_grads.py``).
+        """
+        return None
+
+    # -- the calls the estimators make -------------------------------------------
     def forward(self, embeddings: dict, context: dict | None = None):
-        if not isinstance(embeddings, dict) or not embeddings:
-            raise TypeError(
-                "a regularizer takes a non-empty dict of table name -> (batch, dim) tensor."
-            )
+        _check_embeddings(embeddings)
         out = self.transform(embeddings, context)
         pen = self.penalty(out, context)
         self.last_penalty_ = float(pen.detach())
         return out, pen * float(self.weight)
 
+    def value_and_grad(self, embeddings: dict, context: dict | None = None):
+        """The weighted penalty of a batch and its gradient, for a step without autograd.
+
+        What a training step that forms the gradient of the batch rows itself
+        calls instead of ``regularizer(embeddings, context)``; only for
+        regularizers that do not transform the batch (``kind="penalty"``, the
+        base :meth:`transform`). Returns ``(penalty, grads)``: the detached
+        penalty times ``weight``, as the call returns it, and a dict with the
+        gradient of that penalty with respect to each tensor of ``embeddings``
+        (zeros for a table it does not depend on). Uses :meth:`penalty_grad`
+        where it gives a closed form and autograd on detached copies of the
+        rows otherwise. Sets ``last_penalty_``.
+        """
+        _check_embeddings(embeddings)
+        weight = float(self.weight)
+        with torch.no_grad():
+            closed = self.penalty_grad(embeddings, context)
+        if closed is not None:
+            pen, grads = closed
+            self.last_penalty_ = float(pen)
+            grads = {
+                name: (grads[name] * weight if name in grads else torch.zeros_like(x))
+                for name, x in embeddings.items()
+            }
+            return pen.detach() * weight, grads
+        leaves = {k: v.detach().requires_grad_(True) for k, v in embeddings.items()}
+        with torch.enable_grad():
+            _, pen = self(leaves, context)
+            if pen.requires_grad:
+                found = torch.autograd.grad(pen, list(leaves.values()),
+                                            allow_unused=True)
+            else:
+                found = [None] * len(leaves)
+        grads = {
+            name: torch.zeros_like(x) if g is None else g
+            for (name, x), g in zip(leaves.items(), found)
+        }
+        return pen.detach(), grads
+
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
+
+
+def _check_embeddings(embeddings):
+    if not isinstance(embeddings, dict) or not embeddings:
+        raise TypeError(
+            "a regularizer takes a non-empty dict of table name -> (batch, dim) tensor."
+        )
 
 
 class CallableRegularizer(Regularizer):

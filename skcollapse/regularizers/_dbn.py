@@ -9,6 +9,7 @@ from torch import nn
 
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
+    LINEAR_GROUP_SHARE,
     TABLE_CONSTRAINTS,
     RowGroups,
     extra_ids_of,
@@ -19,6 +20,28 @@ from skcollapse.regularizers._utils import (
 )
 from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import int_interval, real_interval
+
+
+def _inv_sqrt(S, eps):
+    """``(S + eps I)^{-1/2}`` of symmetric PSD ``S`` ``(..., m, m)`` by
+    ``eigh``, with what its backward needs: ``(W, U, s)``."""
+    S = 0.5 * (S + S.transpose(-1, -2))
+    evals, U = torch.linalg.eigh(S)
+    if isinstance(eps, torch.Tensor):  # one eps per matrix of the batch
+        eps = eps.to(evals).unsqueeze(-1)
+    s = torch.sqrt(evals.clamp_min(0.0) + eps)
+    W = (U / s.unsqueeze(-2)) @ U.transpose(-1, -2)
+    return W, U, s
+
+
+def _inv_sqrt_backward(U, s, grad_W):
+    """The gradient with respect to ``S`` of :func:`_inv_sqrt` (Daleckii–Krein)."""
+    K = -1.0 / (
+        s.unsqueeze(-1) * s.unsqueeze(-2) * (s.unsqueeze(-1) + s.unsqueeze(-2))
+    )
+    inner = U.transpose(-1, -2) @ grad_W @ U
+    grad = U @ (K * inner) @ U.transpose(-1, -2)
+    return 0.5 * (grad + grad.transpose(-1, -2))
 
 
 class _InvSqrtPSD(torch.autograd.Function):
@@ -34,24 +57,128 @@ class _InvSqrtPSD(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, S, eps):
-        S = 0.5 * (S + S.transpose(-1, -2))
-        evals, U = torch.linalg.eigh(S)
-        if isinstance(eps, torch.Tensor):  # one eps per matrix of the batch
-            eps = eps.to(evals).unsqueeze(-1)
-        s = torch.sqrt(evals.clamp_min(0.0) + eps)
-        W = (U / s.unsqueeze(-2)) @ U.transpose(-1, -2)
+        W, U, s = _inv_sqrt(S, eps)
         ctx.save_for_backward(U, s)
         return W
 
     @staticmethod
     def backward(ctx, grad_W):
         U, s = ctx.saved_tensors
-        K = -1.0 / (
-            s.unsqueeze(-1) * s.unsqueeze(-2) * (s.unsqueeze(-1) + s.unsqueeze(-2))
-        )
-        inner = U.transpose(-1, -2) @ grad_W @ U
-        grad = U @ (K * inner) @ U.transpose(-1, -2)
-        return 0.5 * (grad + grad.transpose(-1, -2)), None
+        return _inv_sqrt_backward(U, s, grad_W), None
+
+
+class _Whitening(torch.autograd.Function):
+    """The batch mean ``(d,)`` and block-diagonal whitening matrix ``(d, d)``
+    of rows ``x`` (rows repeated ``counts`` times), float64, as one autograd
+    node.
+
+    Forward: the (weighted) mean, the centred rows' Gram matrix of each group
+    of columns (one ``n x d x d`` product for a single group, a batched one
+    for several), each group's ``(Σ + ε I)^{-1/2}`` by ``eigh`` (ε relative
+    to the group's mean variance and held constant, as
+    :meth:`DecorrelatedBatchNorm._eps`), times ``sqrt(trace(Σ)/m)`` with
+    ``keep_scale``. Backward, in closed form: the Daleckii–Krein gradient of
+    the inverse square root (finite for repeated eigenvalues), the
+    ``keep_scale`` factor's, ``dX_c = 2 w X_c sym(dΣ) / n`` per group (one
+    more ``n x d x d`` product) and the mean's. It replaces the autograd graph
+    of a dozen nodes over ``n x d`` float64 tensors that the same expressions
+    built, with the same value and gradient up to rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, x, counts, dbn):
+        X = x.to(torch.float64)
+        n_rows, d = X.shape
+        if counts is None:
+            w, n = None, float(n_rows)
+            mu = X.mean(dim=0)
+        else:
+            w = counts.to(X)
+            n = float(w.sum())
+            mu = w @ X / n
+        Xc = X - mu
+        Xs = Xc if w is None else Xc * w.sqrt().unsqueeze(1)
+        m, n_full, rest = dbn._groups(d)
+        blocks, saved = [], []
+        for a, b, k in _group_spans(m, n_full, rest):
+            if k == 1:  # one group: a plain product
+                Xg = Xs[:, a:b]
+                S = (Xg.T @ Xg / n).unsqueeze(0)
+            else:
+                G = Xs[:, a:b].reshape(n_rows, k, m).transpose(0, 1)
+                S = G.transpose(1, 2) @ G / n
+            W0, U, s = _inv_sqrt(S, dbn._eps(S))
+            scale = None
+            if dbn.keep_scale:
+                mean_var = torch.diagonal(S, dim1=-2, dim2=-1).mean(-1)
+                scale = mean_var.clamp_min(0.0).sqrt()
+                blocks.append(W0 * scale[:, None, None])
+            else:
+                blocks.append(W0)
+            saved.append((W0, U, s, scale))
+        W = torch.block_diag(*[blk for group in blocks for blk in group.unbind(0)])
+        ctx.dbn_shape = (m, n_full, rest, n)
+        ctx.groups = saved
+        ctx.save_for_backward(Xc, w if w is not None else Xc.new_empty(0))
+        ctx.has_counts = w is not None
+        ctx.x_dtype = x.dtype
+        return mu, W
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_mu, grad_W):
+        Xc, w = ctx.saved_tensors
+        if not ctx.has_counts:
+            w = None
+        m, n_full, rest, n = ctx.dbn_shape
+        n_rows = Xc.shape[0]
+        grad_Xc = torch.empty_like(Xc)
+        for (a, b, k), (W0, U, s, scale) in zip(_group_spans(m, n_full, rest),
+                                                ctx.groups):
+            size = b - a if k == 1 else m
+            if grad_W is None:
+                gW = W0.new_zeros(W0.shape)
+            else:
+                block = grad_W[a:b, a:b]
+                gW = block.unsqueeze(0) if k == 1 else torch.stack(
+                    [block[g * m:(g + 1) * m, g * m:(g + 1) * m] for g in range(k)])
+            if scale is not None:  # W = scale * W0, scale = sqrt(trace(Σ)/m)
+                g_scale = (gW * W0).sum(dim=(-2, -1))
+                gW = gW * scale[:, None, None]
+                safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+                g_trace = torch.where(scale > 0, g_scale / (2.0 * safe * size),
+                                      torch.zeros_like(scale))
+            gS = _inv_sqrt_backward(U, s, gW)
+            if scale is not None:
+                gS = gS + g_trace[:, None, None] * torch.eye(
+                    size, dtype=gS.dtype, device=gS.device)
+            # S = Xsᵀ Xs / n, Xs = sqrt(w) Xc: dXc = 2 w Xc gS / n (gS symmetric)
+            if k == 1:
+                grad_Xc[:, a:b] = Xc[:, a:b] @ gS[0]
+            else:
+                G = Xc[:, a:b].reshape(n_rows, k, m).transpose(0, 1)
+                grad_Xc[:, a:b] = (G @ gS).transpose(0, 1).reshape(n_rows, k * m)
+        grad_Xc.mul_(2.0 / n)
+        if w is not None:
+            grad_Xc.mul_(w.unsqueeze(1))
+        # Xc = X - mu, mu = wᵀX / n
+        g_mu = -grad_Xc.sum(dim=0)
+        if grad_mu is not None:
+            g_mu = g_mu + grad_mu
+        coef = (w / n) if w is not None else Xc.new_full((n_rows,), 1.0 / n)
+        grad_X = grad_Xc.addr_(coef, g_mu)
+        return grad_X.to(ctx.x_dtype), None, None
+
+
+def _group_spans(m, n_full, rest):
+    """``(first column, last column + 1, number of groups)`` of the stack of
+    ``n_full`` groups of ``m`` columns and of the last, smaller group."""
+    spans = []
+    if n_full:
+        spans.append((0, n_full * m, n_full))
+    if rest:
+        spans.append((n_full * m, n_full * m + rest, 1))
+    return spans
 
 
 def inv_sqrt_psd(S: torch.Tensor, eps) -> torch.Tensor:
@@ -180,8 +307,12 @@ class DecorrelatedBatchNorm(Regularizer):
     no channel shuffling and no affine parameters; the backward pass of
     :math:`\Sigma^{-1/2}` uses the closed-form divided differences (Daleckii–Krein)
     in float64 instead of the SVD/eigh chain rule, which keeps gradients finite
-    when eigenvalues repeat. A batch with fewer than 2 rows is transformed
-    with the running statistics and does not update them.
+    when eigenvalues repeat; the batch mean and whitening matrix are one
+    autograd node whose backward is written out (:meth:`whitening`). A batch
+    with fewer than 2 rows is transformed with the running statistics and
+    does not update them. Rows repeated in a batch (a popular id) are whitened
+    once and counted when at most two thirds of the rows are distinct; with
+    more, grouping them would cost more than it saves.
 
     Examples
     --------
@@ -265,48 +396,14 @@ class DecorrelatedBatchNorm(Regularizer):
         # a constant group (zero variance) is left at zero, not divided by 0
         return float(self.eps) * mean_var.clamp_min(torch.finfo(S.dtype).tiny)
 
-    def _block(self, S):
-        """Whitening block(s) of covariance(s) ``S``; with ``keep_scale`` times
-        the root mean variance (differentiable, so the output stays
-        proportional to the input's scale)."""
-        W = inv_sqrt_psd(S, self._eps(S))
-        if self.keep_scale:
-            mean_var = torch.diagonal(S, dim1=-2, dim2=-1).mean(-1)
-            W = W * mean_var.clamp_min(0.0).sqrt()[..., None, None]
-        return W
-
     def whitening(self, x: torch.Tensor, counts=None):
         """Batch mean ``(d,)`` and block-diagonal whitening matrix ``(d, d)``.
 
-        Computed in float64; differentiable (also through the mean). ``counts``
-        (optional) repeats row ``a`` of ``x`` ``counts[a]`` times.
+        Computed in float64; differentiable (also through the mean), as one
+        autograd node with a closed-form backward. ``counts`` (optional)
+        repeats row ``a`` of ``x`` ``counts[a]`` times.
         """
-        X = x.to(torch.float64)
-        n, d = X.shape
-        if counts is None:
-            mu = X.mean(dim=0)
-            Xc = X - mu
-        else:
-            w = counts.to(X)
-            n = float(w.sum())
-            mu = w @ X / n
-            Xc = X - mu
-            # Σ = Xcᵀ diag(w) Xc / n: scale the rows by sqrt(w) on both sides
-            Xc_w = Xc * w.sqrt().unsqueeze(1)
-        Xs = Xc if counts is None else Xc_w
-        m_rows = Xs.shape[0]
-        m, n_full, rest = self._groups(d)
-        blocks = []
-        if n_full:
-            G = Xs[:, : n_full * m].reshape(m_rows, n_full, m).transpose(0, 1)
-            S = G.transpose(1, 2) @ G / n
-            blocks.extend(self._block(S).unbind(0))
-        if rest:
-            R = Xs[:, n_full * m :]
-            S = R.T @ R / n
-            blocks.append(self._block(S))
-        W = torch.block_diag(*blocks)
-        return mu, W
+        return _Whitening.apply(x, counts, self)
 
     # -- the regularizer interface -----------------------------------------------
     def transform(self, embeddings, context=None):
@@ -318,7 +415,7 @@ class DecorrelatedBatchNorm(Regularizer):
             self._extra_ids[name] = extra_ids_of(context, name)
             groups = None
             if self.training:
-                groups = RowGroups.of(x, ids_of(context, name))
+                groups = RowGroups.of(x, ids_of(context, name), LINEAR_GROUP_SHARE)
             if groups is None or groups.ids.numel() < 2:
                 out[name] = self._whiten(name, x, update=True)
             else:  # statistics and output rows from the distinct rows, counted
@@ -359,7 +456,8 @@ class DecorrelatedBatchNorm(Regularizer):
             return x
         if self.training and name in self._batch_stats:
             mu, W = self._batch_stats[name]
-            groups = RowGroups.of(x, getattr(self, "_extra_ids", {}).get(name))
+            groups = RowGroups.of(x, getattr(self, "_extra_ids", {}).get(name),
+                                  LINEAR_GROUP_SHARE)
             if groups is None:
                 return _apply(x, mu, W)
             return groups.expand(_apply(groups.rows(x), mu, W))

@@ -9,6 +9,7 @@ import torch
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     CHOSEN_ON_VALIDATION_DOC,
+    LINEAR_GROUP_SHARE,
     TABLE_CONSTRAINTS,
     RowGroups,
     ids_of,
@@ -238,6 +239,85 @@ class LogDetRegularizer(Regularizer):
             value = torch.diagonal(S).sum() - logdet_spd(S, float(self.eps))
             total = total + w * value
         return total.to(first.dtype)
+
+    def penalty_grad(self, embeddings, context=None):
+        r""":meth:`penalty` and its gradient in closed form (``source="batch"``).
+
+        With :math:`S` the ridged covariance of a table's rows :math:`X`
+        (``n`` rows, ``c = n`` or 1), the term :math:`\operatorname{tr}S -
+        \log\det S` has the gradient :math:`\frac2c X(I - S^{-1})`, and the
+        scale-free term :math:`d + d\log(\operatorname{tr}S/d) - \log\det S`
+        the gradient :math:`\frac2c X(\frac{d}{\operatorname{tr}S}I -
+        S^{-1})` (centred rows when ``center=True``; the column mean of that
+        gradient is 0). Per table, one ``d x d`` Gram matrix, one Cholesky
+        factorisation and one ``n x d x d`` product, in float64 as
+        :meth:`penalty` and its autograd backward (a covariance near collapse is
+        ill-conditioned, and a float32 product with :math:`S^{-1}` would then
+        lose the gradient's small components). Every copy of a row gets the
+        same gradient, so a batch that repeats rows (ids in ``context``, at
+        most two thirds of them distinct) is computed on its distinct rows,
+        counted, and their gradients copied back. ``None`` (autograd) for the
+        other sources and when Cholesky fails (the eigenvalue clamp of
+        :meth:`penalty`).
+        """
+        if self.source != "batch":
+            return None
+        names = select_tables(embeddings, self.tables)
+        first = embeddings[names[0]]
+        total = first.new_zeros((), dtype=torch.float64)
+        grads = {}
+        for name in names:
+            w = weight_of(self.table_weights, name)
+            x = embeddings[name]
+            if w == 0.0 or x.shape[0] == 0 or (self.center and x.shape[0] < 2):
+                continue
+            groups = RowGroups.of(x, ids_of(context, name), LINEAR_GROUP_SHARE)
+            if groups is None:
+                term = self._term_and_grad(x, w)
+            else:
+                term = self._term_and_grad(x.index_select(0, groups.first), w,
+                                           groups.counts)
+            if term is None:
+                return None
+            value, grad = term
+            grads[name] = grad if groups is None else groups.expand(grad)
+            total = total + w * value
+        return total.to(first.dtype), grads
+
+    def _term_and_grad(self, x, w, counts=None):
+        """``(term, w * d term / dx)`` of one table's rows ``x`` (row ``a``
+        repeated ``counts[a]`` times; the gradient of one copy), or ``None``."""
+        d = x.shape[1]
+        X = x.to(torch.float64)
+        c = None if counts is None else counts.to(X)
+        n = x.shape[0] if c is None else float(c.sum())
+        if self.center:
+            X = X - (X.mean(dim=0) if c is None else c @ X / n)
+        S = X.T @ X if c is None else (X * c.unsqueeze(1)).T @ X
+        scale = 1.0 / n if self.normalize else 1.0
+        if self.normalize:
+            S = S * scale
+        S.diagonal().add_(float(self.eps))
+        if self.scale_free:
+            k = d / torch.diagonal(S).sum()
+            S_used = S * k
+        else:
+            S_used = S
+        L, info = torch.linalg.cholesky_ex(S_used)
+        if int(info) != 0:
+            return None
+        value = torch.diagonal(S_used).sum() - 2.0 * torch.log(torch.diagonal(L)).sum()
+        inv = torch.cholesky_inverse(L)  # S_used^-1
+        if self.scale_free:  # d/dS = (d / tr S) I - S^-1, and S^-1 = k S_used^-1
+            G = inv.mul_(-k)
+            G.diagonal().add_(k)
+        else:  # d/dS = I - S^-1
+            G = inv.neg_()
+            G.diagonal().add_(1.0)
+        grad = X @ G.mul_(2.0 * scale * w)
+        if self.center:  # the mean's share: 0 up to rounding
+            grad = grad - (grad.mean(dim=0) if c is None else c @ grad / n)
+        return value, grad.to(x.dtype)
 
     def extra_repr(self):
         return (

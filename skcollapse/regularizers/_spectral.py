@@ -10,14 +10,22 @@ import torch.nn.functional as F
 from skcollapse.regularizers._base import Regularizer, register_regularizer
 from skcollapse.regularizers._utils import (
     CHOSEN_ON_VALIDATION_DOC,
+    LINEAR_GROUP_SHARE,
     TABLE_CONSTRAINTS,
     TABLE_PARAMS_DOC,
+    RowGroups,
+    ids_of,
     select_tables,
+    weight_of,
     weighted_table_mean,
 )
 from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import real_interval
+
+#: the smallest singular value, relative to the largest, for which
+#: ``SingularValueVariance`` takes them from the Gram matrix's eigenvalues
+_SV_MIN_RATIO = 1e-4
 
 
 class _PerTableMean(Regularizer):
@@ -41,6 +49,45 @@ class _PerTableMean(Regularizer):
             dtype=torch.float64,
         )
         return total.to(embeddings[names[0]].dtype)
+
+    def table_term_grad(self, x: torch.Tensor, scale: float, counts=None):
+        """``(term, scale * d term / dx)`` of one table's rows ``x`` in closed
+        form (row ``a`` repeated ``counts[a]`` times; the gradient of one
+        copy), or ``None`` (then :meth:`penalty_grad` gives ``None`` and the
+        caller differentiates :meth:`penalty` with autograd)."""
+        return None
+
+    def penalty_grad(self, embeddings, context=None):
+        """:meth:`penalty` and its gradient in closed form (see
+        :meth:`table_term_grad`), or ``None``. Each table's term is a
+        function of its rows' ``d x d`` Gram matrix, so every copy of a row
+        gets the same gradient: a batch that repeats rows (ids in
+        ``context``, at most two thirds of them distinct) is computed on its
+        distinct rows, counted, and their gradients copied back."""
+        names = select_tables(embeddings, self.tables)
+        first = embeddings[names[0]]
+        total = first.new_zeros((), dtype=torch.float64)
+        denom = sum(weight_of(self.table_weights, name) for name in names)
+        grads = {}
+        for name in names:
+            w = weight_of(self.table_weights, name)
+            x = embeddings[name]
+            if w == 0.0 or x.shape[0] < 2:
+                continue
+            groups = RowGroups.of(x, ids_of(context, name), LINEAR_GROUP_SHARE)
+            if groups is None:
+                term = self.table_term_grad(x, w / denom)
+            else:
+                term = self.table_term_grad(x.index_select(0, groups.first),
+                                            w / denom, groups.counts)
+            if term is None:
+                return None
+            value, grad = term
+            grads[name] = grad if groups is None else groups.expand(grad)
+            total = total + w * value
+        if denom > 0:
+            total = total / denom
+        return total.to(first.dtype), grads
 
 
 @register_regularizer("sv_variance")
@@ -98,6 +145,47 @@ class SingularValueVariance(_PerTableMean):
         if s.shape[0] < n_values:  # fewer distinct rows than dims: the rest are 0
             s = torch.cat([s, s.new_zeros(n_values - s.shape[0])])
         return (s / s.mean().clamp_min(1e-12)).var()
+
+    def table_term_grad(self, x, scale, counts=None):
+        r"""The term and its gradient from the eigendecomposition of the Gram matrix.
+
+        With :math:`X^\top X = V\Lambda V^\top` (float64) the ``k = min(n, d)``
+        largest eigenvalues give the singular values :math:`s = \sqrt\lambda`,
+        and the gradient of a function :math:`\ell(s)` is
+        :math:`\sum_i \partial_{s_i}\ell\, u_i v_i^\top =
+        X V \operatorname{diag}(\partial_s\ell / s) V^\top`: one ``d x d``
+        Gram matrix, one ``d x d`` eigendecomposition and one ``n x d x d``
+        product (float64, as :meth:`table_term`), where ``svdvals``
+        factorises the ``n x d`` rows. ``None``
+        (autograd through ``svdvals``) when the smallest of the ``k`` values
+        is below ``1e-4`` of the largest: singular values from the Gram
+        matrix's eigenvalues lose relative precision as
+        :math:`(s_{max}/s)^2 \cdot 10^{-16}`, and the gradient divides by
+        them.
+        """
+        n, d = x.shape
+        X = x.to(torch.float64)
+        if counts is None:
+            gram = X.T @ X
+        else:  # row a repeated c_a times
+            c = counts.to(X)
+            n = int(counts.sum())
+            gram = (X * c.unsqueeze(1)).T @ X
+        k = min(n, d)
+        if k < 2:
+            return None
+        evals, V = torch.linalg.eigh(gram)
+        s = evals[d - k:].clamp_min(0.0).sqrt()  # ascending
+        V = V[:, d - k:]
+        if not bool(s[0] > _SV_MIN_RATIO * s[-1]) or not bool(s.mean() > 1e-12):
+            return None
+        mu = s.mean()
+        r = s / mu
+        value = r.var()
+        a = (r - r.mean()) * (2.0 / (k - 1))  # d value / d r
+        g = a / mu - (a @ s) / (mu * mu * k)  # d value / d s
+        M = (V * (g / s * scale)) @ V.T
+        return value, (X @ M).to(x.dtype)
 
 
 @register_regularizer("coding_rate")
@@ -167,3 +255,41 @@ class CodingRate(_PerTableMean):
         M = torch.eye(d, dtype=Z.dtype, device=Z.device) + c * gram
         L = torch.linalg.cholesky(M)
         return -torch.log(torch.diagonal(L)).sum()
+
+    def table_term_grad(self, x, scale, counts=None):
+        r"""The term and its gradient in closed form.
+
+        :math:`-\tfrac12\log\det M`, :math:`M = I + cZ^\top Z`, has the
+        gradient :math:`-cZM^{-1}` with respect to the rows :math:`Z`, taken
+        back through the L2 normalisation as
+        :math:`(g - (g\cdot z)z)/\|x\|`: one ``d x d`` Gram matrix, one
+        Cholesky factorisation and one ``n x d x d`` product, in float64 as
+        :meth:`table_term` and its autograd backward. ``None`` (autograd) for
+        a zero row.
+        """
+        n, d = x.shape
+        X = x.to(torch.float64)
+        if self.normalize:
+            norms = torch.linalg.vector_norm(X, dim=1, keepdim=True)
+            if not bool((norms > 1e-12).all()):
+                return None
+            Z = X / norms if X is x else X.div_(norms)  # never the input in place
+        else:
+            Z = X
+        if counts is None:
+            M = Z.T @ Z
+        else:  # row a repeated counts[a] times
+            n = float(counts.sum())
+            M = (Z * counts.to(Z).unsqueeze(1)).T @ Z
+        c = d / (n * float(self.eps) ** 2)
+        M.mul_(c).diagonal().add_(1.0)
+        L, info = torch.linalg.cholesky_ex(M)
+        if int(info) != 0:
+            return None
+        value = -torch.log(torch.diagonal(L)).sum()
+        G = torch.cholesky_inverse(L).mul_(-c * scale)
+        gz = Z @ G
+        if not self.normalize:
+            return value, gz.to(x.dtype)
+        gz.addcmul_(Z, torch.linalg.vecdot(gz, Z).unsqueeze(1), value=-1.0)
+        return value, gz.div_(norms).to(x.dtype)
