@@ -380,8 +380,8 @@ def table_speed():
     recs = _results.read_results("speed")
     if not recs:
         return "_No result files yet._\n"
-    lines = ["| part | data set | implementation | s/epoch | CPU s/epoch | ratio | "
-             "target | verdict | threads | load before | commit |",
+    lines = [("| part | data set | implementation | s/epoch | CPU s/epoch | ratio | "
+              "target | verdict | threads | load before | commit |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {"mf": 0, "regularizers": 1, "lightgcn": 2}
     for rec in sorted(recs, key=lambda r: (order.get(r["part"], 9), r["dataset"])):

@@ -44,8 +44,8 @@ def _batch(B, d, dtype, seed=0, scale=1.0):
     tables = {k: scale * torch.randn(n_rows, d, generator=gen, dtype=dtype)
               for k in ("user", "item")}
     # a low-rank tilt, so that the spectrum is not flat
-    for k in tables:
-        tables[k][:, 0] *= 4.0
+    for table in tables.values():
+        table[:, 0] *= 4.0
     weights = torch.arange(1.0, n_rows + 1) ** 1.5
     if B > d:
         ids = {k: torch.multinomial(weights, B, True, generator=gen) for k in tables}

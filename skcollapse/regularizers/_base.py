@@ -183,7 +183,6 @@ class Regularizer(nn.Module):
         with autograd, which stays the reference the closed forms are tested
         against (``tests/test_regularizer_grads.py``).
         """
-        return None
 
     # -- the calls the estimators make -------------------------------------------
     def forward(self, embeddings: dict, context: dict | None = None):

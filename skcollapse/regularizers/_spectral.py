@@ -55,7 +55,6 @@ class _PerTableMean(Regularizer):
         form (row ``a`` repeated ``counts[a]`` times; the gradient of one
         copy), or ``None`` (then :meth:`penalty_grad` gives ``None`` and the
         caller differentiates :meth:`penalty` with autograd)."""
-        return None
 
     def penalty_grad(self, embeddings, context=None):
         """:meth:`penalty` and its gradient in closed form (see
