@@ -28,7 +28,7 @@ from skcollapse.nn._ctr_models import (
     XDeepFM,
 )
 from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
-from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam, bpr_step
+from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam, bpr_rows, bpr_step
 from skcollapse.nn._two_tower import FieldBags, TwoTower
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "SparseRowAdam",
     "TwoTower",
     "XDeepFM",
+    "bpr_rows",
     "bpr_step",
     "normalized_adjacency",
 ]

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from skcollapse.nn._cf_encoder import CFEncoder
 
-__all__ = ["MatrixFactorization", "SparseRowAdam", "bpr_step"]
+__all__ = ["MatrixFactorization", "SparseRowAdam", "bpr_rows", "bpr_step"]
 
 
 class MatrixFactorization(CFEncoder):
@@ -61,6 +61,40 @@ class MatrixFactorization(CFEncoder):
 
 
 @torch.no_grad()
+def bpr_rows(u, i, j, out=None):
+    """``CFLoss("bpr")`` of user rows ``u``, positive rows ``i`` (both
+    ``(B, d)``) and negative rows ``j`` ``(B, n, d)`` (no mask), and its
+    gradient with respect to each, in closed form.
+
+    Returns ``(loss, gu, gi, gj, pos_score)``; ``out=(gu, gi, gj)`` writes the
+    gradients into given tensors (e.g. views of one buffer). The arithmetic
+    of :func:`bpr_step`, which gathers the rows of a table first.
+    """
+    B, n, d = j.shape
+    pos_s = (u * i).sum(-1)
+    if n == 1:  # one negative: row-wise products instead of batched matmuls
+        neg_s = (j.view(B, d) * u).sum(-1, keepdim=True)
+    else:
+        neg_s = torch.bmm(j, u.unsqueeze(-1)).squeeze(-1)  # (B, n)
+    x = pos_s.unsqueeze(1) - neg_s
+    loss = F.softplus(-x).mean()
+    # d/dx of -log sigmoid(x), averaged over the B n terms
+    coef = torch.sigmoid(-x).div_(-(B * n))
+    coef_sum = coef.sum(1, keepdim=True)
+    if out is None:
+        out = (torch.empty_like(u), torch.empty_like(i), torch.empty_like(j))
+    gu, gi, gj = out
+    torch.mul(i, coef_sum, out=gu)
+    if n == 1:
+        gu.addcmul_(j.view(B, d), coef, value=-1.0)
+    else:
+        gu.sub_(torch.bmm(coef.unsqueeze(1), j).squeeze(1))
+    torch.mul(u, coef_sum, out=gi)
+    torch.mul(u.unsqueeze(1), coef.unsqueeze(-1), out=gj).neg_()
+    return loss, gu, gi, gj, pos_s
+
+
+@torch.no_grad()
 def bpr_step(weight, n_users, users, pos, neg, weight_decay=0.0):
     r"""Loss and sparse gradient of one MF-BPR batch, without autograd.
 
@@ -99,26 +133,12 @@ def bpr_step(weight, n_users, users, pos, neg, weight_decay=0.0):
     d = weight.shape[1]
     rows = torch.cat([users, pos + n_users, neg.reshape(-1) + n_users])
     E = weight.index_select(0, rows)
-    u, i, j = E[:B], E[B : 2 * B], E[2 * B :].view(B, n, d)
-    pos_s = (u * i).sum(-1)
-    if n == 1:  # one negative: row-wise products instead of batched matmuls
-        neg_s = (j.view(B, d) * u).sum(-1, keepdim=True)
-    else:
-        neg_s = torch.bmm(j, u.unsqueeze(-1)).squeeze(-1)  # (B, n)
-    x = pos_s.unsqueeze(1) - neg_s
-    loss = F.softplus(-x).mean()
-    # d/dx of -log sigmoid(x), averaged over the B n terms
-    coef = torch.sigmoid(-x).div_(-(B * n))
-    wd = float(weight_decay) / B
     G = torch.empty_like(E)
-    gu, gi, gj = G[:B], G[B : 2 * B], G[2 * B :].view(B, n, d)
-    torch.mul(i, coef.sum(1, keepdim=True), out=gu)
-    if n == 1:
-        gu.addcmul_(j.view(B, d), coef, value=-1.0)
-    else:
-        gu.sub_(torch.bmm(coef.unsqueeze(1), j).squeeze(1))
-    torch.mul(u, coef.sum(1, keepdim=True), out=gi)
-    torch.mul(u.unsqueeze(1), coef.unsqueeze(-1), out=gj).neg_()
+    loss, _, _, _, pos_s = bpr_rows(
+        E[:B], E[B : 2 * B], E[2 * B :].view(B, n, d),
+        out=(G[:B], G[B : 2 * B], G[2 * B :].view(B, n, d)),
+    )
+    wd = float(weight_decay) / B
     if wd:
         flat = E.reshape(-1)
         loss = loss + 0.5 * wd * torch.dot(flat, flat)

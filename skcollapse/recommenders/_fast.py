@@ -23,7 +23,7 @@ plain MF-BPR set-up) with no regularizer or one without trainable parameters:
   user, positive and negative rows go through ``regularize`` and
   ``regularize_extra`` as in the torch step, the BPR loss and its gradient
   with respect to the transformed rows are formed in closed form
-  (:func:`bpr_rows`), autograd takes them back through the transform to the
+  (:func:`skcollapse.nn.bpr_rows`), autograd takes them back through the transform to the
   ``B (2 + n)`` rows of the table (a graph of the transform alone, not of the
   embedding lookup, the loss and the optimiser), and the kernel applies
   :class:`~skcollapse.nn.SparseRowAdam`'s update with those gradients (a batch
@@ -41,15 +41,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from skorch.callbacks import Callback
 
-from skcollapse.nn import SparseRowAdam
+from skcollapse.nn import SparseRowAdam, bpr_rows
 from skcollapse.recommenders._bpr_kernel import adam_hyper, get_bpr_adam_kernel
 from skcollapse.regularizers import Regularizer
 from skcollapse.utils._distributed import is_distributed
 
-__all__ = ["CompiledBPRStep", "bpr_rows", "compiled_mode", "penalty_only"]
+__all__ = ["CompiledBPRStep", "compiled_mode", "penalty_only"]
 
 
 def penalty_only(reg):
@@ -79,31 +78,6 @@ def compiled_mode(reg):
     ):
         return "transform"
     return None
-
-
-def bpr_rows(u, i, j):
-    """``CFLoss("bpr")`` of rows ``u``, ``i`` ``(B, d)`` and negatives ``j``
-    ``(B, n, d)`` (no mask), its gradient with respect to each, and the
-    positive scores: ``(loss, gu, gi, gj, pos_score)``."""
-    B, n, d = j.shape
-    pos_s = (u * i).sum(-1)
-    if n == 1:  # one negative: row-wise products instead of batched ones
-        neg_s = (j.view(B, d) * u).sum(-1, keepdim=True)
-    else:
-        neg_s = torch.bmm(j, u.unsqueeze(-1)).squeeze(-1)  # (B, n)
-    x = pos_s.unsqueeze(1) - neg_s
-    loss = F.softplus(-x).mean()
-    coef = torch.sigmoid(-x).div_(-(B * n))  # d loss / d x
-    coef_sum = coef.sum(1, keepdim=True)
-    gi = u * coef_sum
-    gu = i * coef_sum
-    if n == 1:
-        gu.addcmul_(j.view(B, d), coef, value=-1.0)
-        gj = (u * coef).neg_().view(B, 1, d)
-    else:
-        gu.sub_(torch.bmm(coef.unsqueeze(1), j).squeeze(1))
-        gj = u.unsqueeze(1) * coef.unsqueeze(-1).neg()
-    return loss, gu, gi, gj, pos_s
 
 
 class CompiledBPRStep:
