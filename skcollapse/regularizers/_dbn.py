@@ -262,17 +262,10 @@ class DecorrelatedBatchNorm(Regularizer):
         MovieLens-100k training part, MF and LightGCN, no eps of the grid kept
         99% of no regularizer's validation NDCG@20, and eps=30 kept the most
         (0.822x; 3: 0.513x, 300: 0.680x). It is soft because full whitening
-        of CF embeddings during training costs most of their accuracy. The
-        figures that first suggested it were read on *test* splits, and
-        chose nothing since: on the held-out pairs of the synthetic data of
-        ``tests/test_regularizers_cf.py`` (LightGCN, d=64) NDCG@20 falls from
-        0.31 to 0.06-0.09 for relative eps 0.03-1, while eps=30 keeps 0.32 and
-        raises the item erank from 33 to 51 (MF loses accuracy at every eps
-        tried: 0.14 -> 0.11 at 30, 0.05 at 1); on the demo's held-out pairs
-        (d=32, items only) the same default leaves LightGCN's item erank where
-        it was (16.8 -> 15.3) while the absolute 0.1 of the first release
-        lifts it to 29.8 at NDCG@20 0.48 -> 0.46. The right softness depends
-        on the data, so tune ``eps`` on validation data.
+        of CF embeddings during training costs most of their accuracy (figures
+        read earlier on test splits pointed the same way and chose nothing).
+        The right softness depends on the data, so tune ``eps`` on validation
+        data.
     relative_eps : bool, default=True
         Whether ``eps`` is relative to the mean variance of each group (the
         scale-free default) or absolute.
