@@ -613,10 +613,10 @@ class _PyVisitor(ast.NodeVisitor):
 
 
 # ----------------------------------------------------------------- prose
-def _sentences(text):
-    """Yield ``(offset, sentence)`` of a block of prose."""
+def _split(text, separator):
+    """Yield ``(offset, piece)`` of ``text`` cut at each match of ``separator``."""
     start = 0
-    for m in _SENTENCE_END.finditer(text):
+    for m in separator.finditer(text):
         yield start, text[start:m.start()]
         start = m.end()
     yield start, text[start:]
@@ -625,13 +625,14 @@ def _sentences(text):
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 
 
+def _sentences(text):
+    """Yield ``(offset, sentence)`` of a block of prose."""
+    return _split(text, _SENTENCE_END)
+
+
 def _paragraphs(text):
     """``(offset, paragraph)`` of a block of prose (blank-line separated)."""
-    start = 0
-    for m in _PARAGRAPH.finditer(text):
-        yield start, text[start:m.start()]
-        start = m.end()
-    yield start, text[start:]
+    return _split(text, _PARAGRAPH)
 
 
 def _prose_hits(path, text, first_line, library):
