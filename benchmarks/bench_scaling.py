@@ -60,7 +60,9 @@ the plan file fixes the data (``make_ctr``'s parameters), the models, scales,
 seeds, sizes, training protocol and the decision rule; no other option may
 change it (giving one is an error), only how it runs: ``--resume`` (skip the
 cells whose result file exists, so the run can span sessions), ``--n-jobs``
-(seeds fitted in parallel), ``--threads``, ``--device``. The plan must be
+(seeds fitted in parallel), ``--threads``, ``--device``, ``--only MODELS``
+(run only these models' cells this time; the rest wait for a later
+``--resume``). The plan must be
 committed and unmodified (``--allow-uncommitted-plan`` for smoke runs of a
 temporary copy; recorded in every file). Each (model, SE/ME, scale) cell writes
 ``benchmarks/results/scaling-prereg/<model>-<se|me>-<scale>x.json``: the plan's
@@ -333,7 +335,7 @@ def sub_embedding_check(data, args, dataset):
 # ------------------------------------------------------- pre-registered plan
 #: options that say how a pre-registered plan runs, not what it runs
 PREREG_EXECUTION = ("preregistered", "resume", "n_jobs", "threads", "device",
-                    "allow_uncommitted_plan")
+                    "allow_uncommitted_plan", "only")
 PREREG_FOLDER = "scaling-prereg"
 _PLAN_KEYS = {
     "make_ctr": ("n_samples", "cardinalities", "random_state"),
@@ -522,8 +524,15 @@ def run_preregistered(args, argv):
           f"({info['n_train']}/{info['n_valid']}/{info['n_test']}), Bayes test "
           f"AUC {info['bayes_test_roc_auc']:.4f}; results under "
           f"{os.path.join(_results.RESULTS, PREREG_FOLDER)}", flush=True)
+    only = [m for m in (args.only or "").split(",") if m]
+    unknown = [m for m in only if m not in exp["models"]]
+    if unknown:
+        raise SystemExit(f"--only {','.join(unknown)}: not in the plan's models "
+                         f"{exp['models']}")
     todo = []
     for name, kind, scale, seeds in cells:
+        if only and name not in only:
+            continue
         rel = cell_path(name, kind, scale)
         if os.path.exists(os.path.join(_results.RESULTS, rel)):
             if not args.resume:
@@ -629,6 +638,10 @@ def build_parser():
     parser.add_argument("--resume", action="store_true",
                         help="with --preregistered: skip cells whose result file "
                         "exists")
+    parser.add_argument("--only", default=None, metavar="MODELS",
+                        help="with --preregistered: run only these models' cells "
+                        "this time (comma-separated; the plan is unchanged, the "
+                        "other cells wait for a later --resume)")
     parser.add_argument("--allow-uncommitted-plan", action="store_true",
                         help="with --preregistered: run a plan that is not "
                         "committed (smoke runs; recorded in the files)")
@@ -656,14 +669,14 @@ def main(argv=None):
             parser.error(
                 f"--preregistered runs exactly the plan in {args.preregistered}; "
                 f"{flags} would change it. Remove them (allowed with it: --resume, "
-                "--n-jobs, --threads, --device, --allow-uncommitted-plan).")
+                "--n-jobs, --threads, --device, --only, --allow-uncommitted-plan).")
         if not os.path.isfile(args.preregistered):
             parser.error(f"--preregistered: no file {args.preregistered!r}")
         torch.set_num_threads(args.threads)
         run_preregistered(args, argv)
         return
-    if args.resume or args.allow_uncommitted_plan:
-        parser.error("--resume and --allow-uncommitted-plan only go with "
+    if args.resume or args.allow_uncommitted_plan or args.only:
+        parser.error("--resume, --only and --allow-uncommitted-plan only go with "
                      "--preregistered")
     args.seeds = list(range(args.seeds))
     args.se_scales = _ints(args.se_scales)

@@ -79,3 +79,25 @@ def test_a_cell_fit_is_scaling_curves_fit(bench, tiny_plan):
     assert got["valid_roc_auc"] == pytest.approx(max(got["valid_curve"]))
     assert got["ia"]["mean"] == pytest.approx(ref["ia_mean"][0])
     assert np.isfinite(got["test"]["log_loss"])
+
+
+def test_only_runs_a_subset_and_refuses_models_outside_the_plan(
+        bench, tiny_plan, tmp_path, monkeypatch):
+    plan, path = tiny_plan
+    plan["experiment"]["models"] = ["dnn", "ipnn"]
+    with open(path, "w") as fh:
+        json.dump(plan, fh)
+    monkeypatch.setattr(sys.modules["_results"], "RESULTS", str(tmp_path / "res"))
+    with pytest.raises(SystemExit, match="not in the plan"):
+        bench.main(["--preregistered", path, "--allow-uncommitted-plan",
+                    "--only", "dcnv2"])
+    bench.main(["--preregistered", path, "--allow-uncommitted-plan",
+                "--only", "ipnn"])
+    written = sorted(os.listdir(tmp_path / "res" / bench.PREREG_FOLDER))
+    assert written == ["ipnn-me-2x.json", "ipnn-se-1x.json", "ipnn-se-2x.json"]
+
+
+def test_only_is_refused_without_a_plan(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "dnn"])
+    assert "only go with" in capsys.readouterr().err
