@@ -31,6 +31,7 @@ from skcollapse.metrics._spectrum import (
     ia_from_spectrum,
     stable_rank_from_spectrum,
 )
+from skcollapse.utils._docstrings import GUO_2024, ROY_VETTERLI_2007, fill_doc
 from skcollapse.utils._sklearn_compat import StrOptions, validate_params
 from skcollapse.utils._validation import check_embedding_matrix
 
@@ -106,7 +107,9 @@ _SPECTRAL_CONSTRAINTS = {
 }
 
 
-_COMMON_PARAMS = """center : bool, default=False
+#: The options of the spectral metrics (a docstring part, :func:`fill_doc`).
+_COMMON_PARAMS = """
+    center : bool, default=False
         Subtract the column mean first (spectrum of the covariance). RankMe,
         DirectSpec and RecScope do not center.
     row_normalize : bool, default=False
@@ -120,13 +123,15 @@ _COMMON_PARAMS = """center : bool, default=False
         and options (:func:`random_reference`): 0.35 reads "35% of a random
         table's value".
     method : {"auto", "gram", "svd"}, default="auto"
-        How the spectrum is computed; see :func:`singular_values`."""
+        How the spectrum is computed; see :func:`singular_values`.
+"""
 
 
 @validate_params(
     {**_SPECTRAL_CONSTRAINTS, "spectrum": [StrOptions({"sv", "eig"})]},
     prefer_skip_nested_validation=True,
 )
+@fill_doc(common=_COMMON_PARAMS, roy_vetterli_2007=ROY_VETTERLI_2007)
 def effective_rank(
     embeddings,
     *,
@@ -165,8 +170,7 @@ def effective_rank(
 
     References
     ----------
-    O. Roy and M. Vetterli, "The effective rank: a measure of effective
-    dimensionality", EUSIPCO 2007.
+    {roy_vetterli_2007}
 
     Examples
     --------
@@ -185,6 +189,7 @@ def effective_rank(
 
 
 @validate_params(_SPECTRAL_CONSTRAINTS, prefer_skip_nested_validation=True)
+@fill_doc(common=_COMMON_PARAMS, guo_2024=GUO_2024)
 def information_abundance(
     embeddings,
     *,
@@ -217,8 +222,7 @@ def information_abundance(
 
     References
     ----------
-    X. Guo et al., "On the Embedding Collapse when Scaling up Recommendation
-    Models", ICML 2024.
+    {guo_2024}
 
     Examples
     --------
@@ -235,6 +239,7 @@ def information_abundance(
 
 
 @validate_params(_SPECTRAL_CONSTRAINTS, prefer_skip_nested_validation=True)
+@fill_doc(common=_COMMON_PARAMS)
 def stable_rank(
     embeddings,
     *,
@@ -323,10 +328,6 @@ def condition_number(
         _spectral_metric, embeddings, metric="condition_number", center=center,
         row_normalize=row_normalize, relative=relative, method=method,
     )
-
-
-for _func in (effective_rank, information_abundance, stable_rank):
-    _func.__doc__ = _func.__doc__.replace("{common}", _COMMON_PARAMS)
 
 
 # ------------------------------------------------------------- normalized std

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import Bunch
 
+from skcollapse.utils._docstrings import IMPLICIT_569, fill_doc
 from skcollapse.utils._interactions import IdVocabulary, check_interactions
 from skcollapse.utils._sklearn_compat import int_interval, validate_params
 
@@ -225,6 +226,7 @@ def _from_estimator(est, X, popularity, n, users, filter_seen, batch_size):
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(implicit_569=IMPLICIT_569)
 def recommendation_frequency(
     estimator,
     X=None,
@@ -295,8 +297,7 @@ def recommendation_frequency(
 
     References
     ----------
-    ``benfred/implicit`` issue #569, "Implicit feedback recommender system
-    strange behavior in the frequency of recommendations, for ALS" (2022).
+    {implicit_569}
 
     Examples
     --------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from skcollapse.metrics._tables import get_embedding_tables
+from skcollapse.utils._docstrings import GUO_2024, fill_doc
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     check_is_fitted,
@@ -142,6 +143,7 @@ def field_ia(estimator, *, sets="concat"):
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(guo_2024=GUO_2024)
 def sub_embedding_ia(estimator, *, embedding_set=None, sets="mean"):
     """IA of the sub-embeddings ``E_i->j``: an ``(n_fields, n_fields)`` matrix.
 
@@ -193,8 +195,7 @@ def sub_embedding_ia(estimator, *, embedding_set=None, sets="mean"):
 
     References
     ----------
-    X. Guo et al., "On the Embedding Collapse When Scaling up Recommendation
-    Models", ICML 2024.
+    {guo_2024}
 
     Examples
     --------

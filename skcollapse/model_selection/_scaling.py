@@ -22,6 +22,7 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import ValidSplit
 
+from skcollapse.utils._docstrings import GUO_2024, fill_doc
 from skcollapse.utils._sklearn_compat import (
     int_interval,
     real_interval,
@@ -136,6 +137,7 @@ class _ScalingScorer:
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(guo_2024=GUO_2024)
 def scaling_curve(
     estimator,
     X,
@@ -240,8 +242,7 @@ def scaling_curve(
 
     References
     ----------
-    X. Guo et al., "On the Embedding Collapse When Scaling up Recommendation
-    Models", ICML 2024.
+    {guo_2024}
 
     Examples
     --------

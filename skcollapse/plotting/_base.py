@@ -139,25 +139,34 @@ _DISPLAY_DOC_PARTS = {
 }
 
 
-def display_doc(cls):
+def display_doc(cls=None, /, **own_parts):
     """Class decorator: fill the shared parts in the docstrings of a Display.
 
     The class docstring and those of its methods may name the parts of
     ``_DISPLAY_DOC_PARTS`` with a marker line (``{returns}``); each is written
-    once here instead of in every Display.
+    once here instead of in every Display. ``@display_doc(name=text)`` adds
+    parts of the Display's own (a work it cites, written once in
+    :mod:`skcollapse.utils._docstrings`); each must be used.
     """
+    if cls is None:
+        return lambda cls: display_doc(cls, **own_parts)
+    available = {
+        **{name: text.replace("{cls}", cls.__name__)
+           for name, text in _DISPLAY_DOC_PARTS.items()},
+        **own_parts,
+    }
+    used = set()
 
     def fill(obj):
         doc = getattr(obj, "__doc__", None)
         if not doc:
             return
         parts = {
-            name: text.replace("{cls}", cls.__name__)
-            for name, text in _DISPLAY_DOC_PARTS.items()
-            if "{" + name + "}" in doc
+            name: text for name, text in available.items() if "{" + name + "}" in doc
         }
         if parts:
             obj.__doc__ = fill_docstring(doc, **parts)
+            used.update(parts)
 
     fill(cls)
     for attr in vars(cls).values():
@@ -165,4 +174,7 @@ def display_doc(cls):
         while callable(func):  # a validate_params wrapper and the function it wraps
             fill(func)
             func = getattr(func, "__wrapped__", None)
+    unused = set(own_parts) - used
+    if unused:
+        raise KeyError(f"docstring parts not used: {sorted(unused)}")
     return cls

@@ -14,6 +14,7 @@ from skcollapse.plotting._base import (
     estimator_name,
     get_axes,
 )
+from skcollapse.utils._docstrings import IMPLICIT_569
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     int_interval,
@@ -61,7 +62,7 @@ _TOP_LIST_CONSTRAINTS = {
     "filter_already_liked_items": ["boolean"],
 }
 
-@display_doc
+@display_doc(implicit_569=IMPLICIT_569)
 class RecommendationFrequencyDisplay:
     """How many users' top-``n`` lists hold each item, by its popularity rank.
 
@@ -114,8 +115,7 @@ class RecommendationFrequencyDisplay:
 
     References
     ----------
-    ``benfred/implicit`` issue #569, "Implicit feedback recommender system
-    strange behavior in the frequency of recommendations, for ALS" (2022).
+    {implicit_569}
 
     Examples
     --------

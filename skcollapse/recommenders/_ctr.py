@@ -42,6 +42,7 @@ from skcollapse.recommenders._ctr_base import (
     _sigmoid_proba,  # noqa: F401  (pickles of trimmed classifiers name it here)
 )
 from skcollapse.recommenders._docstrings import document_defaults, skorch_params
+from skcollapse.utils._docstrings import GUO_2024, fill_docstring
 from skcollapse.utils._params import init_arguments
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
@@ -138,8 +139,7 @@ _TAIL_PARAMS = """\
 
     References
     ----------
-    X. Guo et al., "On the Embedding Collapse When Scaling up Recommendation
-    Models", ICML 2024.
+    {guo_2024}
 """
 
 
@@ -170,6 +170,7 @@ def _classifier_doc(summary, params=""):
     ['x0/set0', 'x0/set1']
 """
         )
+        cls.__doc__ = fill_docstring(cls.__doc__, guo_2024=GUO_2024)
         return document_defaults(cls)
 
     return decorate

@@ -24,7 +24,28 @@ whole text. (The estimators' docstrings are composed the same way by
 
 import textwrap
 
-__all__ = ["fill_doc", "fill_docstring"]
+__all__ = [
+    "GUO_2024",
+    "IMPLICIT_569",
+    "ROY_VETTERLI_2007",
+    "fill_doc",
+    "fill_docstring",
+]
+
+# Works cited in the ``References`` of docstrings in several packages, each
+# written once (a fix to a citation is then made in one place).
+GUO_2024 = """
+    X. Guo et al., "On the Embedding Collapse When Scaling up Recommendation
+    Models", ICML 2024.
+"""
+ROY_VETTERLI_2007 = """
+    O. Roy and M. Vetterli, "The effective rank: a measure of effective
+    dimensionality", EUSIPCO 2007.
+"""
+IMPLICIT_569 = """
+    ``benfred/implicit`` issue #569, "Implicit feedback recommender system
+    strange behavior in the frequency of recommendations, for ALS" (2022).
+"""
 
 
 def fill_docstring(doc, **parts):
