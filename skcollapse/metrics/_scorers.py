@@ -33,6 +33,7 @@ from skcollapse.metrics._registry import (
 )
 from skcollapse.metrics._spectrum import _spectrum_single, _use_gram, accumulate
 from skcollapse.metrics._tables import find_embeddings_owner, get_embedding_tables
+from skcollapse.utils._docstrings import GUO_2024, ROY_VETTERLI_2007, fill_doc
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
     _fit_context,
@@ -73,6 +74,45 @@ def _find_probe(estimator):
     return None
 
 
+#: Docstring parts of the scorers (:func:`~skcollapse.utils._docstrings.fill_doc`).
+_TABLE_REDUCE_DOC = """
+    table : str, list of str or None, default=None
+        When called as ``scorer(estimator, X, y)``: which table of
+        ``estimator.get_embeddings()`` to score (e.g. ``"item"`` or a field
+        name); ``None`` scores every table and combines them with ``reduce``.
+        Ignored by ``fit``/``score``, and by a call on a Pipeline that ends in
+        a probe, which read the matrix they are given.
+    reduce : {"mean", "min", "max", "median"}, default="mean"
+        How several tables are combined into one number.
+"""
+_SEEN_ATTRS_DOC = """
+    n_samples_seen_ : int
+        Rows seen by ``fit`` or all ``partial_fit`` calls.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit`` (only for inputs with string
+        column names).
+"""
+#: the spectral options the named forms take as parameters
+_SPECTRAL_OPTIONS_DOC = """
+    center : bool, default=False
+        Subtract the column mean before the spectrum.
+    row_normalize : bool, default=False
+        L2-normalise rows before the spectrum (RecScope's IA).
+    normalize : bool, default=False
+        Divide by the largest attainable value ``min(n_samples, n_features)``, so
+        runs with different embedding sizes compare (1.0 = no collapse).
+"""
+_NAMED_ATTRS_DOC = """
+    metric_value_ : float
+        The same value (the attribute every ``CollapseScorer`` has).
+    singular_values_ : ndarray of shape (min(n_samples_seen_, n_features_in_),)
+        Float64 singular values of the fitted matrix, largest first.
+"""
+
+
+@fill_doc(table_reduce=_TABLE_REDUCE_DOC, seen_attrs=_SEEN_ATTRS_DOC)
 class CollapseScorer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """A registered collapse metric as a scikit-learn estimator and scorer.
 
@@ -87,14 +127,7 @@ class CollapseScorer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         A registered collapse metric, by name or alias
         (:func:`get_collapse_metric_names`, or one added with
         :func:`register_collapse_metric`).
-    table : str, list of str or None, default=None
-        When called as ``scorer(estimator, X, y)``: which table of
-        ``estimator.get_embeddings()`` to score (e.g. ``"item"`` or a field
-        name); ``None`` scores every table and combines them with ``reduce``.
-        Ignored by ``fit``/``score``, and by a call on a Pipeline that ends in
-        a probe, which read the matrix they are given.
-    reduce : {"mean", "min", "max", "median"}, default="mean"
-        How several tables are combined into one number.
+    {table_reduce}
     metric_params : dict or None, default=None
         Keyword arguments of the metric's function, e.g. ``{"center": True}``
         or ``{"spectrum": "eig"}`` for ``"effective_rank"``.
@@ -106,13 +139,7 @@ class CollapseScorer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     singular_values_ : ndarray of shape (min(n_samples_seen_, n_features_in_),)
         Float64 singular values of the fitted matrix, largest first (spectral
         metrics only).
-    n_samples_seen_ : int
-        Rows seen by ``fit`` or all ``partial_fit`` calls.
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during ``fit`` (only for inputs with string
-        column names).
+    {seen_attrs}
 
     See Also
     --------
@@ -426,33 +453,13 @@ class CollapseScorer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self._sign() * self._metric_of(X)
 
 
-_COMMON = """table : str, list of str or None, default=None
-        When called as ``scorer(estimator, X, y)``: which table of
-        ``estimator.get_embeddings()`` to score (e.g. ``"item"`` or a field name);
-        ``None`` scores every table and combines them with ``reduce``. Ignored by
-        ``fit``/``score``, and by a call on a Pipeline that ends in a probe,
-        which read the matrix they are given.
-    reduce : {"mean", "min", "max", "median"}, default="mean"
-        How several tables are combined into one number.
-    center : bool, default=False
-        Subtract the column mean before the spectrum.
-    row_normalize : bool, default=False
-        L2-normalise rows before the spectrum (RecScope's IA).
-    normalize : bool, default=False
-        Divide by the largest attainable value ``min(n_samples, n_features)``, so
-        runs with different embedding sizes compare (1.0 = no collapse)."""
-
-_ATTRS = """metric_value_ : float
-        The same value (the attribute every ``CollapseScorer`` has).
-    singular_values_ : ndarray of shape (min(n_samples_seen_, n_features_in_),)
-        Float64 singular values of the fitted matrix, largest first.
-    n_samples_seen_ : int
-        Rows seen by ``fit`` or all ``partial_fit`` calls.
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during ``fit`` (only for inputs with string
-        column names)."""
+#: The docstring parts of the named forms.
+_NAMED_DOC_PARTS = {
+    "table_reduce": _TABLE_REDUCE_DOC,
+    "spectral_options": _SPECTRAL_OPTIONS_DOC,
+    "named_attrs": _NAMED_ATTRS_DOC,
+    "seen_attrs": _SEEN_ATTRS_DOC,
+}
 
 _NAMED_CONSTRAINTS = {
     "table": [str, list, tuple, None],
@@ -463,6 +470,7 @@ _NAMED_CONSTRAINTS = {
 }
 
 
+@fill_doc(**_NAMED_DOC_PARTS, roy_vetterli_2007=ROY_VETTERLI_2007)
 class ErankScorer(CollapseScorer):
     """Effective rank as a scikit-learn estimator and scorer (larger is better).
 
@@ -471,15 +479,17 @@ class ErankScorer(CollapseScorer):
 
     Parameters
     ----------
+    {table_reduce}
     spectrum : {"sv", "eig"}, default="sv"
         Singular values (Roy & Vetterli, RankMe) or their squares.
-    {common}
+    {spectral_options}
 
     Attributes
     ----------
     effective_rank_ : float
         Effective rank of the fitted matrix (0.0 for an all-zero matrix).
-    {attrs}
+    {named_attrs}
+    {seen_attrs}
 
     See Also
     --------
@@ -494,8 +504,7 @@ class ErankScorer(CollapseScorer):
 
     References
     ----------
-    O. Roy and M. Vetterli, "The effective rank: a measure of effective
-    dimensionality", EUSIPCO 2007.
+    {roy_vetterli_2007}
 
     Examples
     --------
@@ -543,6 +552,7 @@ class ErankScorer(CollapseScorer):
         }
 
 
+@fill_doc(**_NAMED_DOC_PARTS, guo_2024=GUO_2024)
 class IAScorer(CollapseScorer):
     """Information abundance as a scikit-learn estimator and scorer.
 
@@ -552,13 +562,15 @@ class IAScorer(CollapseScorer):
 
     Parameters
     ----------
-    {common}
+    {table_reduce}
+    {spectral_options}
 
     Attributes
     ----------
     information_abundance_ : float
         Information abundance of the fitted matrix (0.0 for an all-zero matrix).
-    {attrs}
+    {named_attrs}
+    {seen_attrs}
 
     See Also
     --------
@@ -568,8 +580,7 @@ class IAScorer(CollapseScorer):
 
     References
     ----------
-    X. Guo et al., "On the Embedding Collapse when Scaling up Recommendation
-    Models", ICML 2024.
+    {guo_2024}
 
     Examples
     --------
@@ -605,6 +616,3 @@ class IAScorer(CollapseScorer):
             "normalize": self.normalize,
         }
 
-
-for _cls in (ErankScorer, IAScorer):
-    _cls.__doc__ = _cls.__doc__.replace("{common}", _COMMON).replace("{attrs}", _ATTRS)
