@@ -28,6 +28,7 @@ import numpy as np
 
 from skcollapse.metrics._collapse import collapse_metrics
 from skcollapse.metrics._registry import resolve_collapse_metrics
+from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._interactions import IdVocabulary, check_interactions
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
@@ -46,6 +47,13 @@ __all__ = [
 #: Default bucket edges: the most popular 20% of the rows are the head, the
 #: least popular 20% the tail, the rest the torso.
 DEFAULT_BUCKET_EDGES = (0.2, 0.8)
+
+#: The ``popularity`` parameter of the metrics that read a table against the
+#: popularity of its rows (a docstring part, :func:`fill_doc`).
+POPULARITY_PARAM_DOC = """
+    popularity : array-like of shape (n_rows,)
+        Training interactions of each row (:func:`popularity_counts`).
+"""
 
 
 # ------------------------------------------------------------------ inputs
@@ -227,6 +235,7 @@ def _check_edges(bucket_edges):
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(popularity=POPULARITY_PARAM_DOC)
 def popularity_buckets(popularity, *, bucket_edges=DEFAULT_BUCKET_EDGES, by="items"):
     """Bucket of each row: 0 for the most popular bucket (the head), and so on.
 
@@ -239,8 +248,7 @@ def popularity_buckets(popularity, *, bucket_edges=DEFAULT_BUCKET_EDGES, by="ite
 
     Parameters
     ----------
-    popularity : array-like of shape (n_rows,)
-        Training interactions of each row (:func:`popularity_counts`).
+    {popularity}
     bucket_edges : array-like of float, default=(0.2, 0.8)
         Increasing fractions in ``(0, 1)``; ``k`` edges make ``k + 1`` buckets.
     by : {"items", "interactions"}, default="items"
@@ -293,6 +301,7 @@ _BUCKET_CONSTRAINTS = {
 
 
 @validate_params(_BUCKET_CONSTRAINTS, prefer_skip_nested_validation=True)
+@fill_doc(popularity=POPULARITY_PARAM_DOC)
 def popularity_bucket_metrics(
     embeddings,
     popularity,
@@ -315,8 +324,7 @@ def popularity_bucket_metrics(
     ----------
     embeddings : array-like or torch.Tensor of shape (n_rows, n_features)
         The table, one row per item (or user).
-    popularity : array-like of shape (n_rows,)
-        Training interactions of each row (:func:`popularity_counts`).
+    {popularity}
     bucket_edges : array-like of float, default=(0.2, 0.8)
         Increasing fractions in ``(0, 1)``; ``k`` edges make ``k + 1`` buckets,
         the most popular first.
@@ -423,6 +431,7 @@ def _ranks(x):
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(popularity=POPULARITY_PARAM_DOC)
 def norm_popularity_correlation(embeddings, popularity, *, method="pearson"):
     """Correlation of each row's L2 norm with its log-popularity.
 
@@ -434,8 +443,7 @@ def norm_popularity_correlation(embeddings, popularity, *, method="pearson"):
     ----------
     embeddings : array-like or torch.Tensor of shape (n_rows, n_features)
         The table.
-    popularity : array-like of shape (n_rows,)
-        Training interactions of each row (:func:`popularity_counts`).
+    {popularity}
     method : {"pearson", "spearman"}, default="pearson"
         ``"pearson"``: Pearson correlation of ``||e_i||`` with
         ``log(1 + popularity_i)``. ``"spearman"``: Spearman's rank correlation

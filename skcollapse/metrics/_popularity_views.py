@@ -19,6 +19,7 @@ import numpy as np
 from skcollapse.metrics._gram import GramAccumulator
 from skcollapse.metrics._popularity import (
     DEFAULT_BUCKET_EDGES,
+    POPULARITY_PARAM_DOC,
     _popularity,
     _rows,
     _table,
@@ -120,6 +121,7 @@ def _score_direction(queries, embeddings, *, center=False):
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(popularity=POPULARITY_PARAM_DOC)
 def popularity_alignment(embeddings, popularity, *, source="items", queries=None,
                          center=False, log=False):
     """Alignment of the top singular direction with item popularity.
@@ -144,8 +146,7 @@ def popularity_alignment(embeddings, popularity, *, source="items", queries=None
     embeddings : array-like or torch.Tensor of shape (n_rows, n_features)
         The table ``E``. Its ``d x d`` Gram matrix is accumulated in float64 (as
         for every spectral metric); the table is read twice, never copied whole.
-    popularity : array-like of shape (n_rows,)
-        Training interactions of each row (:func:`popularity_counts`).
+    {popularity}
     source : {"items", "scores"}, default="items"
         Which matrix's top direction, see above. ``"scores"`` needs
         ``queries``.
@@ -244,6 +245,7 @@ default=None
     },
     prefer_skip_nested_validation=True,
 )
+@fill_doc(popularity=POPULARITY_PARAM_DOC)
 def weighted_uniformity(
     embeddings, popularity, *, t=2.0, normalize=True, max_samples=10_000,
     random_state=None,
@@ -262,8 +264,7 @@ def weighted_uniformity(
     ----------
     embeddings : array-like or torch.Tensor of shape (n_rows, n_features)
         The table.
-    popularity : array-like of shape (n_rows,)
-        Training interactions of each row (:func:`popularity_counts`).
+    {popularity}
     t : float, default=2.0
         Temperature of the Gaussian potential (DirectAU uses 2).
     normalize : bool, default=True
