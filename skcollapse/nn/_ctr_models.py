@@ -213,9 +213,14 @@ class DNN(CTRModel):
     field_dims, embedding_dim, n_embedding_sets
         See :class:`CTRModel`.
     hidden_units : sequence of int, default=(400, 400)
-        MLP widths; the first layer is per set.
+        MLP widths (``MLP_HIDDEN_UNITS``); the first layer is per set
+        (``h0``), the others are shared (``h1..``).
     dropout : float, default=0.2
+        Dropout after every hidden layer (``MLP_DROPOUT``).
     batch_norm : bool, default=True
+        Batch normalisation in every hidden layer (``MLP_BATCH_NORM``).
+
+    The other models with an MLP take these three parameters too.
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
@@ -253,9 +258,8 @@ class IPNN(CTRModel):
     ----------
     field_dims, embedding_dim, n_embedding_sets
         See :class:`CTRModel`.
-    hidden_units : sequence of int, default=(400, 400)
-    dropout : float, default=0.2
-    batch_norm : bool, default=True
+    hidden_units, dropout, batch_norm
+        See :class:`DNN`.
     concat_embeddings : bool or "auto", default="auto"
         Feed the flattened embeddings next to the inner products. ``"auto"``
         follows the reference code of Guo et al.: the SE IPNN (one set)
@@ -311,9 +315,8 @@ class NFwFM(CTRModel):
     ----------
     field_dims, embedding_dim, n_embedding_sets
         See :class:`CTRModel`.
-    hidden_units : sequence of int, default=(400, 400)
-    dropout : float, default=0.2
-    batch_norm : bool, default=True
+    hidden_units, dropout, batch_norm
+        See :class:`DNN`.
     pooling : {"full", "pairs"}, default="full"
         ``"full"`` pools ``sum_{i,j} r_ij e_i * e_j`` over the full ``N x N``
         weight matrix, self terms ``r_ii e_i * e_i`` included, as the reference
@@ -379,10 +382,8 @@ class DeepFM(CTRModel):
     ----------
     field_dims, embedding_dim, n_embedding_sets
         See :class:`CTRModel`.
-    hidden_units : sequence of int, default=(400, 400)
-        MLP widths; the first layer is per set.
-    dropout : float, default=0.2
-    batch_norm : bool, default=True
+    hidden_units, dropout, batch_norm
+        See :class:`DNN`.
 
     References
     ----------
@@ -424,9 +425,8 @@ class XDeepFM(CTRModel):
     field_dims, embedding_dim, n_embedding_sets
         See :class:`CTRModel`.
     cin_layer_sizes : sequence of int, default=(16, 16)
-    hidden_units : sequence of int, default=(400, 400)
-    dropout : float, default=0.2
-    batch_norm : bool, default=True
+    hidden_units, dropout, batch_norm
+        See :class:`DNN`.
     split_half : bool, default=False
     """
 
@@ -483,9 +483,8 @@ class DCNv2(CTRModel):
     field_dims, embedding_dim, n_embedding_sets
         See :class:`CTRModel`.
     n_cross_layers : int, default=4
-    hidden_units : sequence of int, default=(400, 400)
-    dropout : float, default=0.2
-    batch_norm : bool, default=True
+    hidden_units, dropout, batch_norm
+        See :class:`DNN`.
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
@@ -550,9 +549,8 @@ class FinalMLP(CTRModel):
     ----------
     field_dims, embedding_dim, n_embedding_sets
         See :class:`CTRModel`.
-    hidden_units : sequence of int, default=(400, 400)
-    dropout : float, default=0.2
-    batch_norm : bool, default=True
+    hidden_units, dropout, batch_norm
+        See :class:`DNN`.
     """
 
     def __init__(self, field_dims, embedding_dim=10, n_embedding_sets=1, *,
