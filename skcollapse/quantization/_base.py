@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
+from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._sklearn_compat import (
     _fit_context,
     check_is_fitted,
@@ -29,6 +30,29 @@ def dedup_level(codes):
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - first
     return rank
+
+
+#: Docstring parts of the quantizers, for what :class:`QuantizerMixin` does
+#: for all of them (filled with :func:`quantizer_doc`): the deduplication
+#: level and the attributes ``fit`` sets from its input.
+_QUANTIZER_DOC_PARTS = {
+    "deduplicate": """
+        deduplicate : bool, default=False
+            Append a level numbering the items that share a full ID (``0, 1, ...``
+            in row order of the ``X`` given to ``transform``), TIGER's fix, so every
+            item of that ``X`` gets a unique tuple. Quantize the whole catalogue in
+            one call to keep the numbering stable.
+    """,
+    "features_in": """
+        n_features_in_ : int
+            Number of features seen during fit.
+        feature_names_in_ : ndarray of shape (n_features_in_,)
+            Names of features seen during fit, when ``X`` has string column names.
+    """,
+}
+
+#: Class decorator filling ``{deduplicate}`` and ``{features_in}``.
+quantizer_doc = fill_doc(**_QUANTIZER_DOC_PARTS)
 
 
 class QuantizerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):

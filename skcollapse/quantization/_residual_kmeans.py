@@ -10,7 +10,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from skcollapse.quantization._base import QuantizerMixin
+from skcollapse.quantization._base import QuantizerMixin, quantizer_doc
 from skcollapse.utils._sklearn_compat import (
     int_interval,
 )
@@ -18,6 +18,7 @@ from skcollapse.utils._sklearn_compat import (
 __all__ = ["ResidualKMeans"]
 
 
+@quantizer_doc
 class ResidualKMeans(QuantizerMixin, BaseEstimator):
     """Residual quantization by k-means, one codebook per level.
 
@@ -37,11 +38,7 @@ class ResidualKMeans(QuantizerMixin, BaseEstimator):
         k-means restarts per level (scikit-learn's ``n_init``).
     max_iter : int, default=300
         k-means iterations per run.
-    deduplicate : bool, default=False
-        Append a level numbering the items that share a full ID (``0, 1, ...``
-        in row order of the ``X`` given to ``transform``), TIGER's fix, so every
-        item of that ``X`` gets a unique tuple. Quantize the whole catalogue in
-        one call to keep the numbering stable.
+    {deduplicate}
     random_state : int, RandomState instance or None, default=None
         Seeds the k-means of every level.
 
@@ -51,10 +48,7 @@ class ResidualKMeans(QuantizerMixin, BaseEstimator):
         The centres of each level.
     n_iter_ : int
         The most k-means iterations any level took (the run kept).
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when ``X`` has string column names.
+    {features_in}
 
     See Also
     --------

@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from torch import nn
 
 from skcollapse.exceptions import ModelFitError
-from skcollapse.quantization._base import QuantizerMixin
+from skcollapse.quantization._base import QuantizerMixin, quantizer_doc
 from skcollapse.quantization._metrics import (
     code_perplexity,
     codebook_erank,
@@ -101,6 +101,7 @@ class _RQVAEModule(nn.Module):
         return torch.stack(codes, 1), chosen, inputs
 
 
+@quantizer_doc
 class RQVAE(QuantizerMixin, BaseEstimator):
     """Residual-quantized variational autoencoder producing semantic IDs.
 
@@ -164,9 +165,7 @@ class RQVAE(QuantizerMixin, BaseEstimator):
         batch mean of the soft assignments ``softmax(-d²/mean(d²))`` of the
         residuals to the codes, averaged over levels. This is a batch
         code-usage entropy, *not* LETTER's clustering-based contrastive loss.
-    deduplicate : bool, default=False
-        Append a level numbering the items that share a full ID (TIGER's fix),
-        ``0, 1, ...`` in row order of the ``X`` given to ``transform``.
+    {deduplicate}
     max_epochs : int, default=50
         Passes over the items.
     lr : float, default=1e-3
@@ -195,10 +194,7 @@ class RQVAE(QuantizerMixin, BaseEstimator):
         ``"code_erank"`` (effective rank of each level's codes chosen during
         the epoch, at the epoch's end, before any restart) and
         ``"dead_codes_restarted"`` (one int per level).
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when ``X`` has string column names.
+    {features_in}
 
     See Also
     --------
