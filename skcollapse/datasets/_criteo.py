@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
+from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._sklearn_compat import int_interval, validate_params
 
 __all__ = ["bucketize_numeric", "load_avazu", "load_criteo"]
@@ -192,6 +193,22 @@ _LOAD_CONSTRAINTS = {
 }
 
 
+#: The loaders' parameters of how the file is read and what is returned (a
+#: docstring part, :func:`fill_doc`).
+_STREAM_PARAMS_DOC = """
+    n_rows : int or None, default=None
+        Read only the first ``n_rows`` rows.
+    chunksize : int, default=1_000_000
+        Rows parsed at a time. The file is streamed twice (count, then encode),
+        so memory holds one chunk of strings plus the integer result, which lets
+        a full file (45M rows for Criteo) load on one machine.
+    dtype : numpy signed integer dtype, default=np.int64
+        Dtype of the codes (``np.int32`` halves the memory of the result).
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+"""
+
+
 def _chunk_reader(path, n_rows, chunksize, **options):
     """A ``read_chunks()`` for :func:`_encode_stream`: fresh string chunks per call."""
 
@@ -229,6 +246,7 @@ def _load_encoded(
 
 
 @validate_params(_LOAD_CONSTRAINTS, prefer_skip_nested_validation=True)
+@fill_doc(stream_params=_STREAM_PARAMS_DOC)
 def load_criteo(
     path,
     *,
@@ -256,16 +274,7 @@ def load_criteo(
         Per-field vocabularies from a previous call (``bunch.vocabularies``) to
         encode another file (e.g. the test split) consistently; values not in
         them get -1.
-    n_rows : int or None, default=None
-        Read only the first ``n_rows`` rows.
-    chunksize : int, default=1_000_000
-        Rows parsed at a time. The file is streamed twice (count, then encode),
-        so memory holds one chunk of strings plus the integer result, which lets
-        the full 45M-row Criteo file load on one machine.
-    dtype : numpy signed integer dtype, default=np.int64
-        Dtype of the codes (``np.int32`` halves the memory of the result).
-    return_X_y : bool, default=False
-        Return ``(data, target)`` instead of a Bunch.
+    {stream_params}
 
     Returns
     -------
@@ -340,6 +349,7 @@ def load_criteo(
 
 
 @validate_params(_LOAD_CONSTRAINTS, prefer_skip_nested_validation=True)
+@fill_doc(stream_params=_STREAM_PARAMS_DOC)
 def load_avazu(
     path,
     *,
@@ -362,16 +372,7 @@ def load_avazu(
         Ignored when ``vocabularies`` is given.
     vocabularies : list of array-like or None, default=None
         Per-field vocabularies from a previous call to encode another file.
-    n_rows : int or None, default=None
-        Read only the first ``n_rows`` rows.
-    chunksize : int, default=1_000_000
-        Rows parsed at a time. The file is streamed twice (count, then encode),
-        so memory holds one chunk of strings plus the integer result, which lets
-        the full 45M-row Criteo file load on one machine.
-    dtype : numpy signed integer dtype, default=np.int64
-        Dtype of the codes (``np.int32`` halves the memory of the result).
-    return_X_y : bool, default=False
-        Return ``(data, target)`` instead of a Bunch.
+    {stream_params}
 
     Returns
     -------
