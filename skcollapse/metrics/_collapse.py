@@ -55,6 +55,15 @@ def _is_table_collection(embeddings):
     return False
 
 
+#: The Returns section of the metrics of one table or several (``_per_table``),
+#: a docstring part (:func:`fill_doc`).
+PER_TABLE_RETURNS_DOC = """
+    Returns
+    -------
+    float, or list/dict of float for several tables.
+"""
+
+
 def _per_table(func, embeddings, **kwargs):
     """Apply ``func`` to one table, or to each table of a list/tuple/dict."""
     if isinstance(embeddings, Mapping):
@@ -131,7 +140,11 @@ _COMMON_PARAMS = """
     {**_SPECTRAL_CONSTRAINTS, "spectrum": [StrOptions({"sv", "eig"})]},
     prefer_skip_nested_validation=True,
 )
-@fill_doc(common=_COMMON_PARAMS, roy_vetterli_2007=ROY_VETTERLI_2007)
+@fill_doc(
+    common=_COMMON_PARAMS,
+    per_table_returns=PER_TABLE_RETURNS_DOC,
+    roy_vetterli_2007=ROY_VETTERLI_2007,
+)
 def effective_rank(
     embeddings,
     *,
@@ -159,9 +172,7 @@ def effective_rank(
         report; it is never larger than the ``"sv"`` value and not comparable.
     {common}
 
-    Returns
-    -------
-    float, or list/dict of float for several tables.
+    {per_table_returns}
 
     See Also
     --------
@@ -189,7 +200,9 @@ def effective_rank(
 
 
 @validate_params(_SPECTRAL_CONSTRAINTS, prefer_skip_nested_validation=True)
-@fill_doc(common=_COMMON_PARAMS, guo_2024=GUO_2024)
+@fill_doc(
+    common=_COMMON_PARAMS, per_table_returns=PER_TABLE_RETURNS_DOC, guo_2024=GUO_2024
+)
 def information_abundance(
     embeddings,
     *,
@@ -211,9 +224,7 @@ def information_abundance(
         One table, or several (the paper reports one value per field table).
     {common}
 
-    Returns
-    -------
-    float, or list/dict of float for several tables.
+    {per_table_returns}
 
     See Also
     --------
@@ -239,7 +250,7 @@ def information_abundance(
 
 
 @validate_params(_SPECTRAL_CONSTRAINTS, prefer_skip_nested_validation=True)
-@fill_doc(common=_COMMON_PARAMS)
+@fill_doc(common=_COMMON_PARAMS, per_table_returns=PER_TABLE_RETURNS_DOC)
 def stable_rank(
     embeddings,
     *,
@@ -261,9 +272,7 @@ def stable_rank(
         One table, or several.
     {common}
 
-    Returns
-    -------
-    float, or list/dict of float for several tables.
+    {per_table_returns}
 
     Examples
     --------
@@ -283,6 +292,7 @@ def stable_rank(
     {k: v for k, v in _SPECTRAL_CONSTRAINTS.items() if k != "normalize"},
     prefer_skip_nested_validation=True,
 )
+@fill_doc(per_table_returns=PER_TABLE_RETURNS_DOC)
 def condition_number(
     embeddings,
     *,
@@ -313,9 +323,7 @@ def condition_number(
         features) and reports smaller ones as 0, i.e. ``inf``; use ``"svd"`` for
         very ill-conditioned tables.
 
-    Returns
-    -------
-    float, or list/dict of float for several tables.
+    {per_table_returns}
 
     Examples
     --------
@@ -384,6 +392,7 @@ def _normalized_std_single(embeddings, *, relative=False):
     {"embeddings": "no_validation", "relative": ["boolean"]},
     prefer_skip_nested_validation=True,
 )
+@fill_doc(per_table_returns=PER_TABLE_RETURNS_DOC)
 def normalized_std(embeddings, *, relative=False):
     """Mean column std of the L2-normalised rows (Chen & He, SimSiam, 2021).
 
@@ -400,9 +409,7 @@ def normalized_std(embeddings, *, relative=False):
         Multiply by ``sqrt(n_features)``, i.e. divide by the isotropic reference
         ``1 / sqrt(n_features)``; about 1.0 means no collapse.
 
-    Returns
-    -------
-    float, or list/dict of float for several tables.
+    {per_table_returns}
 
     References
     ----------

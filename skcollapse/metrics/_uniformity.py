@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from skcollapse.metrics._collapse import _per_table
+from skcollapse.metrics._collapse import PER_TABLE_RETURNS_DOC, _per_table
 from skcollapse.metrics._gram import _row_normalize_np
+from skcollapse.utils._docstrings import fill_doc
 from skcollapse.utils._sklearn_compat import (
     int_interval,
     real_interval,
@@ -131,6 +132,7 @@ _UNIFORMITY_CONSTRAINTS = {
     {"embeddings": "no_validation", **_UNIFORMITY_CONSTRAINTS},
     prefer_skip_nested_validation=True,
 )
+@fill_doc(per_table_returns=PER_TABLE_RETURNS_DOC)
 def uniformity(embeddings, *, t=2.0, normalize=True, max_samples=10_000,
                random_state=None):
     """Uniformity ``log E_{i<j} exp(-t ||e_i - e_j||^2)`` (Wang & Isola, 2020).
@@ -153,9 +155,7 @@ def uniformity(embeddings, *, t=2.0, normalize=True, max_samples=10_000,
     random_state : int, RandomState instance or None, default=None
         Seed of the row subset.
 
-    Returns
-    -------
-    float, or list/dict of float for several tables.
+    {per_table_returns}
 
     Examples
     --------
