@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from skcollapse.utils._docstrings import fill_docstring
+from skcollapse.utils._sklearn_compat import int_interval
 
 _INSTALL_HINT = (
     "{caller} requires matplotlib, an optional dependency of skcollapse. "
@@ -104,6 +105,12 @@ def as_1d_float(values, *, name: str) -> np.ndarray:
     return arr
 
 
+#: The constraints of the ``max_points`` and ``random_state`` of a scatter that
+#: draws a random subset of its rows (:func:`drawn_rows`).
+DRAWN_ROWS_CONSTRAINTS = {
+    "max_points": [int_interval(1, None, closed="left"), None],
+    "random_state": ["random_state"],
+}
 #: The constraints of the ``name`` and ``ax`` parameters of every ``from_*``.
 DRAW_CONSTRAINTS = {"name": "no_validation", "ax": "no_validation"}
 #: The constraints of a ``from_estimator`` drawing one table against popularity.
@@ -124,6 +131,14 @@ _DISPLAY_DOC_PARTS = {
             Axes to draw on.
         **kwargs : dict
             Passed to :meth:`plot`.
+    """,
+    # the parameters of drawn_rows in a from_* method
+    "drawn_rows_params": """
+        max_points : int or None, default=5000
+            Draw at most this many rows, at random (what is computed uses every
+            row); None draws all.
+        random_state : int, RandomState instance or None, default=0
+            Controls the drawn subset.
     """,
     # what every plot and from_* method returns
     "returns": """

@@ -13,6 +13,7 @@ from skcollapse.metrics import (
 )
 from skcollapse.plotting._base import (
     DRAW_CONSTRAINTS,
+    DRAWN_ROWS_CONSTRAINTS,
     TABLE_POPULARITY_CONSTRAINTS,
     as_1d_float,
     display_doc,
@@ -23,7 +24,6 @@ from skcollapse.plotting._base import (
 )
 from skcollapse.utils._sklearn_compat import (
     StrOptions,
-    int_interval,
     validate_params,
 )
 
@@ -194,8 +194,7 @@ class PopularityCollapseDisplay:
             "popularity": "no_validation",
             "bucket_edges": ["array-like"],
             "by": [StrOptions({"items", "interactions"})],
-            "max_points": [int_interval(1, None, closed="left"), None],
-            "random_state": ["random_state"],
+            **DRAWN_ROWS_CONSTRAINTS,
             **DRAW_CONSTRAINTS,
         },
         prefer_skip_nested_validation=False,  # plot(**kwargs) checks its own
@@ -226,11 +225,7 @@ class PopularityCollapseDisplay:
             Bucket edges; see :func:`~skcollapse.metrics.popularity_bucket_metrics`.
         by : {"items", "interactions"}, default="items"
             Whether the edges are fractions of rows or of interactions.
-        max_points : int or None, default=5000
-            Draw at most this many rows, at random (the numbers use every row);
-            None draws all.
-        random_state : int, RandomState instance or None, default=0
-            Controls the drawn subset.
+        {drawn_rows_params}
         name : str, default=None
             Title.
         {draw_params}

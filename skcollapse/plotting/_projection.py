@@ -7,6 +7,7 @@ import numpy as np
 from skcollapse.metrics import get_embedding_tables
 from skcollapse.plotting._base import (
     DRAW_CONSTRAINTS,
+    DRAWN_ROWS_CONSTRAINTS,
     TABLE_POPULARITY_CONSTRAINTS,
     as_1d_float,
     display_doc,
@@ -15,7 +16,7 @@ from skcollapse.plotting._base import (
     get_axes,
     to_numpy,
 )
-from skcollapse.utils._sklearn_compat import int_interval, validate_params
+from skcollapse.utils._sklearn_compat import validate_params
 from skcollapse.utils._validation import check_embedding_matrix
 
 _CHUNK_ROWS = 65536
@@ -221,8 +222,7 @@ class EmbeddingProjectionDisplay:
             "popularity": "no_validation",
             "center": ["boolean"],
             "row_normalize": ["boolean"],
-            "max_points": [int_interval(1, None, closed="left"), None],
-            "random_state": ["random_state"],
+            **DRAWN_ROWS_CONSTRAINTS,
             **DRAW_CONSTRAINTS,
         },
         prefer_skip_nested_validation=False,  # plot(**kwargs) checks its own
@@ -253,11 +253,7 @@ class EmbeddingProjectionDisplay:
             ``center=False`` the axes are the leading right singular vectors.
         row_normalize : bool, default=False
             L2-normalise rows first (shows directions only).
-        max_points : int or None, default=5000
-            Plot at most this many rows, drawn at random (the axes use all rows);
-            None plots every row.
-        random_state : int, RandomState instance or None, default=0
-            Controls the subsample.
+        {drawn_rows_params}
         name : str, default=None
             Title.
         {draw_params}
