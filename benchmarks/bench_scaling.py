@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_scaling.py [EVAL_DATA] [--datasets synthetic,frappe]
-        [--models dnn,ipnn,nfwfm,xdeepfm,dcnv2,finalmlp] [--seeds 3]  (also: deepfm)
+        [--models dnn,ipnn,nfwfm,xdeepfm,dcnv2,finalmlp] [--seeds 3]  (also: deepfm, fm)
         [--se-scales 1,2,3,4,10] [--me-scales 2,3,4] [--base-dim 10]
         [--nfwfm-base-dim 50] [--hidden 400,400] [--n-cross-layers 4]
         [--max-epochs 100] [--patience 3] [--n-rows N] [--device cpu]
@@ -75,6 +75,7 @@ files only.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -102,6 +103,7 @@ from skcollapse.recommenders import (
     DeepFMClassifier,
     DNNClassifier,
     FinalMLPClassifier,
+    FMClassifier,
     IPNNClassifier,
     NFwFMClassifier,
     xDeepFMClassifier,
@@ -114,8 +116,10 @@ MODELS = {
     "xdeepfm": xDeepFMClassifier,
     "dcnv2": DCNv2Classifier,
     "finalmlp": FinalMLPClassifier,
-    # an option (issue 31), not in the default run nor in Guo et al.'s Table 1
+    # options (issue 31; bench_deepfm.py), not in the default run nor in Guo
+    # et al.'s Table 1. FM has no MLP: the MLP sizes are not given to it
     "deepfm": DeepFMClassifier,
+    "fm": FMClassifier,
 }
 #: the models of Guo et al. (ICML 2024), Table 1: the default ``--models``
 PAPER_MODELS = ("dnn", "ipnn", "nfwfm", "xdeepfm", "dcnv2", "finalmlp")
@@ -208,6 +212,18 @@ DATASETS = {"synthetic": synthetic, "frappe": frappe,
 
 
 # ------------------------------------------------------------------- experiment
+#: the sizes of an MLP, given only to the models that have one (not FM)
+MLP_PARAMS = ("hidden_units", "dropout", "batch_norm")
+
+
+def build_estimator(name, kw):
+    """``MODELS[name](**kw)``, less the MLP sizes when the model has no MLP."""
+    cls = MODELS[name]
+    if "hidden_units" not in inspect.signature(cls).parameters:
+        kw = {k: v for k, v in kw.items() if k not in MLP_PARAMS}
+    return cls(**kw)
+
+
 def make_estimator(name, args, base):
     kw = {"hidden_units": tuple(_ints(args.hidden)), "dropout": 0.2, "lr": 1e-3,
           "batch_size": 2048, "optimizer__weight_decay": 1e-6,
@@ -215,7 +231,7 @@ def make_estimator(name, args, base):
           "embedding_dim": base}
     if name == "dcnv2":
         kw["n_cross_layers"] = args.n_cross_layers
-    return MODELS[name](**kw)
+    return build_estimator(name, kw)
 
 
 def run_model(name, data, args):
@@ -432,7 +448,7 @@ def plan_estimator(name, kind, scale, experiment, device):
         kw.update(embedding_dim=base * scale, n_embedding_sets=1)
     else:
         kw.update(embedding_dim=base, n_embedding_sets=scale)
-    return MODELS[name](**kw)
+    return build_estimator(name, kw)
 
 
 def _fit_seed(name, kind, scale, seed, experiment, data, device, threads):
@@ -484,21 +500,45 @@ def _fit_seed(name, kind, scale, seed, experiment, data, device, threads):
     }
 
 
+def split_rows(X, y, split, random_state, test_data=None):
+    """Training, validation and test rows as :func:`scaling_curve` splits them.
+
+    Without ``test_data`` the rows are split ``split`` (train, validation,
+    test); with it, ``X`` is split ``split[0]:split[1]`` into train and
+    validation and ``test_data`` is the test set. Returns what
+    :func:`_fit_seed` reads: ``X_fit``/``y_fit`` (train then validation rows),
+    ``fold`` (-1 train, 0 validation), the validation and test rows, ``info``
+    (counts and click rate) and ``test_rows`` (indices into ``X``; ``None``
+    with ``test_data``).
+    """
+    if test_data is None:
+        tr, va, te = _random_split(len(y), split, random_state)
+        X_test, y_test = X[te], y[te]
+    else:
+        tr, va = _random_split(len(y), split[:2], random_state)
+        te = None
+        X_test, y_test = test_data[0], np.asarray(test_data[1])
+    return {
+        "X_fit": np.concatenate([X[tr], X[va]]), "y_fit": np.r_[y[tr], y[va]],
+        "fold": np.r_[np.full(tr.size, -1), np.zeros(va.size, dtype=int)],
+        "X_valid": X[va], "y_valid": y[va], "X_test": X_test, "y_test": y_test,
+        "test_rows": te,
+        "info": {"n_rows": len(y), "n_train": int(tr.size),
+                 "n_valid": int(va.size), "n_test": len(y_test),
+                 "click_rate": float(y.mean())},
+    }
+
+
 def plan_data(plan):
     """The plan's rows, split 8:1:1 as scaling_curve splits them."""
     exp = plan["experiment"]
     X, y, proba = make_ctr(**plan["make_ctr"])
-    tr, va, te = _random_split(len(y), exp["split"], exp["split_random_state"])
-    return {
-        "X_fit": np.concatenate([X[tr], X[va]]), "y_fit": np.r_[y[tr], y[va]],
-        "fold": np.r_[np.full(tr.size, -1), np.zeros(va.size, dtype=int)],
-        "X_valid": X[va], "y_valid": y[va], "X_test": X[te], "y_test": y[te],
-        "info": {"n_rows": len(y), "n_train": int(tr.size),
-                 "n_valid": int(va.size), "n_test": int(te.size),
-                 "click_rate": float(y.mean()),
-                 "bayes_test_roc_auc": float(roc_auc_score(y[te], proba[te])),
-                 "bayes_test_log_loss": float(log_loss(y[te], proba[te]))},
-    }
+    data = split_rows(X, y, exp["split"], exp["split_random_state"])
+    te = data["test_rows"]
+    data["info"].update(
+        bayes_test_roc_auc=float(roc_auc_score(y[te], proba[te])),
+        bayes_test_log_loss=float(log_loss(y[te], proba[te])))
+    return data
 
 
 def run_preregistered(args, argv):
@@ -557,11 +597,20 @@ def run_preregistered(args, argv):
                    (name, kind, scale, seeds), done, time.perf_counter() - t0)
 
 
+def estimator_config(est):
+    """The class and the sizes of an estimator, as a result file records them."""
+    return {"estimator": type(est).__name__,
+            "params": {k: v for k, v in est.get_params(deep=False).items()
+                       if k in ("embedding_dim", "n_embedding_sets", "hidden_units",
+                                "dropout", "batch_norm", "lr", "batch_size",
+                                "optimizer__weight_decay", "max_epochs",
+                                "n_cross_layers", "cin_layer_sizes", "split_half")}}
+
+
 def write_cell(args, argv, plan, path, plan_sha, git, info, cell, fits, elapsed):
     """The result file of one (model, SE/ME, scale) cell."""
     name, kind, scale, seeds = cell
     exp = plan["experiment"]
-    est = plan_estimator(name, kind, scale, exp, args.device)
     record = {
         "benchmark": "bench_scaling --preregistered",
         "command": " ".join(["benchmarks/bench_scaling.py", *argv]),
@@ -573,12 +622,7 @@ def write_cell(args, argv, plan, path, plan_sha, git, info, cell, fits, elapsed)
             "plan": git["path"],
             "plan_sha256": plan_sha,
             "plan_git": git,
-            "estimator": type(est).__name__,
-            "params": {k: v for k, v in est.get_params(deep=False).items()
-                       if k in ("embedding_dim", "n_embedding_sets", "hidden_units",
-                                "dropout", "batch_norm", "lr", "batch_size",
-                                "optimizer__weight_decay", "max_epochs",
-                                "n_cross_layers", "cin_layer_sizes", "split_half")},
+            **estimator_config(plan_estimator(name, kind, scale, exp, args.device)),
             "make_ctr": plan["make_ctr"],
             "field_names": plan.get("field_names"),
             "experiment": exp,

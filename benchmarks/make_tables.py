@@ -443,11 +443,19 @@ def _codebooks(name):
     return getattr(tables_codebooks, name)()
 
 
+def _deepfm(name):
+    import tables_deepfm
+
+    return getattr(tables_deepfm, name)()
+
+
 TABLES = {
     "summary": table_summary,
     "defaults": table_defaults,
     "two-tower-ml-100k": table_two_tower,
     "scaling-prereg": table_scaling_prereg,
+    "deepfm": lambda: _deepfm("table_deepfm"),
+    "deepfm-field-ia": lambda: _deepfm("table_deepfm_field_ia"),
     "regularizers-ml-100k": lambda: table_select("ml-100k"),
     "regularizers-citeulike": lambda: table_select("citeulike"),
     "filter-fix-ml-100k": lambda: table_filter_fix("ml-100k"),

@@ -29,7 +29,7 @@ import _results
 
 FOLDER = "scaling-prereg"
 NAMES = {"dnn": "DNN", "ipnn": "IPNN", "nfwfm": "NFwFM", "xdeepfm": "xDeepFM",
-         "dcnv2": "DCNv2", "finalmlp": "FinalMLP", "deepfm": "DeepFM"}
+         "dcnv2": "DCNv2", "finalmlp": "FinalMLP", "deepfm": "DeepFM", "fm": "FM"}
 
 
 def test_auc_by_seed(record):
