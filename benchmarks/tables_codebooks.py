@@ -11,6 +11,7 @@ chosen on held-out items' reconstruction error with the first seed (the files'
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -21,7 +22,13 @@ sys.path.insert(0, HERE)
 import _results
 
 ROWS = ("rkm", "rqvae-none", "rqvae-kmeans", "rqvae-restart", "rqvae-ema",
-        "rqvae-diversity", "rqvae-rotation", "rqvae-all")
+        "rqvae-diversity", "rqvae-rotation", "rqvae-kmeans-restart", "rqvae-all")
+#: The un-fixed RQ-VAE: every fix of :class:`skcollapse.quantization.RQVAE`
+#: off. ``bench_codebooks.py`` spells these out in every RQ-VAE candidate; the
+#: files written before it did so left them at RQVAE's defaults of the time,
+#: which were these (``init`` was always given).
+UNFIXED = {"init": "random", "dead_code_threshold": 0, "codebook_update": "gradient",
+           "diversity_weight": 0.0, "straight_through": "ste"}
 LABELS = {
     "rkm": "residual k-means",
     "rqvae-none": "RQ-VAE, no fix",
@@ -30,6 +37,7 @@ LABELS = {
     "rqvae-ema": "+ EMA codebooks",
     "rqvae-diversity": "+ diversity penalty",
     "rqvae-rotation": "+ rotation trick",
+    "rqvae-kmeans-restart": "+ k-means init + restart",
     "rqvae-all": "all fixes",
 }
 _NONE = "_No result files yet._\n"
@@ -40,11 +48,17 @@ def _tables():
             if not r["_path"].startswith(os.path.join("codebooks", "peers"))]
 
 
+_TRAINED = re.compile(r"^(?P<data>.+?)-(?P<model>mf|two-tower)-(?P<reg>.+)$")
+
+
 def _table_order(rec):
+    """Planted tables first, then by data set, model (MF first) and
+    regularizer (none first)."""
     name = rec["table"]
-    if name.startswith("planted"):
+    m = _TRAINED.match(name)
+    if name.startswith("planted") or m is None:
         return (0, name)
-    return (1, name.split("-mf-")[0], 0 if name.endswith("-none") else 1, name)
+    return (1, m["data"], m["model"], 0 if m["reg"] == "none" else 1, name)
 
 
 def _pm(values, digits=3):
@@ -59,9 +73,19 @@ def _levels(seeds, key, digits):
     return " / ".join(f"{x:.{digits}f}" for x in per)
 
 
+def fix_settings(params):
+    """The fixes a candidate switches on: its parameters that differ from
+    :data:`UNFIXED` (a missing one is off; ``ema_decay`` only with EMA), and
+    any other parameter it sets."""
+    out = {k: v for k, v in params.items()
+           if (k not in UNFIXED and k != "ema_decay") or v != UNFIXED.get(k, v)}
+    if out.get("codebook_update") == "ema" and "ema_decay" in params:
+        out["ema_decay"] = params["ema_decay"]
+    return out
+
+
 def _params(params):
-    skip = {"init": "random"}
-    out = [f"{k}={v}" for k, v in sorted(params.items()) if skip.get(k) != v]
+    out = [f"{k}={v}" for k, v in sorted(fix_settings(params).items())]
     return ", ".join(out) or "—"
 
 
@@ -199,3 +223,4 @@ def table_codebooks_validation():
             f"| {LABELS[r2]} ({_params(p2)}) | {e2:.4f} "
             f"| {none[0]} |")
     return "\n".join(lines) + "\n"
+
