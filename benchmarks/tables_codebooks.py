@@ -10,6 +10,7 @@ chosen on held-out items' reconstruction error with the first seed (the files'
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -224,3 +225,32 @@ def table_codebooks_validation():
             f"| {none[0]} |")
     return "\n".join(lines) + "\n"
 
+
+def table_codebook_defaults():
+    """RQVAE's collapse-fix defaults, chosen by choose_codebook_defaults.py on
+    held-out items of the tuning tables (never on the reported figures)."""
+    path = os.path.join(_results.RESULTS, "codebook_defaults.json")
+    if not os.path.exists(path):
+        return _NONE
+    with open(path) as fh:
+        rec = json.load(fh)
+    tables = rec["tuning_tables"]
+    lines = [
+        "| candidate (fixes on) | " + " | ".join(f"ratio, {t}" for t in tables)
+        + " | score (geometric mean) | mean held-out collision rate | verdict |",
+        "|---|" + "---|" * len(tables) + "---|---|---|",
+        "| RQ-VAE, no fix: its held-out rel. error (the denominator) | "
+        + " | ".join(f"{rec['unfixed_relative_error'][t]:.4f}" for t in tables)
+        + f" | 1.000 | {rec['unfixed_mean_collision_rate']:.4f} | |",
+    ]
+    for c in rec["candidates"]:
+        chosen = c["settings"] == rec["chosen"]
+        verdict = ("**chosen**" if chosen else "safe, helps" if c["helps"]
+                   else "safe" if c["safe"] else "incomplete" if not c["complete"]
+                   else "not safe")
+        lines.append(
+            f"| {_params(c['settings'])} | "
+            + " | ".join(f"{c['ratio'][t]:.3f}" if t in c["ratio"] else "—"
+                         for t in tables)
+            + f" | {c['score']:.3f} | {c['mean_collision_rate']:.4f} | {verdict} |")
+    return "\n".join(lines) + "\n"
