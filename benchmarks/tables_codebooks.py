@@ -188,7 +188,8 @@ def table_codebooks_peer():
         peer = rec["peer"]
         names = {"peer": f"{peer['repo']} @ {str(peer['commit'])[:7]} "
                          f"(`RqVae`, {peer['mode']})",
-                 "skcollapse": "skcollapse `RQVAE(init=\"kmeans\")`"}
+                 "skcollapse": "skcollapse `RQVAE(init=\"kmeans\", "
+                               "dead_code_threshold=0)`"}
         for who in ("peer", "skcollapse"):
             s = rec["rows"][who]
             lines.append("| " + " | ".join([

@@ -1,9 +1,11 @@
-"""choose_codebook_defaults.py: its rule on planted held-out figures."""
+"""choose_codebook_defaults.py: its rule on planted held-out figures, and
+RQVAE's defaults against the committed choice."""
 
 import json
+import os
 
 import pytest
-from _bench import load_benchmark
+from _bench import BENCH, load_benchmark
 
 
 @pytest.fixture
@@ -123,3 +125,13 @@ def test_main_writes_the_choice_and_the_table_shows_it(chooser, tmp_path):
     chosen = [r for r in rows if r.endswith("| **chosen** |")]
     assert chosen == ["| init=kmeans | 1.005 | 0.500 | 0.709 | 0.0500 | **chosen** |"]
 
+
+def test_rqvae_defaults_are_the_committed_choice():
+    from skcollapse.quantization import RQVAE
+
+    path = os.path.join(os.path.dirname(BENCH), "benchmarks", "results",
+                        "codebook_defaults.json")
+    with open(path) as fh:
+        saved = json.load(fh)
+    params = RQVAE().get_params()
+    assert {k: params[k] for k in saved["defaults"]} == saved["defaults"]
