@@ -87,7 +87,8 @@ every choice behind the published tables (:func:`check_results`):
 ``R3 default-not-from-validation``
     ``choose_defaults.py`` run again on the result files does not give
     ``defaults.json``, or a registered regularizer's default in the code
-    differs from it.
+    differs from it; the same for ``choose_codebook_defaults.py``,
+    ``codebook_defaults.json`` and the collapse-fix defaults of ``RQVAE``.
 
 Tables between ``<!-- BEGIN TABLE -->`` markers are skipped: they are made by
 ``benchmarks/make_tables.py`` from result files, and that code (and the code
@@ -832,6 +833,25 @@ def _first_best(values, lower=False):
     return best
 
 
+def _init_defaults(cls_node):
+    """``{param: default}`` of the literal defaults of a class's ``__init__``
+    (``ast``), or None when it has no ``__init__``."""
+    init = next((b for b in cls_node.body if isinstance(b, ast.FunctionDef)
+                 and b.name == "__init__"), None)
+    if init is None:
+        return None
+    a = init.args
+    pos = a.args[len(a.args) - len(a.defaults):]
+    params = {}
+    for arg, default in [*zip(pos, a.defaults), *zip(a.kwonlyargs, a.kw_defaults)]:
+        if default is not None:
+            try:
+                params[arg.arg] = ast.literal_eval(default)
+            except ValueError:
+                pass
+    return params
+
+
 def _registered_defaults(root):
     """``{name: {param: default}}`` of the registered regularizers, read from
     the source (no import: the audit needs no torch)."""
@@ -848,22 +868,28 @@ def _registered_defaults(root):
             names = [d.args[0].value for d in node.decorator_list
                      if isinstance(d, ast.Call) and _call_name(d) == "register_regularizer"
                      and d.args and isinstance(d.args[0], ast.Constant)]
-            init = next((b for b in node.body if isinstance(b, ast.FunctionDef)
-                         and b.name == "__init__"), None)
-            if not names or init is None:
+            params = _init_defaults(node)
+            if not names or params is None:
                 continue
-            a = init.args
-            pos = a.args[len(a.args) - len(a.defaults):]
-            params = {}
-            for arg, default in [*zip(pos, a.defaults), *zip(a.kwonlyargs, a.kw_defaults)]:
-                if default is not None:
-                    try:
-                        params[arg.arg] = ast.literal_eval(default)
-                    except ValueError:
-                        pass
             for name in names:
                 out[name] = params
     return out
+
+
+def _class_defaults(path, class_name):
+    """``{param: default}`` of ``class_name``'s ``__init__`` in ``path``."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return _init_defaults(node) or {}
+    return {}
+
+
+#: Result files written by the default choosers, checked by R3 (not by R1/R2).
+_DEFAULTS_FILES = ("defaults.json", "codebook_defaults.json")
 
 
 #: What :func:`check_results` verified in its last call (counts).
@@ -882,7 +908,9 @@ def check_results(root=ROOT):
     the pre-registered scaling files).
     ``R3 default-not-from-validation``: a regularizer's default in the code
     differs from what ``choose_defaults.py`` picks from the validation figures
-    of the result files, or ``defaults.json`` differs from that pick.
+    of the result files, or ``defaults.json`` differs from that pick; the same
+    for ``RQVAE``'s collapse-fix defaults, ``choose_codebook_defaults.py`` and
+    ``codebook_defaults.json``.
     """
     hits = []
     results = os.path.join(root, "benchmarks", "results")
@@ -896,7 +924,7 @@ def check_results(root=ROOT):
 
     for dirpath, _, names in sorted(os.walk(results)):
         for fname in sorted(names):
-            if not fname.endswith(".json") or fname == "defaults.json":
+            if not fname.endswith(".json") or fname in _DEFAULTS_FILES:
                 continue
             path = os.path.join(dirpath, fname)
             with open(path, encoding="utf-8") as fh:
@@ -960,7 +988,39 @@ def check_results(root=ROOT):
                     hit("R3", defaults_path, f"{name}: the code's default {param}="
                         f"{code.get(name, {}).get(param)!r}, the validation procedure's "
                         f"{value!r}")
+    _check_codebook_defaults(root, results, hit, stats)
     return hits
+
+
+def _check_codebook_defaults(root, results, hit, stats):
+    """R3 for RQVAE: ``codebook_defaults.json`` is what
+    ``choose_codebook_defaults.py`` makes of the result files, and the code's
+    defaults of the fixes are the file's."""
+    path = os.path.join(results, "codebook_defaults.json")
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as fh:
+        saved = json.load(fh)
+    sys.path.insert(0, HERE)
+    try:
+        import choose_codebook_defaults as chooser
+    finally:
+        sys.path.remove(HERE)
+    try:
+        again = chooser.choose(*chooser.collect(results))
+    except ValueError as exc:
+        hit("R3", path, f"the result files give no choice: {exc}")
+        return
+    if again["defaults"] != saved["defaults"]:
+        hit("R3", path, f"RQVAE: codebook_defaults.json says {saved['defaults']}, "
+            f"the held-out figures give {again['defaults']}")
+    code = _class_defaults(
+        os.path.join(root, "skcollapse", "quantization", "_rqvae.py"), "RQVAE")
+    for param, value in saved["defaults"].items():
+        stats["defaults"] += 1
+        if code.get(param) != value:
+            hit("R3", path, f"RQVAE: the code's default {param}={code.get(param)!r}, "
+                f"the validation procedure's {value!r}")
 
 
 def audit(root=ROOT, review=REVIEW, include_tests=False):

@@ -22,15 +22,30 @@ Item tables
     (collapsed) and 64 (healthy). The controlled test of "do codes from a less
     collapsed table collide less?".
 ``ml-100k``
-    The item tables of ``MFRecommender`` (BPR, its defaults, 30 epochs) trained
-    on MovieLens-100k's per-user 80/20 training pairs (seed 0), with
-    ``regularizer=None`` and with skcollapse regularizers at their defaults
-    (``--regularizers``; defaults chosen on validation, see
-    ``choose_defaults.py``). ``NAME:W`` sets the weight instead (e.g.
-    ``logdet:0.01``, which raises the item erank at a cost in accuracy: a
-    table to test the erank question with, not a recommended setting).
+    The item tables of each of ``--models`` trained on MovieLens-100k's
+    per-user 80/20 training pairs (seed 0), with ``regularizer=None`` and with
+    skcollapse regularizers at their defaults (``--regularizers``; defaults
+    chosen on validation, see ``choose_defaults.py``). ``NAME:W`` sets the
+    weight instead (e.g. ``logdet:0.01``, which raises the item erank at a
+    cost in accuracy: a table to test the erank question with, not a
+    recommended setting). Tables ``<data>-<model>-<regularizer>``, e.g.
+    ``ml-100k-mf-none``, ``ml-100k-two-tower-logdet``. The models, ids only,
+    ``random_state=0``:
+
+    * ``mf``: ``MFRecommender`` at its defaults (BPR, 30 epochs);
+    * ``two-tower``: ``TwoTowerRecommender`` at its documented defaults
+      (in-batch sampled softmax with the logQ correction, cosine /
+      temperature 0.1, dim 64, one hidden layer of 64, batch 2048, lr 1e-3),
+      no side features (Gowalla has none; the same on both data sets); its
+      item table is the item tower's output. Its epochs follow a step budget
+      fixed from sizes alone (:data:`TWO_TOWER_STEPS`: the optimizer steps of
+      its default 30 epochs on ML-100k), so ML-100k trains its default 30
+      epochs and Gowalla 3 (``--two-tower-steps`` changes the budget, e.g. 1
+      for a smoke run of one epoch).
 ``gowalla``
-    The same on the LightGCN split of Gowalla (MF only; optional).
+    The same on the LightGCN split of Gowalla (all users). Reported only:
+    ``choose_codebook_defaults.py`` tunes on the planted and ML-100k MF
+    tables.
 
 Protocol (nothing chosen on a reported number)
 ----------------------------------------------
@@ -43,6 +58,14 @@ Protocol (nothing chosen on a reported number)
 2. *Reporting*: each chosen setting is fitted on the whole catalogue (every
    item needs an ID) with every seed, and its codebook metrics are recorded.
    Seeds after the first took no part in the selection.
+3. *Defaults*: ``choose_codebook_defaults.py`` reads the held-out figures of
+   step 1 (never those of step 2) of the tuning tables and chooses
+   ``RQVAE``'s defaults from them. So that a candidate means the same whatever
+   those defaults are, every RQ-VAE candidate spells out each fix's parameter
+   (``tables_codebooks.UNFIXED`` plus its own); ``rqvae-kmeans-restart``
+   (k-means init with dead-code restart) joined the grid after the first run,
+   because the two fixes passed the rule alone but their combination had not
+   been measured.
 
 Result files: ``benchmarks/results/codebooks/<table>.json`` (configuration,
 seeds, commit, data checksums, the table's erank, the candidates' validation
@@ -54,8 +77,10 @@ for the side-by-side run of ``benchmarks/peers/botta_rqvae.py``.
 
 Usage::
 
-    python benchmarks/bench_codebooks.py ../shared/eval-data \\
-        --tables planted planted-erank ml-100k --seeds 0 1 2
+    python benchmarks/bench_codebooks.py ../shared/eval-data \
+        --tables planted planted-erank ml-100k --models mf --seeds 0 1 2
+    python benchmarks/bench_codebooks.py ../shared/eval-data \
+        --tables ml-100k gowalla --models two-tower --regularizers none --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -74,33 +99,42 @@ sys.path.insert(0, HERE)
 
 import _results
 import torch
+from tables_codebooks import UNFIXED
 
 from skcollapse.datasets import make_collapsed_embeddings
 from skcollapse.metrics import effective_rank
 from skcollapse.quantization import RQVAE, ResidualKMeans, codebook_metrics
 
-# Every candidate, grouped by the fix it tests. Written before any run: each
-# fix alone on top of the un-fixed RQ-VAE (random init, gradient codebooks,
-# straight-through), its parameter on a short grid around the values of its
-# paper, and then every fix at once. Within a group the validation criterion
-# picks one setting.
-BASE = {"init": "random"}
+# Every candidate, grouped by the fix it tests. Written before the first run:
+# each fix alone on top of the un-fixed RQ-VAE (``UNFIXED``: random init,
+# gradient codebooks, straight-through, no restart, no diversity penalty; every
+# parameter spelled out, so a row means the same whatever RQVAE's defaults),
+# its parameter on a short grid around the values of its paper, and then every
+# fix at once. Within a group the validation criterion picks one setting.
+# ``rqvae-kmeans-restart`` was added after the first run: k-means init and
+# dead-code restart both reconstructed held-out items better than the un-fixed
+# RQ-VAE, but their combination had not been a candidate, so
+# ``choose_codebook_defaults.py`` could not make both defaults.
+BASE = dict(UNFIXED)
 GRID = {
     "rkm": [("ResidualKMeans", {})],
     "rqvae-none": [("RQVAE", BASE)],
-    "rqvae-kmeans": [("RQVAE", {"init": "kmeans"})],
+    "rqvae-kmeans": [("RQVAE", {**BASE, "init": "kmeans"})],
     "rqvae-restart": [("RQVAE", {**BASE, "dead_code_threshold": t}) for t in (1, 4)],
     "rqvae-ema": [("RQVAE", {**BASE, "codebook_update": "ema", "ema_decay": d})
                   for d in (0.9, 0.99)],
     "rqvae-diversity": [("RQVAE", {**BASE, "diversity_weight": w})
                         for w in (0.01, 0.1, 1.0)],
     "rqvae-rotation": [("RQVAE", {**BASE, "straight_through": "rotation"})],
-    "rqvae-all": [("RQVAE", {"init": "kmeans", "dead_code_threshold": 1,
+    "rqvae-kmeans-restart": [("RQVAE", {**BASE, "init": "kmeans",
+                                        "dead_code_threshold": t}) for t in (1, 4)],
+    "rqvae-all": [("RQVAE", {**BASE, "init": "kmeans", "dead_code_threshold": 1,
                              "codebook_update": "ema", "ema_decay": 0.99,
                              "diversity_weight": w, "straight_through": "rotation"})
                   for w in (0.0, 0.1)],
 }
 ROW_ORDER = list(GRID)
+MODELS = ("mf", "two-tower")
 
 
 # ----------------------------------------------------------------- tables
@@ -116,35 +150,74 @@ def planted_clusters(n_items, n_features, n_clusters, random_state=0):
     return X, labels
 
 
-def mf_item_tables(dataset, data_dir, regularizers, args):
-    """``{name: (item table, data files, note)}`` of MF fitted on ``dataset``."""
+#: The two-tower model's training budget in optimizer steps: what its default
+#: ``max_epochs=30`` at its default ``batch_size=2048`` take on ML-100k's
+#: per-user 80/20 training pairs (79,619 pairs: 39 batches, 30 x 39 = 1,170).
+#: Fixed before any two-tower table was made, from sizes only (no validation or
+#: test figure): ML-100k trains its default 30 epochs, Gowalla (810,128 pairs,
+#: 396 batches) 3 epochs, a few minutes on 2 cores instead of hours.
+TWO_TOWER_STEPS = 1170
+
+
+def two_tower_epochs(n_pairs, steps=TWO_TOWER_STEPS, batch_size=2048, max_epochs=30):
+    """Epochs of ``batch_size`` over ``n_pairs`` that reach ``steps`` optimizer
+    steps (rounded up), at most ``max_epochs`` and at least one."""
+    per_epoch = -(-int(n_pairs) // int(batch_size))
+    return max(1, min(int(max_epochs), -(-int(steps) // per_epoch)))
+
+
+def _recommender(model, X_train, kw, args):
+    """``(estimator, description)`` of ``model`` at its defaults (ids only)."""
+    from skcollapse.recommenders import MFRecommender, TwoTowerRecommender
+
+    if model == "mf":
+        return MFRecommender(random_state=0, **kw), "MFRecommender"
+    p = TwoTowerRecommender().get_params()
+    epochs = two_tower_epochs(len(X_train), args.two_tower_steps, p["batch_size"],
+                              p["max_epochs"])
+    steps = -(-len(X_train) // p["batch_size"])
+    return TwoTowerRecommender(random_state=0, max_epochs=epochs, **kw), (
+        f"TwoTowerRecommender (ids only; defaults: {p['loss']} loss, "
+        f"{p['negative_sampling']} negatives, logQ {p['logq_correction']}, "
+        f"{p['similarity']} / {p['temperature']}, dim {p['embedding_dim']}, hidden "
+        f"{tuple(p['hidden_units'])}, batch {p['batch_size']}, lr {p['lr']}; "
+        f"max_epochs={epochs}: a budget of {args.two_tower_steps} optimizer "
+        f"steps at {steps} per epoch, rounded up, at most the default "
+        f"{p['max_epochs']}; fixed from sizes, not on validation or test)")
+
+
+def trained_item_tables(dataset, args):
+    """``{name: (item table, data files, note)}`` of each of ``args.models``
+    (MF, two-tower) fitted on ``dataset``'s training pairs with each of
+    ``args.regularizers``; the table of ``"item"`` in ``get_embeddings()``
+    (the two-tower model's item tower outputs)."""
     from bench_regularizers import load_gowalla, load_ml100k
 
-    from skcollapse.recommenders import MFRecommender
-
     if dataset == "ml-100k":
-        X_train, _, note = load_ml100k(data_dir)
-        files = [os.path.join(data_dir, "ml-100k", "u.data")]
+        X_train, _, note = load_ml100k(args.data_dir)
+        files = [os.path.join(args.data_dir, "ml-100k", "u.data")]
     else:
-        X_train, _, note = load_gowalla(data_dir, 0)
-        files = [os.path.join(data_dir, "gowalla", n) for n in ("train.txt", "test.txt")]
+        X_train, _, note = load_gowalla(args.data_dir, 0)
+        files = [os.path.join(args.data_dir, "gowalla", n)
+                 for n in ("train.txt", "test.txt")]
     out = {}
-    for reg in regularizers:
-        start = time.perf_counter()
-        name, _, weight = reg.partition(":")  # "logdet:0.01" sets the weight
-        kw = {} if name == "none" else {"regularizer": name}
-        if weight:
-            kw["regularizer__weight"] = float(weight)
-        est = MFRecommender(random_state=0, **kw).fit(X_train)
-        item = np.asarray(est.get_embeddings()["item"], dtype=np.float64)
-        print(f"  MF {dataset} regularizer={reg}: item table {item.shape}, erank "
-              f"{effective_rank(item):.1f}, {time.perf_counter() - start:.0f}s",
-              flush=True)
-        out[f"{dataset}-mf-{reg.replace(':', '-')}"] = (
-            item, files, f"MFRecommender(regularizer={name!r}, "
-            + (f"weight={weight}, not its default" if weight else "at its defaults")
-            + "), "
-            f"random_state=0, trained on {note} training pairs")
+    for model in args.models:
+        for reg in args.regularizers:
+            start = time.perf_counter()
+            name, _, weight = reg.partition(":")  # "logdet:0.01" sets the weight
+            kw = {} if name == "none" else {"regularizer": name}
+            if weight:
+                kw["regularizer__weight"] = float(weight)
+            est, what = _recommender(model, X_train, kw, args)
+            est.fit(X_train)
+            item = np.asarray(est.get_embeddings()["item"], dtype=np.float64)
+            print(f"  {model} {dataset} regularizer={reg}: item table {item.shape}, "
+                  f"erank {effective_rank(item):.1f}, "
+                  f"{time.perf_counter() - start:.0f}s", flush=True)
+            out[f"{dataset}-{model}-{reg.replace(':', '-')}"] = (
+                item, files, f"{what}, regularizer={name!r} "
+                + (f"weight={weight}, not its default" if weight else "at its defaults")
+                + f", random_state=0, trained on {note} training pairs")
     return out
 
 
@@ -164,7 +237,7 @@ def item_tables(name, args):
             for r in (4, 64)
         }
     if name in ("ml-100k", "gowalla"):
-        return mf_item_tables(name, args.data_dir, args.regularizers, args)
+        return trained_item_tables(name, args)
     raise SystemExit(f"unknown table {name!r}")
 
 
@@ -258,8 +331,13 @@ def main(argv=None):
     parser.add_argument("data_dir")
     parser.add_argument("--tables", nargs="+",
                         default=["planted", "planted-erank", "ml-100k"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
+                        help="models whose item tables ml-100k/gowalla quantize")
     parser.add_argument("--regularizers", nargs="+",
                         default=["none", "logdet", "directspec"])
+    parser.add_argument("--two-tower-steps", type=int, default=TWO_TOWER_STEPS,
+                        help="the two-tower model's optimizer steps (epochs: "
+                        "rounded up, at most its default 30); default %(default)s")
     parser.add_argument("--rows", nargs="+", default=ROW_ORDER, choices=ROW_ORDER)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--levels", type=int, default=3)

@@ -468,6 +468,7 @@ TABLES = {
     "codebooks-erank": lambda: _codebooks("table_codebooks_erank"),
     "codebooks-peer": lambda: _codebooks("table_codebooks_peer"),
     "codebooks-validation": lambda: _codebooks("table_codebooks_validation"),
+    "codebook-defaults": lambda: _codebooks("table_codebook_defaults"),
 }
 
 

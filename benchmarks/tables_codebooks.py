@@ -10,7 +10,9 @@ chosen on held-out items' reconstruction error with the first seed (the files'
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -21,7 +23,13 @@ sys.path.insert(0, HERE)
 import _results
 
 ROWS = ("rkm", "rqvae-none", "rqvae-kmeans", "rqvae-restart", "rqvae-ema",
-        "rqvae-diversity", "rqvae-rotation", "rqvae-all")
+        "rqvae-diversity", "rqvae-rotation", "rqvae-kmeans-restart", "rqvae-all")
+#: The un-fixed RQ-VAE: every fix of :class:`skcollapse.quantization.RQVAE`
+#: off. ``bench_codebooks.py`` spells these out in every RQ-VAE candidate; the
+#: files written before it did so left them at RQVAE's defaults of the time,
+#: which were these (``init`` was always given).
+UNFIXED = {"init": "random", "dead_code_threshold": 0, "codebook_update": "gradient",
+           "diversity_weight": 0.0, "straight_through": "ste"}
 LABELS = {
     "rkm": "residual k-means",
     "rqvae-none": "RQ-VAE, no fix",
@@ -30,6 +38,7 @@ LABELS = {
     "rqvae-ema": "+ EMA codebooks",
     "rqvae-diversity": "+ diversity penalty",
     "rqvae-rotation": "+ rotation trick",
+    "rqvae-kmeans-restart": "+ k-means init + restart",
     "rqvae-all": "all fixes",
 }
 _NONE = "_No result files yet._\n"
@@ -40,11 +49,17 @@ def _tables():
             if not r["_path"].startswith(os.path.join("codebooks", "peers"))]
 
 
+_TRAINED = re.compile(r"^(?P<data>.+?)-(?P<model>mf|two-tower)-(?P<reg>.+)$")
+
+
 def _table_order(rec):
+    """Planted tables first, then by data set, model (MF first) and
+    regularizer (none first)."""
     name = rec["table"]
-    if name.startswith("planted"):
+    m = _TRAINED.match(name)
+    if name.startswith("planted") or m is None:
         return (0, name)
-    return (1, name.split("-mf-")[0], 0 if name.endswith("-none") else 1, name)
+    return (1, m["data"], m["model"], 0 if m["reg"] == "none" else 1, name)
 
 
 def _pm(values, digits=3):
@@ -59,9 +74,19 @@ def _levels(seeds, key, digits):
     return " / ".join(f"{x:.{digits}f}" for x in per)
 
 
+def fix_settings(params):
+    """The fixes a candidate switches on: its parameters that differ from
+    :data:`UNFIXED` (a missing one is off; ``ema_decay`` only with EMA), and
+    any other parameter it sets."""
+    out = {k: v for k, v in params.items()
+           if (k not in UNFIXED and k != "ema_decay") or v != UNFIXED.get(k, v)}
+    if out.get("codebook_update") == "ema" and "ema_decay" in params:
+        out["ema_decay"] = params["ema_decay"]
+    return out
+
+
 def _params(params):
-    skip = {"init": "random"}
-    out = [f"{k}={v}" for k, v in sorted(params.items()) if skip.get(k) != v]
+    out = [f"{k}={v}" for k, v in sorted(fix_settings(params).items())]
     return ", ".join(out) or "—"
 
 
@@ -163,7 +188,8 @@ def table_codebooks_peer():
         peer = rec["peer"]
         names = {"peer": f"{peer['repo']} @ {str(peer['commit'])[:7]} "
                          f"(`RqVae`, {peer['mode']})",
-                 "skcollapse": "skcollapse `RQVAE(init=\"kmeans\")`"}
+                 "skcollapse": "skcollapse `RQVAE(init=\"kmeans\", "
+                               "dead_code_threshold=0)`"}
         for who in ("peer", "skcollapse"):
             s = rec["rows"][who]
             lines.append("| " + " | ".join([
@@ -198,4 +224,34 @@ def table_codebooks_validation():
             f"| {rec['table']} | {LABELS[r1]} ({_params(p1)}) | {e1:.4f} "
             f"| {LABELS[r2]} ({_params(p2)}) | {e2:.4f} "
             f"| {none[0]} |")
+    return "\n".join(lines) + "\n"
+
+
+def table_codebook_defaults():
+    """RQVAE's collapse-fix defaults, chosen by choose_codebook_defaults.py on
+    held-out items of the tuning tables (never on the reported figures)."""
+    path = os.path.join(_results.RESULTS, "codebook_defaults.json")
+    if not os.path.exists(path):
+        return _NONE
+    with open(path) as fh:
+        rec = json.load(fh)
+    tables = rec["tuning_tables"]
+    lines = [
+        "| candidate (fixes on) | " + " | ".join(f"ratio, {t}" for t in tables)
+        + " | score (geometric mean) | mean held-out collision rate | verdict |",
+        "|---|" + "---|" * len(tables) + "---|---|---|",
+        "| RQ-VAE, no fix: its held-out rel. error (the denominator) | "
+        + " | ".join(f"{rec['unfixed_relative_error'][t]:.4f}" for t in tables)
+        + f" | 1.000 | {rec['unfixed_mean_collision_rate']:.4f} | |",
+    ]
+    for c in rec["candidates"]:
+        chosen = c["settings"] == rec["chosen"]
+        verdict = ("**chosen**" if chosen else "safe, helps" if c["helps"]
+                   else "safe" if c["safe"] else "incomplete" if not c["complete"]
+                   else "not safe")
+        lines.append(
+            f"| {_params(c['settings'])} | "
+            + " | ".join(f"{c['ratio'][t]:.3f}" if t in c["ratio"] else "—"
+                         for t in tables)
+            + f" | {c['score']:.3f} | {c['mean_collision_rate']:.4f} | {verdict} |")
     return "\n".join(lines) + "\n"

@@ -156,3 +156,41 @@ def test_result_files_are_checked_against_validation(tmp_path):
     record["seeds"][0]["epochs"] = 2
     (folder / "run.json").write_text(json.dumps(record))
     assert audit.check_results(str(tmp_path)) == []
+
+
+def test_codebook_defaults_are_checked_against_the_chooser(tmp_path):
+    import json
+
+    audit = load_benchmark("audit_test_selection", shared=True)
+    tables = load_benchmark("tables_codebooks", shared=True)
+    results = tmp_path / "benchmarks" / "results"
+    (results / "codebooks").mkdir(parents=True)
+
+    def cand(params, err):
+        return {"quantizer": "RQVAE", "params": {**tables.UNFIXED, **params},
+                "valid": {"relative_reconstruction_error": err, "collision_rate": 0.0}}
+
+    rows = {"rqvae-none": [cand({}, 1.0)],
+            "rqvae-restart": [cand({"dead_code_threshold": 1}, 0.5)]}
+    (results / "codebooks" / "planted-a.json").write_text(json.dumps({
+        "table": "planted-a", "rows": {
+            r: {"chosen": c[0]["params"], "candidates": c} for r, c in rows.items()}}))
+    chosen = {**tables.UNFIXED, "dead_code_threshold": 1}
+    (results / "codebook_defaults.json").write_text(json.dumps({"defaults": chosen}))
+    source = tmp_path / "skcollapse" / "quantization"
+    source.mkdir(parents=True)
+
+    def write_rqvae(**defaults):
+        args = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        (source / "_rqvae.py").write_text(
+            f"class RQVAE:\n    def __init__(self, n_levels=3, *, {args}):\n        pass\n")
+
+    write_rqvae(**chosen)
+    assert audit.check_results(str(tmp_path)) == []
+    write_rqvae(**tables.UNFIXED)  # the code's default is not the chosen one
+    hits = audit.check_results(str(tmp_path))
+    assert [(h.rule, "dead_code_threshold=0" in h.text) for h in hits] == [("R3", True)]
+    write_rqvae(**chosen)
+    (results / "codebook_defaults.json").write_text(json.dumps({"defaults": tables.UNFIXED}))
+    hits = audit.check_results(str(tmp_path))  # the file is not what the rule gives
+    assert "the held-out figures give" in hits[0].text

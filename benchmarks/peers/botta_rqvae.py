@@ -14,8 +14,9 @@ dependency missing from the project's environment is ``einops``
 ``torch.compile``-d; ``TORCH_COMPILE_DISABLE=1`` (set here unless
 ``--compile``) runs the same code eagerly, which a 2-core CPU needs.
 
-Matched settings (skcollapse's ``RQVAE(init="kmeans")``, the ``rqvae-kmeans``
-row of ``bench_codebooks.py``): 3 levels, 64 codes, latent 32, one hidden layer
+Matched settings (skcollapse's ``RQVAE(init="kmeans", dead_code_threshold=0)``,
+the ``rqvae-kmeans`` row of ``bench_codebooks.py``; no restart, which the
+peer does not have): 3 levels, 64 codes, latent 32, one hidden layer
 of 128, commitment 0.25, straight-through (``--mode ste``; the peer's default
 is Gumbel-softmax, ``--mode gumbel``), batch 256, lr 1e-3, as many steps as 50
 epochs. Codes come from the peer's ``get_semantic_ids`` in eval mode, the
@@ -116,7 +117,8 @@ def run_ours(X, seed, args):
     start = time.perf_counter()
     q = RQVAE(n_levels=args.levels, codebook_size=args.codebook_size,
               latent_dim=args.latent_dim, hidden_layer_sizes=tuple(args.hidden),
-              init="kmeans", max_epochs=args.epochs, batch_size=args.batch_size,
+              init="kmeans", dead_code_threshold=0, max_epochs=args.epochs,
+              batch_size=args.batch_size,
               lr=args.lr, random_state=seed).fit(X)
     codes = q.transform(X)
     return codes, q.inverse_transform(codes), time.perf_counter() - start
