@@ -463,3 +463,48 @@ def test_compiled_step_on_two_threads_equals_one_thread():
     for a, b in zip(out[0], out[1]):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
+
+
+def _independent_reference(R, gen, users, n_items, n_neg, rounds=3):
+    """The resampling loop with every round testing the whole batch, against a
+    dense membership matrix."""
+    dense = torch.from_numpy(R.toarray() > 0)
+    neg = torch.randint(0, n_items, (users.shape[0], n_neg), generator=gen)
+    n_rounds = 0
+    for _ in range(rounds):
+        hit = dense[users[:, None], neg]
+        n_hit = int(hit.sum())
+        if n_hit == 0:
+            break
+        n_rounds += 1
+        neg[hit] = torch.randint(0, n_items, (n_hit,), generator=gen)
+    return neg, n_rounds
+
+
+@pytest.mark.parametrize("lookup", ["bitmap", "keys", "csr"])
+@pytest.mark.parametrize("n_neg", [1, 3])
+def test_resampling_tests_only_redrawn_negatives(lookup, n_neg, monkeypatch):
+    """Testing only the redrawn positions in later rounds draws exactly the
+    negatives (and consumes exactly the generator's stream) of testing the
+    whole batch every round, with each membership lookup."""
+    from skcollapse.recommenders import _sampling
+
+    if lookup != "bitmap":
+        monkeypatch.setattr(_sampling, "_BITMAP_MAX", 0)
+    R = sp.random(40, 30, density=0.6, format="csr", random_state=0)
+    R.data[:] = 1.0
+    sampler = _sampling.NegativeSampler(R, torch.device("cpu"),
+                                        torch.Generator().manual_seed(5))
+    if lookup == "keys":
+        sampler._csr = None  # the search over the sorted keys
+    assert (sampler._csr is not None) == (lookup == "csr")
+    assert (sampler.keys.dtype == torch.bool) == (lookup == "bitmap")
+    users = torch.randint(0, 40, (500,), generator=torch.Generator().manual_seed(1))
+    got = sampler.independent(users, n_neg)
+    gen = torch.Generator().manual_seed(5)
+    expected, n_rounds = _independent_reference(R, gen, users, 30, n_neg)
+    assert n_rounds == 3  # dense enough that every round redraws
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # the same number of draws was taken from the stream
+    torch.testing.assert_close(torch.randint(0, 30, (5,), generator=sampler.generator),
+                               torch.randint(0, 30, (5,), generator=gen))
