@@ -455,9 +455,27 @@ def test_membership_kernel_equals_the_key_search(monkeypatch):
     torch.testing.assert_close(searched, expected)
 
 
-def test_compiled_step_on_two_threads_equals_one_thread():
-    """The Adam phase cut over two threads updates exactly what one thread
-    does (disjoint rows; bit-for-bit the same arithmetic)."""
+def _pool_with_a_stalled_worker(monkeypatch):
+    """Make the Adam phase's pool one whose worker is busy until the returned
+    event is set (a worker that starts late, as on a loaded machine)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skcollapse.recommenders import _bpr_kernel
+
+    release = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.submit(release.wait)
+    monkeypatch.setattr(_bpr_kernel, "_pool", lambda threads: pool)
+    return release, pool
+
+
+@pytest.mark.parametrize("split", [2, 3, "stalled"])
+def test_compiled_step_on_two_threads_equals_one_thread(split, monkeypatch):
+    """The Adam phase cut over two or three threads updates exactly what one
+    thread does (disjoint rows; bit-for-bit the same arithmetic), also when
+    the worker starts only after the calling thread has run every range (the
+    late worker then finds nothing left and changes nothing)."""
     from skcollapse.recommenders._bpr_kernel import adam_hyper, get_bpr_adam_kernel
 
     kernel = get_bpr_adam_kernel()
@@ -467,7 +485,16 @@ def test_compiled_step_on_two_threads_equals_one_thread():
     batches = [(rng.integers(0, n_users, B), rng.integers(0, n_items, B),
                 rng.integers(0, n_items, (B, n))) for _ in range(3)]
     out = []
-    for threads in (1, 2):
+    stalled = split == "stalled"
+    for threads in (1, 2 if stalled else split):
+        if stalled and threads == 2:
+            release, pool = _pool_with_a_stalled_worker(monkeypatch)
+            # a step that waited for the worker would hang: release it after
+            # a minute and fail below instead
+            import threading
+
+            timer = threading.Timer(60.0, release.set)
+            timer.start()
         w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
         slot = np.full(w.shape[0], -1, dtype=np.int64)
         rows = np.empty(B * (2 + n), dtype=np.int64)
@@ -483,9 +510,43 @@ def test_compiled_step_on_two_threads_equals_one_thread():
                                  threads=threads))
         assert (slot == -1).all()
         out.append((w, m, v, losses))
+    if stalled:
+        assert not release.is_set(), "the step waited for the stalled worker"
+        timer.cancel()
+        copies = [x.copy() for x in out[1][:3]]
+        release.set()  # the late worker runs its (three) tasks now
+        pool.shutdown(wait=True)
+        for a, b in zip(copies, out[1][:3]):
+            np.testing.assert_array_equal(a, b)
     assert not np.array_equal(out[0][0], w0)  # the steps did move the table
     for a, b in zip(out[0], out[1]):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_split_ranges_cover_the_rows_once_and_pass_errors_on():
+    """Every row of ``[0, n)`` is given to exactly one range, whichever
+    thread takes it; a range that fails fails the call."""
+    import threading
+
+    from skcollapse.recommenders import _bpr_kernel
+
+    seen = np.zeros(10_000, dtype=np.int64)
+    threads = set()
+
+    def mark(out, lo, hi):
+        threads.add(threading.get_ident())
+        out[lo:hi] += 1
+
+    _bpr_kernel._run_split(mark, (seen,), 9_999, 3)
+    assert (seen[:9_999] == 1).all() and seen[9_999] == 0
+    assert len(threads) >= 1
+
+    def fail(lo, hi):
+        if lo > 0:
+            raise RuntimeError("range failed")
+
+    with pytest.raises(RuntimeError, match="range failed"):
+        _bpr_kernel._run_split(fail, (), 4096, 2)
 
 
 
