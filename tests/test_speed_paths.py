@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from skorch.callbacks import (
+    BatchScoring,
+    Callback,
+    EarlyStopping,
+    EpochScoring,
+    LRScheduler,
+)
 
+from skcollapse.recommenders import MFRecommender
 from skcollapse.regularizers import (
     _directau,
     get_regularizer_names,
@@ -264,22 +272,36 @@ def test_fused_mf_step_on_device(torch_device):
 numba = pytest.importorskip("numba")
 
 
-def _fit_mf(X, monkeypatch, compiled, **params):
+def _fit_mf(X, monkeypatch, compiled, *, partial=None, **params):
+    """A seeded fit, and how its training batches ran: ``"epoch"`` (epochs
+    of the compiled step's loop), ``"step"`` (compiled steps called by
+    skorch's batch loop), ``"torch"`` (torch steps). ``partial`` (pairs)
+    continues the fit with ``partial_fit``."""
     from skcollapse.recommenders import MFRecommender
+    from skcollapse.recommenders._cf import CFRecommenderBase
+    from skcollapse.recommenders._fast import CompiledBPRStep
 
     monkeypatch.setenv("SKCOLLAPSE_DISABLE_NUMBA", "0" if compiled else "1")
-    model = MFRecommender(embedding_dim=8, max_epochs=4, batch_size=64,
-                          random_state=0, **params)
-    used = []
-    original = type(model).train_step
+    params = {"embedding_dim": 8, "max_epochs": 4, "batch_size": 64,
+              "random_state": 0, **params}
+    model = MFRecommender(**params)
+    used = {"epoch": 0, "step": 0, "torch": 0}
 
-    def spy(self, batch, **fit_params):
-        out = original(self, batch, **fit_params)
-        used.append(bool(self._fit_state_.compiled_step))
-        return out
+    def count(cls, name, key):
+        original = getattr(cls, name)
 
-    monkeypatch.setattr(type(model), "train_step", spy)
+        def spy(self, *args, **kwargs):
+            used[key] += 1
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, spy)
+
+    count(CompiledBPRStep, "run_epoch", "epoch")
+    count(CompiledBPRStep, "__call__", "step")
+    count(CFRecommenderBase, "train_step_single", "torch")
     model.fit(X)
+    if partial is not None:
+        model.partial_fit(partial)
     monkeypatch.undo()
     return model, used
 
@@ -315,8 +337,10 @@ def test_compiled_mf_fit_follows_the_torch_fit(params, monkeypatch):
     X = make_interactions(150, 90, density=0.08, random_state=1)
     fast, used_fast = _fit_mf(X, monkeypatch, True, **params)
     slow, used_slow = _fit_mf(X, monkeypatch, False, **params)
-    assert used_fast and all(used_fast)
-    assert used_slow and not any(used_slow)
+    # the compiled step runs every epoch in its own loop (nothing listens to
+    # the batches); the torch fit never calls it
+    assert used_fast == {"epoch": 4, "step": 0, "torch": 0}
+    assert used_slow["torch"] > 0 and used_slow["epoch"] == used_slow["step"] == 0
     np.testing.assert_allclose(fast.history[:, "train_loss"],
                                slow.history[:, "train_loss"], rtol=1e-5)
     for kind in ("user", "item"):
@@ -372,7 +396,7 @@ def test_compiled_step_equals_torch_step_on_one_batch():
     np.testing.assert_allclose(out, pos_s.numpy(), rtol=1e-12)
 
 
-class _GradListener(__import__("skorch").callbacks.Callback):
+class _GradListener(Callback):
     def on_grad_computed(self, net, named_parameters, **kwargs):
         self.calls = getattr(self, "calls", 0) + 1
 
@@ -402,10 +426,10 @@ def test_compiled_step_only_where_it_computes_the_same(params, monkeypatch):
 
     X = make_interactions(60, 40, density=0.1, random_state=0)
     model, used = _fit_mf(X, monkeypatch, True, **params)
-    assert used and not any(used)
+    assert used["torch"] > 0 and used["epoch"] == used["step"] == 0
     for _, cb in model.callbacks_:
         if isinstance(cb, _GradListener):
-            assert cb.calls == len(used)
+            assert cb.calls == used["torch"]
 
 
 def test_membership_kernel_equals_the_key_search(monkeypatch):
@@ -431,9 +455,27 @@ def test_membership_kernel_equals_the_key_search(monkeypatch):
     torch.testing.assert_close(searched, expected)
 
 
-def test_compiled_step_on_two_threads_equals_one_thread():
-    """The Adam phase cut over two threads updates exactly what one thread
-    does (disjoint rows; bit-for-bit the same arithmetic)."""
+def _pool_with_a_stalled_worker(monkeypatch):
+    """Make the Adam phase's pool one whose worker is busy until the returned
+    event is set (a worker that starts late, as on a loaded machine)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skcollapse.recommenders import _bpr_kernel
+
+    release = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.submit(release.wait)
+    monkeypatch.setattr(_bpr_kernel, "_pool", lambda threads: pool)
+    return release, pool
+
+
+@pytest.mark.parametrize("split", [2, 3, "stalled"])
+def test_compiled_step_on_two_threads_equals_one_thread(split, monkeypatch):
+    """The Adam phase cut over two or three threads updates exactly what one
+    thread does (disjoint rows; bit-for-bit the same arithmetic), also when
+    the worker starts only after the calling thread has run every range (the
+    late worker then finds nothing left and changes nothing)."""
     from skcollapse.recommenders._bpr_kernel import adam_hyper, get_bpr_adam_kernel
 
     kernel = get_bpr_adam_kernel()
@@ -443,7 +485,16 @@ def test_compiled_step_on_two_threads_equals_one_thread():
     batches = [(rng.integers(0, n_users, B), rng.integers(0, n_items, B),
                 rng.integers(0, n_items, (B, n))) for _ in range(3)]
     out = []
-    for threads in (1, 2):
+    stalled = split == "stalled"
+    for threads in (1, 2 if stalled else split):
+        if stalled and threads == 2:
+            release, pool = _pool_with_a_stalled_worker(monkeypatch)
+            # a step that waited for the worker would hang: release it after
+            # a minute and fail below instead
+            import threading
+
+            timer = threading.Timer(60.0, release.set)
+            timer.start()
         w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
         slot = np.full(w.shape[0], -1, dtype=np.int64)
         rows = np.empty(B * (2 + n), dtype=np.int64)
@@ -459,7 +510,256 @@ def test_compiled_step_on_two_threads_equals_one_thread():
                                  threads=threads))
         assert (slot == -1).all()
         out.append((w, m, v, losses))
+    if stalled:
+        assert not release.is_set(), "the step waited for the stalled worker"
+        timer.cancel()
+        copies = [x.copy() for x in out[1][:3]]
+        release.set()  # the late worker runs its (three) tasks now
+        pool.shutdown(wait=True)
+        for a, b in zip(copies, out[1][:3]):
+            np.testing.assert_array_equal(a, b)
     assert not np.array_equal(out[0][0], w0)  # the steps did move the table
     for a, b in zip(out[0], out[1]):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
+
+def test_split_ranges_cover_the_rows_once_and_pass_errors_on():
+    """Every row of ``[0, n)`` is given to exactly one range, whichever
+    thread takes it; a range that fails fails the call."""
+    import threading
+
+    from skcollapse.recommenders import _bpr_kernel
+
+    seen = np.zeros(10_000, dtype=np.int64)
+    threads = set()
+
+    def mark(out, lo, hi):
+        threads.add(threading.get_ident())
+        out[lo:hi] += 1
+
+    _bpr_kernel._run_split(mark, (seen,), 9_999, 3)
+    assert (seen[:9_999] == 1).all() and seen[9_999] == 0
+    assert len(threads) >= 1
+
+    def fail(lo, hi):
+        if lo > 0:
+            raise RuntimeError("range failed")
+
+    with pytest.raises(RuntimeError, match="range failed"):
+        _bpr_kernel._run_split(fail, (), 4096, 2)
+
+
+
+# ------------------------------------------------------- the compiled epoch loop
+class _BatchListener(Callback):
+    """Records what a callback sees of each training batch."""
+
+    def initialize(self):
+        self.seen = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if training:
+            self.seen.append(("begin", len(batch[0])))
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if training:
+            self.seen.append(("end", len(batch[0]), float(kwargs["loss"]),
+                              tuple(kwargs["y_pred"].shape)))
+
+
+def _history(model):
+    """The history without the wall-clock columns."""
+    return [{k: v for k, v in row.items() if k != "dur"} for row in model.history]
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"n_negatives": 3, "weight_decay": 0.0}, {"sampling": "user", "lr": 0.02},
+    {"regularizer": "logdet", "regularizer__weight": 0.05},
+    {"regularizer": "uniformity", "regularizer__weight": 0.1},
+    {"regularizer": "dbn", "n_negatives": 2, "weight_decay": 0.01},
+    {"regularizer": "directspec"},
+])
+def test_compiled_epoch_loop_equals_skorch_batch_loop(params, monkeypatch):
+    """With nothing listening to the batches, the compiled step runs each
+    epoch in its own loop; a callback that listens keeps skorch's loop. The
+    two fits take the same steps bit for bit (the same negatives, the same
+    kernel calls), write the same history (per-batch losses and sizes, batch
+    counts, epoch losses, the regularizer's column) and the listener sees
+    every batch with its loss and scores."""
+    from skcollapse.datasets import make_interactions
+
+    X = make_interactions(150, 90, density=0.08, random_state=1)
+    fast, used_fast = _fit_mf(X, monkeypatch, True, **params)
+    listener = _BatchListener()
+    slow, used_slow = _fit_mf(X, monkeypatch, True,
+                              callbacks=[("listen", listener)], **params)
+    assert used_fast == {"epoch": 4, "step": 0, "torch": 0}
+    assert used_slow["step"] > 0 and used_slow["epoch"] == used_slow["torch"] == 0
+    assert _history(fast) == _history(slow)
+    for kind in ("user", "item"):
+        np.testing.assert_array_equal(fast.get_embeddings()[kind],
+                                      slow.get_embeddings()[kind])
+    batches = [b for row in slow.history for b in row["batches"]]
+    assert len(listener.seen) == 2 * len(batches) == 2 * used_slow["step"]
+    for k, batch in enumerate(batches):
+        size = batch["train_batch_size"]
+        assert listener.seen[2 * k] == ("begin", size)
+        assert listener.seen[2 * k + 1] == ("end", size, batch["train_loss"], (size,))
+
+
+def test_compiled_epoch_loop_with_validation_and_partial_fit(monkeypatch):
+    """``train_split`` validation (valid_loss, valid_ndcg, valid_recall every
+    epoch) and a ``partial_fit`` after it: the epoch loop runs in both calls
+    (also after validation left the module in eval mode) and the history and
+    tables equal those of skorch's loop; the final Recall@20 on held-out pairs
+    equals the torch fit's."""
+    from skcollapse.datasets import make_interactions
+    from skcollapse.metrics import evaluate_ranking
+    from skcollapse.model_selection import PerUserValidSplit
+
+    X = make_interactions(150, 90, density=0.1, random_state=2)
+    rng = np.random.default_rng(0)
+    held = rng.random(len(X)) < 0.15
+    train, test = X[~held], X[held]
+    first, more = train[::2], train[1::2]
+    params = {"train_split": PerUserValidSplit(0.2, random_state=0)}
+    fast, used_fast = _fit_mf(first, monkeypatch, True, partial=more, **params)
+    slow, used_slow = _fit_mf(first, monkeypatch, True, partial=more,
+                              callbacks=[("listen", _BatchListener())], **params)
+    torch_fit, used_torch = _fit_mf(first, monkeypatch, False, partial=more,
+                                    **params)
+    assert used_fast == {"epoch": 8, "step": 0, "torch": 0}
+    assert used_slow["step"] > 0 and used_slow["epoch"] == 0
+    assert used_torch["epoch"] == used_torch["step"] == 0
+    assert {"valid_loss", "valid_ndcg", "valid_recall"} <= set(fast.history[-1])
+    assert _history(fast) == _history(slow)
+    np.testing.assert_array_equal(fast.get_embeddings()["item"],
+                                  slow.get_embeddings()["item"])
+    np.testing.assert_allclose(fast.history[:, "train_loss"],
+                               torch_fit.history[:, "train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(fast.history[:, "valid_loss"],
+                               torch_fit.history[:, "valid_loss"], rtol=1e-5)
+    recall = [evaluate_ranking(m, test, k=20, metrics="recall")["recall"]
+              for m in (fast, torch_fit)]
+    assert recall[0] > 0 and recall[0] == recall[1]
+
+
+def test_compiled_epoch_loop_keeps_the_divergence_guard(monkeypatch):
+    """A diverging fit stops at the same batch with the same message in the
+    epoch loop as in skorch's loop, and leaves the estimator unfitted."""
+    from sklearn.exceptions import NotFittedError
+
+    from skcollapse.datasets import make_interactions
+    from skcollapse.exceptions import ModelFitError
+    from skcollapse.recommenders._fast import CompiledBPRStep
+
+    X = make_interactions(150, 90, density=0.08, random_state=1)
+    messages, batches = [], []
+    for callbacks in (None, [("listen", _BatchListener())]):
+        model = MFRecommender(lr=1e6, max_epochs=30, random_state=0,
+                              embedding_dim=8, batch_size=64, callbacks=callbacks)
+        epochs = []
+        monkeypatch.setattr(
+            CompiledBPRStep, "run_epoch",
+            lambda self, *a, _seen=epochs, _run=CompiledBPRStep.run_epoch: (
+                _seen.append(1) or _run(self, *a)),
+        )
+        with pytest.raises(ModelFitError, match="diverged in epoch") as err:
+            model.fit(X)
+        monkeypatch.undo()
+        assert bool(epochs) is (callbacks is None)  # the loop that ran
+        messages.append(str(err.value))
+        batches.append([b for row in model.history for b in row["batches"]])
+        with pytest.raises(NotFittedError):
+            model.get_embeddings()
+    assert messages[0] == messages[1]
+    assert batches[0] == batches[1]
+
+
+class _SubclassListener(MFRecommender):
+    def on_batch_end(self, net, **kwargs):
+        super().on_batch_end(net, **kwargs)
+
+
+def _score(net, X, y=None):
+    return 0.0
+
+
+@pytest.mark.parametrize(("make", "unobserved"), [
+    (dict, True),
+    (lambda: {"callbacks": [("cb", _BatchListener())]}, False),
+    # skorch's scorers of validation batches return at once on training ones
+    (lambda: {"callbacks": [("cb", EpochScoring(
+        _score, on_train=False))]}, True),
+    (lambda: {"callbacks": [("cb", BatchScoring(
+        _score, on_train=False))]}, True),
+    (lambda: {"callbacks": [("cb", EpochScoring(
+        _score, on_train=True))]}, False),
+    (lambda: {"callbacks": [("cb", EarlyStopping(
+        monitor="train_loss"))]}, True),
+    (lambda: {"callbacks": [("cb", LRScheduler(
+        "StepLR", step_size=1, step_every="batch"))]}, False),
+    (lambda: {"cls": _SubclassListener}, False),
+    (lambda: {"instance": "on_batch_begin"}, False),
+])
+def test_which_set_ups_listen_to_training_batches(make, unobserved):
+    """The epoch loop runs only where nothing but the net's own bookkeeping
+    listens to training batches: a callback or a subclass that overrides
+    ``on_batch_begin``/``on_batch_end``, or a method set on the instance,
+    keeps skorch's loop."""
+    from skcollapse.recommenders import MFRecommender
+    from skcollapse.recommenders._fast import batches_unobserved
+
+    spec = make()
+    cls = spec.pop("cls", MFRecommender)
+    instance = spec.pop("instance", None)
+    model = cls(max_epochs=1, **spec).initialize()
+    if instance is not None:
+        setattr(model, instance, lambda net, **kwargs: None)
+    assert batches_unobserved(model) is unobserved
+
+
+def _independent_reference(R, gen, users, n_items, n_neg, rounds=3):
+    """The resampling loop with every round testing the whole batch, against a
+    dense membership matrix."""
+    dense = torch.from_numpy(R.toarray() > 0)
+    neg = torch.randint(0, n_items, (users.shape[0], n_neg), generator=gen)
+    n_rounds = 0
+    for _ in range(rounds):
+        hit = dense[users[:, None], neg]
+        n_hit = int(hit.sum())
+        if n_hit == 0:
+            break
+        n_rounds += 1
+        neg[hit] = torch.randint(0, n_items, (n_hit,), generator=gen)
+    return neg, n_rounds
+
+
+@pytest.mark.parametrize("lookup", ["bitmap", "keys", "csr"])
+@pytest.mark.parametrize("n_neg", [1, 3])
+def test_resampling_tests_only_redrawn_negatives(lookup, n_neg, monkeypatch):
+    """Testing only the redrawn positions in later rounds draws exactly the
+    negatives (and consumes exactly the generator's stream) of testing the
+    whole batch every round, with each membership lookup."""
+    from skcollapse.recommenders import _sampling
+
+    if lookup != "bitmap":
+        monkeypatch.setattr(_sampling, "_BITMAP_MAX", 0)
+    R = sp.random(40, 30, density=0.6, format="csr", random_state=0)
+    R.data[:] = 1.0
+    sampler = _sampling.NegativeSampler(R, torch.device("cpu"),
+                                        torch.Generator().manual_seed(5))
+    if lookup == "keys":
+        sampler._csr = None  # the search over the sorted keys
+    assert (sampler._csr is not None) == (lookup == "csr")
+    assert (sampler.keys.dtype == torch.bool) == (lookup == "bitmap")
+    users = torch.randint(0, 40, (500,), generator=torch.Generator().manual_seed(1))
+    got = sampler.independent(users, n_neg)
+    gen = torch.Generator().manual_seed(5)
+    expected, n_rounds = _independent_reference(R, gen, users, 30, n_neg)
+    assert n_rounds == 3  # dense enough that every round redraws
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # the same number of draws was taken from the stream
+    torch.testing.assert_close(torch.randint(0, 30, (5,), generator=sampler.generator),
+                               torch.randint(0, 30, (5,), generator=gen))

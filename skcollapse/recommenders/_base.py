@@ -237,7 +237,12 @@ class NetBase(RegularizedNetMixin):
         loss = kwargs.get("loss")
         if not training or loss is None:
             return
-        value = float(loss.detach())
+        self._check_batch_loss(float(loss.detach()))
+
+    def _check_batch_loss(self, value):
+        """The divergence guard on a training batch's loss ``value`` (a float):
+        ``ModelFitError`` for a non-finite loss or one above
+        :data:`DIVERGENCE_FACTOR` times the fit's first batch loss (or 1)."""
         state = self._fit_state_
         first = state.first_loss
         if first is None and math.isfinite(value):

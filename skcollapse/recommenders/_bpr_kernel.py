@@ -14,7 +14,11 @@ The step has two compiled phases: the gradient, summed per distinct row of the
 batch (serial: a popular item's row collects many pairs' terms), then Adam on
 the distinct rows. The second phase is memory-bound (three table-sized arrays
 read and written at random rows) and its rows are disjoint, so it is cut into
-ranges run on ``threads`` threads (the estimators pass torch's thread count);
+ranges run on ``threads`` threads (the estimators pass torch's thread count),
+each thread taking the next range when it is free, so a worker that starts
+late on a busy machine leaves its share to the calling thread instead of
+making it wait (the rows and their arithmetic are the same whichever thread
+runs them: the result does not depend on the thread count);
 the kernels release the GIL, and the pool is plain Python threads, so the
 step stays safe under fork and under callers' own threads, where numba's
 ``parallel=True`` layers are not (the OpenMP layer is not fork-safe, and the
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from skcollapse.utils._numba import lazy_kernel
@@ -205,20 +210,71 @@ def _pool(threads):
     return pool
 
 
+#: ranges each thread's share is cut into, so that a thread that starts late
+#: (a busy machine) finds fewer left instead of making the others wait for it
+_RANGES_PER_THREAD = 4
+
+
+class _Ranges:
+    """``kernel(*args, lo, hi)`` over ranges given out one at a time to the
+    threads that ask (:meth:`work`); :meth:`wait` returns once every range
+    given out is done. A worker that starts after the calling thread has run
+    every range finds none left and returns without touching the arrays."""
+
+    def __init__(self, kernel, args, bounds):
+        self.kernel, self.args, self.bounds = kernel, args, bounds
+        self.next = 0
+        self.running = 0
+        self.error = None
+        self.lock = threading.Lock()
+        self.done = threading.Condition(self.lock)
+
+    def work(self):
+        """Run ranges until none is left to give out."""
+        last = len(self.bounds) - 1
+        while True:
+            with self.lock:
+                k = self.next
+                if k >= last:
+                    return
+                self.next = k + 1
+                self.running += 1
+            try:
+                self.kernel(*self.args, self.bounds[k], self.bounds[k + 1])
+            except BaseException as exc:  # re-raised by wait()  # noqa: BLE001
+                self.error = exc
+            finally:
+                with self.lock:
+                    self.running -= 1
+                    if not self.running:
+                        self.done.notify_all()
+
+    def wait(self):
+        """Return once no range is running (after :meth:`work` on this
+        thread, every range has been given out)."""
+        with self.lock:
+            while self.running:
+                self.done.wait()
+        if self.error is not None:
+            raise self.error
+
+
 def _run_split(kernel, args, n, threads):
-    """``kernel(*args, lo, hi)`` over ``[0, n)`` cut into at most ``threads``
-    equal ranges, the last one on the calling thread."""
+    """``kernel(*args, lo, hi)`` over ``[0, n)`` on at most ``threads``
+    threads, the calling one included: the rows are cut into
+    :data:`_RANGES_PER_THREAD` equal ranges per thread, taken one at a time by
+    whichever thread is free (a late worker leaves more to the others)."""
     threads = max(1, min(int(threads), n // _MIN_ROWS_PER_THREAD))
     if threads == 1:
         kernel(*args, 0, n)
         return
-    bounds = [n * k // threads for k in range(threads + 1)]
+    parts = threads * _RANGES_PER_THREAD
+    job = _Ranges(kernel, args, [n * k // parts for k in range(parts + 1)])
     pool = _pool(threads)
-    futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1])
-               for k in range(threads - 1)]
-    kernel(*args, bounds[-2], bounds[-1])
-    for f in futures:
-        f.result()
+    for _ in range(threads - 1):
+        pool.submit(job.work)
+    job.work()
+    job.wait()
 
 
 def adam_hyper(out, *, batch_size, n_negatives, weight_decay, lr, beta1, beta2,

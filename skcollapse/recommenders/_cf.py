@@ -23,7 +23,7 @@ from skorch.dataset import unpack_data
 from skcollapse.exceptions import ModelFitError
 from skcollapse.nn import CFLoss, MatrixFactorization, bpr_step
 from skcollapse.recommenders._base import NetBase
-from skcollapse.recommenders._fast import compiled_mode
+from skcollapse.recommenders._fast import batches_unobserved, compiled_mode
 from skcollapse.recommenders._fit_state import CFFitState
 from skcollapse.recommenders._negatives import IndependentNegatives, SharedNegatives
 from skcollapse.recommenders._ranking import RankingMixin
@@ -483,17 +483,51 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         optimiser's update; otherwise skorch's step runs
         :meth:`train_step_single` and ``optimizer.step()``.
         """
+        compiled = self._compiled_step()
+        if compiled is False:
+            return super().train_step(batch, **fit_params)
+        Xi, _ = unpack_data(batch)
+        return compiled(Xi)
+
+    def _compiled_step(self):
+        """The fit's compiled step, or ``False`` where it does not apply.
+
+        Decided at the first training step, once the optimiser and the
+        regularizer are set up for the fit, and again when the module or the
+        optimiser was rebuilt. The module is put in training mode first (a
+        fit that continues after validation or ranking starts in eval mode).
+        """
+        self._set_training(True)
         state = self._fit_state_
         compiled = state.compiled_step
         if compiled is None or (compiled and not compiled.is_current()):
             # the strategy provides it (independent negatives, the plain MF set-up)
             compiled = state.negatives.compiled_step(self) or False
             state.compiled_step = compiled
-        if compiled is False:
-            return super().train_step(batch, **fit_params)
-        self._set_training(True)
-        Xi, _ = unpack_data(batch)
-        return compiled(Xi)
+        return compiled
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch loop, or one loop of the compiled step.
+
+        A training epoch of :meth:`train_step` on the compiled MF step,
+        whose batches no callback listens to
+        (:func:`~skcollapse.recommenders._fast.batches_unobserved`), runs in
+        :meth:`CompiledBPRStep.run_epoch
+        <skcollapse.recommenders._fast.CompiledBPRStep.run_epoch>`: the same
+        batches, negatives and updates, and the same history, without
+        skorch's per-batch calls. Anything else is skorch's loop.
+        """
+        if (
+            training
+            and iterator is not None
+            and getattr(step_fn, "__func__", None) is CFRecommenderBase.train_step
+            and getattr(step_fn, "__self__", None) is self
+        ):
+            compiled = self._compiled_step()
+            if compiled and batches_unobserved(self):
+                compiled.run_epoch(iterator, prefix)
+                return
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
 
     def train_step_single(self, batch, **fit_params):
         """One optimisation step on a batch of positive pairs.

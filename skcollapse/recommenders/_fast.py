@@ -35,20 +35,41 @@ to ``on_grad_computed`` (the kernel never forms a gradient tensor) and the
 process is not one of several data-parallel ones. Anything else keeps the
 torch step, which stays the path for GPUs and for regularizers with trainable
 parameters.
+
+**The epoch loop.** skorch runs a training epoch batch by batch: the
+``on_batch_begin``/``on_batch_end`` notifications of the net and of every
+callback, the step's dict with a ``y_pred`` tensor, the history's per-batch
+records. Where the compiled step applies and nothing listens to the batches
+but the net's own bookkeeping (:func:`batches_unobserved`: a new history row,
+the divergence guard; every callback keeps :class:`~skorch.callbacks.Callback`'s
+batch hooks, or is one of skorch's scorers of validation batches),
+``CFRecommenderBase.run_single_epoch`` hands the epoch to
+:meth:`CompiledBPRStep.run_epoch`, one plain loop over the same iterator
+(the same permutation from the same generator), the same negatives and
+kernel calls, writing the same history (``train_loss`` and
+``train_batch_size`` of every batch, ``train_batch_count``) and running the
+divergence guard after every batch. The fit is the same bit for bit; a
+callback or a subclass that listens to batches (or reads the gradients)
+keeps skorch's loop and sees every batch as before
+(``tests/test_speed_paths.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch import NeuralNet
+from skorch.callbacks import BatchScoring, Callback, EpochScoring
+from skorch.dataset import unpack_data
 
 from skcollapse.nn import SparseRowAdam, bpr_rows
+from skcollapse.recommenders._base import NetBase
 from skcollapse.recommenders._bpr_kernel import adam_hyper, get_bpr_adam_kernel
 from skcollapse.regularizers import Regularizer
 from skcollapse.utils._distributed import is_distributed
 
-__all__ = ["CompiledBPRStep", "compiled_mode", "penalty_only"]
+__all__ = ["CompiledBPRStep", "batches_unobserved", "compiled_mode",
+           "penalty_only"]
 
 
 def penalty_only(reg):
@@ -78,6 +99,42 @@ def compiled_mode(reg):
     ):
         return "transform"
     return None
+
+
+def _is_method(obj, name, func):
+    """Whether ``obj.<name>`` is the method ``func`` (not overridden in a
+    subclass, not replaced on the instance)."""
+    return getattr(getattr(obj, name, None), "__func__", None) is func
+
+
+def _ignores_training_batches(cb):
+    """Whether the callback ``cb`` does nothing on a training batch: it keeps
+    :class:`~skorch.callbacks.Callback`'s ``on_batch_begin``/``on_batch_end``,
+    or it is one of skorch's scorers of validation batches
+    (``EpochScoring``/``BatchScoring`` with ``on_train=False``), whose
+    ``on_batch_end`` returns at once when ``training`` is true."""
+    if not _is_method(cb, "on_batch_begin", Callback.on_batch_begin):
+        return False
+    if _is_method(cb, "on_batch_end", Callback.on_batch_end):
+        return True
+    return getattr(cb, "on_train", True) is False and any(
+        _is_method(cb, "on_batch_end", cls.on_batch_end)
+        for cls in (EpochScoring, BatchScoring)
+    )
+
+
+def batches_unobserved(net):
+    """Whether nothing listens to the training batches of ``net`` but its
+    own bookkeeping, which :meth:`CompiledBPRStep.run_epoch` keeps: ``net``'s
+    ``on_batch_begin`` is skorch's (a new history row), its ``on_batch_end``
+    is :class:`NetBase`'s (the divergence guard) and every callback ignores
+    training batches (``_ignores_training_batches``)."""
+    return (
+        _is_method(net, "on_batch_begin", NeuralNet.on_batch_begin)
+        and _is_method(net, "on_batch_end", NetBase.on_batch_end)
+        and all(_ignores_training_batches(cb)
+                for _, cb in getattr(net, "callbacks_", []))
+    )
 
 
 class CompiledBPRStep:
@@ -113,6 +170,7 @@ class CompiledBPRStep:
         self.grad = np.empty((cap, self.w.shape[1]), dtype=self.w.dtype)
         self.hyper = np.empty(9, dtype=self.w.dtype)
         self.no_extra = np.empty((0, self.w.shape[1]), dtype=self.w.dtype)
+        self.scores = np.empty(int(net.batch_size), dtype=self.w.dtype)
         self.mode = compiled_mode(getattr(net, "regularizer_", None))
 
     @classmethod
@@ -205,8 +263,52 @@ class CompiledBPRStep:
         return (net.optimizer_ is self.optimizer
                 and net.module_.embedding.weight is self.weight)
 
+    def run_epoch(self, iterator, prefix):
+        """One training epoch over the batches of ``iterator``.
+
+        What skorch's ``run_single_epoch`` does with :meth:`__call__` as the
+        step when no callback listens to the batches: the same batches in the
+        same order (the iterator draws the epoch's permutation), the same
+        negatives and updates (:meth:`batch_loss`), a history row per batch
+        with ``<prefix>_loss`` (the loss as a float) and
+        ``<prefix>_batch_size``, ``<prefix>_batch_count`` at the end, and the
+        divergence guard after each batch (``NetBase._check_batch_loss``, as
+        ``NetBase.on_batch_end`` runs it), without skorch's per-batch calls.
+        """
+        net = self.net
+        history = net.history
+        count = 0
+        for batch in iterator:
+            history.new_batch()
+            Xi, _ = unpack_data(batch)
+            loss = self.batch_loss(Xi).item()
+            history.record_batch(prefix + "_loss", loss)
+            history.record_batch(prefix + "_batch_size", len(Xi))
+            net._check_batch_loss(loss)
+            count += 1
+        history.record(prefix + "_batch_count", count)
+
     def __call__(self, Xi):
         """Train on the batch of positive pairs ``Xi``; skorch's step dict."""
+        loss, y_pred = self._step(Xi, None)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def batch_loss(self, Xi):
+        """Train on ``Xi`` exactly as :meth:`__call__` does; return the batch
+        loss only (the pair scores go to a scratch buffer: no ``y_pred`` is
+        formed for a loop that gives it to no callback)."""
+        loss, _ = self._step(Xi, self._scratch_scores(Xi.shape[0]))
+        return loss
+
+    def _scratch_scores(self, n):
+        if self.scores.shape[0] < n:
+            self.scores = np.empty(n, dtype=self.w.dtype)
+        return self.scores[:n]
+
+    def _step(self, Xi, pos_score):
+        """One step on ``Xi``: ``(loss, y_pred)``; ``pos_score`` (``None``: a
+        new array) receives the pair scores of the kernel (``y_pred`` is a view
+        of it, or the transformed rows' scores with a transform)."""
         net = self.net
         users, pos = Xi[:, 0], Xi[:, 1]
         neg = net._fit_state_.sampler.independent(users, self.n_neg)
@@ -224,7 +326,6 @@ class CompiledBPRStep:
                    weight_decay=wd, lr=float(group["lr"]),
                    beta1=beta1, beta2=beta2, eps=float(group["eps"]),
                    step=int(self.state["step"]))
-        pos_score = np.empty(B, dtype=self.w.dtype)
         extra_user = extra_item = self.no_extra
         transformed = None
         if self.mode == "penalty":
@@ -242,6 +343,9 @@ class CompiledBPRStep:
                                                                grads.shape[1])])
             extra_user = extra_user.numpy()
             extra_item = grads[B:].numpy()
+            if pos_score is not None:  # the scratch, at the kernel's size
+                pos_score = self._scratch_scores(users.shape[0])
+        if pos_score is None:
             pos_score = np.empty(users.shape[0], dtype=self.w.dtype)
         loss = self.kernel(
             self.w, self.m, self.v, self.n_users,
@@ -257,4 +361,4 @@ class CompiledBPRStep:
             y_pred = torch.from_numpy(pos_score)
         # the penalty reaches the loss as in the torch step (regularize kept it)
         loss = net.add_batch_penalty(loss).detach()
-        return {"loss": loss, "y_pred": y_pred}
+        return loss, y_pred
