@@ -251,14 +251,95 @@ def test_projection_single_feature_and_no_popularity():
     assert disp.colorbar_ is None
 
 
+def _fitted_mf(X):
+    from skcollapse.recommenders import MFRecommender
+
+    return MFRecommender(
+        embedding_dim=4, max_epochs=2, batch_size=64, random_state=0
+    ).fit(X)
+
+
+def _counts_in_row_order(ids, vocabulary):
+    """Independent count: np.unique on the raw ids, put in the fitted id order."""
+    labels, counts = np.unique(ids, return_counts=True)
+    by_label = dict(zip(labels.tolist(), counts.tolist(), strict=True))
+    return np.array([by_label.get(v, 0) for v in vocabulary.tolist()], dtype=float)
+
+
+@pytest.mark.parametrize("kind", ["sparse_int", "string"])
+def test_projection_popularity_follows_the_estimator_ids(kind, rng, one_torch_thread):
+    # item ids that are not 0..n-1: a row's colour must be the count of the id
+    # the estimator keeps in that row (its item_ids_), not of the row number
+    item_labels = np.array([7, 1000, 3, 52, 999_999, 41, 12, 5000])
+    users = rng.integers(0, 15, size=300)
+    items = item_labels[rng.zipf(1.6, size=300).clip(max=8) - 1]  # skewed counts
+    if kind == "string":
+        X = np.column_stack([users.astype(str), np.char.add("item-", items.astype(str))])
+    else:
+        X = np.column_stack([users, items])
+    model = _fitted_mf(X)
+    assert len(model.item_ids_) == len(np.unique(X[:, 1]))
+    disp = EmbeddingProjectionDisplay.from_estimator(model, X, max_points=None)
+    expected = _counts_in_row_order(X[:, 1], model.item_ids_)
+    assert len(set(expected.tolist())) > 2  # the order matters for this answer
+    np.testing.assert_array_equal(disp.popularity, expected)
+    disp = EmbeddingProjectionDisplay.from_estimator(
+        model, X, table="user", max_points=None
+    )
+    np.testing.assert_array_equal(
+        disp.popularity, _counts_in_row_order(X[:, 0], model.user_ids_)
+    )
+    # the same counts the metrics read
+    from skcollapse.metrics import popularity_counts
+
+    np.testing.assert_array_equal(
+        popularity_counts(X, estimator=model), expected
+    )
+    unseen = X[:1].copy()
+    unseen[0, 1] = "item-8" if kind == "string" else 8  # an id the model never saw
+    with pytest.raises(ValueError, match="unseen in fit"):
+        EmbeddingProjectionDisplay.from_estimator(model, unseen)
+
+
+def test_projection_popularity_after_partial_fit_appends_an_id(rng, one_torch_thread):
+    # fit on items {0, 1, 3}, then partial_fit brings item 2: it is appended,
+    # so row 2 holds item 3 and row 3 item 2. Every id is < the number of rows,
+    # so counting row numbers would not fail; it would swap the two counts.
+    X1 = np.column_stack([rng.integers(0, 6, 60), rng.choice([0, 1, 3, 3, 3], 60)])
+    X2 = np.column_stack([rng.integers(0, 6, 5), np.full(5, 2)])
+    model = _fitted_mf(X1)
+    model.partial_fit(X2)
+    np.testing.assert_array_equal(model.item_ids_, [0, 1, 3, 2])
+    X = np.vstack([X1, X2])
+    disp = EmbeddingProjectionDisplay.from_estimator(model, X, max_points=None)
+    expected = _counts_in_row_order(X[:, 1], model.item_ids_)
+    assert expected[2] != expected[3]
+    np.testing.assert_array_equal(disp.popularity, expected)
+
+
+def test_projection_popularity_of_contiguous_ids_unchanged(rng, one_torch_thread):
+    # ids 0..n-1, every one seen: rows are the ids, the count is a bincount
+    X = np.column_stack([rng.integers(0, 12, 200), rng.integers(0, 9, 200)])
+    X[:9, 1] = np.arange(9)
+    X[:12, 0] = np.arange(12)
+    model = _fitted_mf(X)
+    disp = EmbeddingProjectionDisplay.from_estimator(model, X, max_points=None)
+    np.testing.assert_array_equal(disp.popularity, np.bincount(X[:, 1], minlength=9))
+    disp = EmbeddingProjectionDisplay.from_estimator(
+        model, X, table="user", max_points=None
+    )
+    np.testing.assert_array_equal(disp.popularity, np.bincount(X[:, 0], minlength=12))
+
+
 @pytest.mark.parametrize(
     ("X", "exc", "match"),
     [
         (np.array([[0, -1]]), ValueError, "negative"),
-        (np.array([[0, 9]]), ValueError, "only 3 rows"),
+        (np.array([[0, 9]]), ValueError, "item id 9 but the table has n_rows=3"),
         (np.array([0, 1]), ValueError, "shape"),
         (np.array([[0.0, 1.5]]), ValueError, "integer"),
-        (np.array([["a", "b"]]), TypeError, "integer"),
+        # a model without item_ids_ reads ids as row numbers: strings are refused
+        (np.array([["a", "b"]]), ValueError, "non-integer item ids.*row numbers"),
     ],
 )
 def test_projection_bad_interactions(X, exc, match, rng):

@@ -179,17 +179,19 @@ def popularity_counts(X, *, table="item", estimator=None, n_rows=None):
         return np.bincount(codes, minlength=len(vocab)).astype(np.float64)
     if ids.dtype.kind not in "iu":
         raise ValueError(
-            f"X holds non-integer {table} ids ({ids.dtype}); without estimator= "
-            "the ids must be row numbers 0..n_rows-1. Pass the fitted estimator "
-            "whose vocabulary maps them to rows."
+            f"X holds non-integer {table} ids ({ids.dtype}); without an id "
+            f"vocabulary (a fitted estimator's {table}_ids_) the ids must be the "
+            "row numbers 0..n_rows-1 of the table. Pass the fitted estimator whose "
+            f"{table}_ids_ maps them to rows, or encode them as row numbers."
         )
     size = int(ids.max()) + 1 if ids.size else 0
     if n_rows is None:
         n_rows = max(size, 1)
     elif size > n_rows:
         raise ValueError(
-            f"X holds {table} id {size - 1} but n_rows={n_rows}; ids must be "
-            "< n_rows."
+            f"X holds {table} id {size - 1} but the table has n_rows={n_rows} "
+            f"rows; without an id vocabulary (a fitted estimator's {table}_ids_) "
+            "the ids must be row numbers < n_rows."
         )
     return np.bincount(ids.astype(np.int64), minlength=n_rows).astype(np.float64)
 

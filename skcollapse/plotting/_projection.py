@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skcollapse.metrics import get_embedding_tables
+from skcollapse.metrics import get_embedding_tables, table_popularity
 from skcollapse.plotting._base import (
     DRAW_CONSTRAINTS,
     DRAWN_ROWS_CONSTRAINTS,
@@ -70,30 +70,6 @@ def _pca_2d(E, *, center, row_normalize):
     if total > 0:
         ratio[:n_comp] = eigval[:n_comp] / total
     return projection, ratio
-
-
-def popularity_from_interactions(X, n_rows, *, column):
-    """Number of interactions of each row id in column ``column`` of ``X``."""
-    arr = np.asarray(X)
-    if arr.ndim != 2 or arr.shape[1] < 2:
-        raise ValueError(
-            "X must be interaction pairs of shape (n_interactions, 2) (user id, item "
-            f"id), got shape {arr.shape}."
-        )
-    ids = arr[:, column]
-    if ids.dtype.kind == "f":
-        if not np.isfinite(ids).all() or (ids != np.round(ids)).any():
-            raise ValueError("X must hold integer ids; found non-integer values.")
-    elif ids.dtype.kind not in "iu":
-        raise TypeError(f"X must hold integer ids, got dtype {ids.dtype}.")
-    ids = ids.astype(np.int64)
-    if ids.size and ids.min() < 0:
-        raise ValueError("X holds negative ids; ids must be >= 0.")
-    if ids.size and ids.max() >= n_rows:
-        raise ValueError(
-            f"X holds id {int(ids.max())} but the embedding table has only {n_rows} rows."
-        )
-    return np.bincount(ids, minlength=n_rows).astype(np.float64)
 
 
 @display_doc
@@ -304,10 +280,15 @@ class EmbeddingProjectionDisplay:
         ----------
         estimator : estimator
             Fitted model with ``get_embeddings() -> dict[str, ndarray]``.
-        X : array-like of shape (n_interactions, 2), default=None
-            Interaction pairs (user id, item id); when given and ``table`` is
-            ``"user"`` or ``"item"``, popularity is the number of interactions
-            of each row.
+        X : array-like or DataFrame of shape (n_interactions, 2), default=None
+            Interaction pairs (user id, item id), with the ids the estimator was
+            fitted on (strings, integers with gaps...); when given and ``table``
+            is ``"user"`` or ``"item"``, popularity is the number of
+            interactions of each row, counted through the estimator's id
+            vocabulary as :func:`~skcollapse.metrics.table_popularity` counts
+            it. Without a vocabulary (no ``item_ids_`` / ``user_ids_``, e.g.
+            :class:`skcollapse.adapters.EmbeddingTables`) the ids are the row
+            numbers.
         table : str, default="item"
             Which table of ``get_embeddings()`` to project.
         popularity : array-like of shape (n_rows,), default=None
@@ -321,17 +302,13 @@ class EmbeddingProjectionDisplay:
 
         {returns}
         """
-        E = get_embedding_tables(estimator, table)
         if popularity is None and X is not None:
-            if table not in ("user", "item"):
-                raise ValueError(
-                    f"popularity can be counted from X only for the 'user' and 'item' "
-                    f"tables, not {table!r}; pass popularity= instead."
-                )
-            n_rows = np.shape(to_numpy(E))[0]
-            popularity = popularity_from_interactions(
-                X, n_rows, column=0 if table == "user" else 1
-            )
+            # counted as the metrics count them: through the estimator's id
+            # vocabulary (item_ids_ / user_ids_), so row r gets the count of the
+            # id the estimator keeps in row r, whatever the ids are
+            E, popularity = table_popularity(estimator, X, table=table)
+        else:
+            E = get_embedding_tables(estimator, table)
         if name is None:
             name = f"{estimator_name(estimator)} {table}"
         return cls.from_embeddings(E, popularity=popularity, name=name, ax=ax, **kwargs)
