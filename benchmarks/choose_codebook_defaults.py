@@ -29,9 +29,11 @@ held-out items best"), so its author had seen them:
    becomes the default: its fixes at its settings, every other fix off
    (``tables_codebooks.UNFIXED``). If no candidate is safe and helps, every
    fix stays off. A fix that is safe and helps on its own but is not part of
-   the winner stays off too, because its combination with the winner has not
-   been measured; the output lists such fixes (``also_safe_alone``) so that
-   their combination can be added to the grid of ``bench_codebooks.py``.
+   the winner stays off too: either a candidate combining it with the
+   winner's fixes was measured on every tuning table (then the rule above
+   already ranked that combination below the winner), or it was not, and
+   the output lists the fix (``also_safe_alone``) so that the combination
+   can be added to the grid of ``bench_codebooks.py``.
 
 Parameters the grid does not vary (``n_levels``, ``codebook_size``,
 ``commitment_weight``, the architecture, the training loop) are not chosen
@@ -142,8 +144,10 @@ def choose(tables, base, cands):
     winners = [c for c in out if c["helps"]]
     chosen = winners[0]["settings"] if winners else {}
     singles = [c for c in winners if len(_fixes(c["settings"])) == 1]
-    also = sorted({f for c in singles for f in _fixes(c["settings"])}
-                  - set(_fixes(chosen)))
+    combined = [set(_fixes(c["settings"])) for c in out if c["complete"]]
+    also = sorted(f for f in {f for c in singles for f in _fixes(c["settings"])}
+                  - set(_fixes(chosen))
+                  if not any(fixes >= {*_fixes(chosen), f} for fixes in combined))
     return {
         "tuning_tables": tables,
         "unfixed": dict(UNFIXED),
@@ -182,7 +186,8 @@ def main(argv=None):
                  else "incomplete" if not c["complete"] else "-"))
     print(f"chosen: {rec['chosen'] or 'every fix off'}; defaults {rec['defaults']}")
     if rec["also_safe_alone"]:
-        print(f"also safe and helping alone, not combined with the choice yet: "
+        print(f"also safe and helping alone, its combination with the choice "
+              f"not measured yet: "
               f"{rec['also_safe_alone']}")
     _results.write_result(OUTPUT, {"procedure": __doc__, **rec,
                                    "meta": _results.run_metadata()})

@@ -98,6 +98,30 @@ def test_rule_picks_the_safe_candidate_with_the_lowest_score(chooser, tmp_path):
     assert rec["candidates"][-1] is ema
 
 
+def test_a_measured_combination_that_lost_is_not_listed_as_untried(chooser,
+                                                                   tmp_path):
+    tables = load_benchmark("tables_codebooks", shared=True)
+    u = tables.UNFIXED
+    restart = {**u, "dead_code_threshold": 1}
+    kmeans = {**u, "init": "kmeans"}
+    both = {**u, "init": "kmeans", "dead_code_threshold": 1}
+    _write(tmp_path, "planted-x", [
+        _cand("rqvae-none", u, 1.0, 0.1),
+        _cand("rqvae-restart", restart, 0.7, 0.05),
+        _cand("rqvae-kmeans", kmeans, 0.8, 0.05)])
+    rec = chooser.choose(*chooser.collect())
+    assert rec["chosen"] == {"dead_code_threshold": 1}
+    assert rec["also_safe_alone"] == ["init"]  # never measured together
+    _write(tmp_path, "planted-x", [
+        _cand("rqvae-none", u, 1.0, 0.1),
+        _cand("rqvae-restart", restart, 0.7, 0.05),
+        _cand("rqvae-kmeans", kmeans, 0.8, 0.05),
+        _cand("rqvae-kmeans-restart", both, 0.75, 0.05)])
+    rec = chooser.choose(*chooser.collect())
+    assert rec["chosen"] == {"dead_code_threshold": 1}
+    assert rec["also_safe_alone"] == []  # measured together, and it lost
+
+
 def test_nothing_safe_that_helps_keeps_every_fix_off(chooser, tmp_path):
     tables = load_benchmark("tables_codebooks", shared=True)
     _write(tmp_path, "planted-x", [
