@@ -62,7 +62,8 @@ change it (giving one is an error), only how it runs: ``--resume`` (skip the
 cells whose result file exists, so the run can span sessions), ``--n-jobs``
 (seeds fitted in parallel), ``--threads``, ``--device``, ``--only MODELS``
 (run only these models' cells this time; the rest wait for a later
-``--resume``). The plan must be
+``--resume``). The cells of the plan's decisive scales run first, so a run
+that stops early still completes the cells the verdict reads. The plan must be
 committed and unmodified (``--allow-uncommitted-plan`` for smoke runs of a
 temporary copy; recorded in every file). Each (model, SE/ME, scale) cell writes
 ``benchmarks/results/scaling-prereg/<model>-<se|me>-<scale>x.json``: the plan's
@@ -583,8 +584,12 @@ def run_preregistered(args, argv):
                   flush=True)
         else:
             todo.append((name, kind, scale, seeds))
-    # one pool over every (cell, seed), in plan order, so no core waits for the
-    # last seed of a cell; a cell's file is written as soon as its seeds are in
+    # the cells that decide the claim first (a run that stops early leaves the
+    # verdict readable), then the others, each group in plan order
+    decisive = set(plan["decision_rule"]["decisive_scales"])
+    todo.sort(key=lambda cell: cell[2] not in decisive)
+    # one pool over every (cell, seed), so no core waits for the last seed of
+    # a cell; a cell's file is written as soon as its seeds are in
     jobs = [(cell, seed) for cell in todo for seed in cell[3]]
     fits = Parallel(n_jobs=args.n_jobs, return_as="generator")(
         delayed(_fit_seed)(name, kind, scale, seed, exp, data, args.device,

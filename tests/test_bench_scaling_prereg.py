@@ -101,3 +101,22 @@ def test_only_is_refused_without_a_plan(bench, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--only", "dnn"])
     assert "only go with" in capsys.readouterr().err
+
+
+def test_decisive_cells_run_first(bench, tiny_plan, tmp_path, monkeypatch):
+    plan, path = tiny_plan
+    plan["experiment"].update(se_scales=[1, 2, 3], me_scales=[2, 3])
+    plan["decision_rule"]["decisive_scales"] = [3]
+    with open(path, "w") as fh:
+        json.dump(plan, fh)
+    monkeypatch.setattr(sys.modules["_results"], "RESULTS", str(tmp_path / "res"))
+    order = []
+    real = bench.write_cell
+
+    def spy(args, argv, plan_, path_, sha, git, info, cell, fits, elapsed):
+        order.append((cell[1], cell[2]))
+        return real(args, argv, plan_, path_, sha, git, info, cell, fits, elapsed)
+
+    monkeypatch.setattr(bench, "write_cell", spy)
+    bench.main(["--preregistered", path, "--allow-uncommitted-plan"])
+    assert order == [("SE", 3), ("ME", 3), ("SE", 1), ("SE", 2), ("ME", 2)]
