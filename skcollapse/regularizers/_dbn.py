@@ -15,6 +15,7 @@ from skcollapse.regularizers._utils import (
     extra_ids_of,
     ids_of,
     select_tables,
+    sym_eigh,
     table_dims,
     table_names,
 )
@@ -26,7 +27,7 @@ def _inv_sqrt(S, eps):
     """``(S + eps I)^{-1/2}`` of symmetric PSD ``S`` ``(..., m, m)`` by
     ``eigh``, with what its backward needs: ``(W, U, s)``."""
     S = 0.5 * (S + S.transpose(-1, -2))
-    evals, U = torch.linalg.eigh(S)
+    evals, U = sym_eigh(S) if S.dtype == torch.float64 else torch.linalg.eigh(S)
     if isinstance(eps, torch.Tensor):  # one eps per matrix of the batch
         eps = eps.to(evals).unsqueeze(-1)
     s = torch.sqrt(evals.clamp_min(0.0) + eps)
