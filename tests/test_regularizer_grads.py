@@ -242,9 +242,66 @@ def test_dbn_whitening_backward_equals_autograd(params, counted, dtype):
         mu, W = whiten(leaf, counts)
         loss = (A * W).sum() + (b * mu).sum()
         results.append((mu.detach(), W.detach(), torch.autograd.grad(loss, leaf)[0]))
+    rtol = 1e-9
+    if dtype == torch.float32:  # float32 products: the bound of the penalties'
+        rtol = max(1e-5, 8.0 * 40 ** 0.5 * U32 * _dbn_cond(dbn, x.double(), counts))
     for got, expected in zip(*results):
         assert got.dtype == expected.dtype
-        rtol = 1e-9 if dtype == torch.float64 else 1e-5
+        torch.testing.assert_close(got, expected, rtol=rtol,
+                                   atol=rtol * float(expected.abs().max()))
+
+
+def _dbn_cond(dbn, x, counts=None):
+    """The largest condition number of DBN's ``Σ + ε I`` over its groups of
+    columns of the float64 rows ``x`` (row ``a`` counted ``counts[a]`` times)."""
+    w = torch.ones(x.shape[0], dtype=x.dtype) if counts is None else counts.to(x)
+    Xc = x - w @ x / w.sum()
+    m = dbn._groups(x.shape[1])[0]
+    conds = []
+    for a in range(0, x.shape[1], m):
+        Xg = Xc[:, a:a + m]
+        S = (Xg * w.unsqueeze(1)).T @ Xg / w.sum()
+        eps = dbn._eps(S)
+        conds.append(float(torch.linalg.cond(S + eps * torch.eye(S.shape[0],
+                                                                  dtype=S.dtype))))
+    return max(conds)
+
+
+@pytest.mark.parametrize("params", [{}, {"eps": 1e-3}, {"group_size": 16}],
+                         ids=["default", "full", "groups"])
+def test_dbn_float32_rows_take_float32_products(params, monkeypatch):
+    """Float32 rows of the Gowalla size, soft (the default), full and group
+    whitening: the mean, centring and Gram products run in float32 (the
+    statistics from there in float64), and the batch mean, whitening matrix
+    and gradient are the float64 reference's up to the bound of the
+    penalties' float32 products (``8 sqrt(n) u cond(Σ + ε I)``)."""
+    from skcollapse.regularizers import DecorrelatedBatchNorm, _dbn
+
+    rows = _spectrum_batch(2048, 64, 40.0, seed=7, offset=3.0)["user"]
+    x = rows.float()
+    dbn = DecorrelatedBatchNorm(**params)
+    seen, statistics = [], _dbn._batch_statistics
+
+    def spy(X, counts, dbn):
+        seen.append(X.dtype)
+        return statistics(X, counts, dbn)
+
+    monkeypatch.setattr(_dbn, "_batch_statistics", spy)
+    gen = torch.Generator().manual_seed(1)
+    A = torch.randn(64, 64, generator=gen, dtype=torch.float64)
+    b = torch.randn(64, generator=gen, dtype=torch.float64)
+    results = []
+    for whiten, t in ((dbn.whitening, x), (lambda t, c: _whitening_reference(dbn, t, c),
+                                           x.double())):
+        leaf = t.clone().requires_grad_(True)
+        mu, W = whiten(leaf, None)
+        loss = (A * W).sum() + (b * mu).sum()
+        results.append((mu.detach(), W.detach(),
+                        torch.autograd.grad(loss, leaf)[0].double()))
+    assert seen == [torch.float32]  # no float64 recomputation
+    rtol = 8.0 * 2048 ** 0.5 * U32 * _dbn_cond(dbn, x.double())
+    assert rtol < 1e-3  # float32 by the closed form's own criterion
+    for got, expected in zip(*results):
         torch.testing.assert_close(got, expected, rtol=rtol,
                                    atol=rtol * float(expected.abs().max()))
 
@@ -440,3 +497,26 @@ def test_lapack_helpers_equal_torch():
     torch.testing.assert_close(evals, torch.stack([expected, 2.0 * expected]))
     for b, scale in enumerate((1.0, 2.0)):
         torch.testing.assert_close(vecs[b] @ torch.diag(evals[b]) @ vecs[b].T, scale * S)
+
+
+def test_dbn_float32_rows_of_ill_conditioned_batch_take_float64(monkeypatch):
+    """Full whitening (a small absolute eps) of a spectrum spanning 1e6: the
+    float32 estimate exceeds 1e-3, so the statistics are computed again from
+    float64 rows and equal the float64 reference's as before."""
+    from skcollapse.regularizers import DecorrelatedBatchNorm, _dbn
+
+    x = _spectrum_batch(2048, 64, 1e6, seed=8)["user"].float()
+    dbn = DecorrelatedBatchNorm(relative_eps=False, eps=1e-9)
+    seen, statistics = [], _dbn._batch_statistics
+
+    def spy(X, counts, dbn):
+        seen.append(X.dtype)
+        return statistics(X, counts, dbn)
+
+    monkeypatch.setattr(_dbn, "_batch_statistics", spy)
+    mu, W = dbn.whitening(x)
+    assert seen == [torch.float32, torch.float64]
+    expected_mu, expected_W = _whitening_reference(dbn, x)
+    torch.testing.assert_close(mu, expected_mu, rtol=1e-9, atol=0.0)
+    torch.testing.assert_close(W, expected_W, rtol=1e-7,
+                               atol=1e-9 * float(expected_W.abs().max()))
