@@ -481,8 +481,10 @@ def test_value_and_grad_uses_a_subclass_penalty_grad():
 def test_lapack_helpers_equal_torch():
     """``spd_inverse`` and ``sym_eigh`` (scipy's LAPACK on the CPU) give
     torch's log-determinant, inverse and eigendecomposition of the matrix
-    whose lower triangle they are given; ``None`` when not positive definite."""
-    from skcollapse.regularizers._utils import spd_inverse, sym_eigh
+    whose lower triangle they are given; ``None`` when not positive definite.
+    ``small_matmul`` (numpy's product on the CPU) is torch's, and keeps the
+    graph of an operand that requires a gradient."""
+    from skcollapse.regularizers._utils import small_matmul, spd_inverse, sym_eigh
 
     gen = torch.Generator().manual_seed(0)
     A = torch.randn(12, 12, generator=gen, dtype=torch.float64)
@@ -497,6 +499,10 @@ def test_lapack_helpers_equal_torch():
     torch.testing.assert_close(evals, torch.stack([expected, 2.0 * expected]))
     for b, scale in enumerate((1.0, 2.0)):
         torch.testing.assert_close(vecs[b] @ torch.diag(evals[b]) @ vecs[b].T, scale * S)
+    B = torch.randn(2, 12, 12, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(small_matmul(B, A.T), B @ A.T)
+    leaf = A.clone().requires_grad_(True)
+    assert small_matmul(B, leaf).grad_fn is not None
 
 
 def test_dbn_float32_rows_of_ill_conditioned_batch_take_float64(monkeypatch):

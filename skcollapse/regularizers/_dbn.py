@@ -17,6 +17,7 @@ from skcollapse.regularizers._utils import (
     gram64,
     ids_of,
     select_tables,
+    small_matmul,
     sym_eigh,
     table_dims,
     table_names,
@@ -33,7 +34,7 @@ def _inv_sqrt(S, eps):
     if isinstance(eps, torch.Tensor):  # one eps per matrix of the batch
         eps = eps.to(evals).unsqueeze(-1)
     s = torch.sqrt(evals.clamp_min(0.0) + eps)
-    W = (U / s.unsqueeze(-2)) @ U.transpose(-1, -2)
+    W = small_matmul(U / s.unsqueeze(-2), U.transpose(-1, -2))
     return W, U, s
 
 
@@ -42,8 +43,9 @@ def _inv_sqrt_backward(U, s, grad_W):
     K = -1.0 / (
         s.unsqueeze(-1) * s.unsqueeze(-2) * (s.unsqueeze(-1) + s.unsqueeze(-2))
     )
-    inner = U.transpose(-1, -2) @ grad_W @ U
-    grad = U @ (K * inner) @ U.transpose(-1, -2)
+    Ut = U.transpose(-1, -2)
+    inner = small_matmul(small_matmul(Ut, grad_W), U)
+    grad = small_matmul(small_matmul(U, K * inner), Ut)
     return 0.5 * (grad + grad.transpose(-1, -2))
 
 

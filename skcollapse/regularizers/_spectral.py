@@ -20,6 +20,7 @@ from skcollapse.regularizers._utils import (
     gram64,
     ids_of,
     select_tables,
+    small_matmul,
     spd_inverse,
     sym_eigh,
     weight_of,
@@ -203,7 +204,7 @@ class SingularValueVariance(_PerTableMean):
         value = r.var()
         a = (r - r.mean()) * (2.0 / (k - 1))  # d value / d r
         g = a / mu - (a @ s) / (mu * mu * k)  # d value / d s
-        M = (V * (g / s * scale)) @ V.T
+        M = small_matmul(V * (g / s * scale), V.T)
         return value, X @ M.to(X.dtype)
 
 

@@ -158,6 +158,18 @@ def spd_inverse(S):
     return torch.tensor(logdet, dtype=S.dtype), torch.from_numpy(inv)
 
 
+def small_matmul(a, b):
+    """``a @ b`` of the closed forms' small ``(..., d, d)`` statistics: numpy's
+    product on the CPU (OpenBLAS runs a ``64 x 64`` product on the calling
+    thread, where torch's MKL splits it over its OpenMP threads, see
+    :func:`spd_inverse`), torch's elsewhere and whenever an operand requires
+    a gradient (a graph being recorded)."""
+    if (a.device.type == "cpu" and b.device.type == "cpu"
+            and not (a.requires_grad or b.requires_grad)):
+        return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
+    return a @ b
+
+
 def sym_eigh(S):
     """``torch.linalg.eigh`` of symmetric float64 matrices ``S`` (``(..., d,
     d)``, the lower triangle read): ascending eigenvalues and eigenvectors.
