@@ -171,6 +171,10 @@ class CompiledBPRStep:
         self.hyper = np.empty(9, dtype=self.w.dtype)
         self.no_extra = np.empty((0, self.w.shape[1]), dtype=self.w.dtype)
         self.scores = np.empty(int(net.batch_size), dtype=self.w.dtype)
+        # the batch's user and positive rows a penalty is computed on (made
+        # at the first step that needs them)
+        self.gathered = np.empty((0, self.w.shape[1]), dtype=self.w.dtype)
+        self.gather_ids = np.empty(0, dtype=np.int64)
         self.mode = compiled_mode(getattr(net, "regularizer_", None))
 
     @classmethod
@@ -212,13 +216,23 @@ class CompiledBPRStep:
         to the batch's user and positive-item rows (``regularize_with_grad``:
         the regularizer's closed form where it has one, autograd on the rows
         otherwise; the penalty is kept for the loss as ``regularize`` keeps it)."""
-        W = self.weight.detach()
-        u = W.index_select(0, users)
-        i = W.index_select(0, pos + self.n_users)
+        B = users.shape[0]
+        if self.gathered.shape[0] < 2 * B:
+            self.gathered = np.empty((2 * B, self.w.shape[1]), dtype=self.w.dtype)
+            self.gather_ids = np.empty(2 * B, dtype=np.int64)
+        # the user and positive rows in one gather (numpy's, one thread: no
+        # OpenMP hand-off for a copy this small) into a buffer kept across steps
+        ids = self.gather_ids[:2 * B]
+        ids[:B] = users.numpy()
+        np.add(pos.numpy(), self.n_users, out=ids[B:])
+        rows = torch.from_numpy(np.take(self.w, ids, axis=0,
+                                        out=self.gathered[:2 * B]))
         context = self.net._regularizer_context(users, pos, neg.reshape(-1))
-        _, grads = self.net.regularize_with_grad({"user": u, "item": i}, context)
-        return (grads["user"].to(W.dtype).contiguous().numpy(),
-                grads["item"].to(W.dtype).contiguous().numpy())
+        _, grads = self.net.regularize_with_grad(
+            {"user": rows[:B], "item": rows[B:]}, context)
+        dtype = self.weight.dtype
+        return (grads["user"].to(dtype).contiguous().numpy(),
+                grads["item"].to(dtype).contiguous().numpy())
 
     def _transformed_grads(self, users, pos, neg):
         """The step with a regularizer that transforms the rows: the BPR loss

@@ -64,6 +64,7 @@ the estimators' helper), and the base checks and stores them.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar
 
 import torch
@@ -184,6 +185,18 @@ class Regularizer(nn.Module):
         against (``tests/test_regularizer_grads.py``).
         """
 
+    def _scaled_penalty_grad(self, embeddings, context, scale):
+        """:meth:`penalty_grad` with its gradients multiplied by ``scale``
+        (the weight), or ``None``. A built-in closed form overrides it to fold
+        ``scale`` into a factor it forms anyway (a ``d x d`` matrix), which
+        saves a pass over the rows; :meth:`value_and_grad` calls the override
+        only when no subclass below it overrides :meth:`penalty_grad`."""
+        closed = self.penalty_grad(embeddings, context)
+        if closed is None:
+            return None
+        penalty, grads = closed
+        return penalty, {name: g * scale for name, g in grads.items()}
+
     # -- the calls the estimators make -------------------------------------------
     def forward(self, embeddings: dict, context: dict | None = None):
         _check_embeddings(embeddings)
@@ -207,13 +220,19 @@ class Regularizer(nn.Module):
         """
         _check_embeddings(embeddings)
         weight = float(self.weight)
+        cls = type(self)
+        scaled = self._scaled_penalty_grad
+        if not issubclass(_owner(cls, "_scaled_penalty_grad"),
+                          _owner(cls, "penalty_grad")):
+            # penalty_grad overridden below the scaled form: use it
+            scaled = partial(Regularizer._scaled_penalty_grad, self)
         with torch.no_grad():
-            closed = self.penalty_grad(embeddings, context)
+            closed = scaled(embeddings, context, weight)
         if closed is not None:
             pen, grads = closed
             self.last_penalty_ = float(pen)
             grads = {
-                name: (grads[name] * weight if name in grads else torch.zeros_like(x))
+                name: grads[name] if name in grads else torch.zeros_like(x)
                 for name, x in embeddings.items()
             }
             return pen.detach() * weight, grads
@@ -233,6 +252,11 @@ class Regularizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
+
+
+def _owner(cls, name):
+    """The class of ``cls``'s MRO that defines the attribute ``name``."""
+    return next(k for k in cls.__mro__ if name in vars(k))
 
 
 def _check_embeddings(embeddings):

@@ -13,8 +13,12 @@ from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
     RowGroups,
     extra_ids_of,
+    float32_accurate,
+    gram64,
     ids_of,
     select_tables,
+    small_matmul,
+    sym_eigh,
     table_dims,
     table_names,
 )
@@ -26,11 +30,11 @@ def _inv_sqrt(S, eps):
     """``(S + eps I)^{-1/2}`` of symmetric PSD ``S`` ``(..., m, m)`` by
     ``eigh``, with what its backward needs: ``(W, U, s)``."""
     S = 0.5 * (S + S.transpose(-1, -2))
-    evals, U = torch.linalg.eigh(S)
+    evals, U = sym_eigh(S) if S.dtype == torch.float64 else torch.linalg.eigh(S)
     if isinstance(eps, torch.Tensor):  # one eps per matrix of the batch
         eps = eps.to(evals).unsqueeze(-1)
     s = torch.sqrt(evals.clamp_min(0.0) + eps)
-    W = (U / s.unsqueeze(-2)) @ U.transpose(-1, -2)
+    W = small_matmul(U / s.unsqueeze(-2), U.transpose(-1, -2))
     return W, U, s
 
 
@@ -39,8 +43,9 @@ def _inv_sqrt_backward(U, s, grad_W):
     K = -1.0 / (
         s.unsqueeze(-1) * s.unsqueeze(-2) * (s.unsqueeze(-1) + s.unsqueeze(-2))
     )
-    inner = U.transpose(-1, -2) @ grad_W @ U
-    grad = U @ (K * inner) @ U.transpose(-1, -2)
+    Ut = U.transpose(-1, -2)
+    inner = small_matmul(small_matmul(Ut, grad_W), U)
+    grad = small_matmul(small_matmul(U, K * inner), Ut)
     return 0.5 * (grad + grad.transpose(-1, -2))
 
 
@@ -74,49 +79,32 @@ class _Whitening(torch.autograd.Function):
 
     Forward: the (weighted) mean, the centred rows' Gram matrix of each group
     of columns (one ``n x d x d`` product for a single group, a batched one
-    for several), each group's ``(Σ + ε I)^{-1/2}`` by ``eigh`` (ε relative
-    to the group's mean variance and held constant, as
-    :meth:`DecorrelatedBatchNorm._eps`), times ``sqrt(trace(Σ)/m)`` with
-    ``keep_scale``. Backward, in closed form: the Daleckii–Krein gradient of
-    the inverse square root (finite for repeated eigenvalues), the
-    ``keep_scale`` factor's, ``dX_c = 2 w X_c sym(dΣ) / n`` per group (one
-    more ``n x d x d`` product) and the mean's. It replaces the autograd graph
-    of a dozen nodes over ``n x d`` float64 tensors that the same expressions
-    built, with the same value and gradient up to rounding.
+    for several; for float32 rows the mean, centring and Gram products in
+    float32 and the statistics from there in float64, unless the estimated
+    relative error ``sqrt(n) u cond(Σ + ε I)`` of that exceeds ``1e-3``, then
+    in float64 as for float64 rows), each group's ``(Σ + ε I)^{-1/2}`` by
+    ``eigh`` in float64 (ε relative to the group's mean variance and held
+    constant, as :meth:`DecorrelatedBatchNorm._eps`), times
+    ``sqrt(trace(Σ)/m)`` with ``keep_scale``. Backward, in closed form: the
+    Daleckii–Krein gradient of the inverse square root (finite for repeated
+    eigenvalues), the ``keep_scale`` factor's, ``dX_c = 2 w X_c sym(dΣ) / n``
+    per group (one more ``n x d x d`` product, in the forward pass's dtype)
+    and the mean's. It replaces the autograd graph of a dozen nodes over
+    ``n x d`` float64 tensors that the same expressions built, with the same
+    value and gradient up to rounding.
     """
 
     @staticmethod
     def forward(ctx, x, counts, dbn):
-        X = x.to(torch.float64)
-        n_rows, d = X.shape
-        if counts is None:
-            w, n = None, float(n_rows)
-            mu = X.mean(dim=0)
-        else:
-            w = counts.to(X)
-            n = float(w.sum())
-            mu = w @ X / n
-        Xc = X - mu
-        Xs = Xc if w is None else Xc * w.sqrt().unsqueeze(1)
-        m, n_full, rest = dbn._groups(d)
-        blocks, saved = [], []
-        for a, b, k in _group_spans(m, n_full, rest):
-            if k == 1:  # one group: a plain product
-                Xg = Xs[:, a:b]
-                S = (Xg.T @ Xg / n).unsqueeze(0)
-            else:
-                G = Xs[:, a:b].reshape(n_rows, k, m).transpose(0, 1)
-                S = G.transpose(1, 2) @ G / n
-            W0, U, s = _inv_sqrt(S, dbn._eps(S))
-            scale = None
-            if dbn.keep_scale:
-                mean_var = torch.diagonal(S, dim1=-2, dim2=-1).mean(-1)
-                scale = mean_var.clamp_min(0.0).sqrt()
-                blocks.append(W0 * scale[:, None, None])
-            else:
-                blocks.append(W0)
-            saved.append((W0, U, s, scale))
-        W = torch.block_diag(*[blk for group in blocks for blk in group.unbind(0)])
+        dtypes = (torch.float64,)
+        if x.dtype == torch.float32:
+            dtypes = (torch.float32, torch.float64)
+        for dtype in dtypes:
+            stats = _batch_statistics(x.to(dtype), counts, dbn)
+            if stats is not None:
+                break
+        mu, W, Xc, w, n, saved = stats
+        m, n_full, rest = dbn._groups(x.shape[1])
         ctx.dbn_shape = (m, n_full, rest, n)
         ctx.groups = saved
         ctx.save_for_backward(Xc, w if w is not None else Xc.new_empty(0))
@@ -153,6 +141,7 @@ class _Whitening(torch.autograd.Function):
                 gS = gS + g_trace[:, None, None] * torch.eye(
                     size, dtype=gS.dtype, device=gS.device)
             # S = Xsᵀ Xs / n, Xs = sqrt(w) Xc: dXc = 2 w Xc gS / n (gS symmetric)
+            gS = gS.to(Xc.dtype)
             if k == 1:
                 grad_Xc[:, a:b] = Xc[:, a:b] @ gS[0]
             else:
@@ -164,10 +153,49 @@ class _Whitening(torch.autograd.Function):
         # Xc = X - mu, mu = wᵀX / n
         g_mu = -grad_Xc.sum(dim=0)
         if grad_mu is not None:
-            g_mu = g_mu + grad_mu
+            g_mu = g_mu + grad_mu.to(g_mu.dtype)
         coef = (w / n) if w is not None else Xc.new_full((n_rows,), 1.0 / n)
         grad_X = grad_Xc.addr_(coef, g_mu)
         return grad_X.to(ctx.x_dtype), None, None
+
+
+def _batch_statistics(X, counts, dbn):
+    """The forward pass of :class:`_Whitening` with the ``n x d`` work (mean,
+    centring, the Gram products) in the dtype of ``X``: ``(mu, W, Xc, w, n,
+    saved)``, ``mu`` and ``W`` float64, or ``None`` for float32 rows when
+    float32 is not accurate enough for the groups' conditioning
+    (:func:`float32_accurate` with ``cond(Σ + ε I)``)."""
+    n_rows, d = X.shape
+    if counts is None:
+        w, n = None, float(n_rows)
+        mu = X.mean(dim=0)
+    else:
+        w = counts.to(X)
+        n = float(w.sum())
+        mu = w @ X / n
+    Xc = X - mu
+    Xs = Xc if w is None else Xc * w.sqrt().unsqueeze(1)
+    m, n_full, rest = dbn._groups(d)
+    blocks, saved = [], []
+    for a, b, k in _group_spans(m, n_full, rest):
+        if k == 1:  # one group: a plain product
+            S = (gram64(Xs[:, a:b]) / n).unsqueeze(0)
+        else:
+            G = Xs[:, a:b].reshape(n_rows, k, m).transpose(0, 1)
+            S = (G.transpose(1, 2) @ G).to(torch.float64) / n
+        W0, U, s = _inv_sqrt(S, dbn._eps(S))
+        if not float32_accurate(X, ((s.amax(-1) / s.amin(-1)) ** 2).max()):
+            return None
+        scale = None
+        if dbn.keep_scale:
+            mean_var = torch.diagonal(S, dim1=-2, dim2=-1).mean(-1)
+            scale = mean_var.clamp_min(0.0).sqrt()
+            blocks.append(W0 * scale[:, None, None])
+        else:
+            blocks.append(W0)
+        saved.append((W0, U, s, scale))
+    W = torch.block_diag(*[blk for group in blocks for blk in group.unbind(0)])
+    return mu.to(torch.float64), W, Xc, w, n, saved
 
 
 def _group_spans(m, n_full, rest):

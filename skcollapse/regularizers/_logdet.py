@@ -12,8 +12,13 @@ from skcollapse.regularizers._utils import (
     LINEAR_GROUP_SHARE,
     TABLE_CONSTRAINTS,
     RowGroups,
+    closed_form_in_steps,
+    cond1,
+    float32_accurate,
+    gram64,
     ids_of,
     select_tables,
+    spd_inverse,
     weight_of,
 )
 from skcollapse.utils._docstrings import fill_doc
@@ -107,7 +112,9 @@ class LogDetRegularizer(Regularizer):
     eps : float, default=1e-6
         Ridge :math:`\varepsilon I` added to :math:`\Sigma` (GenRec uses 1e-6).
         Computations run in float64; if Cholesky still fails the eigenvalues
-        are clamped at ``eps``.
+        are clamped at ``eps``. (The closed-form gradient of the compiled MF
+        step, :meth:`penalty_grad`, accumulates its two ``n x d x d`` products
+        in float32 for float32 rows of a well-conditioned covariance.)
     tables : str or list of str, default=None
         Tables the penalty acts on; ``None`` means every table of the batch.
     table_weights : dict, default=None
@@ -250,16 +257,25 @@ class LogDetRegularizer(Regularizer):
         the gradient :math:`\frac2c X(\frac{d}{\operatorname{tr}S}I -
         S^{-1})` (centred rows when ``center=True``; the column mean of that
         gradient is 0). Per table, one ``d x d`` Gram matrix, one Cholesky
-        factorisation and one ``n x d x d`` product, in float64 as
-        :meth:`penalty` and its autograd backward (a covariance near collapse is
-        ill-conditioned, and a float32 product with :math:`S^{-1}` would then
-        lose the gradient's small components). Every copy of a row gets the
-        same gradient, so a batch that repeats rows (ids in ``context``, at
-        most two thirds of them distinct) is computed on its distinct rows,
-        counted, and their gradients copied back. ``None`` (autograd) for the
+        factorisation and one ``n x d x d`` product. The factorisation and
+        inverse are float64, as in :meth:`penalty`; the two ``n x d x d``
+        products (the Gram matrix and the rows times the ``d x d`` gradient
+        factor) accumulate in float32 for float32 rows (centred in float32
+        too: a subtraction's rounding is relative to its result, and the
+        mean's own rounding moves :math:`S` by its square only), unless the
+        estimated relative error of that, ``sqrt(n) u cond(S)`` (``u =
+        2**-24``), exceeds ``1e-3``: then, and for float64 rows, in float64 (a
+        covariance near collapse is ill-conditioned, and float32 rounding
+        would then lose the gradient's small components). Every copy of a row
+        gets the same gradient, so a batch that repeats rows (ids in
+        ``context``, at most two thirds of them distinct) is computed on its
+        distinct rows, counted, and their gradients copied back. ``None`` (autograd) for the
         other sources and when Cholesky fails (the eigenvalue clamp of
         :meth:`penalty`).
         """
+        return self._scaled_penalty_grad(embeddings, context, 1.0)
+
+    def _scaled_penalty_grad(self, embeddings, context, scale):
         if self.source != "batch":
             return None
         names = select_tables(embeddings, self.tables)
@@ -273,10 +289,10 @@ class LogDetRegularizer(Regularizer):
                 continue
             groups = RowGroups.of(x, ids_of(context, name), LINEAR_GROUP_SHARE)
             if groups is None:
-                term = self._term_and_grad(x, w)
+                term = self._term_and_grad(x, w * scale)
             else:
-                term = self._term_and_grad(x.index_select(0, groups.first), w,
-                                           groups.counts)
+                term = self._term_and_grad(x.index_select(0, groups.first),
+                                           w * scale, groups.counts)
             if term is None:
                 return None
             value, grad = term
@@ -286,14 +302,21 @@ class LogDetRegularizer(Regularizer):
 
     def _term_and_grad(self, x, w, counts=None):
         """``(term, w * d term / dx)`` of one table's rows ``x`` (row ``a``
-        repeated ``counts[a]`` times; the gradient of one copy), or ``None``."""
-        d = x.shape[1]
-        X = x.to(torch.float64)
+        repeated ``counts[a]`` times; the gradient of one copy), or ``None``:
+        in float32 first for float32 rows, in float64 when that is not
+        accurate enough (:func:`float32_accurate`)."""
+        return closed_form_in_steps(
+            x, lambda X: self._term_and_grad_in(X, w, counts))
+
+    def _term_and_grad_in(self, X, w, counts):
+        """:meth:`_term_and_grad` with the ``n x d`` products in the dtype of
+        ``X``; ``None`` when Cholesky fails or float32 is not accurate enough."""
+        d = X.shape[1]
         c = None if counts is None else counts.to(X)
-        n = x.shape[0] if c is None else float(c.sum())
+        n = X.shape[0] if c is None else float(counts.sum())
         if self.center:
             X = X - (X.mean(dim=0) if c is None else c @ X / n)
-        S = X.T @ X if c is None else (X * c.unsqueeze(1)).T @ X
+        S = gram64(X, c)
         scale = 1.0 / n if self.normalize else 1.0
         if self.normalize:
             S = S * scale
@@ -303,21 +326,23 @@ class LogDetRegularizer(Regularizer):
             S_used = S * k
         else:
             S_used = S
-        L, info = torch.linalg.cholesky_ex(S_used)
-        if int(info) != 0:
+        found = spd_inverse(S_used)
+        if found is None:
             return None
-        value = torch.diagonal(S_used).sum() - 2.0 * torch.log(torch.diagonal(L)).sum()
-        inv = torch.cholesky_inverse(L)  # S_used^-1
+        logdet, inv = found  # inv = S_used^-1
+        if not float32_accurate(X, cond1(S_used, inv)):
+            return None
+        value = torch.diagonal(S_used).sum() - logdet
         if self.scale_free:  # d/dS = (d / tr S) I - S^-1, and S^-1 = k S_used^-1
             G = inv.mul_(-k)
             G.diagonal().add_(k)
         else:  # d/dS = I - S^-1
             G = inv.neg_()
             G.diagonal().add_(1.0)
-        grad = X @ G.mul_(2.0 * scale * w)
+        grad = X @ G.mul_(2.0 * scale * w).to(X.dtype)
         if self.center:  # the mean's share: 0 up to rounding
             grad = grad - (grad.mean(dim=0) if c is None else c @ grad / n)
-        return value, grad.to(x.dtype)
+        return value, grad
 
     def extra_repr(self):
         return (

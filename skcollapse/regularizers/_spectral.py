@@ -14,8 +14,15 @@ from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
     TABLE_PARAMS_DOC,
     RowGroups,
+    closed_form_in_steps,
+    cond1,
+    float32_accurate,
+    gram64,
     ids_of,
     select_tables,
+    small_matmul,
+    spd_inverse,
+    sym_eigh,
     weight_of,
     weighted_table_mean,
 )
@@ -63,6 +70,9 @@ class _PerTableMean(Regularizer):
         gets the same gradient: a batch that repeats rows (ids in
         ``context``, at most two thirds of them distinct) is computed on its
         distinct rows, counted, and their gradients copied back."""
+        return self._scaled_penalty_grad(embeddings, context, 1.0)
+
+    def _scaled_penalty_grad(self, embeddings, context, scale):
         names = select_tables(embeddings, self.tables)
         first = embeddings[names[0]]
         total = first.new_zeros((), dtype=torch.float64)
@@ -75,10 +85,10 @@ class _PerTableMean(Regularizer):
                 continue
             groups = RowGroups.of(x, ids_of(context, name), LINEAR_GROUP_SHARE)
             if groups is None:
-                term = self.table_term_grad(x, w / denom)
+                term = self.table_term_grad(x, scale * w / denom)
             else:
                 term = self.table_term_grad(x.index_select(0, groups.first),
-                                            w / denom, groups.counts)
+                                            scale * w / denom, groups.counts)
             if term is None:
                 return None
             value, grad = term
@@ -126,6 +136,9 @@ class SingularValueVariance(_PerTableMean):
     per field, ``torch.svd`` of the batch embeddings, ``(S / S.mean()).var()``,
     mean over fields. Same formula; computed in float64 with
     ``torch.linalg.svdvals`` (whose backward needs no singular-value gaps).
+    The closed-form gradient of the compiled MF step
+    (:meth:`table_term_grad`) accumulates its two ``n x d x d`` products in
+    float32 for float32 rows of a well-conditioned batch.
     Tables with fewer than 2 rows contribute 0.
     """
 
@@ -154,37 +167,45 @@ class SingularValueVariance(_PerTableMean):
         :math:`\sum_i \partial_{s_i}\ell\, u_i v_i^\top =
         X V \operatorname{diag}(\partial_s\ell / s) V^\top`: one ``d x d``
         Gram matrix, one ``d x d`` eigendecomposition and one ``n x d x d``
-        product (float64, as :meth:`table_term`), where ``svdvals``
-        factorises the ``n x d`` rows. ``None``
+        product, where ``svdvals`` factorises the ``n x d`` rows. The
+        eigendecomposition is float64; the two ``n x d x d`` products
+        accumulate in float32 for float32 rows unless the estimated relative
+        error of that, ``sqrt(n) u (s_max / s_min)**2`` (``u = 2**-24``),
+        exceeds ``1e-3`` (then, and for float64 rows, in float64). ``None``
         (autograd through ``svdvals``) when the smallest of the ``k`` values
         is below ``1e-4`` of the largest: singular values from the Gram
         matrix's eigenvalues lose relative precision as
         :math:`(s_{max}/s)^2 \cdot 10^{-16}`, and the gradient divides by
         them.
         """
-        n, d = x.shape
-        X = x.to(torch.float64)
-        if counts is None:
-            gram = X.T @ X
-        else:  # row a repeated c_a times
-            c = counts.to(X)
+        return closed_form_in_steps(
+            x, lambda X: self._term_grad_in(X, scale, counts))
+
+    def _term_grad_in(self, X, scale, counts):
+        """:meth:`table_term_grad` with the ``n x d`` products in the dtype of
+        ``X``; ``None`` when the spectrum is too ill-conditioned for it."""
+        n, d = X.shape
+        c = None if counts is None else counts.to(X)
+        if counts is not None:  # row a repeated c_a times
             n = int(counts.sum())
-            gram = (X * c.unsqueeze(1)).T @ X
         k = min(n, d)
         if k < 2:
             return None
-        evals, V = torch.linalg.eigh(gram)
+        gram = gram64(X, c)
+        evals, V = sym_eigh(gram)
         s = evals[d - k:].clamp_min(0.0).sqrt()  # ascending
         V = V[:, d - k:]
         if not bool(s[0] > _SV_MIN_RATIO * s[-1]) or not bool(s.mean() > 1e-12):
+            return None
+        if not float32_accurate(X, (s[-1] / s[0]) ** 2):
             return None
         mu = s.mean()
         r = s / mu
         value = r.var()
         a = (r - r.mean()) * (2.0 / (k - 1))  # d value / d r
         g = a / mu - (a @ s) / (mu * mu * k)  # d value / d s
-        M = (V * (g / s * scale)) @ V.T
-        return value, (X @ M).to(x.dtype)
+        M = small_matmul(V * (g / s * scale), V.T)
+        return value, X @ M.to(X.dtype)
 
 
 @register_regularizer("coding_rate")
@@ -225,7 +246,10 @@ class CodingRate(_PerTableMean):
     be read: its exact ``ε``, weights and cluster-compression term are not
     verified, so this implements the expansion term :math:`R(Z)` alone (no
     compression within clusters). The ``d × d`` matrix is factorised with
-    Cholesky in float64 (it is always positive definite).
+    Cholesky in float64 (it is always positive definite); the closed-form
+    gradient of the compiled MF step (:meth:`table_term_grad`) accumulates its
+    two ``n x d x d`` products in float32 for float32 rows unless that matrix
+    is ill-conditioned.
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -262,33 +286,42 @@ class CodingRate(_PerTableMean):
         gradient :math:`-cZM^{-1}` with respect to the rows :math:`Z`, taken
         back through the L2 normalisation as
         :math:`(g - (g\cdot z)z)/\|x\|`: one ``d x d`` Gram matrix, one
-        Cholesky factorisation and one ``n x d x d`` product, in float64 as
-        :meth:`table_term` and its autograd backward. ``None`` (autograd) for
-        a zero row.
+        Cholesky factorisation and one ``n x d x d`` product. The factorisation
+        and inverse are float64, as in :meth:`table_term`; the two ``n x d x
+        d`` products (and the normalisation) run in float32 for float32 rows
+        unless the estimated relative error of that, ``sqrt(n) u cond(M)``
+        (``u = 2**-24``), exceeds ``1e-3`` (then, and for float64 rows, in
+        float64). ``None`` (autograd) for a zero row.
         """
-        n, d = x.shape
-        X = x.to(torch.float64)
+        return closed_form_in_steps(
+            x, lambda X: self._term_grad_in(X, scale, counts))
+
+    def _term_grad_in(self, X, scale, counts):
+        """:meth:`table_term_grad` with the ``n x d`` products in the dtype of
+        ``X``; ``None`` for a zero row, when Cholesky fails or when float32 is
+        not accurate enough."""
+        n, d = X.shape
         if self.normalize:
             norms = torch.linalg.vector_norm(X, dim=1, keepdim=True)
             if not bool((norms > 1e-12).all()):
                 return None
-            Z = X / norms if X is x else X.div_(norms)  # never the input in place
+            Z = X / norms
         else:
             Z = X
-        if counts is None:
-            M = Z.T @ Z
-        else:  # row a repeated counts[a] times
+        if counts is not None:  # row a repeated counts[a] times
             n = float(counts.sum())
-            M = (Z * counts.to(Z).unsqueeze(1)).T @ Z
+        M = gram64(Z, None if counts is None else counts.to(Z))
         c = d / (n * float(self.eps) ** 2)
         M.mul_(c).diagonal().add_(1.0)
-        L, info = torch.linalg.cholesky_ex(M)
-        if int(info) != 0:
+        found = spd_inverse(M)
+        if found is None:
             return None
-        value = -torch.log(torch.diagonal(L)).sum()
-        G = torch.cholesky_inverse(L).mul_(-c * scale)
-        gz = Z @ G
+        logdet, inv = found
+        if not float32_accurate(X, cond1(M, inv)):
+            return None
+        value = -0.5 * logdet
+        gz = Z @ inv.mul_(-c * scale).to(X.dtype)
         if not self.normalize:
-            return value, gz.to(x.dtype)
+            return value, gz
         gz.addcmul_(Z, torch.linalg.vecdot(gz, Z).unsqueeze(1), value=-1.0)
-        return value, gz.div_(norms).to(x.dtype)
+        return value, gz.div_(norms)
