@@ -163,6 +163,15 @@ def write_result(relpath, record):
     return path
 
 
+def read_result(relpath):
+    """The result file ``benchmarks/results/<relpath>``, or ``None`` if absent."""
+    path = os.path.join(RESULTS, relpath)
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
 def read_results(subfolder):
     """Every result file under ``benchmarks/results/<subfolder>``, sorted by path."""
     folder = os.path.join(RESULTS, subfolder)

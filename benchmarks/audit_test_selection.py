@@ -123,6 +123,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import io
 import json
 import math
@@ -969,11 +970,7 @@ def check_results(root=ROOT):
     if os.path.exists(defaults_path):
         with open(defaults_path, encoding="utf-8") as fh:
             saved = json.load(fh)
-        sys.path.insert(0, HERE)
-        try:
-            import choose_defaults
-        finally:
-            sys.path.remove(HERE)
+        choose_defaults = _import_here("choose_defaults")
         datasets = sorted({c.split("/")[0] for c in saved["tuning_cells"]})
         base, regs, cells = choose_defaults.collect(datasets)
         again = choose_defaults.choose(base, regs, cells)
@@ -992,6 +989,15 @@ def check_results(root=ROOT):
     return hits
 
 
+def _import_here(name):
+    """Import the benchmark script ``name`` that sits beside this one."""
+    sys.path.insert(0, HERE)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(HERE)
+
+
 def _check_codebook_defaults(root, results, hit, stats):
     """R3 for RQVAE: ``codebook_defaults.json`` is what
     ``choose_codebook_defaults.py`` makes of the result files, and the code's
@@ -1001,11 +1007,7 @@ def _check_codebook_defaults(root, results, hit, stats):
         return
     with open(path, encoding="utf-8") as fh:
         saved = json.load(fh)
-    sys.path.insert(0, HERE)
-    try:
-        import choose_codebook_defaults as chooser
-    finally:
-        sys.path.remove(HERE)
+    chooser = _import_here("choose_codebook_defaults")
     try:
         again = chooser.choose(*chooser.collect(results))
     except ValueError as exc:

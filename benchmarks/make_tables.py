@@ -231,13 +231,10 @@ def table_two_tower(dataset="ml-100k"):
 
 def table_defaults():
     """Each regularizer's default, chosen by choose_defaults.py on validation."""
-    import json
 
-    path = os.path.join(_results.RESULTS, "defaults.json")
-    if not os.path.exists(path):
+    rec = _results.read_result("defaults.json")
+    if rec is None:
         return "_No result files yet._\n"
-    with open(path) as fh:
-        rec = json.load(fh)
     cells = rec["tuning_cells"]
     lines = [
         "| regularizer | value | " + " | ".join(f"valid NDCG@20 vs None, {c}" for c in cells)

@@ -10,7 +10,6 @@ chosen on held-out items' reconstruction error with the first seed (the files'
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -230,11 +229,9 @@ def table_codebooks_validation():
 def table_codebook_defaults():
     """RQVAE's collapse-fix defaults, chosen by choose_codebook_defaults.py on
     held-out items of the tuning tables (never on the reported figures)."""
-    path = os.path.join(_results.RESULTS, "codebook_defaults.json")
-    if not os.path.exists(path):
+    rec = _results.read_result("codebook_defaults.json")
+    if rec is None:
         return _NONE
-    with open(path) as fh:
-        rec = json.load(fh)
     tables = rec["tuning_tables"]
     lines = [
         "| candidate (fixes on) | " + " | ".join(f"ratio, {t}" for t in tables)
