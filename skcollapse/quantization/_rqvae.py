@@ -123,9 +123,9 @@ class RQVAE(QuantizerMixin, BaseEstimator):
     On held-out items only (each tuning table's quantizers fitted on 80% of
     its items, measured on the other 20%) of seven tuning tables (three
     planted tables and four MovieLens-100k MF item tables; 3 levels of 64
-    codes), each fix alone and three combinations were compared with the
-    un-fixed RQ-VAE (random init, gradient codebooks, straight-through, no
-    restart, no penalty). A candidate may become the default when its held-out
+    codes), each fix alone, k-means init with restart, and all fixes at once
+    were compared with the un-fixed RQ-VAE (random init, gradient codebooks,
+    straight-through, no restart, no penalty). A candidate may become the default when its held-out
     relative reconstruction error is at most 1% above the un-fixed one's on
     every tuning table, its mean held-out collision rate is not higher, and
     the geometric mean of its error ratios is at most 0.99; the lowest
