@@ -109,3 +109,63 @@ def test_bucket_recall_by_hand(leaderboard):
     # tail: user 109 found item 9 (1/1); user 105 (items 0-4 seen, so 5-9
     # recommended) found 8 but not the item 42 the model never saw: 1/2
     assert got["tail"] == {"recall": 0.75, "users": 2, "items": 2}
+
+
+def _lightgcn_folder(root, n_users=40, n_items=30, seed=0):
+    """A tiny data set in LightGCN's format (``user item item ...`` lines)."""
+    rng = np.random.default_rng(seed)
+    folder = root / "gowalla"
+    folder.mkdir()
+    train, test = [], []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=12, replace=False)
+        train.append(f"{u} " + " ".join(map(str, sorted(items[:10]))))
+        test.append(f"{u} " + " ".join(map(str, sorted(items[10:]))))
+    (folder / "train.txt").write_text("\n".join(train) + "\n")
+    (folder / "test.txt").write_text("\n".join(test) + "\n")
+    return root
+
+
+def test_refit_seed_run_trains_the_chosen_epochs_on_all_pairs(
+        leaderboard, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys.modules["_results"], "RESULTS", str(tmp_path / "res"))
+    data = _lightgcn_folder(tmp_path)
+    argv = [str(data), "--dataset", "gowalla", "--seed", "0", "--recipe",
+            "mf-bpr", "--max-epochs", "3", "--patience", "1", "--threads", "1"]
+    leaderboard.main([*argv, "--refit"])
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["recipe"] == "mf-bpr-refit"
+    path = tmp_path / "res" / "leaderboard" / "gowalla" / "mf-bpr-refit" / "seed0.json"
+    rec = json.loads(path.read_text())
+    assert rec["protocol"]["refit"] is True and rec["label"] == "mf-bpr-refit"
+    seed = rec["seeds"][0]
+    # the final model trained without validation for the chosen epochs
+    assert seed["valid_curve"] is None
+    assert seed["epochs"] == rec["selection"]["epochs"] == line["selected_epoch"]
+    assert len(rec["candidates"]) == 3
+    assert seed["select_fit_s"] == pytest.approx(
+        sum(c["fit_s"] for c in rec["candidates"]))
+    # without --refit: the validation run's own model, in the recipe's folder
+    leaderboard.main(argv)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["recipe"] == "mf-bpr" and line["select_fit_s"] is None
+    rec = json.loads((path.parent.parent / "mf-bpr" / "seed0.json").read_text())
+    assert rec["protocol"]["refit"] is False and rec["seeds"][0]["valid_curve"]
+
+
+def test_refit_rows_follow_their_recipe_and_count_both_fits(
+        make_tables, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules["_results"], "RESULTS", str(tmp_path))
+    values = np.linspace(0.1, 0.3, 50)
+    for label, select_s in (("mf-ccl-refit", 60.0), ("mf-bpr", None),
+                            ("mf-ccl", None)):
+        seed = _seed_record(0, values)
+        seed["select_fit_s"] = select_s
+        rec = {"dataset": "gowalla", "label": label, "seed": 0,
+               "selection": {"params": {}, "valid_score": 0.1}, "seeds": [seed]}
+        _write(tmp_path, f"leaderboard/gowalla/{label}", "seed0.json", rec)
+    rows = [r.split(" | ") for r in make_tables.table_leaderboard().splitlines()
+            if r.startswith("| gowalla") and "this page's protocol" in r]
+    assert [r[1] for r in rows] == ["`mf-bpr`", "`mf-ccl`", "`mf-ccl-refit`"]
+    # fit (min): 120 s of the final model, plus the 60 s validation run
+    assert [r[12] for r in rows] == ["2.0", "2.0", "3.0"]
