@@ -34,7 +34,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 import _results
 
 ROOT = _results.ROOT
-TARGETS = ("README.md", os.path.join("docs", "user_guide", "evidence.md"))
+TARGETS = ("README.md", os.path.join("docs", "user_guide", "evidence.md"),
+           os.path.join("docs", "scaling.md"))
 MARK = re.compile(
     r"(<!-- BEGIN TABLE (?P<name>[\w.+-]+) -->\n)(?P<body>.*?)(<!-- END TABLE (?P=name) -->)",
     re.DOTALL,
@@ -451,6 +452,40 @@ def _deepfm(name):
     return getattr(tables_deepfm, name)()
 
 
+THREAD_SETTINGS = {"default": "torch's default (threads spin while they wait)",
+                   "passive": "`OMP_WAIT_POLICY=PASSIVE`",
+                   "1-thread": "`OMP_NUM_THREADS=1`"}
+
+
+def table_threads():
+    """The demo's wall time per OpenMP setting, idle and beside busy cores
+    (bench_threads.py)."""
+    rec = _results.read_result(os.path.join("threads", "demo.json"))
+    if rec is None:
+        return "_No result file yet (`python benchmarks/bench_threads.py`)._\n"
+    busy = rec["config"]["busy"]
+    head = (f"| setting | idle cores (s) | {busy} of {rec['config']['cpus']} cores "
+            "busy (s) | busy / idle (medians) |")
+    lines = [head, "|---|---|---|---|"]
+    settings = [k for k in THREAD_SETTINGS if k in rec["config"]["settings"]]
+    for setting in settings:
+        cells, medians = [], []
+        for condition in ("idle", "busy"):
+            walls = [r["wall_s"] for r in rec["runs"]
+                     if r["setting"] == setting and r["condition"] == condition]
+            cells.append(", ".join(f"{w:.1f}" for w in walls) if walls else "—")
+            medians.append(float(np.median(walls)) if walls else None)
+        ratio = (f"{medians[1] / medians[0]:.1f}x" if None not in medians else "—")
+        lines.append(f"| {THREAD_SETTINGS[setting]} | {cells[0]} | {cells[1]} | "
+                     f"{ratio} |")
+    meta = rec["meta"]
+    return ("\n".join(lines) + f"\n\nWall seconds of `python -m skcollapse demo "
+            f"--quiet` in a fresh process, {rec['config']['repeats']} runs each, "
+            f"settings interleaved; busy: {busy} process(es) each holding one core "
+            f"(`while True: pass`). Commit {meta['commit'][:7]}, {meta['date'][:10]}; "
+            f"command `{rec['command']}`.\n")
+
+
 TABLES = {
     "summary": table_summary,
     "defaults": table_defaults,
@@ -465,6 +500,7 @@ TABLES = {
     "depth-citeulike": lambda: table_depth("citeulike"),
     "leaderboard": table_leaderboard,
     "speed": table_speed,
+    "threads": table_threads,
     "codebooks": lambda: _codebooks("table_codebooks"),
     "codebooks-planted": lambda: _codebooks("table_codebooks_planted"),
     "codebooks-erank": lambda: _codebooks("table_codebooks_erank"),

@@ -73,6 +73,40 @@ def test_demo_progress_on_stderr(capsys):
 
 
 @pytest.mark.parametrize(
+    "load, n_cpus, environ, hinted",
+    [
+        (2.0, 2, {}, True),  # both cores taken by other work
+        (1.0, 2, {}, True),  # half of them
+        (0.9, 2, {}, False),
+        (7.9, 16, {}, False),
+        (3.0, 1, {}, False),  # one CPU: no threads to wait for each other
+        (2.0, 2, {"OMP_WAIT_POLICY": "ACTIVE"}, False),  # the user chose
+        (2.0, 2, {"OMP_NUM_THREADS": "2"}, False),
+    ],
+)
+def test_busy_machine_hint(load, n_cpus, environ, hinted):
+    hint = _demo.busy_machine_hint(load, n_cpus, environ)
+    assert (hint is not None) == hinted
+    if hinted:
+        assert f"load {load:.1f} on {n_cpus} CPUs" in hint
+        assert "OMP_WAIT_POLICY=PASSIVE" in hint
+
+
+def test_demo_prints_the_hint_on_a_busy_machine(capsys, monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_demo.os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    monkeypatch.setattr(_demo.os, "cpu_count", lambda: 2)
+    args = [a for a in SMALL if a != "--quiet"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "note: this machine is busy (load 64.0 on 2 CPUs)" in err
+    assert "busy" not in out  # stdout keeps the table and the time line
+    assert main(SMALL) == 0  # --quiet: no hint either
+    assert "busy" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     "extra, match",
     [
         (["--users", "0"], "--users"),

@@ -127,3 +127,24 @@ def test_codebook_tables_from_files(make_tables, tmp_path, monkeypatch):
     assert "o/r @ abcdef1" in peer[2] and "| 0.750 |" in peer[2]
     assert "| 0.500 |" in peer[3]
     assert len(tables.table_codebooks().splitlines()) == 6  # peers are not tables
+
+
+def test_threads_table_from_a_file(make_tables, tmp_path, monkeypatch):
+    results = sys.modules["_results"]
+    monkeypatch.setattr(results, "RESULTS", str(tmp_path))
+    assert make_tables.table_threads().startswith("_No result file yet")
+    walls = {("idle", "default"): [10.0, 12.0], ("busy", "default"): [44.0, 66.0],
+             ("idle", "passive"): [20.0, 20.0], ("busy", "passive"): [25.0, 25.0]}
+    runs = [{"condition": c, "setting": s, "repeat": r, "wall_s": w,
+             "load_before": 0.1}
+            for (c, s), ws in walls.items() for r, w in enumerate(ws)]
+    results.write_result("threads/demo.json", {
+        "command": "benchmarks/bench_threads.py --repeats 2", "runs": runs,
+        "config": {"busy": 1, "cpus": 2, "repeats": 2,
+                   "settings": {"default": {}, "passive": {}}},
+        "meta": {"commit": "abcdef0123", "date": "2026-12-07T12:00:00+00:00"}})
+    rows = [r.split(" | ") for r in make_tables.table_threads().splitlines()
+            if r.startswith("| torch") or r.startswith("| `OMP")]
+    # medians: default 11 idle, 55 busy (5.0x); passive 20 and 25 (1.2x)
+    assert [r[1:] for r in rows] == [["10.0, 12.0", "44.0, 66.0", "5.0x |"],
+                                     ["20.0, 20.0", "25.0, 25.0", "1.2x |"]]
