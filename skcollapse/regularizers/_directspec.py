@@ -209,7 +209,7 @@ class DirectSpec(_SpectrumBalancing):
         is for use beside a loss with negatives, chosen by
         ``benchmarks/choose_defaults.py`` from validation figures only (the
         MovieLens-100k validation hold-out, MF and LightGCN, the documentation's
-        evidence page): 0.25 kept 1.004x of no regularizer's validation NDCG@20
+        evidence page; its CiteULike runs are still to come): 0.25 kept 1.004x of no regularizer's validation NDCG@20
         (MF 1.041x, LightGCN 0.968x), 0.5 0.943x, 1.0 0.655x. (Before December
         2026 the default was 0.5, chosen on a test split.)
     tau : float, default=3.0

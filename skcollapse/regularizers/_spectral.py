@@ -120,8 +120,8 @@ class SingularValueVariance(_PerTableMean):
         Multiplier of the penalty. The Multi-Embedding appendix uses 1e-3, 1e-4
         and 1e-5 on CTR models.
         {chosen_on_validation}
-        1e-3 kept 1.000x of no regularizer's validation NDCG@20 with the item
-        erank +4.6; 1e-2 kept 0.970x (+6.3). (Before December 2026 the default
+        1e-3 kept 0.999x of no regularizer's validation NDCG@20 with the item
+        erank +3.1; 1e-2 kept 0.977x (+4.2). (Before December 2026 the default
         was 1e-2, chosen on a test split.)
     tables : str or list of str, default=None
         Tables the penalty acts on (per CTR field in the source); ``None`` means
@@ -228,7 +228,7 @@ class CodingRate(_PerTableMean):
         Multiplier of the penalty.
         {chosen_on_validation}
         1e-4 kept 1.000x of no regularizer's validation NDCG@20 with the item
-        erank +1.1; 1e-3 kept 0.983x (+6.5). (Before December 2026 the default
+        erank +0.8; 1e-3 kept 0.975x (+4.5). (Before December 2026 the default
         was 3e-4, chosen on a test split.)
     eps : float, default=0.5
         Distortion :math:`\varepsilon`.

@@ -28,9 +28,11 @@ from scipy.linalg import lapack
 CHOSEN_ON_VALIDATION_DOC = """
 Chosen by ``benchmarks/choose_defaults.py`` from validation figures only
 (the procedure and every figure: the documentation's evidence page,
-"Defaults chosen on validation"): on the validation hold-out of the
-MovieLens-100k training part, MF and LightGCN, the largest item-erank
-gain among the weights that keep 99% of validation NDCG@20.
+"Defaults chosen on validation"): on the validation hold-outs of the
+MovieLens-100k training part (MF and LightGCN) and of the CiteULike training
+part (MF; its LightGCN runs are still to come), the largest item-erank gain
+among the weights whose validation NDCG@20 keeps 99% of no regularizer's
+(geometric mean over those three cells).
 """
 
 #: The Parameters entries of ``tables`` and ``table_weights`` of a penalty
