@@ -144,7 +144,7 @@ def test_threads_table_from_a_file(make_tables, tmp_path, monkeypatch):
                    "settings": {"default": {}, "passive": {}}},
         "meta": {"commit": "abcdef0123", "date": "2026-12-07T12:00:00+00:00"}})
     rows = [r.split(" | ") for r in make_tables.table_threads().splitlines()
-            if r.startswith("| torch") or r.startswith("| `OMP")]
+            if r.startswith(("| torch", "| `OMP"))]
     # medians: default 11 idle, 55 busy (5.0x); passive 20 and 25 (1.2x)
     assert [r[1:] for r in rows] == [["10.0, 12.0", "44.0, 66.0", "5.0x |"],
                                      ["20.0, 20.0", "25.0, 25.0", "1.2x |"]]
