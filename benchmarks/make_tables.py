@@ -338,7 +338,11 @@ def table_leaderboard():
             chosen = (fmt_params(recs[0]["selection"]["params"]) if len(settings) == 1
                       else "differs by seed")
             epochs = [s["epochs"] for s in seeds if s.get("epochs")]
-            stopped = any(s.get("stopped_by_time") for s in seeds)
+            # a refit trains the chosen epochs, but they were chosen within a
+            # validation run that the time budget may have cut short
+            stopped = any(s.get("stopped_by_time") for s in seeds) or any(
+                c.get("stopped_by_time") for r in recs for c in r.get("candidates", [])
+                if c.get("params") == r["selection"]["params"])
             epoch = f"{np.mean(epochs):.1f}" if epochs else "—"
             if stopped:
                 epoch += " (time budget)"

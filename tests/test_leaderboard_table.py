@@ -162,10 +162,15 @@ def test_refit_rows_follow_their_recipe_and_count_both_fits(
         seed = _seed_record(0, values)
         seed["select_fit_s"] = select_s
         rec = {"dataset": "gowalla", "label": label, "seed": 0,
-               "selection": {"params": {}, "valid_score": 0.1}, "seeds": [seed]}
+               "selection": {"params": {}, "valid_score": 0.1}, "seeds": [seed],
+               # the refit's epochs were chosen in a run the budget cut short
+               "candidates": [{"params": {}, "stopped_by_time": select_s is not None},
+                              {"params": {"lr": 1.0}, "stopped_by_time": True}]}
         _write(tmp_path, f"leaderboard/gowalla/{label}", "seed0.json", rec)
     rows = [r.split(" | ") for r in make_tables.table_leaderboard().splitlines()
             if r.startswith("| gowalla") and "this page's protocol" in r]
     assert [r[1] for r in rows] == ["`mf-bpr`", "`mf-ccl`", "`mf-ccl-refit`"]
     # fit (min): 120 s of the final model, plus the 60 s validation run
     assert [r[12] for r in rows] == ["2.0", "2.0", "3.0"]
+    # only the chosen candidate's cut counts
+    assert [r[11] for r in rows] == ["10.0", "10.0", "10.0 (time budget)"]
