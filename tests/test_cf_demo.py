@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from skcollapse.cli import _demo, main
+from skcollapse.cli import _demo, _threads, main
 
 SMALL = ["demo", "--users", "120", "--items", "50", "--epochs", "2", "--quiet"]
 
@@ -85,7 +85,7 @@ def test_demo_progress_on_stderr(capsys):
     ],
 )
 def test_busy_machine_hint(load, n_cpus, environ, hinted):
-    hint = _demo.busy_machine_hint(load, n_cpus, environ)
+    hint = _threads.busy_machine_hint(load, n_cpus, environ)
     assert (hint is not None) == hinted
     if hinted:
         assert f"load {load:.1f} on {n_cpus} CPUs" in hint
@@ -95,8 +95,8 @@ def test_busy_machine_hint(load, n_cpus, environ, hinted):
 def test_demo_prints_the_hint_on_a_busy_machine(capsys, monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(_demo.os, "getloadavg", lambda: (64.0, 64.0, 64.0))
-    monkeypatch.setattr(_demo.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    monkeypatch.setattr(_threads.os, "cpu_count", lambda: 2)
     args = [a for a in SMALL if a != "--quiet"]
     assert main(args) == 0
     out, err = capsys.readouterr()

@@ -126,6 +126,23 @@ def test_train_then_score_the_saved_model(tmp_path, csv_file, capsys):
         )
 
 
+def test_train_names_the_thread_settings_on_a_busy_machine(tmp_path, capsys,
+                                                           monkeypatch):
+    from skcollapse.cli import _threads
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    monkeypatch.setattr(_threads.os, "cpu_count", lambda: 4)
+    argv = ["train", *FAST, "--max-epochs", "1", "--no-monitor"]
+    assert main([*argv, "-o", str(tmp_path / "a.skc")]) == 0
+    out, err = capsys.readouterr()
+    assert "this machine is busy (load 3.0 on 4 CPUs)" in err
+    assert "busy" not in out  # stdout keeps the training log
+    assert main([*argv, "--quiet", "-o", str(tmp_path / "b.skc")]) == 0
+    assert "busy" not in capsys.readouterr().err
+
+
 def test_train_synthetic_with_held_out_evaluation(tmp_path, capsys):
     from skcollapse.model_selection import train_test_split_interactions
 

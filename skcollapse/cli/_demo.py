@@ -16,13 +16,13 @@ test over users for accuracy, a bootstrap over items for erank).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 import numpy as np
 
 from skcollapse.cli import CLIError
+from skcollapse.cli._threads import busy_machine_hint
 
 #: ``(label, estimator class path)`` of the models the demo trains.
 DEMO_MODELS = [
@@ -348,38 +348,6 @@ def _demo_data(args, progress):
         X, test_size=0.2, strategy="per_user", random_state=args.seed
     )
     return train, test, n_users, n_items, source
-
-
-def busy_machine_hint(load=None, n_cpus=None, environ=None):
-    """A hint to print before training on a busy machine, or None.
-
-    PyTorch's CPU build runs each parallel operation on OpenMP threads that
-    spin while they wait for each other. When other processes hold the cores,
-    a waiting thread burns the time slice its partner needs, and a training
-    loop of many small operations pays for it at every step (the demo takes
-    several times as long beside one busy core; ``OMP_WAIT_POLICY=PASSIVE``
-    or ``OMP_NUM_THREADS=1`` undo most of that but cost on idle cores: see
-    ``docs/scaling.md`` and ``benchmarks/bench_threads.py``). The policy is
-    read when torch loads, so the hint names the variables rather than
-    setting them. ``None`` when the 1-minute
-    load average is under half the CPUs, or the user already set
-    ``OMP_WAIT_POLICY`` or ``OMP_NUM_THREADS``.
-    """
-    environ = os.environ if environ is None else environ
-    if "OMP_WAIT_POLICY" in environ or "OMP_NUM_THREADS" in environ:
-        return None
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):  # not on this platform
-            return None
-    n_cpus = n_cpus or os.cpu_count() or 1
-    if n_cpus < 2 or load < 0.5 * n_cpus:
-        return None
-    return (f"note: this machine is busy (load {load:.1f} on {n_cpus} CPUs); "
-            "PyTorch's threads spin while they wait for a core, which can make "
-            "training several times slower. If it is slow, run it again with "
-            "OMP_WAIT_POLICY=PASSIVE (or OMP_NUM_THREADS=1) set before it starts.")
 
 
 def run_demo(args):

@@ -448,6 +448,12 @@ def run_train(args) -> int:
     except OSError as exc:
         raise CLIError(f"--output: {exc.strerror}") from None
 
+    if device == "cpu" and not args.quiet:
+        from skcollapse.cli._threads import busy_machine_hint
+
+        hint = busy_machine_hint()
+        if hint:
+            print(hint, file=sys.stderr)
     X, info = load_interactions(
         args.data,
         user_col=args.user_col,
