@@ -13,6 +13,7 @@ from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
     RowGroups,
     extra_ids_of,
+    first_in_steps,
     float32_accurate,
     gram64,
     ids_of,
@@ -96,14 +97,9 @@ class _Whitening(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, counts, dbn):
-        dtypes = (torch.float64,)
-        if x.dtype == torch.float32:
-            dtypes = (torch.float32, torch.float64)
-        for dtype in dtypes:
-            stats = _batch_statistics(x.to(dtype), counts, dbn)
-            if stats is not None:
-                break
-        mu, W, Xc, w, n, saved = stats
+        # never None: float64 rows are always accurate enough
+        mu, W, Xc, w, n, saved = first_in_steps(
+            x, lambda X: _batch_statistics(X, counts, dbn))
         m, n_full, rest = dbn._groups(x.shape[1])
         ctx.dbn_shape = (m, n_full, rest, n)
         ctx.groups = saved

@@ -67,6 +67,21 @@ TABLE_CONSTRAINTS = {
 }
 
 
+def first_in_steps(x, compute):
+    """The first result other than ``None`` of ``compute(X)``, ``X`` the rows
+    ``x`` in float32 and then in float64 (float32 rows), or in float64 only
+    (any other dtype); ``None`` if there is none. The one place that decides
+    which precisions a closed form tries, and in which order."""
+    dtypes = (torch.float64,)
+    if x.dtype == torch.float32:
+        dtypes = (torch.float32, torch.float64)
+    for dtype in dtypes:
+        found = compute(x.to(dtype))
+        if found is not None:
+            return found
+    return None
+
+
 def closed_form_in_steps(x, compute):
     """``compute(X)`` for ``X`` the rows ``x`` in float32, then in float64.
 
@@ -80,15 +95,11 @@ def closed_form_in_steps(x, compute):
     in float64 only. Returns the first result, ``grad`` in ``x``'s dtype, or
     ``None``.
     """
-    dtypes = (torch.float64,)
-    if x.dtype == torch.float32:
-        dtypes = (torch.float32, torch.float64)
-    for dtype in dtypes:
-        found = compute(x.to(dtype))
-        if found is not None:
-            value, grad = found
-            return value, grad.to(x.dtype)
-    return None
+    found = first_in_steps(x, compute)
+    if found is None:
+        return None
+    value, grad = found
+    return value, grad.to(x.dtype)
 
 
 def gram64(X, counts=None):
@@ -178,7 +189,8 @@ def sym_eigh(S):
 
     On the CPU through scipy's LAPACK (``dsyevd``, one matrix at a time, on
     the calling thread: see :func:`spd_inverse`), elsewhere through torch.
-    ``None`` if LAPACK reports a failure.
+    Raises :class:`torch.linalg.LinAlgError` if LAPACK reports a failure, as
+    ``torch.linalg.eigh`` does.
     """
     S = S.detach()
     if S.device.type != "cpu":
