@@ -471,3 +471,30 @@ def test_modules_trust_numpy_integer_arguments(rng):
     assert type(model.embedding_dim) is int and type(model.n_embedding_sets) is int
     x = _codes(rng, 6)
     torch.testing.assert_close(model(x), ref(x))
+
+
+def test_nn_exports_what_each_module_lists_and_lists_what_it_defines():
+    # skcollapse.nn re-exports its modules' __all__: a public class or function
+    # defined in an nn module and left out of that module's __all__ would be
+    # missing from the package.
+    import importlib
+    import inspect
+    import pkgutil
+
+    import skcollapse.nn as nn_pkg
+
+    exported = []
+    for info in pkgutil.iter_modules(nn_pkg.__path__):
+        module = importlib.import_module(f"skcollapse.nn.{info.name}")
+        defined = {
+            name for name, obj in vars(module).items()
+            if not name.startswith("_")
+            and (inspect.isclass(obj) or inspect.isfunction(obj))
+            and obj.__module__ == module.__name__
+        }
+        assert defined <= set(module.__all__), (info.name, defined - set(module.__all__))
+        exported += module.__all__
+    assert sorted(nn_pkg.__all__) == sorted(exported)
+    assert len(set(exported)) == len(exported)
+    assert {"FM", "MLP_HIDDEN_UNITS", "FieldEmbedding", "TwoTower"} <= set(exported)
+    assert all(hasattr(nn_pkg, name) for name in exported)

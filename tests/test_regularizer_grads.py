@@ -372,17 +372,18 @@ def _spy_gram(monkeypatch):
         seen.append(X.dtype)
         return gram64(X, counts)
 
+    def checked(factorise):
+        def factorise_float64(M):
+            assert M.dtype == torch.float64, M.dtype
+            return factorise(M)
+        return factorise_float64
+
+    # Cholesky runs in _utils.accurate_spd_inverse, eigh in the modules
+    monkeypatch.setattr(_utils, "spd_inverse", checked(_utils.spd_inverse))
     for module in (_logdet, _spectral):
         monkeypatch.setattr(module, "gram64", spy)
-        for name in ("spd_inverse", "sym_eigh"):
-            if hasattr(module, name):
-                factorise = getattr(_utils, name)
-
-                def checked(M, _factorise=factorise):
-                    assert M.dtype == torch.float64, M.dtype
-                    return _factorise(M)
-
-                monkeypatch.setattr(module, name, checked)
+        if hasattr(module, "sym_eigh"):
+            monkeypatch.setattr(module, "sym_eigh", checked(_utils.sym_eigh))
     return seen
 
 
@@ -503,6 +504,25 @@ def test_lapack_helpers_equal_torch():
     torch.testing.assert_close(small_matmul(B, A.T), B @ A.T)
     leaf = A.clone().requires_grad_(True)
     assert small_matmul(B, leaf).grad_fn is not None
+
+
+def test_accurate_spd_inverse_refuses_what_float32_cannot_resolve():
+    """``accurate_spd_inverse`` is ``spd_inverse`` for float64 rows and for
+    float32 rows of a well-conditioned statistic; ``None`` for float32 rows
+    when ``sqrt(n) 2**-24 cond1(S) > 1e-3`` (here cond1 about 1e8), and when
+    Cholesky fails."""
+    from skcollapse.regularizers._utils import accurate_spd_inverse, spd_inverse
+
+    S_good = torch.diag(torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64))
+    S_bad = torch.diag(torch.tensor([1.0, 1.0, 1e-8], dtype=torch.float64))
+    rows32 = torch.ones(100, 3, dtype=torch.float32)
+    for S, X in ((S_good, rows32), (S_bad, rows32.double())):
+        logdet, inv = accurate_spd_inverse(S, X)
+        expected_logdet, expected_inv = spd_inverse(S)
+        torch.testing.assert_close(logdet, expected_logdet)
+        torch.testing.assert_close(inv, expected_inv)
+    assert accurate_spd_inverse(S_bad, rows32) is None
+    assert accurate_spd_inverse(-S_good, rows32.double()) is None
 
 
 def test_dbn_float32_rows_of_ill_conditioned_batch_take_float64(monkeypatch):

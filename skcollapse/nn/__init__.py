@@ -1,68 +1,30 @@
-"""Plain ``torch.nn.Module`` building blocks (no skorch here)."""
+"""Plain ``torch.nn.Module`` building blocks (no skorch here).
 
-from skcollapse.nn._cf_encoder import CFEncoder
-from skcollapse.nn._cf_loss import CFLoss
-from skcollapse.nn._ctr_blocks import (
-    CIN,
-    BilinearFusion,
-    CrossNetV2,
-    FinalMLPStreams,
-    FMInteraction,
-    FwFMPooling,
-    InnerProduct,
-    MLPBlock,
-)
-from skcollapse.nn._ctr_embedding import FieldEmbedding, FieldIndexer, FieldLinear
-from skcollapse.nn._ctr_models import (
-    DNN,
-    FM,
-    IPNN,
-    MLP_BATCH_NORM,
-    MLP_DROPOUT,
-    MLP_HIDDEN_UNITS,
-    CTRModel,
-    DCNv2,
-    DeepFM,
-    FinalMLP,
-    NFwFM,
-    XDeepFM,
-)
-from skcollapse.nn._lightgcn import LightGCN, normalized_adjacency
-from skcollapse.nn._mf import MatrixFactorization, SparseRowAdam, bpr_rows, bpr_step
-from skcollapse.nn._two_tower import FieldBags, TwoTower
+Each module names its public objects once, in its own ``__all__``; the package
+re-exports them all, so a new block is made public where it is defined.
+"""
 
-__all__ = [
-    "CIN",
-    "DNN",
-    "FM",
-    "IPNN",
-    "MLP_BATCH_NORM",
-    "MLP_DROPOUT",
-    "MLP_HIDDEN_UNITS",
-    "BilinearFusion",
-    "CFEncoder",
-    "CFLoss",
-    "CTRModel",
-    "CrossNetV2",
-    "DCNv2",
-    "DeepFM",
-    "FMInteraction",
-    "FieldBags",
-    "FieldEmbedding",
-    "FieldIndexer",
-    "FieldLinear",
-    "FinalMLP",
-    "FinalMLPStreams",
-    "FwFMPooling",
-    "InnerProduct",
-    "LightGCN",
-    "MLPBlock",
-    "MatrixFactorization",
-    "NFwFM",
-    "SparseRowAdam",
-    "TwoTower",
-    "XDeepFM",
-    "bpr_rows",
-    "bpr_step",
-    "normalized_adjacency",
-]
+from skcollapse.nn import (
+    _cf_encoder,
+    _cf_loss,
+    _ctr_blocks,
+    _ctr_embedding,
+    _ctr_models,
+    _lightgcn,
+    _mf,
+    _two_tower,
+)
+from skcollapse.nn._cf_encoder import *
+from skcollapse.nn._cf_loss import *
+from skcollapse.nn._ctr_blocks import *
+from skcollapse.nn._ctr_embedding import *
+from skcollapse.nn._ctr_models import *
+from skcollapse.nn._lightgcn import *
+from skcollapse.nn._mf import *
+from skcollapse.nn._two_tower import *
+
+__all__ = (
+    _cf_encoder.__all__ + _cf_loss.__all__ + _ctr_blocks.__all__
+    + _ctr_embedding.__all__ + _ctr_models.__all__ + _lightgcn.__all__ + _mf.__all__
+    + _two_tower.__all__
+)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CF_LOSSES", "CFLoss"]
+__all__ = ["CFLoss"]
 
 #: names of the objectives :class:`CFLoss` implements
 CF_LOSSES = ("bpr", "bce", "softmax", "align", "ccl")

@@ -24,6 +24,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+__all__ = [
+    "CIN",
+    "BilinearFusion",
+    "CrossNetV2",
+    "FMInteraction",
+    "FinalMLPStreams",
+    "FwFMPooling",
+    "InnerProduct",
+    "MLPBlock",
+]
+
 
 def _as_units(hidden_units) -> tuple[int, ...]:
     """Layer widths as a tuple of ints (an int is one layer)."""

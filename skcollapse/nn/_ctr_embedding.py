@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+__all__ = ["FieldEmbedding", "FieldIndexer", "FieldLinear"]
+
 
 class FieldIndexer(nn.Module):
     """Map codes of an integer field matrix to global row ids, with OOV rows.

@@ -90,6 +90,21 @@ from skcollapse.nn._ctr_blocks import (
 )
 from skcollapse.nn._ctr_embedding import FieldEmbedding, FieldLinear
 
+__all__ = [
+    "DNN",
+    "FM",
+    "IPNN",
+    "MLP_BATCH_NORM",
+    "MLP_DROPOUT",
+    "MLP_HIDDEN_UNITS",
+    "CTRModel",
+    "DCNv2",
+    "DeepFM",
+    "FinalMLP",
+    "NFwFM",
+    "XDeepFM",
+]
+
 #: Guo et al.'s MLP (two layers of 400 units, dropout 0.2, batch normalisation):
 #: the default of every model below that has an MLP, and of the classifiers of
 #: :mod:`skcollapse.recommenders` built on them (signatures and docstrings).

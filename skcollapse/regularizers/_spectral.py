@@ -14,14 +14,13 @@ from skcollapse.regularizers._utils import (
     TABLE_CONSTRAINTS,
     TABLE_PARAMS_DOC,
     RowGroups,
+    accurate_spd_inverse,
     closed_form_in_steps,
-    cond1,
     float32_accurate,
     gram64,
     ids_of,
     select_tables,
     small_matmul,
-    spd_inverse,
     sym_eigh,
     weight_of,
     weighted_table_mean,
@@ -313,12 +312,10 @@ class CodingRate(_PerTableMean):
         M = gram64(Z, None if counts is None else counts.to(Z))
         c = d / (n * float(self.eps) ** 2)
         M.mul_(c).diagonal().add_(1.0)
-        found = spd_inverse(M)
+        found = accurate_spd_inverse(M, X)
         if found is None:
             return None
         logdet, inv = found
-        if not float32_accurate(X, cond1(M, inv)):
-            return None
         value = -0.5 * logdet
         gz = Z @ inv.mul_(-c * scale).to(X.dtype)
         if not self.normalize:

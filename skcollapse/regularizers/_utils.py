@@ -171,6 +171,18 @@ def spd_inverse(S):
     return torch.tensor(logdet, dtype=S.dtype), torch.from_numpy(inv)
 
 
+def accurate_spd_inverse(S, X):
+    """:func:`spd_inverse` of the statistic ``S`` formed from the rows ``X``,
+    or ``None`` also when the float32 route was not accurate enough for it
+    (:func:`float32_accurate` with the condition number :func:`cond1`): the
+    check of every closed form that factorises its Gram matrix by Cholesky.
+    """
+    found = spd_inverse(S)
+    if found is None or not float32_accurate(X, cond1(S, found[1])):
+        return None
+    return found
+
+
 def small_matmul(a, b):
     """``a @ b`` of the closed forms' small ``(..., d, d)`` statistics: numpy's
     product on the CPU (OpenBLAS runs a ``64 x 64`` product on the calling
