@@ -1,7 +1,7 @@
 """Plain ``torch.nn.Module`` building blocks (no skorch here)."""
 
 from skcollapse.nn._cf_encoder import CFEncoder
-from skcollapse.nn._cf_loss import CFLoss
+from skcollapse.nn._cf_loss import CFLoss, row_scores
 from skcollapse.nn._ctr_blocks import (
     CIN,
     BilinearFusion,
@@ -65,4 +65,5 @@ __all__ = [
     "bpr_rows",
     "bpr_step",
     "normalized_adjacency",
+    "row_scores",
 ]
