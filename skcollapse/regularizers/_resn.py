@@ -26,14 +26,22 @@ def score_spectral_norm_sq(queries, items, n_iter=5):
     ``B``. It is at most ``sigma_1²`` and equals it once ``v`` has converged;
     there its gradient is the gradient of ``sigma_1²`` (``v`` is a stationary
     point of the quotient), as in ``torch.nn.utils.spectral_norm``.
+
+    Cost: the Gram matrices ``A`` and ``B`` are formed without gradient, in
+    the rows' dtype (one ``d x d`` product of each table), and the iteration
+    runs on them in float64. The value is taken, with its gradient, as
+    ``||Q (Iᵀ t)||² / ||t||²`` with ``t = I c`` (the same quotient): four
+    matrix-vector products over the rows and two rank-one gradients, where
+    differentiating through ``A`` and ``B`` costs two more ``n x d x d``
+    products each (the gradient of ``A`` is the rank-one ``(Bc)(Bc)ᵀ / cᵀBc``,
+    and of ``B`` rank two). The two norms are summed in float64.
     """
-    Q = queries.to(torch.float64)
-    V = items.to(torch.float64)
-    A = Q.T @ Q
-    B = V.T @ V
-    tiny = torch.finfo(torch.float64).tiny
+    wide = torch.float64
     with torch.no_grad():  # no host synchronisation: torch.where, not if
-        c = Q.sum(dim=0)
+        A = (queries.T @ queries).to(wide)
+        B = (items.T @ items).to(wide)
+        tiny = torch.finfo(wide).tiny
+        c = queries.sum(dim=0, dtype=wide)
         c = torch.where(torch.linalg.vector_norm(c) > 0, c, torch.ones_like(c))
         c = c / torch.linalg.vector_norm(c)
         for _ in range(int(n_iter)):
@@ -41,9 +49,10 @@ def score_spectral_norm_sq(queries, items, n_iter=5):
             norm = torch.linalg.vector_norm(nxt)
             # A B c = 0: the scores vanish along c; keep it (the value is then 0)
             c = torch.where(norm > 0, nxt / norm.clamp_min(tiny), c)
-    Bc = B @ c
-    # B is PSD, so cᵀBc = 0 means Bc = 0 and the numerator is 0 too
-    return (Bc @ (A @ Bc)) / (c @ Bc).clamp_min(tiny)
+    t = items @ c.to(items.dtype)  # v = I c, the right singular direction
+    r = queries @ (items.T @ t).to(queries.dtype)  # S v = Q B c
+    # ||t||² = cᵀBc = 0 means t = 0, so r = 0 and the numerator is 0 too
+    return r.to(wide).pow(2).sum() / t.to(wide).pow(2).sum().clamp_min(tiny)
 
 
 @register_regularizer("resn")
