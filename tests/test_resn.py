@@ -60,6 +60,57 @@ def test_few_iterations_bound_from_below(seed):
     assert values[-1] == pytest.approx(exact, rel=1e-6)
 
 
+def _quotient_through_grams(U, V, n_iter):
+    """Reference: ``cᵀBABc / cᵀBc`` differentiated through ``A = UᵀU`` and
+    ``B = VᵀV`` (float64), ``c`` from ``n_iter`` power steps held constant."""
+    A, B = U.T @ U, V.T @ V
+    with torch.no_grad():
+        c = U.sum(0)
+        c = c / torch.linalg.vector_norm(c)
+        for _ in range(n_iter):
+            c = A @ (B @ c)
+            c = c / torch.linalg.vector_norm(c)
+    Bc = B @ c
+    return (Bc @ (A @ Bc)) / (c @ Bc)
+
+
+@pytest.mark.parametrize("n_iter", [0, 1, 3])
+def test_unconverged_value_and_gradient_are_the_gram_quotients(n_iter):
+    """Before convergence too: the value and its gradient (``c`` held) are
+    those of the quotient written with the ``d x d`` Gram matrices."""
+    U, V = _pair(5, n_u=40, n_i=30, d=6)
+    Ut, Vt = (torch.tensor(x, requires_grad=True) for x in (U, V))
+    got = score_spectral_norm_sq(Ut, Vt, n_iter=n_iter)
+    got.backward()
+    Ur, Vr = (torch.tensor(x, requires_grad=True) for x in (U, V))
+    want = _quotient_through_grams(Ur, Vr, n_iter)
+    want.backward()
+    np.testing.assert_allclose(got.item(), want.item(), rtol=1e-12)
+    torch.testing.assert_close(Ut.grad, Ur.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(Vt.grad, Vr.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_float32_rows_give_the_float64_value_and_gradient():
+    """float32 rows (the Grams and matrix-vector products in float32, the
+    iteration and the norms in float64): the float64 result to float32
+    rounding, on a batch of a few thousand rows with a popular direction."""
+    rng = np.random.default_rng(1)
+    pop = np.log1p(rng.zipf(1.5, size=3000).clip(max=500))
+    V = (np.outer(pop, rng.normal(size=32)) + rng.normal(size=(3000, 32))) / 8
+    U = (rng.normal(size=(3000, 32)) + rng.normal(size=32)) / 8
+    values, grads = [], []
+    for dtype in (torch.float64, torch.float32):
+        Ut, Vt = (torch.tensor(x, dtype=dtype, requires_grad=True) for x in (U, V))
+        value = score_spectral_norm_sq(Ut, Vt, n_iter=5)
+        value.backward()
+        values.append(value.item())
+        grads.append([Ut.grad.double(), Vt.grad.double()])
+    np.testing.assert_allclose(values[1], values[0], rtol=1e-5)
+    for got, want in zip(grads[1], grads[0]):
+        torch.testing.assert_close(got, want, rtol=1e-4,
+                                   atol=1e-5 * float(want.abs().max()))
+
+
 def test_zero_iterations_is_the_reference_codes_one_step():
     """n_iter=0: ||S q||² with q = Sᵀ1 / ||Sᵀ1|| (ReSN's code, raw scores)."""
     U, V = _pair(7)

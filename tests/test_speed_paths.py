@@ -23,6 +23,14 @@ from skorch.callbacks import (
     LRScheduler,
 )
 
+from skcollapse.nn import (
+    CFLoss,
+    LightGCN,
+    MatrixFactorization,
+    _cf_loss,
+    normalized_adjacency,
+    row_scores,
+)
 from skcollapse.recommenders import MFRecommender
 from skcollapse.regularizers import (
     _directau,
@@ -763,3 +771,104 @@ def test_resampling_tests_only_redrawn_negatives(lookup, n_neg, monkeypatch):
     # the same number of draws was taken from the stream
     torch.testing.assert_close(torch.randint(0, 30, (5,), generator=sampler.generator),
                                torch.randint(0, 30, (5,), generator=gen))
+
+
+def _one_lookup_sliced(encoder, users, items):
+    """``encode`` as it was before issue 31: one lookup of the joint table
+    (LightGCN: also of the propagated one), each sliced in two."""
+    index = torch.cat([users, items + encoder.n_users])
+    nu = users.shape[0]
+    ego = torch.nn.functional.embedding(index, encoder.embedding.weight,
+                                        sparse=encoder.sparse)
+    rows = ego
+    if isinstance(encoder, LightGCN):
+        rows = encoder.propagate().index_select(0, index)
+    return {"user": rows[:nu], "item": rows[nu:], "user_ego": ego[:nu],
+            "item_ego": ego[nu:]}
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MatrixFactorization(N_USERS, N_ITEMS, DIM),
+    lambda: MatrixFactorization(N_USERS, N_ITEMS, DIM, sparse=True),
+    lambda: LightGCN(N_USERS, N_ITEMS, DIM, n_layers=2),
+])
+def test_encoders_give_the_one_lookup_rows_and_gradient(make):
+    """Per-table lookups (dense MF) and split rows (sparse MF, LightGCN): the
+    rows and the table's gradient of the one sliced lookup. MF's bit for bit
+    (users and items own disjoint rows; repeated ids sum in the same order);
+    LightGCN's gradient to float64 rounding (autograd may add its ego and
+    propagated paths in another order)."""
+    torch.manual_seed(0)
+    encoder = make().double()
+    exact = {"rtol": 0, "atol": 0}
+    if isinstance(encoder, LightGCN):
+        R = sp.random(N_USERS, N_ITEMS, density=0.2, random_state=0, format="csr")
+        encoder.set_adjacency(normalized_adjacency((R > 0).astype(np.float64),
+                                                   dtype=torch.float64))
+        exact = {"rtol": 1e-13, "atol": 1e-15}
+    gen = torch.Generator().manual_seed(1)
+    users = torch.multinomial(torch.arange(1.0, N_USERS + 1) ** 2, B, True, generator=gen)
+    items = torch.multinomial(torch.arange(1.0, N_ITEMS + 1) ** 2, 5 * B, True,
+                              generator=gen)
+    keys = ("user", "item", "user_ego", "item_ego")
+    weights = {k: torch.randn(B if k.startswith("user") else 5 * B, DIM,
+                              generator=gen, dtype=torch.float64) for k in keys}
+
+    def grad_of(enc):
+        weight = encoder.embedding.weight
+        weight.grad = None
+        sum((enc[k] * weights[k]).pow(2).sum() for k in keys).backward()
+        return weight.grad.to_dense()
+
+    got, want = encoder.encode(users, items), _one_lookup_sliced(encoder, users, items)
+    for k in keys:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
+    torch.testing.assert_close(grad_of(got), grad_of(want), **exact)
+
+
+@pytest.mark.parametrize("loss", ["bpr", "bce", "softmax", "ccl"])
+def test_per_row_negative_scores_equal_the_einsum_form(loss):
+    """CFLoss's per-positive negatives scored as a batched matrix-vector
+    product: the loss and gradients of the ``einsum("bd,bnd->bn")`` form."""
+    gen = torch.Generator().manual_seed(2)
+    user, pos = (torch.randn(B, DIM, generator=gen, dtype=torch.float64)
+                 for _ in range(2))
+    neg = torch.randn(B, 4, DIM, generator=gen, dtype=torch.float64)
+    mask = torch.rand(B, 4, generator=gen) < 0.1
+    einsum_calls = []
+
+    def einsum(eq, *ops):  # the loss as it was: the scores by torch.einsum
+        einsum_calls.append(eq)
+        return real_einsum(eq, *ops)
+
+    real_einsum = torch.einsum
+    results = []
+    for patched in (False, True):
+        leaves = [x.clone().requires_grad_(True) for x in (user, pos, neg)]
+        criterion = CFLoss(loss)
+        if patched:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(_cf_loss, "row_scores",
+                           lambda u, n: einsum("bd,bnd->bn", u, n))
+                value = criterion(*leaves, neg_mask=mask)
+        else:
+            value = criterion(*leaves, neg_mask=mask)
+        value.backward()
+        results.append([value.detach()] + [x.grad for x in leaves])
+    assert einsum_calls == ["bd,bnd->bn"]
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_row_scores_value_and_gradient():
+    """``row_scores``: the einsum's value, and a gradient that passes
+    gradcheck (finite differences) for each input and for both."""
+    gen = torch.Generator().manual_seed(3)
+    user = torch.randn(7, 5, generator=gen, dtype=torch.float64)
+    neg = torch.randn(7, 3, 5, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(row_scores(user, neg),
+                               torch.einsum("bd,bnd->bn", user, neg),
+                               rtol=1e-14, atol=1e-14)
+    for grads in ((True, True), (True, False), (False, True)):
+        leaves = [x.clone().requires_grad_(g) for x, g in zip((user, neg), grads)]
+        assert torch.autograd.gradcheck(row_scores, leaves)

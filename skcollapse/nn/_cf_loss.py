@@ -7,10 +7,59 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CFLoss"]
+__all__ = ["CFLoss", "row_scores"]
 
 #: names of the objectives :class:`CFLoss` implements
 CF_LOSSES = ("bpr", "bce", "softmax", "align", "ccl")
+
+
+class _RowScores(torch.autograd.Function):
+    """``(batch, n)`` products ``user[b] · neg[b, k]`` of per-row negatives.
+
+    ``torch.einsum("bd,bnd->bn", user, neg)`` with a backward that keeps
+    every tensor in its own layout: the negatives' gradient is the broadcast
+    product ``g[b, k] user[b]``, the users' ``g[b] @ neg[b]``. einsum (and a
+    plain ``bmm``) formed the first as ``(batch, d, n)`` outer products and
+    copied it back, and read ``neg`` transposed for the second: the largest
+    costs of a CF step with several negatives a positive.
+    """
+
+    @staticmethod
+    def forward(ctx, user, neg):
+        ctx.save_for_backward(user, neg)
+        # squeezed in place: an output that is no view (CCL edits it in place)
+        return torch.bmm(neg, user.unsqueeze(-1)).squeeze_(-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        user, neg = ctx.saved_tensors
+        grad_user = grad_neg = None
+        if ctx.needs_input_grad[0]:
+            grad_user = torch.bmm(grad.unsqueeze(1), neg).squeeze(1)
+        if ctx.needs_input_grad[1]:
+            grad_neg = grad.unsqueeze(-1) * user.unsqueeze(1)
+        return grad_user, grad_neg
+
+
+def row_scores(user, neg):
+    """Scores of per-row candidates: ``out[b, k] = user[b] · neg[b, k]``.
+
+    The value of ``torch.einsum("bd,bnd->bn", user, neg)``, with a backward
+    that forms the gradient of ``neg`` in its own ``(batch, n, dim)`` layout
+    and reads ``neg`` in order (see :class:`_RowScores`). :class:`CFLoss`
+    scores per-positive negatives with it; a loss of one's own on the same
+    ``(user, pos, neg)`` arguments can too.
+
+    Parameters
+    ----------
+    user : Tensor of shape (batch, dim)
+    neg : Tensor of shape (batch, n, dim)
+
+    Returns
+    -------
+    Tensor of shape (batch, n)
+    """
+    return _RowScores.apply(user, neg)
 
 
 def _cosine_contrastive(user, pos, neg, neg_mask, margin, negative_weight):
@@ -27,7 +76,7 @@ def _cosine_contrastive(user, pos, neg, neg_mask, margin, negative_weight):
     if neg is None:
         return loss.mean()
     n = F.normalize(neg, dim=-1)
-    neg_cos = u @ n.T if n.dim() == 2 else torch.einsum("bd,bnd->bn", u, n)
+    neg_cos = u @ n.T if n.dim() == 2 else row_scores(u, n)
     # in place on the product (its backward does not need it): two fewer
     # passes over the (batch, n) matrix, which dominates the step
     hinge = neg_cos.sub_(margin).relu_()
@@ -180,10 +229,7 @@ class CFLoss(nn.Module):
             return _shared_softmax(user, pos, neg, neg_mask, self.temperature,
                                    pos_log_q, neg_log_q)
         pos_s = (user * pos).sum(-1)
-        if neg.dim() == 2:
-            neg_s = user @ neg.T
-        else:
-            neg_s = torch.einsum("bd,bnd->bn", user, neg)
+        neg_s = user @ neg.T if neg.dim() == 2 else row_scores(user, neg)
         if self.loss == "softmax":
             if neg_mask is not None:
                 neg_s = neg_s.masked_fill(neg_mask, float("-inf"))

@@ -154,15 +154,12 @@ class LightGCN(CFEncoder):
         """Propagated and ego embeddings of a batch (see ``MatrixFactorization``)."""
         all_emb = self.propagate()
         index = self._ego_index(users, items)
-        final = all_emb.index_select(0, index)
-        ego = F.embedding(index, self.embedding.weight)
-        nu = users.shape[0]
-        return {
-            "user": final[:nu],
-            "item": final[nu:],
-            "user_ego": ego[:nu],
-            "item_ego": ego[nu:],
-        }
+        # split, not sliced: the backward of two slices fills a zero tensor
+        # of all the batch's rows for each and adds them; split's concatenates
+        sizes = [users.shape[0], items.shape[0]]
+        user, item = all_emb.index_select(0, index).split(sizes)
+        user_ego, item_ego = F.embedding(index, self.embedding.weight).split(sizes)
+        return {"user": user, "item": item, "user_ego": user_ego, "item_ego": item_ego}
 
     def tables(self):
         """The propagated ``(user_table, item_table)`` used for ranking."""

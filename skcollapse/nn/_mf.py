@@ -47,11 +47,22 @@ class MatrixFactorization(CFEncoder):
                          sparse=sparse, init=init)
 
     def encode(self, users, items):
-        """Embeddings of a batch, in one lookup (ego rows are the embeddings)."""
-        rows = F.embedding(
-            self._ego_index(users, items), self.embedding.weight, sparse=self.sparse
-        )
-        user, item = rows[: users.shape[0]], rows[users.shape[0]:]
+        """Embeddings of a batch (ego rows are the embeddings).
+
+        Sparse gradients: one lookup, so one sparse gradient a step. Dense
+        gradients: one lookup per table, whose backward passes add into two
+        table-sized gradients; one lookup split in two would first
+        concatenate the gradients of every batch row (a copy of
+        ``(n_u + n_i) x d``, the size of the batch's rows, each step). Users
+        and items own disjoint rows of the table, so both give the same sums.
+        """
+        weight = self.embedding.weight
+        if self.sparse:
+            rows = F.embedding(self._ego_index(users, items), weight, sparse=True)
+            user, item = rows.split([users.shape[0], items.shape[0]])
+        else:
+            user = F.embedding(users, weight)
+            item = F.embedding(items + self.n_users, weight)
         return {"user": user, "item": item, "user_ego": user, "item_ego": item}
 
     def tables(self):

@@ -426,12 +426,16 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         items = pos if draw.encode is None else torch.cat([pos, draw.encode])
         enc = self._encode(users, items)
         u, it = enc["user"], enc["item"]
+        # split, not sliced: two slices' backward would fill a zero tensor of
+        # every encoded item row each and add them (the costliest part of a
+        # step with many negatives); split's backward is one concatenation
+        it_pos, it_extra = it.split([B, it.shape[0] - B])
         context = self._regularizer_context(users, pos, draw.context_ids)
-        emb, _ = self.regularize({"user": u, "item": it[:B]}, context)
+        emb, _ = self.regularize({"user": u, "item": it_pos}, context)
         user_emb, item_emb = emb["user"], emb["item"]
         extra = None
         if draw.encode is not None:
-            extra = self.regularize_extra("item", it[B:])
+            extra = self.regularize_extra("item", it_extra)
         neg_emb = strategy.negatives(item_emb, extra, B)
         if self.similarity == "cosine":
             user_emb = F.normalize(user_emb, dim=-1)

@@ -26,14 +26,21 @@ def score_spectral_norm_sq(queries, items, n_iter=5):
     ``B``. It is at most ``sigma_1²`` and equals it once ``v`` has converged;
     there its gradient is the gradient of ``sigma_1²`` (``v`` is a stationary
     point of the quotient), as in ``torch.nn.utils.spectral_norm``.
+
+    Cost: the Gram matrices ``A`` and ``B`` are formed without gradient, in
+    the rows' dtype (one ``d x d`` product of each table), and the iteration
+    runs on them in float64. The value is taken as ``||Q (Iᵀ t)||² / ||t||²``
+    with ``t = I c`` (the same quotient), four matrix-vector products over the
+    rows, and its gradient in closed form (:class:`_HeldQuotient`): rank one
+    for ``Q`` and rank two for ``I``, where differentiating through ``A`` and
+    ``B`` costs two more ``n x d x d`` products each.
     """
-    Q = queries.to(torch.float64)
-    V = items.to(torch.float64)
-    A = Q.T @ Q
-    B = V.T @ V
-    tiny = torch.finfo(torch.float64).tiny
+    wide = torch.float64
     with torch.no_grad():  # no host synchronisation: torch.where, not if
-        c = Q.sum(dim=0)
+        A = (queries.T @ queries).to(wide)
+        B = (items.T @ items).to(wide)
+        tiny = torch.finfo(wide).tiny
+        c = queries.sum(dim=0, dtype=wide)
         c = torch.where(torch.linalg.vector_norm(c) > 0, c, torch.ones_like(c))
         c = c / torch.linalg.vector_norm(c)
         for _ in range(int(n_iter)):
@@ -41,9 +48,43 @@ def score_spectral_norm_sq(queries, items, n_iter=5):
             norm = torch.linalg.vector_norm(nxt)
             # A B c = 0: the scores vanish along c; keep it (the value is then 0)
             c = torch.where(norm > 0, nxt / norm.clamp_min(tiny), c)
-    Bc = B @ c
-    # B is PSD, so cᵀBc = 0 means Bc = 0 and the numerator is 0 too
-    return (Bc @ (A @ Bc)) / (c @ Bc).clamp_min(tiny)
+    return _HeldQuotient.apply(queries, items, c)
+
+
+class _HeldQuotient(torch.autograd.Function):
+    r"""``f = ||Q Iᵀ t||² / ||t||²``, ``t = I c``, for a fixed ``d``-vector ``c``.
+
+    With ``s = Iᵀ t`` and ``r = Q s`` (``S t = r`` for ``S = Q Iᵀ``), and
+    ``D = ||t||²``: ``∂f/∂Q = 2 r sᵀ / D``; with ``g = 2 Qᵀ r / D`` and
+    ``h = I g - 2 f t / D``, ``∂f/∂I = t gᵀ + h cᵀ``. The products run in
+    the rows' dtype, the two norms and ``f`` in float64; ``D = 0`` (then
+    ``t = 0`` and ``r = 0``) gives ``f = 0`` and finite gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, queries, items, c):
+        wide = torch.float64
+        t = items @ c.to(items.dtype)
+        s = items.T @ t
+        r = queries @ s.to(queries.dtype)
+        den = t.to(wide).pow(2).sum().clamp_min(torch.finfo(wide).tiny)
+        value = r.to(wide).pow(2).sum() / den
+        ctx.save_for_backward(queries, items, c, t, s, r, den, value)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad):
+        queries, items, c, t, s, r, den, value = ctx.saved_tensors
+        scale = 2.0 * grad / den  # float64 scalars
+        grad_q = grad_i = None
+        if ctx.needs_input_grad[0]:
+            grad_q = torch.outer(r, s.to(queries.dtype)).mul_(scale.to(queries.dtype))
+        if ctx.needs_input_grad[1]:
+            g = (queries.T @ r).to(items.dtype) * scale.to(items.dtype)
+            h = items @ g - (scale * value).to(items.dtype) * t
+            # t gᵀ + h cᵀ as one (n, 2) @ (2, d) product
+            grad_i = torch.stack([t, h], 1) @ torch.stack([g, c.to(items.dtype)])
+        return grad_q, grad_i, None
 
 
 @register_regularizer("resn")
