@@ -79,9 +79,13 @@ def _mean_curve(curves):
     return grid[keep], total[keep] / count[keep]
 
 
-def depth_figure(records, *, figsize_per_panel=(4.6, 3.4)):
+def depth_figure(records, *, fig=None, figsize_per_panel=(4.6, 3.4)):
     """A matplotlib Figure: one row per data set, item erank, user erank and
-    validation NDCG@20 against the epoch, one colour per depth."""
+    validation NDCG@20 against the epoch, one colour per depth.
+
+    ``fig``: an empty figure to draw into (e.g. ``plt.figure()``, so that
+    pyplot shows it); it is resized to the panels. By default a new
+    :class:`~matplotlib.figure.Figure`, outside pyplot."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -94,9 +98,12 @@ def depth_figure(records, *, figsize_per_panel=(4.6, 3.4)):
     colour = {L: cmap(0.85 * k / max(1, len(depths) - 1))
               for k, L in enumerate(depths)}
     n_cols = 3
-    fig = Figure(figsize=(figsize_per_panel[0] * n_cols,
-                          figsize_per_panel[1] * len(datasets)),
-                 layout="constrained")
+    size = (figsize_per_panel[0] * n_cols, figsize_per_panel[1] * len(datasets))
+    if fig is None:
+        fig = Figure(figsize=size, layout="constrained")
+    else:
+        fig.set_size_inches(*size)
+        fig.set_layout_engine("constrained")
     axes = np.atleast_2d(fig.subplots(len(datasets), n_cols, squeeze=False))
     for row, dataset in enumerate(datasets):
         recs = [r for r in records if r["dataset"] == dataset]
