@@ -872,3 +872,26 @@ def test_row_scores_value_and_gradient():
     for grads in ((True, True), (True, False), (False, True)):
         leaves = [x.clone().requires_grad_(g) for x, g in zip((user, neg), grads)]
         assert torch.autograd.gradcheck(row_scores, leaves)
+
+
+def test_row_scores_under_autocast_matches_einsum():
+    """Under autocast (CPU bfloat16 here; float16 on CUDA) ``row_scores`` runs
+    forward and backward as einsum does: same output dtype, gradients in the
+    inputs' dtype and equal to einsum's (both compute in bfloat16)."""
+    gen = torch.Generator().manual_seed(4)
+    user = torch.randn(16, 8, generator=gen)
+    neg = torch.randn(16, 4, 8, generator=gen)
+    weights = torch.randn(16, 4, generator=gen)
+    results = []
+    for fn in (row_scores, lambda u, n: torch.einsum("bd,bnd->bn", u, n)):
+        u, n = user.clone().requires_grad_(), neg.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = fn(u, n)
+        (out.float() * weights).sum().backward()
+        results.append((out, u.grad, n.grad))
+    (out, gu, gn), (want, want_gu, want_gn) = results
+    assert out.dtype == want.dtype == torch.bfloat16
+    assert gu.dtype == gn.dtype == torch.float32
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(gu, want_gu, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(gn, want_gn, rtol=2e-2, atol=2e-2)

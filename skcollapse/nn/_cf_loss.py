@@ -33,6 +33,10 @@ class _RowScores(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         user, neg = ctx.saved_tensors
+        # under autocast the product ran in a lower precision and ``grad`` is in
+        # it: compute the gradients there too, as einsum's backward does (it
+        # saves the cast inputs); autograd casts them back to the inputs' dtype
+        user, neg = user.to(grad.dtype), neg.to(grad.dtype)
         grad_user = grad_neg = None
         if ctx.needs_input_grad[0]:
             grad_user = torch.bmm(grad.unsqueeze(1), neg).squeeze(1)
