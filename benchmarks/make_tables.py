@@ -456,6 +456,12 @@ def _deepfm(name):
     return getattr(tables_deepfm, name)()
 
 
+def _resn(dataset):
+    import tables_resn
+
+    return tables_resn.table_resn(dataset)
+
+
 THREAD_SETTINGS = {"default": "torch's default (threads spin while they wait)",
                    "passive": "`OMP_WAIT_POLICY=PASSIVE`",
                    "1-thread": "`OMP_NUM_THREADS=1`"}
@@ -502,6 +508,7 @@ TABLES = {
     "filter-fix-ml-100k": lambda: table_filter_fix("ml-100k"),
     "depth-ml-100k": lambda: table_depth("ml-100k"),
     "depth-citeulike": lambda: table_depth("citeulike"),
+    "resn-ml-1m": lambda: _resn("ml-1m"),
     "leaderboard": table_leaderboard,
     "speed": table_speed,
     "threads": table_threads,
