@@ -111,6 +111,27 @@ def test_float32_rows_give_the_float64_value_and_gradient():
                                    atol=1e-5 * float(want.abs().max()))
 
 
+def test_under_autocast_runs_in_the_rows_precision():
+    """Inside ``torch.autocast`` (CPU bfloat16 here, float16 on CUDA) the
+    penalty is computed in the float32 rows' own precision: the value and
+    gradients of the same call outside autocast, gradients in float32."""
+    gen = torch.Generator().manual_seed(5)
+    U = torch.randn(200, 16, generator=gen)
+    V = torch.randn(200, 16, generator=gen) + torch.randn(16, generator=gen)
+    results = []
+    for autocast in (False, True):
+        Ut, Vt = U.clone().requires_grad_(), V.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            value = score_spectral_norm_sq(Ut, Vt, n_iter=3)
+        value.backward()
+        results.append((value.detach(), Ut.grad, Vt.grad))
+    (want, want_u, want_v), (got, got_u, got_v) = results
+    assert got_u.dtype == got_v.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(got_u, want_u, rtol=0, atol=0)
+    torch.testing.assert_close(got_v, want_v, rtol=0, atol=0)
+
+
 def test_zero_iterations_is_the_reference_codes_one_step():
     """n_iter=0: ||S q||² with q = Sᵀ1 / ||Sᵀ1|| (ReSN's code, raw scores)."""
     U, V = _pair(7)

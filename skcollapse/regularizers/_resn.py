@@ -33,8 +33,16 @@ def score_spectral_norm_sq(queries, items, n_iter=5):
     with ``t = I c`` (the same quotient), four matrix-vector products over the
     rows, and its gradient in closed form (:class:`_HeldQuotient`): rank one
     for ``Q`` and rank two for ``I``, where differentiating through ``A`` and
-    ``B`` costs two more ``n x d x d`` products each.
+    ``B`` costs two more ``n x d x d`` products each. Under autocast it runs
+    in the rows' own dtype (autocast off inside).
     """
+    kind = queries.device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        # in the rows' own precision, as before the float64 casts were dropped
+        # (autocast would run the products in half precision and mix dtypes
+        # in the closed-form backward)
+        with torch.autocast(kind, enabled=False):
+            return score_spectral_norm_sq(queries, items, n_iter)
     wide = torch.float64
     with torch.no_grad():  # no host synchronisation: torch.where, not if
         A = (queries.T @ queries).to(wide)
