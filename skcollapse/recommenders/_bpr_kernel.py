@@ -51,18 +51,6 @@ def get_bpr_adam_kernel():
 
     # error_model="numpy": no ZeroDivisionError check in the loops, which would
     # keep them from vectorising (the denominators are > 0 by construction)
-    @numba.njit(inline="always")
-    def row_slot(r, slot, rows, grad, n_rows):
-        """The place of table row ``r`` in ``rows``/``grad`` and the new
-        count of distinct rows: on the row's first occurrence in the batch it
-        takes the next place, with a zeroed gradient."""
-        if slot[r] < 0:
-            slot[r] = n_rows
-            rows[n_rows] = r
-            grad[n_rows, :] = 0
-            n_rows += 1
-        return slot[r], n_rows
-
     @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
     def bpr_grad(weight, n_users, users, pos, neg, hyper, slot, rows, grad,
                  pos_score, extra_user, extra_item):
@@ -106,10 +94,14 @@ def get_bpr_adam_kernel():
             for c in range(d):
                 s_pos += wu[c] * wi[c]
             pos_score[b] = s_pos
-            su, n_rows = row_slot(ru, slot, rows, grad, n_rows)
-            si, n_rows = row_slot(ri, slot, rows, grad, n_rows)
-            gu = grad[su]
-            gi = grad[si]
+            for r in (ru, ri):
+                if slot[r] < 0:
+                    slot[r] = n_rows
+                    rows[n_rows] = r
+                    grad[n_rows, :] = 0
+                    n_rows += 1
+            gu = grad[slot[ru]]
+            gi = grad[slot[ri]]
             coef_sum = zero
             for k in range(n):
                 rj = neg[b, k] + n_users
@@ -129,8 +121,12 @@ def get_bpr_adam_kernel():
                     sig = one / (one + e)
                 coef = -sig * inv
                 coef_sum += coef
-                sj, n_rows = row_slot(rj, slot, rows, grad, n_rows)
-                gj = grad[sj]
+                if slot[rj] < 0:
+                    slot[rj] = n_rows
+                    rows[n_rows] = rj
+                    grad[n_rows, :] = 0
+                    n_rows += 1
+                gj = grad[slot[rj]]
                 # d/dp_u of -log sigmoid(p_u.q_i - p_u.q_j) gets -coef q_j;
                 # d/dq_j gets -coef p_u
                 for c in range(d):
