@@ -895,3 +895,33 @@ def test_row_scores_under_autocast_matches_einsum():
     torch.testing.assert_close(out, want)
     torch.testing.assert_close(gu, want_gu, rtol=2e-2, atol=2e-2)
     torch.testing.assert_close(gn, want_gn, rtol=2e-2, atol=2e-2)
+
+
+def test_compiled_kernels_load_from_numba_cache_in_a_new_process(tmp_path):
+    """The compiled MF step is compiled once: a second process loads every
+    kernel from numba's on-disk cache instead of compiling it again (a kernel
+    calling a closure-defined helper misses the cache in every new process)."""
+    pytest.importorskip("numba")
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from skcollapse.datasets import make_interactions\n"
+        "from skcollapse.recommenders import MFRecommender\n"
+        "X = make_interactions(n_users=60, n_items=40, random_state=0)\n"
+        "MFRecommender(max_epochs=1, batch_size=64, random_state=0).fit(X)\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               NUMBA_DEBUG_CACHE="1", SKCOLLAPSE_DISABLE_NUMBA="0")
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True, timeout=600) for _ in range(2)]
+    first, second = (r.stdout + r.stderr for r in runs)
+    kernels = ("bpr_grad", "adam_rows")
+    for name in kernels:
+        assert f"{name}" in first and "data saved" in first, first[-2000:]
+    lines = [line for line in second.splitlines() if "_bpr_kernel" in line]
+    for name in kernels:
+        mine = [line for line in lines if f".{name}-" in line]
+        assert any("data loaded" in line for line in mine), "\n".join(lines)
+        assert not any("data saved" in line for line in mine), "\n".join(lines)
