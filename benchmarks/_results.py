@@ -31,6 +31,15 @@ RESULTS = os.environ.get("SKCOLLAPSE_BENCH_RESULTS") or os.path.join(
 _SCALE = 65535
 
 
+def pm(values, digits=3):
+    """``"mean ± std"`` of a table cell (sample std, ``ddof=1``); one value
+    alone, without a spread. Every generated table formats its spreads so."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
 def sha256(path, chunk=1 << 20):
     h = hashlib.sha256()
     with open(path, "rb") as fh:

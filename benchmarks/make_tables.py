@@ -45,16 +45,7 @@ REG_ORDER = ("none", "logdet", "sv_variance", "coding_rate", "uniformity", "dire
              "dbn", "directspec", "directspec+")
 
 
-def mean_std(values):
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else 0.0)
-
-
-def pm(values, digits=3):
-    m, s = mean_std(values)
-    if len(values) == 1:
-        return f"{m:.{digits}f}"
-    return f"{m:.{digits}f} ± {s:.{digits}f}"
+pm = _results.pm
 
 
 def fmt_params(params):

@@ -61,11 +61,7 @@ def _table_order(rec):
     return (1, m["data"], m["model"], 0 if m["reg"] == "none" else 1, name)
 
 
-def _pm(values, digits=3):
-    v = np.asarray(values, dtype=float)
-    if v.size == 1:
-        return f"{v[0]:.{digits}f}"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+_pm = _results.pm
 
 
 def _levels(seeds, key, digits):

@@ -58,10 +58,7 @@ def _by_seed(record, metric):
 
 
 def _pm(values):
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 1:
-        return f"{v[0]:.4f}"
-    return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
+    return _results.pm(values, 4)
 
 
 def _versus(deepfm, other, metric):

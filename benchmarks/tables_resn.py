@@ -136,11 +136,8 @@ def _first(runs):
 
 
 # ------------------------------------------------------------------ the cells
-def _pm(values, digits=4):
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 1:
-        return f"{v[0]:.{digits}f}"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+def _pm(values):
+    return _results.pm(values, 4)
 
 
 def _mean(values, digits=1):

@@ -86,10 +86,7 @@ def prereg_verdict(marks, models, rule):
 
 
 def _pm(values):
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 1:
-        return f"{v[0]:.4f}"
-    return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
+    return _results.pm(values, 4)
 
 
 def _scale_name(s):
