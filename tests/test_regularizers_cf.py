@@ -292,3 +292,46 @@ def test_user_written_regularizers(split):
         assert norm < 0.8 * norm0
         pen = np.asarray(est.history[:, "regularizer_penalty"], dtype=float)
         assert pen.shape == (3,) and (pen > 0).all()
+
+
+@pytest.mark.parametrize("cls", [MFRecommender, LightGCNRecommender])
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_penalties_see_the_rows_the_scores_are_made_of(split, cls, similarity):
+    """With cosine scores a penalty gets unit rows (it cannot be met by
+    rescaling rows that no score notices); with dot scores the raw rows."""
+    Xtr, _ = split
+    seen = []
+
+    def record(embeddings, context):
+        seen.append({k: v.detach().norm(dim=1) for k, v in embeddings.items()})
+        return embeddings["item"].pow(2).sum(dim=1).mean()
+
+    loss = {"loss": "ccl"} if similarity == "cosine" else {}
+    cls(embedding_dim=8, max_epochs=1, batch_size=256, init_std=0.5,
+        similarity=similarity, regularizer=record, regularizer__weight=0.1,
+        random_state=0, n_users=N_USERS, n_items=N_ITEMS, **loss).fit(Xtr)
+    assert seen
+    norms = torch.cat([n for batch in seen for n in batch.values()])
+    if similarity == "cosine":
+        torch.testing.assert_close(norms, torch.ones_like(norms))
+    else:  # N(0, 0.5²) rows of 8 dims: norms near 1.4, not all one
+        assert (norms - 1).abs().max() > 0.1
+
+
+def test_cosine_penalty_cannot_be_met_by_shrinking_the_table(split):
+    """ReSN on raw rows with cosine scores mostly shrinks the tables (scores
+    unchanged; before the fix a weight of 1e-2 left 30% of the norm in 10
+    epochs); on the unit rows it turns the directions instead."""
+    Xtr, _ = split
+    common = {"embedding_dim": 8, "max_epochs": 10, "batch_size": 256, "loss": "ccl",
+              "similarity": "cosine", "random_state": 0, "n_users": N_USERS,
+              "n_items": N_ITEMS, "weight_decay": 0.0}
+    plain = MFRecommender(**common).fit(Xtr)
+    resn = MFRecommender(regularizer="resn", regularizer__weight=1e-2,
+                         **common).fit(Xtr)
+    raw = [np.linalg.norm(m.module_.tables()[1].detach().numpy(), axis=1)
+           for m in (plain, resn)]
+    # the weight is large enough to move the model, yet the table keeps its scale
+    assert not np.allclose(plain.get_embeddings()["item"], resn.get_embeddings()["item"],
+                           atol=0.1)
+    assert raw[1].mean() > 0.8 * raw[0].mean()

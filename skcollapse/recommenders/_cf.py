@@ -431,13 +431,22 @@ class CFRecommenderBase(ValidationMixin, RankingMixin, NetBase, NeuralNet):
         # step with many negatives); split's backward is one concatenation
         it_pos, it_extra = it.split([B, it.shape[0] - B])
         context = self._regularizer_context(users, pos, draw.context_ids)
+        reg = getattr(self, "regularizer_", None)
+        cosine = self.similarity == "cosine"
+        # the scores are cosines: a penalty sees the unit rows they are made
+        # of (on the raw rows it could be met by rescaling them, which no score
+        # notices); a transform (DBN, DirectSpec) comes before the normalising
+        normalize_first = cosine and reg is not None and reg.kind == "penalty"
+        if normalize_first:
+            u, it_pos = F.normalize(u, dim=-1), F.normalize(it_pos, dim=-1)
+            it_extra = F.normalize(it_extra, dim=-1)
         emb, _ = self.regularize({"user": u, "item": it_pos}, context)
         user_emb, item_emb = emb["user"], emb["item"]
         extra = None
         if draw.encode is not None:
             extra = self.regularize_extra("item", it_extra)
         neg_emb = strategy.negatives(item_emb, extra, B)
-        if self.similarity == "cosine":
+        if cosine and not normalize_first:
             user_emb = F.normalize(user_emb, dim=-1)
             item_emb = F.normalize(item_emb, dim=-1)
             if neg_emb is not None:

@@ -78,8 +78,11 @@ _SHARED_PARAMS = """
     similarity : {"dot", "cosine"}, default="dot"
         Score used in training and ranking: ``<p_u, q_i>``, or the cosine
         ``<p_u, q_i> / (|p_u| |q_i|)``. With ``"cosine"`` the ranking tables
-        (:meth:`get_embeddings`) are row-normalised. Cosine scores pair with a
-        softmax ``temperature`` well below 1 (0.05 to 0.2).
+        (:meth:`get_embeddings`) are row-normalised, and a penalty
+        regularizer (LogDet, ReSN, ...) sees the normalised batch rows the
+        scores are made of (a transform such as DBN is applied before the
+        normalising). Cosine scores pair with a softmax ``temperature`` well
+        below 1 (0.05 to 0.2).
     temperature : float, default=1.0
         Temperature of the ``"softmax"`` loss.
     margin : float, default=0.8
