@@ -28,6 +28,11 @@ Protocol (:class:`~skcollapse.model_selection.HoldoutProtocol`)
   ``benchmarks/results/leaderboard/<dataset>/grid/<recipe>.json``; the seed runs
   then train that setting only. Without a grid file a seed run selects over the
   whole grid on its own validation split (also test-free, only slower).
+* ``--regularizer NAME`` adds a regularizer to an MF/LightGCN recipe: the
+  recipe's own setting is its grid file's, else the one the same seed's run of
+  the recipe chose on validation; the regularizer's weight is then chosen on
+  validation from ``bench_regularizers.GRIDS`` (ReSN: ``c / batch_size²`` for
+  the ``c`` of ``bench_resn.py``).
 * ``--recipe auto`` (the default) is the MF recipe with the best validation
   NDCG@20 among the grid files of the data set (``mf-ccl`` when there are none).
 * ``--refit``: the seed's final MF/LightGCN model is trained again on *all* of
@@ -236,13 +241,36 @@ def make_estimator(model, params, args):
     return cls(device=args.device, **params)
 
 
-def regularizer_grid(name):
+def regularizer_grid(name, params):
+    """The regularizer's candidate settings: ``bench_regularizers.GRIDS``; for
+    ReSN, whose penalty grows with the square of the batch, the weights
+    ``c / batch_size²`` of the side-by-side run's ``c`` (``bench_resn.RESN_C``)."""
     from bench_regularizers import GRIDS
 
+    if name == "resn":
+        from bench_resn import RESN_C
+
+        return [{"regularizer__weight": c / params["batch_size"] ** 2} for c in RESN_C]
     if name not in GRIDS:
         raise SystemExit(f"no weight grid for regularizer {name!r}; known: "
-                         + ", ".join(sorted(k for k in GRIDS if k)))
+                         + ", ".join(sorted([k for k in GRIDS if k] + ["resn"])))
     return [{f"regularizer__{k}": v for k, v in p.items()} for p in GRIDS[name]]
+
+
+def base_selection(args, recipe):
+    """The recipe's own setting chosen on validation, for a run that adds a
+    regularizer to it: its grid file, else the same seed's run of the recipe
+    (with or without refit: the choice on validation is the same), else None."""
+    grid = read_grid(args, recipe)
+    if grid is not None:
+        return grid["selection"]["params"], f"grid file {grid_path(args, recipe)}"
+    for label in (recipe, seed_file_label(recipe, True)):
+        rel = os.path.join(results_root(args), label, f"seed{args.seed}.json")
+        path = os.path.join(_results.RESULTS, rel)
+        if os.path.exists(path):
+            with open(path) as fh:
+                return json.load(fh)["selection"]["params"], f"seed run {rel}"
+    return None, None
 
 
 # ----------------------------------------------------------------------- files
@@ -302,16 +330,16 @@ def setting(args):
                              f"{args.recipe!r}.")
         # the recipe's own setting is fixed first (its grid file), then the
         # regularizer's weight is chosen on validation
-        base = read_grid(args, args.recipe)
+        base, where = base_selection(args, args.recipe)
         if base is not None:
-            params.update(base["selection"]["params"])
-            notes["base_selected_by"] = f"grid file {grid_path(args, args.recipe)}"
+            params.update(base)
+            notes["base_selected_by"] = where
         else:
             params.update(grid[0])
             notes["base_selected_by"] = ("the recipe's first grid point (no grid "
                                          "file of the recipe yet)")
         params["regularizer"] = args.regularizer
-        grid = regularizer_grid(args.regularizer)
+        grid = regularizer_grid(args.regularizer, params)
         label = f"{args.recipe}+{args.regularizer}"
     return label, recipe, params, grid, notes
 

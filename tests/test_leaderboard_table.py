@@ -174,3 +174,31 @@ def test_refit_rows_follow_their_recipe_and_count_both_fits(
     assert [r[12] for r in rows] == ["2.0", "2.0", "3.0"]
     # only the chosen candidate's cut counts
     assert [r[11] for r in rows] == ["10.0", "10.0", "10.0 (time budget)"]
+
+
+def test_regularizer_run_keeps_the_recipe_setting_its_seed_run_chose(
+        leaderboard, tmp_path, monkeypatch, capsys):
+    """``--regularizer`` without a grid file: the recipe's own setting is the one
+    the same seed's validation run chose; ReSN's weights are ``c / batch²``."""
+    monkeypatch.setattr(sys.modules["_results"], "RESULTS", str(tmp_path / "res"))
+    data = _lightgcn_folder(tmp_path)
+    argv = [str(data), "--dataset", "gowalla", "--seed", "0", "--recipe",
+            "mf-bpr", "--max-epochs", "2", "--patience", "1", "--threads", "1"]
+    leaderboard.main(argv)
+    root = tmp_path / "res" / "leaderboard" / "gowalla"
+    chosen = json.loads((root / "mf-bpr" / "seed0.json").read_text())["selection"]["params"]
+    # a different choice than the first grid point, so the test can tell them apart
+    other = {"weight_decay": 1e-3 if chosen["weight_decay"] != 1e-3 else 1e-5}
+    rec = json.loads((root / "mf-bpr" / "seed0.json").read_text())
+    rec["selection"]["params"] = other
+    (root / "mf-bpr" / "seed0.json").write_text(json.dumps(rec))
+    capsys.readouterr()
+    leaderboard.main([*argv, "--regularizer", "resn"])
+    rec = json.loads((root / "mf-bpr+resn" / "seed0.json").read_text())
+    assert rec["params"]["weight_decay"] == other["weight_decay"]
+    assert rec["base_selected_by"] == "seed run leaderboard/gowalla/mf-bpr/seed0.json"
+    batch = leaderboard.RECIPES["mf-bpr"]["params"]["batch_size"]
+    from bench_resn import RESN_C
+
+    weights = [c["params"]["regularizer__weight"] for c in rec["candidates"]]
+    assert weights == pytest.approx([c / batch**2 for c in RESN_C])
