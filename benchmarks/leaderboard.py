@@ -31,8 +31,8 @@ Protocol (:class:`~skcollapse.model_selection.HoldoutProtocol`)
 * ``--regularizer NAME`` adds a regularizer to an MF/LightGCN recipe: the
   recipe's own setting is its grid file's, else the one the same seed's run of
   the recipe chose on validation; the regularizer's weight is then chosen on
-  validation from ``bench_regularizers.GRIDS`` (ReSN: ``c / batch_size²`` for
-  the ``c`` of ``bench_resn.py``).
+  validation from ``bench_regularizers.GRIDS`` (ReSN: ``c / batch_size²``,
+  ``LEADERBOARD_RESN_C``).
 * ``--recipe auto`` (the default) is the MF recipe with the best validation
   NDCG@20 among the grid files of the data set (``mf-ccl`` when there are none).
 * ``--refit``: the seed's final MF/LightGCN model is trained again on *all* of
@@ -241,16 +241,22 @@ def make_estimator(model, params, args):
     return cls(device=args.device, **params)
 
 
+# ReSN's penalty grows with the square of the batch: its weight is c / batch².
+# The c of the side-by-side run (bench_resn.RESN_C: raw scores of an MSE fit)
+# are too weak for the recipes' unit rows: B x B cosines of mean magnitude m
+# give ||Û V̂ᵀ||₂² near (B m)², so c m² against a CCL loss of about 0.3-1; with
+# m ~ 0.1-0.3 a penalty of 10% of the loss takes c ~ 1-30 (fixed before any run)
+LEADERBOARD_RESN_C = (0.3, 3.0, 30.0)
+
+
 def regularizer_grid(name, params):
     """The regularizer's candidate settings: ``bench_regularizers.GRIDS``; for
-    ReSN, whose penalty grows with the square of the batch, the weights
-    ``c / batch_size²`` of the side-by-side run's ``c`` (``bench_resn.RESN_C``)."""
+    ReSN the weights ``c / batch_size²`` for ``c`` in ``LEADERBOARD_RESN_C``."""
     from bench_regularizers import GRIDS
 
     if name == "resn":
-        from bench_resn import RESN_C
-
-        return [{"regularizer__weight": c / params["batch_size"] ** 2} for c in RESN_C]
+        return [{"regularizer__weight": c / params["batch_size"] ** 2}
+                for c in LEADERBOARD_RESN_C]
     if name not in GRIDS:
         raise SystemExit(f"no weight grid for regularizer {name!r}; known: "
                          + ", ".join(sorted([k for k in GRIDS if k] + ["resn"])))

@@ -198,7 +198,5 @@ def test_regularizer_run_keeps_the_recipe_setting_its_seed_run_chose(
     assert rec["params"]["weight_decay"] == other["weight_decay"]
     assert rec["base_selected_by"] == "seed run leaderboard/gowalla/mf-bpr/seed0.json"
     batch = leaderboard.RECIPES["mf-bpr"]["params"]["batch_size"]
-    from bench_resn import RESN_C
-
     weights = [c["params"]["regularizer__weight"] for c in rec["candidates"]]
-    assert weights == pytest.approx([c / batch**2 for c in RESN_C])
+    assert weights == pytest.approx([c / batch**2 for c in leaderboard.LEADERBOARD_RESN_C])
