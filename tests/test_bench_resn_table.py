@@ -214,3 +214,18 @@ def test_make_tables_renders_the_resn_table(tables, monkeypatch):
                         lambda dataset: f"table of {dataset}\n")
     text = "<!-- BEGIN TABLE resn-ml-1m -->\nold\n<!-- END TABLE resn-ml-1m -->\n"
     assert make_tables.render(text) == text.replace("old", "table of ml-1m")
+
+
+def test_each_sides_resn_effect_and_the_grid_points_not_run(tables, tmp_path):
+    full_run(tmp_path)
+    text = tables.table_resn(DATASET)
+    # authors: ReSN 0.12 / none mean(0.10, 0.11) on valid, 0.20 / 0.21 on test;
+    # ours: the chosen c = 0.3 (seeds 0, 1) against none (seeds 0, 1)
+    want = (f"the authors' code valid {0.12 / 0.105:.3f}, test {0.20 / 0.21:.3f}; "
+            f"skcollapse valid {0.11 / 0.10:.3f}, test {0.189 / 0.2163:.3f}.")
+    assert want in text
+    assert "Not run yet" not in text  # 0.03, 0.3 and 3: the whole declared grid
+    (_folder(tmp_path) / "ours-authors-mse-resn-c3-seed0.json").unlink()
+    (_folder(tmp_path) / "ours-authors-mse-resn-c3-seed1.json").unlink()
+    text = tables.table_resn(DATASET)
+    assert "**Not run yet** of the declared grid (`bench_resn.RESN_C`): c = 3;" in text
