@@ -273,7 +273,8 @@ def table_resn(dataset="ml-1m"):
                 + "\n".join(c_lines) + "\n")
         from bench_resn import RESN_C
 
-        tried = {float(line.split(" | ")[1]) for line in c_lines}
+        tried = {runs[0]["config"]["resn_c"] for settings in ours.values()
+                 for s, runs in settings.items() if s != "none"}
         pending = [c for c in RESN_C if c not in tried]
         if pending:
             out += ("\n**Not run yet** of the declared grid (`bench_resn.RESN_C`): c = "
