@@ -67,10 +67,14 @@ def git_commit():
 # the checkout when the benchmark process started (the code it imported), not
 # when a result file is written: a long run must not take a later HEAD's name
 _STARTED_AT = git_commit()
+# the 1-minute load average when the process started: a time-budgeted run
+# reaches fewer epochs on a busy machine (read once, before the run loads it)
+_LOAD_AT_START = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def run_metadata(data_files=()):
-    """Commit (at process start), versions, machine and the data's checksums."""
+    """Commit and load average (at process start), versions, machine and the
+    data's checksums."""
     import sklearn
     import torch
 
@@ -85,6 +89,7 @@ def run_metadata(data_files=()):
         "numpy": np.__version__,
         "sklearn": sklearn.__version__,
         "cpus": os.cpu_count(),
+        "load_avg_at_start": _LOAD_AT_START,
         "torch_threads": torch.get_num_threads(),
         "data": {os.path.basename(os.path.dirname(p)) + "/" + os.path.basename(p):
                  sha256(p) for p in data_files},
