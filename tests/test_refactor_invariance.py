@@ -6,6 +6,13 @@ bases refactor.  The training is deterministic for a seed, so on the machine tha
 recorded it the tables are equal bit for bit (``sha/*``); elsewhere BLAS and CPU
 may round differently, so the curves and table projections are compared to
 float rounding and the hashes only where ``SKCOLLAPSE_BITWISE=1``.
+
+How much rounding: several epochs of float32 training carry a CPU's rounding
+forward. On an AMD EPYC machine (the reference came from another CPU) the
+five cases differed from it by at most 9.3e-6 absolute and 2.4e-5 relative,
+so the tolerance is rtol=1e-4, atol=1e-5: a few times that drift, and orders of
+magnitude below what a changed sampler, seed stream or loss gives (values
+that differ in the first digits).
 """
 
 import os
@@ -38,5 +45,5 @@ def test_seeded_fit_is_unchanged(name):
             if os.environ.get("SKCOLLAPSE_BITWISE") == "1":
                 assert str(got[key]) == str(value), key
             continue
-        np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-6,
+        np.testing.assert_allclose(got[key], value, rtol=1e-4, atol=1e-5,
                                    err_msg=key)
