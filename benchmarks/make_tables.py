@@ -359,7 +359,10 @@ def table_leaderboard():
     note = (f"\nReference rows: {BARS_SOURCE}; published runs, most read at the "
             "best *test* epoch, not under this protocol. `-refit` rows: the "
             "seed's final model trained again on all of train.txt for the epochs "
-            "its validation run chose (their fit time is the two fits').\n")
+            "its validation run chose (their fit time is the two fits'). Rows "
+            "of `ease`, `itemknn` and `popularity`: the fit time is the final "
+            "fit's on all of train.txt (each candidate's fit on the validation "
+            "carve is in the result file).\n")
     if not groups:
         return ("_No leaderboard result files yet: the rows below are the "
                 "reference figures only._\n\n" + "\n".join(lines) + "\n" + note)
